@@ -1,0 +1,1 @@
+"""sr_jax: GAN-based single-image super-resolution in JAX/Flax."""
