@@ -1,0 +1,96 @@
+r"""Benchmarks. Figures go in notes and issues, never in timed tests.
+
+  python -m sr_jax.bench train --config=configs/esrgan_fft.py [--phase=gan]
+      [--config.dtype=bfloat16] [--steps=20]
+
+`train` times one jitted train step of the config on synthetic batches over
+all local devices: compile time, then steps/s and GT megapixels/s. The VGG19
+used for the perceptual term has random weights: speed does not depend on
+their values, and the benchmark never trains anything.
+"""
+import functools
+import os
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+import jax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from ml_collections import config_flags
+import numpy as np
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
+                                          lock_config=True)
+_PHASE = flags.DEFINE_enum('phase', 'gan', ['psnr', 'gan'],
+                           'Which train step to time.')
+_STEPS = flags.DEFINE_integer('steps', 20, 'Timed steps after compilation.')
+
+
+def bench_train(config, phase: str, num_steps: int) -> dict:
+  from sr_jax import models  # pylint: disable=g-import-not-at-top
+  from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
+  from sr_jax.train_step import make_train_steps  # pylint: disable=g-import-not-at-top
+
+  networks = ts.build_networks(config)
+  optimizers = ts.build_optimizers(config)
+  mesh = jax.make_mesh((jax.device_count(),), ('data',))
+  replicated = NamedSharding(mesh, P())
+  batch_sharding = NamedSharding(mesh, P('data'))
+  state = jax.jit(functools.partial(ts.init_train_state, config, networks,
+                                    optimizers),
+                  out_shardings=replicated)(jax.random.key(0))
+  vgg_module, vgg_variables = None, {}
+  if phase == 'gan' and config.gan.perceptual_weight > 0:
+    vgg_module = models.VGG19(layers=tuple(config.perceptual.layer_weights),
+                              dtype=ts.compute_dtype(config))
+    vgg_variables = jax.jit(vgg_module.init, out_shardings=replicated)(
+        jax.random.key(1), np.zeros((1, 32, 32, 3), np.float32))
+  steps = make_train_steps(config, networks, optimizers, vgg_module)
+  step_fn = steps.psnr if phase == 'psnr' else steps.gan
+  if step_fn is None:
+    raise app.UsageError(f'This config has no {phase} phase.')
+  if phase == 'gan':
+    state = state.replace(step=state.step + config.psnr.steps)
+  gt = config.data.gt_size
+  rng = np.random.default_rng(0)
+  batches = [{'hr': jax.device_put(
+      rng.integers(0, 256, (config.batch_size, gt, gt, 3), np.uint8),
+      batch_sharding)} for _ in range(2)]
+
+  jitted = jax.jit(step_fn,
+                   in_shardings=(replicated, batch_sharding, replicated),
+                   out_shardings=(replicated, replicated), donate_argnums=0)
+  t0 = time.perf_counter()
+  compiled = jitted.lower(state, batches[0], vgg_variables).compile()
+  compile_s = time.perf_counter() - t0
+  state, metrics = compiled(state, batches[0], vgg_variables)  # Warm-up.
+  jax.block_until_ready((state, metrics))
+  t0 = time.perf_counter()
+  for i in range(num_steps):
+    state, metrics = compiled(state, batches[i % 2], vgg_variables)
+  jax.block_until_ready((state, metrics))
+  seconds = time.perf_counter() - t0
+  steps_per_s = num_steps / seconds
+  return dict(
+      devices=f'{jax.device_count()} x {jax.devices()[0].device_kind}',
+      phase=phase, dtype=config.dtype, batch=config.batch_size, gt_size=gt,
+      generator=config.generator.name, compile_s=compile_s,
+      steps_per_s=steps_per_s,
+      gt_megapixels_per_s=steps_per_s * config.batch_size * gt * gt / 1e6)
+
+
+def main(argv):
+  if len(argv) != 2 or argv[1] != 'train':
+    raise app.UsageError('Usage: python -m sr_jax.bench train --config=...')
+  if _CONFIG.value is None:
+    raise app.UsageError('--config is required.')
+  result = bench_train(_CONFIG.value, _PHASE.value, _STEPS.value)
+  print(' | '.join(f'{k}: {v:.3f}' if isinstance(v, float) else f'{k}: {v}'
+                   for k, v in result.items()), flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,133 @@
+"""Reading HR images from disk as uint8 RGB, and finding them in folders.
+
+Everything downstream (crops, the MATLAB-bicubic LR made on the accelerator,
+PSNR/SSIM) assumes `uint8 [H, W, 3]` in the orientation a viewer shows, so all
+format quirks are settled here, once.
+"""
+import os
+import pathlib
+
+import numpy as np
+from PIL import Image
+from PIL import ImageOps
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+# Pillow's integer greyscale modes. 'I;16*' are 16-bit; 'I' is 32-bit storage
+# that Pillow also uses for 16-bit PNG/TIFF data in some versions.
+_UINT16_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N')
+_UINT16_MAX = 65535
+
+
+def _uint16_to_uint8(values: np.ndarray) -> np.ndarray:
+  # Scale by the dtype's range, never by the image's own maximum: a dark
+  # 16-bit photo must stay dark, or HR and SR statistics stop matching.
+  scaled = values.astype(np.float64) * (255.0 / _UINT16_MAX)
+  return np.round(scaled).astype(np.uint8)
+
+
+def _to_rgb_uint8(img: Image.Image, path: str) -> np.ndarray:
+  """Converts a loaded PIL image of any common mode to uint8 [H, W, 3]."""
+  if img.mode in _UINT16_MODES or img.mode == 'I':
+    values = np.asarray(img)
+    if img.mode == 'I' and (values.min() < 0 or values.max() > _UINT16_MAX):
+      raise ValueError(
+          f'{path}: 32-bit integer image with values outside [0, 65535] is '
+          'not supported; convert it to 8- or 16-bit PNG first.')
+    grey = _uint16_to_uint8(values)
+    return np.repeat(grey[..., None], 3, axis=-1)
+  if img.mode == 'F':
+    raise ValueError(
+        f'{path}: floating-point images have no defined value range; '
+        'convert it to 8- or 16-bit PNG first.')
+  # Everything else ('1', 'L', 'LA', 'P', 'PA', 'RGBA', 'CMYK', 'YCbCr', ...)
+  # Pillow converts to RGB itself. Alpha is dropped, not composited: SR
+  # datasets with alpha are rare and any background colour would be invented.
+  # Note: Pillow keeps only the high byte of 16-bit *colour* PNG/TIFF samples
+  # (floor(v / 256)), which is within one level of round(v * 255 / 65535).
+  if img.mode != 'RGB':
+    img = img.convert('RGB')
+  return np.asarray(img, dtype=np.uint8)
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+  """Reads an image file as RGB in display orientation.
+
+  Args:
+    path: any format Pillow reads (png, jpg, bmp, tif, webp, ...).
+
+  Returns:
+    uint8 [H, W, 3] in [0, 255], after applying the EXIF orientation tag.
+    Grey, palette, CMYK and alpha images become RGB (alpha dropped); 16-bit
+    greyscale is scaled by its dtype range (v * 255 / 65535, rounded).
+
+  Raises:
+    FileNotFoundError: the file does not exist.
+    ValueError: the file cannot be decoded (the message names the file).
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'Image file {path!r} does not exist.')
+  try:
+    with Image.open(path) as img:
+      # Phone photos are often stored sideways with an orientation tag; the
+      # HR target must be what a viewer (and a user comparing outputs) sees.
+      img = ImageOps.exif_transpose(img)
+      img.load()
+      array = _to_rgb_uint8(img, path)
+  except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+    # UnidentifiedImageError and truncated-file errors are OSErrors; PIL's
+    # messages do not always say which file was being read.
+    raise ValueError(f'Could not read image {path!r}: {e}') from e
+  return np.ascontiguousarray(array)
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+  """Returns (height, width) from the file header only, without decoding.
+
+  The EXIF orientation is ignored, so height and width may be swapped relative
+  to `read_image`; the shorter side, which is what size filters need, is not.
+  """
+  path = os.fspath(path)
+  try:
+    with Image.open(path) as img:
+      width, height = img.size
+  except (OSError, SyntaxError) as e:
+    raise ValueError(f'Could not read image header of {path!r}: {e}') from e
+  return height, width
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[str]:
+  """Lists image files under `folder`, recursively, sorted by path.
+
+  Extensions (case-insensitive): png, jpg, jpeg, bmp, tif, tiff, webp. Hidden
+  files (names starting with '.', e.g. macOS '._x.png' metadata) are skipped.
+
+  Returns:
+    Sorted list of file paths (str), e.g. a DIV2K_train_HR folder's PNGs.
+
+  Raises:
+    FileNotFoundError: `folder` does not exist.
+    NotADirectoryError: `folder` is a file.
+    ValueError: `folder` holds no image files.
+  """
+  root = pathlib.Path(folder).expanduser()
+  if not root.exists():
+    raise FileNotFoundError(
+        f'Image folder {os.fspath(folder)!r} does not exist. Point the data '
+        'config (train_dir / val_dir) at a folder of images such as '
+        "DIV2K_train_HR, or set it to '' to use the embedded scikit-image "
+        'samples.')
+  if not root.is_dir():
+    raise NotADirectoryError(
+        f'{os.fspath(folder)!r} is a file; train_dir / val_dir must be a '
+        'folder of images.')
+  paths = sorted(
+      os.fspath(p) for p in root.rglob('*')
+      if p.suffix.lower() in IMAGE_EXTENSIONS
+      and not p.name.startswith('.') and p.is_file())
+  if not paths:
+    raise ValueError(
+        f'Image folder {os.fspath(folder)!r} holds no images (looked '
+        f'recursively for {", ".join(IMAGE_EXTENSIONS)}).')
+  return paths

@@ -1,0 +1,59 @@
+r"""Entry point: python -m sr_jax.main --config=configs/X.py[:variant] --workdir=W
+
+Settings are overridable as --config.a.b=value; the workdir holds
+checkpoints (auto-resume), TensorBoard logs and validation image strips.
+"""
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Training configuration file.', lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Directory for checkpoints, logs and images; an existing '
+    'run there is resumed.')
+_DISTRIBUTED = flags.DEFINE_bool(
+    'jax_distributed', False, 'Call jax.distributed.initialize() first '
+    '(multi-host GPU clusters and TPU pods).')
+
+
+def _hide_gpus_from_tensorflow():
+  """clu's TensorBoard writer imports TF; it must not grab accelerator memory."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], 'GPU')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if _CONFIG.value is None or _WORKDIR.value is None:
+    raise app.UsageError('Both --config and --workdir are required, e.g. '
+                         '--config=configs/esrgan_fft.py:demo '
+                         '--workdir=workdirs/demo')
+  if not flags.FLAGS['verbosity'].present:
+    # orbax and grain log every checkpoint step at INFO; the console progress
+    # lines carry what a user needs. --verbosity=0 brings INFO back.
+    logging.set_verbosity(logging.WARNING)
+  _hide_gpus_from_tensorflow()
+  import jax  # pylint: disable=g-import-not-at-top
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize()
+  from sr_jax import train  # pylint: disable=g-import-not-at-top
+  from sr_jax import weights  # pylint: disable=g-import-not-at-top
+  try:
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (train.ConfigError, weights.WeightsNotFoundError,
+          FileNotFoundError) as e:
+    # Problems the user can fix: the message says how; no stack trace.
+    print(f'\nerror: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,11 @@
+"""Image quality metrics with BasicSR's evaluation protocol.
+
+`psnr` and `ssim` (numpy, float64) are the reference for reported numbers;
+`psnr_jax` and `ssim_jax` are batched float32 versions for jitted validation.
+"""
+from sr_jax.metrics.color import rgb_to_y
+from sr_jax.metrics.color import rgb_to_y_jax
+from sr_jax.metrics.psnr_ssim import psnr
+from sr_jax.metrics.psnr_ssim import psnr_jax
+from sr_jax.metrics.psnr_ssim import ssim
+from sr_jax.metrics.psnr_ssim import ssim_jax

@@ -1,0 +1,173 @@
+"""The jitted update steps: PSNR warm-up and GAN (ESRGAN order).
+
+Both are pure functions `(state, batch, vgg_variables) -> (state, metrics)`
+built by `make_train_steps`; the trainer jits them with explicit shardings
+(batch split over the mesh's 'data' axis, state replicated), so the same code
+runs on one CPU and on every device of a pod.
+
+batch: {'hr': uint8 [B, P, P, 3]}. LR inputs are made on the device from HR by
+MATLAB-compatible bicubic down-sampling, quantised to 8 bits like the LR PNGs
+of the standard benchmarks.
+"""
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from sr_jax import degradations
+from sr_jax import losses
+from sr_jax.train_state import Networks
+from sr_jax.train_state import Optimizers
+from sr_jax.train_state import TrainState
+
+
+def hr_to_float(hr_uint8: jax.Array) -> jax.Array:
+  return hr_uint8.astype(jnp.float32) / 255.0
+
+
+def bicubic_lr(hr: jax.Array, scale: int) -> jax.Array:
+  """hr: [N, H, W, 3] float in [0, 1] -> LR [N, H/s, W/s, 3] on the 8-bit grid."""
+  lr = degradations.imresize(hr, 1.0 / scale)
+  return jnp.round(jnp.clip(lr, 0.0, 1.0) * 255.0) / 255.0
+
+
+def _apply_with_stats(module, params, batch_stats, x, train):
+  """Runs a module, threading BatchNorm statistics when it has any."""
+  if batch_stats:
+    out, updates = module.apply({'params': params, 'batch_stats': batch_stats},
+                                x, train=train, mutable=['batch_stats'])
+    return out.astype(jnp.float32), updates['batch_stats']
+  return module.apply({'params': params}, x, train=train).astype(
+      jnp.float32), batch_stats
+
+
+def _ema(ema_params, params, decay):
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                      ema_params, params)
+
+
+def _select(pred, on_true, on_false):
+  return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+class TrainSteps(NamedTuple):
+  psnr: Callable[..., Any]
+  gan: Callable[..., Any] | None
+
+
+def make_train_steps(config: ml_collections.ConfigDict, networks: Networks,
+                     optimizers: Optimizers, vgg_module=None) -> TrainSteps:
+  """Builds the (unjitted) step functions for both phases.
+
+  vgg_module: a `sr_jax.models.VGG19` for the perceptual term, or None when
+    the GAN phase has no perceptual term.
+  """
+  scale = config.scale
+  ema_decay = config.ema_decay
+  generator, discriminator = networks
+
+  def psnr_step(state: TrainState, batch, vgg_variables):
+    del vgg_variables  # The warm-up uses pixel loss only.
+    hr = hr_to_float(batch['hr'])
+    lr = bicubic_lr(hr, scale)
+    pixel_loss = losses.get_pixel_loss(config.psnr.pixel_loss)
+
+    def loss_fn(params):
+      sr, batch_stats = _apply_with_stats(generator, params,
+                                          state.g_batch_stats, lr, True)
+      return pixel_loss(sr, hr), batch_stats
+
+    (l_pix, g_batch_stats), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.g_params)
+    updates, g_opt_state = optimizers.g_psnr.update(
+        grads, state.g_opt_state, state.g_params)
+    g_params = optax.apply_updates(state.g_params, updates)
+    new_state = state.replace(
+        step=state.step + 1, g_params=g_params, g_batch_stats=g_batch_stats,
+        g_opt_state=g_opt_state,
+        ema_params=_ema(state.ema_params, g_params, ema_decay))
+    return new_state, {'l_pix': l_pix, 'grad_norm_g': optax.global_norm(grads)}
+
+  if discriminator is None:
+    return TrainSteps(psnr=psnr_step, gan=None)
+
+  g_cfg = config.gan
+  adversarial = losses.get_adversarial_loss(g_cfg.adversarial_loss)
+  gan_pixel_loss = losses.get_pixel_loss(g_cfg.pixel_loss)
+  perceptual_fn = None
+  if g_cfg.perceptual_weight > 0 and vgg_module is not None:
+    perceptual_fn = losses.make_perceptual_loss_fn(
+        vgg_module, config.perceptual.layer_weights,
+        config.perceptual.criterion)
+
+  def gan_step(state: TrainState, batch, vgg_variables):
+    hr = hr_to_float(batch['hr'])
+    lr = bicubic_lr(hr, scale)
+    gp_key = jax.random.fold_in(state.rng, state.step)
+    # BasicSR counts iterations from 1 within the GAN run.
+    gan_iter = state.step - config.psnr.steps + 1
+    update_g = ((gan_iter % g_cfg.net_d_iters == 0) &
+                (gan_iter > g_cfg.net_d_init_iters))
+
+    def d_logits(d_params, batch_stats, x):
+      return _apply_with_stats(discriminator, d_params, batch_stats, x, True)
+
+    # Generator update: D is fixed; gradients flow only through G(lr).
+    def g_loss_fn(g_params):
+      sr, g_batch_stats = _apply_with_stats(generator, g_params,
+                                            state.g_batch_stats, lr, True)
+      terms = {'l_g_pix': g_cfg.pixel_weight * gan_pixel_loss(sr, hr)}
+      if perceptual_fn is not None:
+        terms['l_g_percep'] = g_cfg.perceptual_weight * perceptual_fn(
+            vgg_variables, sr, hr)
+      if g_cfg.fft_weight > 0:
+        terms['l_g_fft'] = g_cfg.fft_weight * losses.fft_loss(sr, hr)
+      real, _ = d_logits(state.d_params, state.d_batch_stats, hr)
+      fake, _ = d_logits(state.d_params, state.d_batch_stats, sr)
+      terms['l_g_gan'] = g_cfg.adversarial_weight * adversarial.g_loss(
+          jax.lax.stop_gradient(real), fake)
+      total = sum(terms.values())
+      return total, (terms, sr, g_batch_stats)
+
+    (l_g_total, (g_terms, sr, g_batch_stats)), g_grads = jax.value_and_grad(
+        g_loss_fn, has_aux=True)(state.g_params)
+    g_updates, g_opt_state = optimizers.g_gan.update(
+        g_grads, state.g_opt_state, state.g_params)
+    g_params = optax.apply_updates(state.g_params, g_updates)
+    g_params, g_opt_state, g_batch_stats = _select(
+        update_g, (g_params, g_opt_state, g_batch_stats),
+        (state.g_params, state.g_opt_state, state.g_batch_stats))
+
+    # Discriminator update on the same (pre-update) fakes, as BasicSR does.
+    sr = jax.lax.stop_gradient(sr)
+
+    def d_loss_fn(d_params):
+      real, batch_stats = d_logits(d_params, state.d_batch_stats, hr)
+      fake, batch_stats = d_logits(d_params, batch_stats, sr)
+      terms = {'l_d': adversarial.d_loss(real, fake)}
+      if adversarial.gradient_penalty:
+        critic = lambda x: d_logits(d_params, batch_stats, x)[0]
+        terms['l_d_gp'] = g_cfg.gp_weight * losses.gradient_penalty(
+            critic, hr, sr, gp_key)
+      aux = dict(terms, out_d_real=jnp.mean(real), out_d_fake=jnp.mean(fake))
+      return sum(terms.values()), (aux, batch_stats)
+
+    (l_d_total, (d_aux, d_batch_stats)), d_grads = jax.value_and_grad(
+        d_loss_fn, has_aux=True)(state.d_params)
+    d_updates, d_opt_state = optimizers.d.update(d_grads, state.d_opt_state,
+                                                 state.d_params)
+    d_params = optax.apply_updates(state.d_params, d_updates)
+
+    new_state = state.replace(
+        step=state.step + 1,
+        g_params=g_params, g_batch_stats=g_batch_stats, g_opt_state=g_opt_state,
+        ema_params=_ema(state.ema_params, g_params, ema_decay),
+        d_params=d_params, d_batch_stats=d_batch_stats, d_opt_state=d_opt_state)
+    metrics = dict(g_terms, **d_aux, l_g_total=l_g_total, l_d_total=l_d_total,
+                   grad_norm_g=optax.global_norm(g_grads),
+                   grad_norm_d=optax.global_norm(d_grads))
+    return new_state, metrics
+
+  return TrainSteps(psnr=psnr_step, gan=gan_step)
