@@ -32,11 +32,13 @@ _STEPS = flags.DEFINE_integer('steps', 20, 'Timed steps after compilation.')
 def bench_train(config, phase: str, num_steps: int) -> dict:
   from sr_jax import models  # pylint: disable=g-import-not-at-top
   from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
+  from sr_jax.train_step import data_parallel_mesh
+from sr_jax.train_step import jit_for_mesh  # pylint: disable=g-import-not-at-top
   from sr_jax.train_step import make_train_steps  # pylint: disable=g-import-not-at-top
 
   networks = ts.build_networks(config)
   optimizers = ts.build_optimizers(config)
-  mesh = jax.make_mesh((jax.device_count(),), ('data',))
+  mesh = data_parallel_mesh()
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P('data'))
   state = jax.jit(functools.partial(ts.init_train_state, config, networks,
@@ -60,9 +62,7 @@ def bench_train(config, phase: str, num_steps: int) -> dict:
       rng.integers(0, 256, (config.batch_size, gt, gt, 3), np.uint8),
       batch_sharding)} for _ in range(2)]
 
-  jitted = jax.jit(step_fn,
-                   in_shardings=(replicated, batch_sharding, replicated),
-                   out_shardings=(replicated, replicated), donate_argnums=0)
+  jitted = jit_for_mesh(step_fn, mesh)
   t0 = time.perf_counter()
   compiled = jitted.lower(state, batches[0], vgg_variables).compile()
   compile_s = time.perf_counter() - t0

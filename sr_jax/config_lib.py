@@ -89,8 +89,9 @@ def apply_variant(c: ml_collections.ConfigDict, arg) -> ml_collections.ConfigDic
     c.generator.kwargs = dict(num_feat=8, num_block=1, num_grow_ch=4) \
         if c.generator.name == 'rrdbnet' else dict(num_feat=8, num_block=1)
     c.discriminator.kwargs = dict(num_feat=4)
-    c.psnr.steps = min(c.psnr.steps, 1)
+    # Two steps: one per phase, or two warm-up steps for PSNR-only configs.
     c.gan.steps = min(c.gan.steps, 1)
+    c.psnr.steps = min(c.psnr.steps, 2 - c.gan.steps)
     c.psnr.milestones = (1,)
     c.gan.milestones = (1,)
     c.log_every = 1

@@ -6,8 +6,6 @@ steps (jit with explicit shardings), loop (log, evaluate, checkpoint).
 import functools
 import os
 import signal
-import time
-
 from absl import logging
 from clu import metric_writers
 import jax
@@ -23,6 +21,8 @@ from sr_jax import models
 from sr_jax import train_state as ts
 from sr_jax import weights
 from sr_jax.progress import ProgressReporter
+from sr_jax.train_step import data_parallel_mesh
+from sr_jax.train_step import jit_for_mesh
 from sr_jax.train_step import make_train_steps
 
 
@@ -104,7 +104,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   dtype = ts.compute_dtype(config)
   # Weights first: a missing file must stop the run before anything slow.
   vgg_module, vgg_variables = _load_perceptual(config, dtype)
-  mesh = jax.make_mesh((jax.device_count(),), ('data',))
+  mesh = data_parallel_mesh()
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P('data'))
   logging.info('Mesh: %d devices (%s), %d processes.', jax.device_count(),
@@ -138,11 +138,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
   # --- Steps: jitted with explicit shardings; the state is donated.
   steps = make_train_steps(config, networks, optimizers, vgg_module)
-  jit_step = functools.partial(
-      jax.jit, in_shardings=(replicated, batch_sharding, replicated),
-      out_shardings=(replicated, replicated), donate_argnums=0)
-  psnr_step = jit_step(steps.psnr)
-  gan_step = jit_step(steps.gan) if steps.gan is not None else None
+  psnr_step = jit_for_mesh(steps.psnr, mesh)
+  gan_step = jit_for_mesh(steps.gan, mesh) if steps.gan is not None else None
   start_gan = jax.jit(functools.partial(ts.start_gan_phase,
                                         optimizers=optimizers),
                       out_shardings=replicated, donate_argnums=0)

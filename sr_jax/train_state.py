@@ -110,7 +110,8 @@ def init_train_state(config: ml_collections.ConfigDict, networks: Networks,
       g_params=g_params,
       g_batch_stats=g_vars.get('batch_stats', {}),
       g_opt_state=optimizers.g_psnr.init(g_params),
-      ema_params=g_params,
+      # A copy, not the same arrays: the train step donates both trees.
+      ema_params=jax.tree.map(jnp.copy, g_params),
       d_params=d_params,
       d_batch_stats=d_batch_stats,
       d_opt_state=d_opt_state,
@@ -119,8 +120,9 @@ def init_train_state(config: ml_collections.ConfigDict, networks: Networks,
 
 def start_gan_phase(state: TrainState, optimizers: Optimizers) -> TrainState:
   """The GAN phase starts from the warm-up's EMA generator, fresh optimizer."""
-  return state.replace(g_params=state.ema_params,
-                       g_opt_state=optimizers.g_gan.init(state.ema_params))
+  g_params = jax.tree.map(jnp.copy, state.ema_params)  # Donated separately.
+  return state.replace(g_params=g_params,
+                       g_opt_state=optimizers.g_gan.init(g_params))
 
 
 def generator_variables(state: TrainState, use_ema: bool = True) -> dict:

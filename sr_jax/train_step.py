@@ -13,6 +13,8 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import ml_collections
 import optax
 
@@ -88,7 +90,7 @@ def make_train_steps(config: ml_collections.ConfigDict, networks: Networks,
         step=state.step + 1, g_params=g_params, g_batch_stats=g_batch_stats,
         g_opt_state=g_opt_state,
         ema_params=_ema(state.ema_params, g_params, ema_decay))
-    return new_state, {'l_pix': l_pix, 'grad_norm_g': optax.global_norm(grads)}
+    return new_state, {'l_pix': l_pix, 'grad_norm_g': optax.tree.norm(grads)}
 
   if discriminator is None:
     return TrainSteps(psnr=psnr_step, gan=None)
@@ -166,8 +168,32 @@ def make_train_steps(config: ml_collections.ConfigDict, networks: Networks,
         ema_params=_ema(state.ema_params, g_params, ema_decay),
         d_params=d_params, d_batch_stats=d_batch_stats, d_opt_state=d_opt_state)
     metrics = dict(g_terms, **d_aux, l_g_total=l_g_total, l_d_total=l_d_total,
-                   grad_norm_g=optax.global_norm(g_grads),
-                   grad_norm_d=optax.global_norm(d_grads))
+                   grad_norm_g=optax.tree.norm(g_grads),
+                   grad_norm_d=optax.tree.norm(d_grads))
     return new_state, metrics
 
   return TrainSteps(psnr=psnr_step, gan=gan_step)
+
+
+def data_parallel_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D mesh ('data',) over `devices` (default: all devices).
+
+  Axis type Auto: XLA propagates the batch sharding through the convolutions
+  (jax.make_mesh's default, Explicit, would ask every op for its sharding).
+  """
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), ('data',), devices=devices,
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def jit_for_mesh(step_fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
+  """Jits a step with the batch split over the mesh's 'data' axis.
+
+  The state and VGG variables are replicated and the state is donated, so an
+  update happens in place. The same code serves 1 device and N.
+  """
+  replicated = NamedSharding(mesh, P())
+  return jax.jit(step_fn,
+                 in_shardings=(replicated, NamedSharding(mesh, P('data')),
+                               replicated),
+                 out_shardings=(replicated, replicated), donate_argnums=0)

@@ -1,0 +1,176 @@
+"""Layers shared by the SR models, laid out so PyTorch state dicts map 1:1.
+
+Conv kernels are HWIO ('kernel', [kh, kw, in, out]) and dense kernels are
+[in, out]; PyTorch's OIHW / [out, in] weights convert with a transpose
+(see sr_jax.convert). Parameters are created in `param_dtype` (float32) and
+cast to the compute `dtype` on use, so passing dtype=jnp.bfloat16 gives mixed
+precision with float32 master weights.
+
+Unlike flax.linen.Conv, these layers know their fan-in when creating the bias,
+which is what PyTorch's default bias init needs.
+"""
+import math
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Initializer = Callable[..., jax.Array]
+
+
+def torch_default_kernel_init() -> Initializer:
+  """nn.Conv2d / nn.Linear default: kaiming_uniform(a=sqrt(5)).
+
+  That is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), i.e. variance 1/(3 fan_in).
+  """
+  return nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
+
+
+def scaled_kaiming_normal(scale: float) -> Initializer:
+  """BasicSR's default_init_weights: kaiming_normal_(fan_in) * scale.
+
+  kaiming_normal_ with a=0 has gain sqrt(2), so std = scale * sqrt(2/fan_in).
+  PyTorch draws from an untruncated normal, as 'normal' does here.
+  """
+  return nn.initializers.variance_scaling(2.0 * scale**2, 'fan_in', 'normal')
+
+
+def torch_default_bias_init(fan_in: int) -> Initializer:
+  """PyTorch's default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def leaky_relu(x: jax.Array) -> jax.Array:
+  """LeakyReLU(0.2), as used throughout ESRGAN and its discriminator."""
+  return nn.leaky_relu(x, negative_slope=0.2)
+
+
+class Conv(nn.Module):
+  """2-D convolution matching torch.nn.Conv2d(in, features, k, stride, pad).
+
+  x: [N, H, W, C_in] -> [N, H', W', features] in `dtype`.
+  padding=None means 'same' for odd kernels ((k - 1) // 2 on each side).
+  kernel_init=None / bias_init=None use PyTorch's defaults.
+  """
+  features: int
+  kernel_size: int = 3
+  strides: int = 1
+  padding: Optional[int] = None
+  use_bias: bool = True
+  kernel_init: Optional[Initializer] = None
+  bias_init: Optional[Initializer] = None
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k, in_ch = self.kernel_size, x.shape[-1]
+    pad = (k - 1) // 2 if self.padding is None else self.padding
+    kernel_init = self.kernel_init or torch_default_kernel_init()
+    kernel = self.param('kernel', kernel_init, (k, k, in_ch, self.features),
+                        self.param_dtype)
+    y = jax.lax.conv_general_dilated(
+        x.astype(self.dtype), kernel.astype(self.dtype),
+        window_strides=(self.strides, self.strides),
+        padding=((pad, pad), (pad, pad)),
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    if self.use_bias:
+      bias_init = self.bias_init or torch_default_bias_init(k * k * in_ch)
+      bias = self.param('bias', bias_init, (self.features,), self.param_dtype)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
+class Dense(nn.Module):
+  """torch.nn.Linear(in, features): x [..., in] -> [..., features], `dtype`."""
+  features: int
+  use_bias: bool = True
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    in_features = x.shape[-1]
+    kernel = self.param('kernel', torch_default_kernel_init(),
+                        (in_features, self.features), self.param_dtype)
+    y = x.astype(self.dtype) @ kernel.astype(self.dtype)
+    if self.use_bias:
+      bias = self.param('bias', torch_default_bias_init(in_features),
+                        (self.features,), self.param_dtype)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
+class PReLU(nn.Module):
+  """torch.nn.PReLU(num_parameters=C): one learnable slope per channel.
+
+  flax.linen.PReLU has a single scalar slope; SRGAN's generator uses one per
+  channel, and a [C] parameter keeps PyTorch checkpoints convertible.
+  x: [..., C] -> same shape and dtype.
+  """
+  init_slope: float = 0.25
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    slope = self.param('negative_slope',
+                       nn.initializers.constant(self.init_slope),
+                       (x.shape[-1],), self.param_dtype)
+    return jnp.where(x >= 0, x, slope.astype(x.dtype) * x)
+
+
+def batch_norm(train: bool, dtype: Any, param_dtype: Any,
+               name: str) -> nn.BatchNorm:
+  """torch.nn.BatchNorm2d defaults: running stats updated with weight 0.1.
+
+  Flax's momentum is the weight of the *old* statistic, so 0.9 == torch 0.1.
+  Statistics live in the 'batch_stats' collection ('mean', 'var').
+  """
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                      epsilon=1e-5, dtype=dtype, param_dtype=param_dtype,
+                      name=name)
+
+
+def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:
+  """F.pixel_shuffle in NHWC: [N, H, W, C*r*r] -> [N, H*r, W*r, C].
+
+  PyTorch reads input channel c*r*r + i*r + j into output pixel (h*r+i, w*r+j)
+  of channel c; the reshape below keeps that order so converted weights of
+  the preceding conv stay valid.
+  """
+  n, h, w, c = x.shape
+  if c % (r * r):
+    raise ValueError(f'pixel_shuffle: {c} channels not divisible by {r * r}.')
+  x = x.reshape(n, h, w, c // (r * r), r, r)
+  x = x.transpose(0, 1, 4, 2, 5, 3)  # [N, H, i, W, j, C]
+  return x.reshape(n, h * r, w * r, c // (r * r))
+
+
+def pixel_unshuffle(x: jax.Array, r: int) -> jax.Array:
+  """Inverse of pixel_shuffle: [N, H*r, W*r, C] -> [N, H, W, C*r*r].
+
+  Output channel c*r*r + i*r + j holds input pixel (h*r+i, w*r+j) of channel
+  c, as in BasicSR's pixel_unshuffle (and torch.nn.functional.pixel_unshuffle).
+  """
+  n, hh, ww, c = x.shape
+  if hh % r or ww % r:
+    raise ValueError(
+        f'pixel_unshuffle by {r} needs H and W divisible by {r}; got '
+        f'{hh}x{ww}. Pad or crop the input to a multiple of {r}.')
+  x = x.reshape(n, hh // r, r, ww // r, r, c)
+  x = x.transpose(0, 1, 3, 5, 2, 4)  # [N, H, W, C, i, j]
+  return x.reshape(n, hh // r, ww // r, c * r * r)
+
+
+def upsample_nearest(x: jax.Array, r: int = 2) -> jax.Array:
+  """F.interpolate(scale_factor=r, mode='nearest') in NHWC.
+
+  x: [N, H, W, C] -> [N, r*H, r*W, C]; each pixel becomes an r x r block.
+  """
+  return jnp.repeat(jnp.repeat(x, r, axis=1), r, axis=2)

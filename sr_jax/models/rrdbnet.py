@@ -1,0 +1,126 @@
+"""RRDBNet, the ESRGAN generator (Wang et al. 2018), in BasicSR's layout.
+
+Submodule names follow BasicSR's `basicsr/archs/rrdbnet_arch.py` exactly
+(conv_first, body_0..body_{B-1}/rdb1..rdb3/conv1..conv5, conv_body, conv_up1,
+conv_up2, conv_hr, conv_last), so a BasicSR / Real-ESRGAN state dict maps by
+name: `body.3.rdb2.conv4.weight` -> params['body_3']['rdb2']['conv4']['kernel'].
+"""
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sr_jax.models import layers
+
+
+class ResidualDenseBlock(nn.Module):
+  """Five densely connected 3x3 convs (ESRGAN Fig. 4), residual scaled by 0.2.
+
+  x: [N, H, W, num_feat] -> same shape, in `dtype`.
+  """
+  num_feat: int = 64
+  num_grow_ch: int = 32
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    # BasicSR's default_init_weights(scale=0.1): small initial residuals keep
+    # the 69 stacked residual branches close to identity at the start.
+    conv = functools.partial(
+        layers.Conv, kernel_size=3,
+        kernel_init=layers.scaled_kaiming_normal(0.1),
+        bias_init=nn.initializers.zeros,
+        dtype=self.dtype, param_dtype=self.param_dtype)
+    features = [x]
+    for i in range(1, 5):
+      # Concatenation order (x, x1, x2, ...) is torch.cat's; it fixes which
+      # input channels each converted kernel slice multiplies.
+      y = conv(self.num_grow_ch, name=f'conv{i}')(
+          jnp.concatenate(features, axis=-1))
+      features.append(layers.leaky_relu(y))
+    x5 = conv(self.num_feat, name='conv5')(jnp.concatenate(features, axis=-1))
+    # Residual scaling 0.2 (ESRGAN Sec. 3.1) stabilises the deep trunk.
+    return x5 * 0.2 + x
+
+
+class RRDB(nn.Module):
+  """Residual-in-Residual Dense Block: three RDBs and a scaled skip.
+
+  x: [N, H, W, num_feat] -> same shape, in `dtype`.
+  """
+  num_feat: int = 64
+  num_grow_ch: int = 32
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    out = x
+    for i in range(1, 4):
+      out = ResidualDenseBlock(self.num_feat, self.num_grow_ch, self.dtype,
+                               self.param_dtype, name=f'rdb{i}')(out)
+    return out * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+  """ESRGAN generator.
+
+  Call: `apply(variables, x, train=...)` with x: [N, h, w, num_in_ch] float in
+  [0, 1]; returns [N, h*scale, w*scale, num_out_ch] float32 (not clipped; the
+  training target is in [0, 1]). `train` is unused (no BN or dropout) but kept
+  so all generators share one signature.
+
+  Scales 2 and 1 pixel-unshuffle the input first (BasicSR / Real-ESRGAN), so
+  the trunk runs at h/2 (x2) or h/4 (x1) and the same x4 upsampler follows;
+  h and w must then be divisible by 2 or 4. Scale 8 adds conv_up3.
+
+  remat_blocks=True rematerialises each RRDB in the backward pass, trading
+  about a third more compute for far less activation memory; it does not
+  change parameter names or values.
+  """
+  num_in_ch: int = 3
+  num_out_ch: int = 3
+  scale: int = 4
+  num_feat: int = 64
+  num_block: int = 23
+  num_grow_ch: int = 32
+  remat_blocks: bool = False
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    del train
+    if self.scale not in (1, 2, 4, 8):
+      raise ValueError(
+          f'RRDBNet supports scale 1, 2, 4 or 8; got {self.scale}.')
+    if x.ndim != 4 or x.shape[-1] != self.num_in_ch:
+      raise ValueError(f'RRDBNet expects [N, H, W, {self.num_in_ch}] input; '
+                       f'got shape {x.shape}.')
+    conv = functools.partial(layers.Conv, self.num_feat, 3, dtype=self.dtype,
+                             param_dtype=self.param_dtype)
+    x = x.astype(self.dtype)
+    if self.scale in (1, 2):
+      x = layers.pixel_unshuffle(x, 4 // self.scale)
+
+    feat = conv(name='conv_first')(x)
+    block = nn.remat(RRDB) if self.remat_blocks else RRDB
+    body = feat
+    for i in range(self.num_block):
+      body = block(self.num_feat, self.num_grow_ch, self.dtype,
+                   self.param_dtype, name=f'body_{i}')(body)
+    feat = feat + conv(name='conv_body')(body)
+
+    # Nearest-neighbour upsampling + conv instead of transposed conv / pixel
+    # shuffle, as in ESRGAN: avoids checkerboard artefacts.
+    num_up = 3 if self.scale == 8 else 2
+    for i in range(1, num_up + 1):
+      feat = layers.upsample_nearest(feat, 2)
+      feat = layers.leaky_relu(conv(name=f'conv_up{i}')(feat))
+    feat = layers.leaky_relu(conv(name='conv_hr')(feat))
+    out = layers.Conv(self.num_out_ch, 3, dtype=self.dtype,
+                      param_dtype=self.param_dtype, name='conv_last')(feat)
+    return out.astype(jnp.float32)

@@ -1,0 +1,63 @@
+"""python -m sr_jax.weights {fetch,convert,where}: manage pretrained weights."""
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from sr_jax.weights import params_io
+from sr_jax.weights import vgg19
+
+# name -> (fetch, convert, cached path); VGG19 is the only one so far.
+_WEIGHTS = {
+    'vgg19': (vgg19.fetch_vgg19, vgg19.convert_vgg19_file,
+              vgg19.cached_vgg19_path),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog='python -m sr_jax.weights',
+      description='Download or convert pretrained weights into the sr_jax '
+                  f'cache (${params_io.CACHE_ENV_VAR}, default '
+                  '~/.cache/sr_jax).')
+  sub = parser.add_subparsers(dest='command', required=True)
+  fetch = sub.add_parser('fetch', help='download, verify, convert and cache')
+  fetch.add_argument('name', choices=sorted(_WEIGHTS))
+  fetch.add_argument('--out', help='where to write the .npz (default: cache)')
+  convert = sub.add_parser('convert', help='convert a local PyTorch file')
+  convert.add_argument('name', choices=sorted(_WEIGHTS))
+  convert.add_argument('file', help='e.g. vgg19-dcbb9e9d.pth')
+  convert.add_argument('--out', help='where to write the .npz (default: cache)')
+  sub.add_parser('where', help='print the cache path and what it holds')
+  return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = _parser().parse_args(argv)
+  if args.command == 'where':
+    print(f'cache: {params_io.cache_dir()}')
+    for name, (_, _, cached_path) in sorted(_WEIGHTS.items()):
+      path = cached_path()
+      state = (f'present ({path.stat().st_size / 2**20:.1f} MiB)'
+               if path.is_file() else 'missing')
+      print(f'  {name}: {path} [{state}]')
+    if os.environ.get(vgg19.VGG19_ENV_VAR):
+      print(f'  ${vgg19.VGG19_ENV_VAR}={os.environ[vgg19.VGG19_ENV_VAR]} '
+            '(takes precedence over the cache)')
+    return 0
+
+  fetch, convert, _ = _WEIGHTS[args.name]
+  try:
+    if args.command == 'fetch':
+      out = fetch(args.out)
+    else:
+      out = convert(args.file, args.out)
+  except (vgg19.FetchError, ImportError, ValueError, OSError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  print(f'{args.name} weights saved to {out}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

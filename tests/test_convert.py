@@ -1,0 +1,307 @@
+"""Numerical parity of converted PyTorch weights with independent references.
+
+The PyTorch modules below are written from the published architectures
+(ESRGAN's RRDBNet as in BasicSR, BasicSR's VGGStyleDiscriminator, torchvision's
+vgg19 `features`), given random weights, converted with
+sr_jax.convert.convert_state_dict and run on the same random inputs.
+"""
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sr_jax import convert
+from sr_jax import models
+from sr_jax.models import layers
+
+torch = pytest.importorskip('torch')
+tnn = torch.nn
+F = torch.nn.functional
+
+
+def rel_err(ours, ref) -> float:
+  ours, ref = np.asarray(ours), np.asarray(ref)
+  assert ours.shape == ref.shape, (ours.shape, ref.shape)
+  return float(np.abs(ours - ref).max() / np.abs(ref).max())
+
+
+def to_nhwc(t):
+  return jnp.asarray(t.detach().numpy().transpose(0, 2, 3, 1))
+
+
+def rand_image(n, c, h, w, seed=0):
+  return torch.rand(n, c, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+# ------------------------------------------------- PyTorch reference models --
+
+class TorchRDB(tnn.Module):
+
+  def __init__(self, nf, gc):
+    super().__init__()
+    for i in range(1, 5):
+      setattr(self, f'conv{i}', tnn.Conv2d(nf + (i - 1) * gc, gc, 3, 1, 1))
+    self.conv5 = tnn.Conv2d(nf + 4 * gc, nf, 3, 1, 1)
+
+  def forward(self, x):
+    feats = [x]
+    for i in range(1, 5):
+      conv = getattr(self, f'conv{i}')
+      feats.append(F.leaky_relu(conv(torch.cat(feats, 1)), 0.2))
+    return self.conv5(torch.cat(feats, 1)) * 0.2 + x
+
+
+class TorchRRDB(tnn.Module):
+
+  def __init__(self, nf, gc):
+    super().__init__()
+    self.rdb1, self.rdb2, self.rdb3 = (TorchRDB(nf, gc) for _ in range(3))
+
+  def forward(self, x):
+    return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+def torch_pixel_unshuffle(x, s):
+  b, c, hh, ww = x.shape
+  x = x.view(b, c, hh // s, s, ww // s, s).permute(0, 1, 3, 5, 2, 4)
+  return x.reshape(b, c * s * s, hh // s, ww // s)
+
+
+class TorchRRDBNet(tnn.Module):
+
+  def __init__(self, scale, nf=8, nb=2, gc=4, nin=3, nout=3):
+    super().__init__()
+    self.scale = scale
+    in_ch = nin * {1: 16, 2: 4}.get(scale, 1)
+    self.conv_first = tnn.Conv2d(in_ch, nf, 3, 1, 1)
+    self.body = tnn.Sequential(*[TorchRRDB(nf, gc) for _ in range(nb)])
+    self.conv_body = tnn.Conv2d(nf, nf, 3, 1, 1)
+    self.ups = 3 if scale == 8 else 2
+    for i in range(1, self.ups + 1):
+      setattr(self, f'conv_up{i}', tnn.Conv2d(nf, nf, 3, 1, 1))
+    self.conv_hr = tnn.Conv2d(nf, nf, 3, 1, 1)
+    self.conv_last = tnn.Conv2d(nf, nout, 3, 1, 1)
+
+  def forward(self, x):
+    if self.scale in (1, 2):
+      x = torch_pixel_unshuffle(x, 4 // self.scale)
+    feat = self.conv_first(x)
+    feat = feat + self.conv_body(self.body(feat))
+    for i in range(1, self.ups + 1):
+      up = F.interpolate(feat, scale_factor=2, mode='nearest')
+      feat = F.leaky_relu(getattr(self, f'conv_up{i}')(up), 0.2)
+    return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
+
+
+class TorchVGGStyle(tnn.Module):
+  """BasicSR's VGGStyleDiscriminator, stages generalised to any 4 * 2^k."""
+
+  def __init__(self, nin, nf, input_size, use_bn=True):
+    super().__init__()
+    self.stages = int(math.log2(input_size // 4))
+    self.use_bn = use_bn
+    self.conv0_0 = tnn.Conv2d(nin, nf, 3, 1, 1, bias=True)
+    prev = nf
+    for i in range(self.stages):
+      ch = nf * min(2**i, 8)
+      if i > 0:
+        setattr(self, f'conv{i}_0', tnn.Conv2d(prev, ch, 3, 1, 1,
+                                               bias=not use_bn))
+        if use_bn:
+          setattr(self, f'bn{i}_0', tnn.BatchNorm2d(ch, affine=True))
+      setattr(self, f'conv{i}_1', tnn.Conv2d(ch, ch, 4, 2, 1, bias=not use_bn))
+      if use_bn:
+        setattr(self, f'bn{i}_1', tnn.BatchNorm2d(ch, affine=True))
+      prev = ch
+    self.linear1 = tnn.Linear(prev * 4 * 4, 100)
+    self.linear2 = tnn.Linear(100, 1)
+
+  def forward(self, x):
+    x = F.leaky_relu(self.conv0_0(x), 0.2)
+    for i in range(self.stages):
+      for j in ((0, 1) if i > 0 else (1,)):
+        x = getattr(self, f'conv{i}_{j}')(x)
+        if self.use_bn:
+          x = getattr(self, f'bn{i}_{j}')(x)
+        x = F.leaky_relu(x, 0.2)
+    x = F.leaky_relu(self.linear1(x.view(x.size(0), -1)), 0.2)
+    return self.linear2(x)
+
+
+VGG19_CFG = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M',
+             512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M']
+
+
+def torch_vgg19_features():
+  """torchvision's vgg19().features: same module indices (features.0 ... 36)."""
+  modules, prev = [], 3
+  for v in VGG19_CFG:
+    if v == 'M':
+      modules.append(tnn.MaxPool2d(2, 2))
+    else:
+      modules += [tnn.Conv2d(prev, v, 3, padding=1), tnn.ReLU()]
+      prev = v
+  features = tnn.Sequential(*modules)
+  for m in features:
+    if isinstance(m, tnn.Conv2d):  # Keeps activations O(1) through 16 layers.
+      tnn.init.kaiming_normal_(m.weight, nonlinearity='relu')
+      tnn.init.uniform_(m.bias, -0.1, 0.1)
+  return features
+
+
+def randomise_bn(module):
+  for m in module.modules():
+    if isinstance(m, tnn.BatchNorm2d):
+      m.running_mean.normal_(0, 0.5)
+      m.running_var.uniform_(0.5, 2.0)
+      m.weight.data.uniform_(0.5, 1.5)
+      m.bias.data.normal_(0, 0.1)
+  return module.eval()
+
+
+# ------------------------------------------------------------------ parity --
+
+@pytest.mark.parametrize('scale,h,w', [(4, 7, 9), (2, 10, 14), (1, 8, 12),
+                                       (8, 5, 7)])
+def test_rrdbnet_parity(scale, h, w):
+  torch.manual_seed(scale)
+  ref = TorchRRDBNet(scale).eval()
+  x = rand_image(2, 3, h, w)
+  with torch.no_grad():
+    expected = to_nhwc(ref(x))
+  variables = convert.convert_state_dict('rrdbnet', ref.state_dict())
+  model = models.get_generator('rrdbnet', scale=scale, num_feat=8,
+                               num_block=2, num_grow_ch=4)
+  out = model.apply(variables, to_nhwc(x), train=False)
+  assert out.shape == (2, h * scale, w * scale, 3)
+  assert rel_err(out, expected) < 1e-4
+
+
+@pytest.mark.parametrize('size,use_bn', [(32, True), (128, True),
+                                         (16, False)])
+def test_vgg_style_parity(size, use_bn):
+  torch.manual_seed(size)
+  ref = randomise_bn(TorchVGGStyle(3, 8, size, use_bn))
+  x = rand_image(3, 3, size, size)
+  with torch.no_grad():
+    expected = ref(x).numpy()
+  variables = convert.convert_state_dict('vgg_style', ref.state_dict())
+  assert ('batch_stats' in variables) == use_bn
+  model = models.get_discriminator('vgg_style', num_feat=8, input_size=size,
+                                   use_bn=use_bn)
+  out = model.apply(variables, to_nhwc(x), train=False)
+  assert rel_err(out, expected) < 1e-4
+
+
+def test_vgg19_parity():
+  torch.manual_seed(0)
+  features = torch_vgg19_features()
+  x = rand_image(1, 3, 37, 45)
+  mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+  std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+  # torchvision indices of the layers compared below.
+  index = {'conv1_1': 0, 'relu2_2': 8, 'pool3': 18, 'conv4_4': 25,
+           'relu5_4': 35, 'pool5': 36}
+  expected, h = {}, (x - mean) / std
+  with torch.no_grad():
+    for i, module in enumerate(features):
+      h = module(h)
+      expected.update({k: to_nhwc(h) for k, v in index.items() if v == i})
+  state_dict = features.state_dict()
+  variables = convert.convert_state_dict('vgg19', state_dict)
+  assert len(variables['params']) == 16
+  feats = models.VGG19(layers=tuple(index)).apply(variables, to_nhwc(x))
+  for name in index:
+    assert rel_err(feats[name], expected[name]) < 1e-4, name
+  assert feats['pool5'].shape == (1, 1, 1, 512)
+
+  # Full torchvision checkpoints also hold the classifier: it is skipped.
+  full = {f'features.{k}': v for k, v in state_dict.items()}
+  full['classifier.6.bias'] = torch.zeros(1000)
+  converted = convert.convert_state_dict('vgg19', full)
+  np.testing.assert_array_equal(converted['params']['conv5_4']['kernel'],
+                                variables['params']['conv5_4']['kernel'])
+
+
+@pytest.mark.parametrize('r', [2, 3])
+def test_pixel_shuffle_matches_torch(r):
+  x = rand_image(2, 4 * r * r, 3, 5)
+  np.testing.assert_array_equal(layers.pixel_shuffle(to_nhwc(x), r),
+                                to_nhwc(F.pixel_shuffle(x, r)))
+  y = rand_image(2, 4, 3 * r, 5 * r)
+  np.testing.assert_array_equal(layers.pixel_unshuffle(to_nhwc(y), r),
+                                to_nhwc(F.pixel_unshuffle(y, r)))
+
+
+# ------------------------------------------------------- inputs and errors --
+
+def tiny_rrdbnet_state_dict(seed):
+  torch.manual_seed(seed)
+  return TorchRRDBNet(4, nb=1).state_dict()
+
+
+def test_wrappers_numpy_and_module_prefix():
+  sd, sd_ema = tiny_rrdbnet_state_dict(0), tiny_rrdbnet_state_dict(1)
+  plain = convert.convert_state_dict('rrdbnet', sd)
+  ema = convert.convert_state_dict('rrdbnet', sd_ema)
+  kernel = lambda v: v['params']['body_0']['rdb2']['conv3']['kernel']
+  np.testing.assert_array_equal(
+      kernel(plain),
+      sd['body.0.rdb2.conv3.weight'].numpy().transpose(2, 3, 1, 0))
+  # BasicSR checkpoints: params_ema is preferred when both are present.
+  both = convert.convert_state_dict('rrdbnet',
+                                    {'params': sd, 'params_ema': sd_ema})
+  np.testing.assert_array_equal(kernel(both), kernel(ema))
+  only = convert.convert_state_dict('rrdbnet', {'params': sd})
+  np.testing.assert_array_equal(kernel(only), kernel(plain))
+  # numpy arrays and DataParallel's 'module.' prefix.
+  as_numpy = {f'module.{k}': v.numpy() for k, v in sd.items()}
+  np.testing.assert_array_equal(
+      kernel(convert.convert_state_dict('rrdbnet', as_numpy)), kernel(plain))
+  assert kernel(plain).dtype == np.float32
+  # The original ESRGAN release's key names (RRDB_trunk.0.RDB1.conv1, ...).
+  renames = [('conv_body', 'trunk_conv'), ('body.', 'RRDB_trunk.'),
+             ('.rdb', '.RDB'), ('conv_up', 'upconv'), ('conv_hr', 'HRconv')]
+  old_style = {}
+  for key, value in sd.items():
+    for new_name, old_name in renames:
+      key = key.replace(new_name, old_name)
+    old_style[key] = value
+  assert 'RRDB_trunk.0.RDB2.conv3.weight' in old_style
+  np.testing.assert_array_equal(
+      kernel(convert.convert_state_dict('rrdbnet', old_style)), kernel(plain))
+
+
+def test_missing_unexpected_and_misshaped_keys_are_named():
+  sd = tiny_rrdbnet_state_dict(0)
+  missing = dict(sd)
+  del missing['body.0.rdb2.conv3.bias']
+  with pytest.raises(ValueError,
+                     match=r'missing keys.*body\.0\.rdb2\.conv3\.bias'):
+    convert.convert_state_dict('rrdbnet', missing)
+
+  misshaped = dict(sd, **{'conv_body.weight': torch.zeros(8, 8, 1, 1)})
+  with pytest.raises(ValueError,
+                     match=r'conv_body\.weight: got \(8, 8, 1, 1\), expected '
+                           r'\(8, 8, 3, 3\)'):
+    convert.convert_state_dict('rrdbnet', misshaped)
+
+  extra = dict(sd, **{'conv_extra.weight': torch.zeros(8, 8, 3, 3)})
+  with pytest.raises(ValueError, match=r'unexpected keys.*conv_extra\.weight'):
+    convert.convert_state_dict('rrdbnet', extra)
+
+  bn = randomise_bn(TorchVGGStyle(3, 4, 16)).state_dict()
+  del bn['bn1_0.running_var']
+  with pytest.raises(ValueError, match=r'bn1_0\.running_var'):
+    convert.convert_state_dict('vgg_style', bn)
+
+  with pytest.raises(ValueError, match=r'features\.34\.weight'):
+    convert.convert_state_dict(
+        'vgg19', {k: v for k, v in torch_vgg19_features().state_dict().items()
+                  if k != '34.weight'})
+
+
+def test_unknown_arch_lists_supported():
+  with pytest.raises(ValueError, match="'rrdbnet', 'vgg19', 'vgg_style'"):
+    convert.convert_state_dict('edsr', {})

@@ -1,0 +1,68 @@
+"""End-to-end runs of `python -m sr_jax.main` on each config's tiny variant."""
+import glob
+import os
+
+import pytest
+
+from conftest import run_python
+
+
+@pytest.mark.parametrize('config', ['esrgan_fft', 'esrgan', 'rrdb_psnr'])
+def test_runlocal_trains_checkpoints_and_logs(config, tmp_path,
+                                              random_vgg19_weights,
+                                              compile_cache_dir):
+  workdir = tmp_path / 'run'
+  result = run_python(
+      ['-m', 'sr_jax.main', f'--config=configs/{config}.py:runlocal',
+       f'--workdir={workdir}',
+       f'--config.perceptual.vgg_weights={random_vgg19_weights}'],
+      env_extra={'JAX_COMPILATION_CACHE_DIR': compile_cache_dir})
+  output = result.stdout + result.stderr
+  assert result.returncode == 0, output
+  assert 'Done at step 2' in result.stdout, output
+  assert '[eval] step 2 | PSNR' in result.stdout, output
+  assert os.path.isdir(workdir / 'checkpoints' / '2')
+  assert os.path.isdir(workdir / 'best' / '2')
+  assert glob.glob(str(workdir / 'tensorboard' / 'events.out.tfevents.*'))
+  assert glob.glob(str(workdir / 'images' / '00000002' / '*.png'))
+  if config == 'rrdb_psnr':
+    assert '[gan]' not in result.stdout
+  else:
+    assert '[psnr] step 1/2' in result.stdout and '[gan] step 2/2' in \
+        result.stdout, output
+    assert ('l_d_gp' in result.stdout) == (config == 'esrgan_fft')
+    assert ('l_g_fft' in result.stdout) == (config == 'esrgan_fft')
+    assert 'l_g_percep' in result.stdout
+
+
+def test_missing_vgg_weights_stop_the_run_with_instructions(tmp_path):
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/esrgan_fft.py:runlocal',
+       f'--workdir={tmp_path / "run"}'],
+      env_extra={'SR_JAX_CACHE_DIR': str(tmp_path / 'empty_cache'),
+                 'SR_JAX_VGG19_WEIGHTS': ''})
+  assert result.returncode == 2, result.stdout + result.stderr
+  assert 'python -m sr_jax.weights fetch vgg19' in result.stderr
+  assert 'vgg19-dcbb9e9d.pth' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not os.path.exists(tmp_path / 'run' / 'checkpoints')
+
+
+def test_missing_train_folder_is_named(tmp_path):
+  missing = tmp_path / 'no_such_DIV2K_train_HR'
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/rrdb_psnr.py:runlocal',
+       f'--workdir={tmp_path / "run"}', f'--config.data.train_dir={missing}'])
+  assert result.returncode == 2, result.stdout + result.stderr
+  assert str(missing) in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+def test_bad_batch_size_is_explained(tmp_path):
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/rrdb_psnr.py:runlocal',
+       f'--workdir={tmp_path / "run"}', '--config.batch_size=3'],
+      env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=2'})
+  assert result.returncode == 2, result.stdout + result.stderr
+  assert 'config.batch_size=3 must be divisible by the 2 devices' in \
+      result.stderr

@@ -1,0 +1,101 @@
+"""Trainer: exact resume, the phase switch, and 1 vs 4 devices."""
+import importlib.util
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import REPO
+from conftest import run_python
+from sr_jax import train
+from sr_jax import train_state as ts
+
+
+def load_config(name, arg='runlocal'):
+  path = os.path.join(REPO, 'configs', f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'configs_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def _two_phase_config(vgg_weights):
+  config = load_config('esrgan_fft')
+  config.psnr.steps = 2
+  config.gan.steps = 2
+  config.log_every = 1
+  config.eval_every = 100  # Evaluate only at the end of each run.
+  config.checkpoint_every = 100
+  config.perceptual.vgg_weights = vgg_weights
+  return config
+
+
+def _leaves(state):
+  state = state.replace(rng=jax.random.key_data(state.rng))
+  return jax.tree_util.tree_leaves_with_path(jax.device_get(state))
+
+
+def test_resume_is_bitwise_identical(tmp_path, random_vgg19_weights,
+                                     compile_cache_dir):
+  del compile_cache_dir  # Only needed for speed.
+  straight = train.train_and_evaluate(_two_phase_config(random_vgg19_weights),
+                                      str(tmp_path / 'straight'))
+  # Stop in the warm-up, then right after the switch to GAN, then finish.
+  workdir = str(tmp_path / 'resumed')
+  for stop in (1, 3, 0):
+    config = _two_phase_config(random_vgg19_weights)
+    config.stop_at_step = stop
+    resumed = train.train_and_evaluate(config, workdir)
+  assert int(resumed.step) == int(straight.step) == 4
+  a, b = _leaves(straight), _leaves(resumed)
+  assert [p for p, _ in a] == [p for p, _ in b]
+  for (path, x), (_, y) in zip(a, b):
+    x, y = np.asarray(x), np.asarray(y)
+    assert np.array_equal(x, y), jax.tree_util.keystr(path)
+  # Both phases really trained: D and G moved away from their start.
+  init = ts.init_train_state(
+      _two_phase_config(random_vgg19_weights),
+      ts.build_networks(_two_phase_config(random_vgg19_weights)),
+      ts.build_optimizers(_two_phase_config(random_vgg19_weights)),
+      jax.random.key(0))
+  for field in ('g_params', 'd_params'):
+    moved = jax.tree.map(lambda u, v: bool(np.any(np.asarray(u) !=
+                                                   np.asarray(v))),
+                         getattr(straight, field), getattr(init, field))
+    assert all(jax.tree.leaves(moved)), field
+
+
+def test_gan_phase_starts_from_ema_generator():
+  config = load_config('esrgan')
+  networks, optimizers = ts.build_networks(config), ts.build_optimizers(config)
+  state = ts.init_train_state(config, networks, optimizers, jax.random.key(1))
+  ema = jax.tree.map(lambda p: p + 1.0, state.g_params)
+  state = state.replace(ema_params=ema)
+  started = ts.start_gan_phase(state, optimizers)
+  for x, y in zip(jax.tree.leaves(started.g_params), jax.tree.leaves(ema)):
+    np.testing.assert_array_equal(x, y)
+  # A fresh optimizer: Adam's step count is back to 0.
+  counts = [x for x in jax.tree.leaves(started.g_opt_state)
+            if np.ndim(x) == 0]
+  assert counts and all(int(c) == 0 for c in counts)
+
+
+def test_one_device_and_four_devices_give_the_same_step(random_vgg19_weights):
+  result = run_python(
+      [os.path.join(REPO, 'tests', 'multidevice_check.py'),
+       random_vgg19_weights],
+      env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert 'devices=4 same as devices=1' in result.stdout, result.stdout
+
+
+def test_config_errors_name_the_setting():
+  config = load_config('rrdb_psnr')
+  config.psnr.steps = 0
+  with pytest.raises(train.ConfigError, match='Nothing to train'):
+    train.check_config(config)
+  config = load_config('rrdb_psnr')
+  config.scale = 3
+  with pytest.raises(train.ConfigError, match='config.scale=3'):
+    train.check_config(config)
