@@ -101,3 +101,40 @@ def abstract_with_sharding(tree, sharding):
   """ShapeDtypeStructs of `tree` placed with `sharding` (for restore)."""
   return jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+def load_generator(workdir: str, which: str = 'best'):
+  """Loads a trained generator from a run's workdir.
+
+  which: 'best' (highest validation PSNR) or 'latest'.
+  Returns (generator module, variables for module.apply, the run's config);
+  the variables hold the EMA parameters, which BasicSR also evaluates.
+  """
+  # Imported here: train_state imports the models, which this module's
+  # checkpoint-only users do not need.
+  from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
+  if which not in ('best', 'latest'):
+    raise ValueError(f'which={which!r}; use "best" or "latest".')
+  directory = os.path.join(os.path.abspath(workdir),
+                           'best' if which == 'best' else 'checkpoints')
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(
+        f'No checkpoints in {directory}: is {workdir} the --workdir of a run '
+        'that has saved (or, for "best", validated) at least once?')
+  manager = ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(read_only=True),
+      item_names=('state', 'config'))
+  step = manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(f'No finished checkpoint in {directory}.')
+  config = ml_collections.ConfigDict(manager.restore(
+      step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))['config'])
+  networks = ts.build_networks(config)
+  abstract = jax.eval_shape(
+      lambda: ts.init_train_state(config, networks,
+                                  ts.build_optimizers(config),
+                                  jax.random.key(0)))
+  state = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract)))['state']
+  manager.close()
+  return networks.generator, ts.generator_variables(state), config

@@ -1,5 +1,7 @@
 """Trainer: exact resume, the phase switch, and 1 vs 4 devices."""
+import glob
 import importlib.util
+import json
 import os
 
 import jax
@@ -8,6 +10,7 @@ import pytest
 
 from conftest import REPO
 from conftest import run_python
+from sr_jax import checkpoint as ckpt_lib
 from sr_jax import train
 from sr_jax import train_state as ts
 
@@ -36,11 +39,19 @@ def _leaves(state):
   return jax.tree_util.tree_leaves_with_path(jax.device_get(state))
 
 
-def test_resume_is_bitwise_identical(tmp_path, random_vgg19_weights,
-                                     compile_cache_dir):
+@pytest.fixture(scope='module')
+def straight_run(tmp_path_factory, random_vgg19_weights, compile_cache_dir):
+  """A 4-step run (2 warm-up + 2 GAN) without interruption."""
   del compile_cache_dir  # Only needed for speed.
-  straight = train.train_and_evaluate(_two_phase_config(random_vgg19_weights),
-                                      str(tmp_path / 'straight'))
+  workdir = str(tmp_path_factory.mktemp('straight'))
+  state = train.train_and_evaluate(_two_phase_config(random_vgg19_weights),
+                                   workdir)
+  return state, workdir
+
+
+def test_resume_is_bitwise_identical(straight_run, tmp_path,
+                                     random_vgg19_weights):
+  straight, _ = straight_run
   # Stop in the warm-up, then right after the switch to GAN, then finish.
   workdir = str(tmp_path / 'resumed')
   for stop in (1, 3, 0):
@@ -51,19 +62,45 @@ def test_resume_is_bitwise_identical(tmp_path, random_vgg19_weights,
   a, b = _leaves(straight), _leaves(resumed)
   assert [p for p, _ in a] == [p for p, _ in b]
   for (path, x), (_, y) in zip(a, b):
-    x, y = np.asarray(x), np.asarray(y)
-    assert np.array_equal(x, y), jax.tree_util.keystr(path)
+    assert np.array_equal(np.asarray(x), np.asarray(y)), \
+        jax.tree_util.keystr(path)
   # Both phases really trained: D and G moved away from their start.
-  init = ts.init_train_state(
-      _two_phase_config(random_vgg19_weights),
-      ts.build_networks(_two_phase_config(random_vgg19_weights)),
-      ts.build_optimizers(_two_phase_config(random_vgg19_weights)),
-      jax.random.key(0))
+  config = _two_phase_config(random_vgg19_weights)
+  init = ts.init_train_state(config, ts.build_networks(config),
+                             ts.build_optimizers(config), jax.random.key(0))
   for field in ('g_params', 'd_params'):
-    moved = jax.tree.map(lambda u, v: bool(np.any(np.asarray(u) !=
-                                                   np.asarray(v))),
-                         getattr(straight, field), getattr(init, field))
+    moved = jax.tree.map(
+        lambda u, v: bool(np.any(np.asarray(u) != np.asarray(v))),
+        getattr(straight, field), getattr(init, field))
     assert all(jax.tree.leaves(moved)), field
+
+
+def test_load_generator_returns_the_ema_weights(straight_run):
+  straight, workdir = straight_run
+  generator, variables, loaded_config = ckpt_lib.load_generator(
+      workdir, 'latest')
+  assert loaded_config.psnr.steps == 2 and generator.scale == 4
+  for x, y in zip(jax.tree.leaves(variables['params']),
+                  jax.tree.leaves(straight.ema_params)):
+    np.testing.assert_array_equal(x, y)
+  sr = generator.apply(variables, np.zeros((1, 5, 7, 3), np.float32))
+  assert sr.shape == (1, 20, 28, 3)
+  with pytest.raises(FileNotFoundError, match='no_run_here'):
+    ckpt_lib.load_generator(os.path.join(workdir, 'no_run_here'))
+
+
+def test_notebooks_run_on_a_trained_workdir(straight_run, monkeypatch):
+  _, workdir = straight_run
+  monkeypatch.setenv('SR_JAX_WORKDIR', workdir)
+  notebooks = glob.glob(os.path.join(REPO, 'notebooks', '*.ipynb'))
+  assert notebooks
+  for path in notebooks:
+    with open(path) as f:
+      cells = json.load(f)['cells']
+    namespace = {}
+    for cell in cells:
+      if cell['cell_type'] == 'code':
+        exec(compile(''.join(cell['source']), path, 'exec'), namespace)  # pylint: disable=exec-used
 
 
 def test_gan_phase_starts_from_ema_generator():
