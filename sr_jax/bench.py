@@ -22,6 +22,12 @@ from jax.sharding import PartitionSpec as P
 from ml_collections import config_flags
 import numpy as np
 
+from sr_jax import models
+from sr_jax import train_state as ts
+from sr_jax.train_step import data_parallel_mesh
+from sr_jax.train_step import jit_for_mesh
+from sr_jax.train_step import make_train_steps
+
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
                                           lock_config=True)
 _PHASE = flags.DEFINE_enum('phase', 'gan', ['psnr', 'gan'],
@@ -30,11 +36,6 @@ _STEPS = flags.DEFINE_integer('steps', 20, 'Timed steps after compilation.')
 
 
 def bench_train(config, phase: str, num_steps: int) -> dict:
-  from sr_jax import models  # pylint: disable=g-import-not-at-top
-  from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
-  from sr_jax.train_step import data_parallel_mesh
-from sr_jax.train_step import jit_for_mesh  # pylint: disable=g-import-not-at-top
-  from sr_jax.train_step import make_train_steps  # pylint: disable=g-import-not-at-top
 
   networks = ts.build_networks(config)
   optimizers = ts.build_optimizers(config)
