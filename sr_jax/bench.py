@@ -13,6 +13,8 @@ import os
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# TF is imported only for TensorBoard writing; its oneDNN banner is noise.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
