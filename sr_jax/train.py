@@ -109,14 +109,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   batch_sharding = NamedSharding(mesh, P('data'))
   logging.info('Mesh: %d devices (%s), %d processes.', jax.device_count(),
                jax.devices()[0].platform, jax.process_count())
-  os.makedirs(workdir, exist_ok=True)
-  writer = _make_writer(workdir)
 
-  # --- Input.
+  # --- Input (before anything is written: a wrong folder leaves no run).
   train_iter = iter(data.make_train_dataset(
       config.data, global_batch_size=config.batch_size, seed=config.seed,
       process_index=jax.process_index(), process_count=jax.process_count()))
   val_set = data.load_validation_set(config.data, config.scale)
+  os.makedirs(workdir, exist_ok=True)
+  writer = _make_writer(workdir)
 
   # --- State: restore the latest checkpoint, else initialise on the mesh.
   optimizers = ts.build_optimizers(config)

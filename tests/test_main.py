@@ -56,6 +56,7 @@ def test_missing_train_folder_is_named(tmp_path):
   assert result.returncode == 2, result.stdout + result.stderr
   assert str(missing) in result.stderr
   assert 'Traceback' not in result.stderr
+  assert not os.path.exists(tmp_path / 'run')
 
 
 def test_bad_batch_size_is_explained(tmp_path):
