@@ -1,0 +1,301 @@
+"""Blur kernels, per-sample blur and noise against independent references.
+
+References: closed-form moments of a Gaussian, scipy.special.j1 for the sinc
+kernel, scipy.ndimage.correlate for the blur, and sample statistics for noise.
+"""
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.ndimage
+import scipy.special
+
+from sr_jax.degradations import blur, kernels, noise
+
+# Ranges and probabilities may be traced, so one compilation per shape serves
+# every parametrisation below (eager Poisson sampling is slow to dispatch).
+_gaussian_noise = jax.jit(noise.gaussian_noise, static_argnames='clip')
+_poisson_noise = jax.jit(noise.poisson_noise, static_argnames='clip')
+
+
+def _cov(sx, sy, theta):
+  r = np.array([[math.cos(theta), -math.sin(theta)],
+                [math.sin(theta), math.cos(theta)]])
+  return r @ np.diag([sx**2, sy**2]) @ r.T
+
+
+def _moments(k):
+  """Second moments [[E x^2, E xy], [E xy, E y^2]] of a kernel, x = column."""
+  k = np.asarray(k, np.float64)
+  c = k.shape[0] // 2
+  y, x = np.mgrid[-c:c + 1, -c:c + 1]
+  xx, yy, xy = (k * x * x).sum(), (k * y * y).sum(), (k * x * y).sum()
+  return np.array([[xx, xy], [xy, yy]])
+
+
+# Kernels.
+@pytest.mark.parametrize('make', [
+    lambda: kernels.gaussian_kernel(21, 2.0, 0.7, 0.4),
+    lambda: kernels.generalized_gaussian_kernel(21, 3.0, 1.0, -1.0, 0.5),
+    lambda: kernels.generalized_gaussian_kernel(7, 1.0, 2.0, 2.0, 4.0),
+    lambda: kernels.plateau_kernel(21, 1.5, 2.5, 0.3, 1.7),
+    lambda: kernels.sinc_kernel(21, math.pi / 4),
+    lambda: kernels.sinc_kernel(9, math.pi),
+])
+def test_kernels_are_float32_and_sum_to_one(make):
+  k = make()
+  assert k.dtype == jnp.float32 and k.shape[0] == k.shape[1]
+  np.testing.assert_allclose(float(jnp.sum(k)), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize('sx, sy, theta', [(1.0, 1.0, 0.0), (3.0, 1.2, 0.5),
+                                           (1.5, 4.0, -2.1), (2.0, 1.0, 1.57)])
+def test_gaussian_second_moments_match_covariance(sx, sy, theta):
+  k = kernels.gaussian_kernel(41, sx, sy, theta)
+  np.testing.assert_allclose(_moments(k), _cov(sx, sy, theta), atol=1e-3,
+                             rtol=1e-3)
+  # Centred: first moments vanish.
+  c = np.arange(41) - 20
+  assert abs(float((np.asarray(k).sum(0) * c).sum())) < 1e-5
+
+
+def test_isotropic_gaussian_is_rotation_invariant():
+  ref = kernels.gaussian_kernel(15, 2.0, 2.0, 0.0)
+  for theta in (0.3, 1.0, 2.5):
+    np.testing.assert_allclose(kernels.gaussian_kernel(15, 2.0, 2.0, theta),
+                               ref, atol=1e-7)
+  np.testing.assert_allclose(ref, ref.T, atol=1e-7)
+  np.testing.assert_allclose(ref, ref[::-1], atol=1e-7)
+
+
+def test_generalized_with_beta_one_is_gaussian_and_plateau_is_wider():
+  args = (21, 2.0, 1.0, 0.7)
+  np.testing.assert_allclose(
+      kernels.generalized_gaussian_kernel(*args, 1.0),
+      kernels.gaussian_kernel(*args), atol=1e-7)
+  # Plateau at beta = 1 is a Cauchy-like kernel: far heavier tails.
+  g = _moments(kernels.gaussian_kernel(*args))
+  p = _moments(kernels.plateau_kernel(*args, 1.0))
+  assert np.trace(p) > 3 * np.trace(g)
+
+
+def test_kernels_accept_traced_parameters():
+  f = jax.jit(lambda sx, sy, t, b: kernels.generalized_gaussian_kernel(
+      11, sx, sy, t, b))
+  np.testing.assert_allclose(
+      f(2.0, 1.0, 0.3, 1.5),
+      kernels.generalized_gaussian_kernel(11, 2.0, 1.0, 0.3, 1.5), atol=1e-7)
+  with pytest.raises(ValueError, match='odd'):
+    kernels.gaussian_kernel(10, 1.0, 1.0, 0.0)
+
+
+@pytest.mark.parametrize('ksize, omega', [(21, math.pi / 3), (13, 2.0),
+                                          (41, math.pi)])
+def test_sinc_kernel_matches_scipy_j1(ksize, omega):
+  raw = np.asarray(kernels.sinc_kernel(ksize, omega, normalize=False),
+                   np.float64)
+  c = ksize // 2
+  y, x = np.mgrid[-c:c + 1, -c:c + 1]
+  r = np.hypot(x, y)
+  with np.errstate(invalid='ignore', divide='ignore'):
+    ref = omega * scipy.special.j1(omega * r) / (2 * np.pi * r)
+  ref[c, c] = omega**2 / (4 * np.pi)
+  np.testing.assert_allclose(raw, ref, atol=2e-7)
+  k = np.asarray(kernels.sinc_kernel(ksize, omega))
+  np.testing.assert_allclose(k, ref / ref.sum(), atol=1e-6)
+  # Radially symmetric, peak at the centre.
+  np.testing.assert_allclose(k, k.T, atol=1e-7)
+  np.testing.assert_allclose(k, k[::-1, ::-1], atol=1e-7)
+  assert k.argmax() == c * ksize + c
+
+
+def test_pad_and_mask_emulate_a_smaller_kernel():
+  small = kernels.plateau_kernel(7, 2.0, 1.0, 0.5, 1.5)
+  padded = kernels.pad_kernel(small, 21)
+  assert padded.shape == (21, 21)
+  np.testing.assert_allclose(padded[7:14, 7:14], small, atol=0)
+  big = kernels.plateau_kernel(21, 2.0, 1.0, 0.5, 1.5)
+  masked = jax.jit(kernels.mask_kernel_support)(big, jnp.int32(7))
+  np.testing.assert_allclose(masked, padded, atol=1e-7)
+
+
+# Random kernels.
+_RANGES = dict(sigma_x_range=(1.0, 3.0), sigma_y_range=(1.5, 2.5),
+               rotation_range=(-math.pi, math.pi), betag_range=(0.5, 4.0),
+               betap_range=(1.0, 2.0))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _one_family(key, name, n=16, ksize=41):
+  return kernels.random_kernels(key, n, ksize, [name], [1.0], **_RANGES)
+
+
+def test_random_iso_and_aniso_gaussians_have_covariance_in_range():
+  iso = np.asarray(_one_family(jax.random.key(0), 'iso'))
+  for k in iso:
+    np.testing.assert_allclose(k, k.T, atol=1e-7)
+    m = _moments(k)
+    assert abs(m[0, 1]) < 1e-5 and abs(m[0, 0] - m[1, 1]) < 1e-5
+    assert 1.0 - 1e-3 <= math.sqrt(m[0, 0]) <= 3.0 + 1e-3
+  aniso = np.asarray(_one_family(jax.random.key(1), 'aniso'))
+  n_asym = 0
+  for k in aniso:
+    # Eigenvalues of the covariance are sigma_x^2 and sigma_y^2.
+    ev = np.linalg.eigvalsh(_moments(k))
+    lo, hi = np.sqrt(ev)
+    assert 1.0 - 1e-3 <= lo and hi <= 3.0 + 1e-3
+    assert (1.5 - 1e-3 <= lo <= 2.5 + 1e-3) or (1.5 - 1e-3 <= hi <= 2.5 + 1e-3)
+    n_asym += np.abs(k - k.T).max() > 1e-4
+  assert n_asym >= 12  # anisotropic kernels are (almost always) not symmetric
+
+
+@pytest.mark.parametrize('name', ['generalized_iso', 'plateau_iso'])
+def test_random_isotropic_families_are_symmetric(name):
+  for k in np.asarray(_one_family(jax.random.key(2), name, ksize=21)):
+    np.testing.assert_allclose(k, k.T, atol=1e-7)
+    np.testing.assert_allclose(k, k[::-1], atol=1e-7)
+    np.testing.assert_allclose(k.sum(), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['generalized_aniso', 'plateau_aniso'])
+def test_random_anisotropic_families_are_point_symmetric(name):
+  ks = np.asarray(_one_family(jax.random.key(3), name, ksize=21))
+  for k in ks:
+    np.testing.assert_allclose(k, k[::-1, ::-1], atol=1e-7)
+    np.testing.assert_allclose(k.sum(), 1.0, atol=1e-5)
+  assert max(np.abs(k - k.T).max() for k in ks) > 1e-3
+
+
+def test_random_mixed_kernel_is_jittable_deterministic_and_mixes():
+  args = (21, kernels.FAMILIES, [1 / 6] * 6)
+  f = jax.jit(lambda key: kernels.random_mixed_kernel(key, *args, **_RANGES))
+  a, b = f(jax.random.key(7)), f(jax.random.key(7))
+  np.testing.assert_array_equal(a, b)
+  assert np.abs(np.asarray(f(jax.random.key(8)) - a)).max() > 1e-4
+  ks = jax.jit(lambda key: kernels.random_kernels(key, 32, *args,
+                                                  **_RANGES))(jax.random.key(9))
+  assert ks.shape == (32, 21, 21)
+  ks = np.asarray(ks)
+  n_sym = sum(np.abs(k - k.T).max() < 1e-7 for k in ks)
+  assert 4 <= n_sym <= 28  # about half are isotropic families
+  np.testing.assert_allclose(ks.sum((1, 2)), 1.0, atol=1e-5)
+
+
+def test_random_mixed_kernel_rejects_unknown_family():
+  with pytest.raises(ValueError, match='kernel_list'):
+    kernels.random_mixed_kernel(jax.random.key(0), 21, ['gauss'], [1.0],
+                                **_RANGES)
+
+
+# Blur.
+def test_apply_kernels_matches_scipy_mirror_correlation():
+  rng = np.random.default_rng(0)
+  x = rng.random((3, 12, 17, 3), np.float32)
+  ks = rng.random((3, 7, 7), np.float32)  # asymmetric: checks orientation
+  ks /= ks.sum((1, 2), keepdims=True)
+  y = np.asarray(jax.jit(blur.apply_kernels)(x, ks))
+  assert y.shape == x.shape
+  for n in range(3):
+    for c in range(3):
+      # scipy 'mirror' is d c b | a b c d (edge not repeated), which is
+      # torch's / numpy's 'reflect' and cv2's BORDER_REFLECT_101.
+      ref = scipy.ndimage.correlate(x[n, :, :, c].astype(np.float64), ks[n],
+                                    mode='mirror')
+      np.testing.assert_allclose(y[n, :, :, c], ref, atol=1e-5)
+  # Convolution with the flipped kernel is the same thing.
+  ref = scipy.ndimage.convolve(x[1, :, :, 2], ks[1, ::-1, ::-1], mode='mirror')
+  np.testing.assert_allclose(y[1, :, :, 2], ref, atol=1e-5)
+
+
+def test_apply_kernels_with_delta_is_identity_and_checks_shapes():
+  x = np.random.default_rng(1).random((2, 9, 8, 1), np.float32)
+  delta = np.zeros((2, 5, 5), np.float32)
+  delta[:, 2, 2] = 1
+  np.testing.assert_allclose(blur.apply_kernels(x, delta), x, atol=1e-7)
+  with pytest.raises(ValueError, match='one per image'):
+    blur.apply_kernels(x, delta[:1])
+  with pytest.raises(ValueError, match='too large'):
+    blur.apply_kernels(x, np.ones((2, 19, 19), np.float32) / 361)
+
+
+# Noise.
+def test_gaussian_noise_std_matches_sigma_per_sample():
+  x = jnp.full((4, 64, 64, 3), 0.5, jnp.float32)
+  for sigma in (2.0, 10.0, 25.0):
+    y = _gaussian_noise(jax.random.key(int(sigma)), x, (sigma, sigma),
+                        gray_prob=0.0, clip=False)
+    std = np.asarray(jnp.std(y - x, axis=(1, 2, 3)))
+    np.testing.assert_allclose(std, sigma / 255, rtol=0.03)
+  # A range: every per-sample std lies in it, and they differ.
+  y = _gaussian_noise(jax.random.key(5), x, (1.0, 30.0), gray_prob=0.0,
+                      clip=False)
+  std = np.asarray(jnp.std(y - x, axis=(1, 2, 3))) * 255
+  assert np.all(std > 0.97) and np.all(std < 30.9) and np.ptp(std) > 1
+
+
+def test_gaussian_gray_noise_is_shared_across_channels_and_clip_works():
+  x = jnp.full((4, 64, 64, 3), 0.5, jnp.float32)  # same shape: no recompile
+  y = _gaussian_noise(jax.random.key(0), x, (20, 20), gray_prob=1.0,
+                      clip=False)
+  # Up to one ulp: XLA may fuse the add differently per vector lane.
+  np.testing.assert_allclose(y[..., 0], y[..., 1], atol=1e-7, rtol=0)
+  np.testing.assert_allclose(y[..., 0], y[..., 2], atol=1e-7, rtol=0)
+  y = _gaussian_noise(jax.random.key(0), x, (20, 20), gray_prob=0.0,
+                      clip=False)
+  assert np.abs(np.asarray(y[..., 0] - y[..., 1])).max() > 1e-3
+  y = _gaussian_noise(jax.random.key(0), x, (300, 300), gray_prob=0.0,
+                      clip=True)
+  assert float(y.min()) == 0.0 and float(y.max()) == 1.0
+
+
+@pytest.mark.parametrize('level, scale', [(0.2, 1.0), (0.6, 2.5)])
+def test_poisson_noise_mean_and_variance(level, scale):
+  x = jnp.full((2, 64, 64, 3), level, jnp.float32)
+  y = _poisson_noise(jax.random.key(0), x, (scale, scale), gray_prob=0.0,
+                     clip=False,
+                          vals=255.0)
+  q = round(level * 255) / 255
+  d = np.asarray(y - x, np.float64)
+  var = scale**2 * q / 255
+  assert abs(d.mean() - (q - level) * scale) < 4 * math.sqrt(var / d.size)
+  np.testing.assert_allclose(d.var(axis=(1, 2, 3)), var, rtol=0.05)
+
+
+def test_poisson_gray_noise_and_basicsr_vals():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.random((2, 64, 64, 3)), jnp.float32)
+  y = _poisson_noise(jax.random.key(1), x, (1.0, 1.0), gray_prob=1.0,
+                     clip=False)
+  d = np.asarray(y - x)
+  np.testing.assert_allclose(d[..., 0], d[..., 1], atol=1e-6)
+  # BasicSR's vals: 2 ** ceil(log2(#distinct 8-bit levels)).
+  ramp = (jnp.arange(256, dtype=jnp.float32) / 255).reshape(1, 16, 16, 1)
+  few = jnp.round(ramp * 4) / 4  # 5 levels -> 8
+  flat = jnp.full_like(ramp, 0.5)  # 1 level -> 1
+  vals = noise.basicsr_poisson_vals(jnp.concatenate([ramp, few, flat]))
+  np.testing.assert_array_equal(vals, [256.0, 8.0, 1.0])
+  # With vals = None a photo-like image gets vals = 256.
+  big = jnp.full((2, 64, 64, 3), 0.5, jnp.float32).at[:, 0, :, :].set(
+      jnp.linspace(0, 1, 192).reshape(64, 3))
+  y = _poisson_noise(jax.random.key(2), big, (1.0, 1.0), gray_prob=0.0,
+                     clip=False)
+  d = np.asarray(y - big)[:, 1:]
+  np.testing.assert_allclose(d.var(), 0.5 / 256, rtol=0.05)
+
+
+def test_apply_with_prob_selects_per_sample():
+  x = jnp.zeros((64, 4, 4, 3), jnp.float32)
+  fn = lambda key, x: x + 1.0
+  y = jax.jit(lambda k, x: noise.apply_with_prob(k, 0.5, fn, x))(
+      jax.random.key(0), x)
+  applied = np.asarray(y[:, 0, 0, 0])
+  assert set(np.unique(applied)) == {0.0, 1.0}
+  assert np.all(np.asarray(y) == applied[:, None, None, None])
+  assert 16 <= applied.sum() <= 48
+  np.testing.assert_array_equal(
+      noise.apply_with_prob(jax.random.key(0), 0.0, fn, x), x)
+  np.testing.assert_array_equal(
+      noise.apply_with_prob(jax.random.key(0), 1.0, fn, x), x + 1)
