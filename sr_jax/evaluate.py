@@ -16,6 +16,7 @@ from PIL import Image
 from sr_jax import degradations
 from sr_jax import metrics as sr_metrics
 from sr_jax.train_step import bicubic_lr
+from sr_jax.train_step import hr_to_float
 
 
 def make_super_resolve_fn(generator) -> Callable:
@@ -28,7 +29,7 @@ def make_super_resolve_fn(generator) -> Callable:
 
   @jax.jit
   def run(variables, hr_uint8):
-    hr = hr_uint8.astype(jnp.float32) / 255.0
+    hr = hr_to_float(hr_uint8)
     lr = bicubic_lr(hr, scale)
     sr = generator.apply(variables, lr, train=False).astype(jnp.float32)
     bicubic = degradations.imresize(lr, float(scale))
