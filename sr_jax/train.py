@@ -63,8 +63,6 @@ def _load_perceptual(config, dtype):
     if not config.perceptual.drop_if_missing:
       raise
     banner = '!' * 78
-    logging.warning('\n%s\nNO VGG19 WEIGHTS: the perceptual loss is DISABLED '
-                    'for this demo run.\n%s\n%s', banner, e, banner)
     print(f'\n{banner}\nWARNING: no VGG19 weights found; the perceptual loss '
           f'is DISABLED for this demo run.\n{e}\n{banner}\n', flush=True)
     return None, {}
@@ -173,14 +171,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   # --- Loop.
   step = start_step
   last_saved = start_step if restored is not None else None
-  data_state_before = train_iter.get_state()
+  # The iterator state from before the batch of step `fetch_step` was
+  # fetched: what an emergency save needs if that step never completed.
+  fetch_step, data_state_before = step, train_iter.get_state()
   state_is_finite = True
   try:
     while step < end_step:
       if step == psnr_steps:
         state = start_gan(state)
         logging.info('Step %d: GAN phase starts from the EMA generator.', step)
-      data_state_before = train_iter.get_state()
+      fetch_step, data_state_before = step, train_iter.get_state()
       batch = next(train_iter)
       batch = {'hr': jax.make_array_from_process_local_data(
           batch_sharding, np.asarray(batch['hr']))}
@@ -220,8 +220,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     if state_is_finite and step != last_saved:
       try:
         saved_step = int(jax.device_get(state.step))
-        data_state = (train_iter.get_state() if saved_step == step
-                      else data_state_before)
+        # A state that has not consumed batch `fetch_step` goes with the
+        # iterator from before that fetch; one that has, with the iterator now.
+        data_state = (data_state_before if saved_step == fetch_step
+                      else train_iter.get_state())
         checkpointer.save(saved_step, state, data_state, config, force=True)
         last_saved = saved_step
         print(f'Interrupted: saved a checkpoint of step {saved_step} in '

@@ -75,6 +75,34 @@ def test_resume_is_bitwise_identical(straight_run, tmp_path,
     assert all(jax.tree.leaves(moved)), field
 
 
+def test_interrupt_saves_and_resumes_exactly(straight_run, tmp_path,
+                                            random_vgg19_weights, monkeypatch):
+  """Ctrl-C after a batch was fetched but before its step ran: the emergency
+  checkpoint must pair the state with the iterator from before that fetch."""
+  straight, _ = straight_run
+  workdir = str(tmp_path / 'interrupted')
+  real_put = jax.make_array_from_process_local_data
+  calls = []
+
+  def put_then_interrupt(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:  # The batch of the third step (a GAN step).
+      raise KeyboardInterrupt
+    return real_put(*args, **kwargs)
+
+  monkeypatch.setattr(jax, 'make_array_from_process_local_data',
+                      put_then_interrupt)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(_two_phase_config(random_vgg19_weights), workdir)
+  monkeypatch.setattr(jax, 'make_array_from_process_local_data', real_put)
+  assert os.path.isdir(os.path.join(workdir, 'checkpoints', '2'))
+  resumed = train.train_and_evaluate(_two_phase_config(random_vgg19_weights),
+                                     workdir)
+  for (path, x), (_, y) in zip(_leaves(straight), _leaves(resumed)):
+    assert np.array_equal(np.asarray(x), np.asarray(y)), \
+        jax.tree_util.keystr(path)
+
+
 def test_load_generator_returns_the_ema_weights(straight_run):
   straight, workdir = straight_run
   generator, variables, loaded_config = ckpt_lib.load_generator(
