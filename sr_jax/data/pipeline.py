@@ -1,16 +1,21 @@
-"""Training and validation inputs: HR patches via grain, HR images for evals.
+"""Training and validation inputs: patches via grain, HR images for evals.
 
-Only HR pixels leave this module. The trainer makes the LR input on the
-accelerator from the HR batch (MATLAB bicubic), so the host pipeline stays
-cheap: pick an image, crop, flip, batch.
+Usually only HR pixels leave this module: the trainer makes the LR input on
+the accelerator from the HR batch (MATLAB bicubic), so the host pipeline
+stays cheap: pick an image, crop, flip, batch. Paired sources (an LR folder,
+or DIV2K from TFDS with a scale) also yield their own LR patches.
+
+Training sources, by config: `tfds_name` (tfds_source.py), `train_dir` with
+`train_lr_dir` (paired.py), `train_dir` alone (folder.py), or nothing (the
+embedded samples). Unusable files are handled as bad_inputs.py describes.
 
 Training pipeline (a grain `MapDataset` until the last step, so each element
 is addressed by index and the iterator state is just a position):
 
-  source -> shuffle (per epoch) -> repeat forever -> random_map(crop+augment)
-  -> batch -> to_iter_dataset [-> mp_prefetch]
+  source [-> repeat k] -> shuffle (per epoch) -> repeat forever
+  -> random_map(crop+augment) -> batch -> to_iter_dataset [-> mp_prefetch]
 """
-import dataclasses
+from collections.abc import Sequence
 
 from absl import flags
 from absl import logging
@@ -18,9 +23,13 @@ import grain
 import ml_collections
 import numpy as np
 
+from sr_jax.data import bad_inputs
 from sr_jax.data import folder
 from sr_jax.data import image_io
+from sr_jax.data import paired
 from sr_jax.data import sample_images
+from sr_jax.data import tfds_source
+from sr_jax.data import transforms
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -28,8 +37,24 @@ def default_data_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       # Folders of HR images (recursive; DIV2K_train_HR works as is).
       # '' uses the embedded scikit-image photos (sample_images.py).
+      # Decode cost: a 2K PNG takes ~0.1 s of CPU per visit, for one
+      # small crop. For DIV2K/Flickr2K tile the folder once with
+      # `python -m sr_jax.data.extract_subimages` (BasicSR practice: 480 px
+      # sub-images, cheap to decode) or set cache_images=True if it fits.
       train_dir='',
       val_dir='',
+      # Paired training (BasicSR PairedImageDataset): LR images matching
+      # train_dir by relative name; batches then also hold 'lr' patches
+      # (gt_size // scale). '' = HR only, LR made on the accelerator.
+      train_lr_dir='',
+      # LR base name from the HR one: '{}x4' for DIV2K_train_LR_bicubic/X4.
+      lr_filename_tmpl='{}',
+      # A TFDS dataset instead of train_dir, e.g. 'div2k/bicubic_x4',
+      # prepared with `tfds build NAME --file_format=array_record` (nothing is
+      # downloaded here). Paired (HR + its 'lr') when given a scale.
+      tfds_name='',
+      tfds_data_dir='',  # '' = TFDS's default (~/tensorflow_datasets).
+      tfds_split='train',
       gt_size=128,  # HR patch side P; the LR patch is P // scale.
       use_hflip=True,
       use_rot=True,  # BasicSR 'rotation': random vflip and transpose.
@@ -44,6 +69,22 @@ def default_data_config() -> ml_collections.ConfigDict:
       # Training images with a shorter side below max(gt_size, this) are
       # skipped with a warning naming the file.
       min_image_size=0,
+      # Images with a side below gt_size: 'skip' them (logged), or 'pad'
+      # them by mirroring up to gt_size (min_image_size still skips).
+      small_image_policy='skip',
+      # Unusable training files (0-byte, truncated, not an image, above
+      # max_image_pixels) are skipped, logged by name and counted; once they
+      # are more than this fraction of the files, the run stops and lists them.
+      max_bad_fraction=0.01,
+      # Files whose header claims more pixels (W * H) are refused before
+      # decoding: decompression bombs (a 1 MB 1-bit PNG can hold 100k x 100k
+      # pixels, 30 GB as RGB). 100 MP admits 8K photos (7680x4320 = 33 MP) with
+      # room to spare, while one decoded image stays <= 300 MB per reading
+      # thread. 0 = no limit.
+      max_image_pixels=10000 * 10000,
+      # Each image is visited this many times per epoch (BasicSR's
+      # dataset_enlarge_ratio): fewer, longer epochs on small folders.
+      dataset_repeat=1,
   ))
 
 
@@ -52,64 +93,11 @@ def _field(data_config: ml_collections.ConfigDict, name: str):
   return data_config.get(name, default_data_config()[name])
 
 
-# ------------------------------------------------------------- augmentation
-
-
-def random_crop(
-    image: np.ndarray, size: int, rng: np.random.Generator
-) -> np.ndarray:
-  """Uniformly placed `size` x `size` crop of uint8 [H, W, 3] (a view)."""
-  height, width = image.shape[:2]
-  if height < size or width < size:
-    raise ValueError(
-        f'Cannot crop {size}x{size} from a {height}x{width} image.')
-  top = rng.integers(0, height - size + 1)
-  left = rng.integers(0, width - size + 1)
-  return image[top:top + size, left:left + size]
-
-
-def augment(
-    patch: np.ndarray, rng: np.random.Generator, *, hflip: bool, rot: bool
-) -> np.ndarray:
-  """BasicSR's `augment`: hflip, vflip, transpose, each with p = 0.5.
-
-  `hflip` enables the horizontal flip, `rot` the vertical flip and the
-  transpose; together they reach all 8 rotations/reflections of the square.
-  All three coins are always drawn so switching one flag off does not change
-  the others' draws for the same seed.
-  """
-  do_hflip, do_vflip, do_transpose = rng.random(3) < 0.5
-  if hflip and do_hflip:
-    patch = patch[:, ::-1]
-  if rot and do_vflip:
-    patch = patch[::-1]
-  if rot and do_transpose:
-    patch = patch.transpose(1, 0, 2)
-  return patch
-
-
-@dataclasses.dataclass(frozen=True)
-class RandomPatch:
-  """grain `random_map` transform: HR image -> {'hr': uint8 [P, P, 3]}.
-
-  A picklable class, not a closure, so grain can ship it to worker processes.
-  """
-  gt_size: int
-  use_hflip: bool
-  use_rot: bool
-
-  def __call__(self, image: np.ndarray, rng: np.random.Generator) -> dict:
-    patch = random_crop(image, self.gt_size, rng)
-    patch = augment(patch, rng, hflip=self.use_hflip, rot=self.use_rot)
-    # Contiguous copy: never hand out views into the (cached) source image.
-    return {'hr': np.ascontiguousarray(patch, dtype=np.uint8)}
-
-
 # ----------------------------------------------------------------- training
 
 
 def _embedded_train_source(
-    min_size: int, process_index: int, process_count: int
+    min_size: int, *, process_index: int, process_count: int
 ) -> list[np.ndarray]:
   named = sample_images.train_images()
   names = [f'skimage.data:{name}' for name, _ in named]
@@ -135,6 +123,63 @@ def _process_seeds(seed: int, process_index: int) -> tuple[int, int]:
   return int(shuffle_seed), int(augment_seed)
 
 
+def _train_source(
+    data_config: ml_collections.ConfigDict,
+    *,
+    scale: int | None,
+    gt_size: int,
+    pad_small: bool,
+    process_index: int,
+    process_count: int,
+) -> tuple[Sequence, bool, bool]:
+  """(this process's source, whether it is in memory, whether it is paired)."""
+  min_image_size = int(_field(data_config, 'min_image_size'))
+  # 'pad' handles images below gt_size; min_image_size still skips.
+  min_size = min_image_size if pad_small else max(gt_size, min_image_size)
+  cache_images = bool(_field(data_config, 'cache_images'))
+  max_pixels = int(_field(data_config, 'max_image_pixels'))
+  max_bad_fraction = float(_field(data_config, 'max_bad_fraction'))
+  if not 0.0 <= max_bad_fraction <= 1.0:
+    raise ValueError(
+        f'data.max_bad_fraction must be in [0, 1], got {max_bad_fraction}.')
+  shard = dict(process_index=process_index, process_count=process_count)
+  train_dir = _field(data_config, 'train_dir')
+  lr_dir = _field(data_config, 'train_lr_dir')
+  tfds_name = _field(data_config, 'tfds_name')
+  if tfds_name:
+    if train_dir or lr_dir:
+      raise ValueError(
+          f'data.tfds_name={tfds_name!r} and data.train_dir / train_lr_dir '
+          'are both set; pick one training source.')
+    source = tfds_source.tfds_train_source(
+        tfds_name, data_dir=_field(data_config, 'tfds_data_dir'),
+        split=_field(data_config, 'tfds_split'), scale=scale,
+        min_size=min_size, cache_images=cache_images,
+        max_bad_fraction=max_bad_fraction, **shard)
+    return source, cache_images, scale is not None
+  if lr_dir:
+    if not train_dir:
+      raise ValueError(
+          'data.train_lr_dir is set but data.train_dir (the HR folder) is '
+          'not; paired training needs both.')
+    if scale is None:
+      raise ValueError(
+          'data.train_lr_dir is set (paired LR/HR training), so '
+          'make_train_dataset needs the SR scale: pass scale=config.scale.')
+    source = paired.paired_train_source(
+        train_dir, lr_dir, scale=scale,
+        lr_filename_tmpl=_field(data_config, 'lr_filename_tmpl'),
+        min_size=min_size, cache_images=cache_images, max_pixels=max_pixels,
+        max_bad_fraction=max_bad_fraction, **shard)
+    return source, cache_images, True
+  if train_dir:
+    source = folder.folder_train_source(
+        train_dir, min_size=min_size, cache_images=cache_images,
+        max_pixels=max_pixels, max_bad_fraction=max_bad_fraction, **shard)
+    return source, cache_images, False
+  return _embedded_train_source(min_size, **shard), True, False
+
+
 def make_train_dataset(
     data_config: ml_collections.ConfigDict,
     *,
@@ -142,11 +187,12 @@ def make_train_dataset(
     seed: int,
     process_index: int = 0,
     process_count: int = 1,
+    scale: int | None = None,
 ) -> grain.IterDataset:
-  """Endless, deterministic stream of augmented HR patch batches.
+  """Endless, deterministic stream of augmented patch batches.
 
-  Each epoch visits every image of this process's shard once, in an order
-  reshuffled per epoch, taking one random crop per visit.
+  Each epoch visits every image of this process's shard `dataset_repeat`
+  times, in an order reshuffled per epoch, taking one random crop per visit.
 
   Args:
     data_config: see `default_data_config`.
@@ -154,12 +200,15 @@ def make_train_dataset(
     seed: same seed, same batches (and same batches after a restore).
     process_index, process_count: this process reads the disjoint shard
       `images[process_index::process_count]`.
+    scale: the SR factor. Needed by paired sources (train_lr_dir); makes a
+      TFDS source paired; ignored by HR-only folders. None: not paired.
 
   Returns:
     IterDataset of {'hr': uint8 [B, P, P, 3]} in [0, 255] with
-    B = global_batch_size // process_count and P = data_config.gt_size. Its
-    iterator's `get_state()` is a small JSON-serialisable dict; `set_state`
-    resumes at exactly the next batch.
+    B = global_batch_size // process_count and P = data_config.gt_size;
+    paired sources add 'lr': uint8 [B, P // scale, P // scale, 3], aligned
+    with 'hr'. Its iterator's `get_state()` is a small JSON-serialisable
+    dict; `set_state` resumes at exactly the next batch.
   """
   if global_batch_size <= 0 or global_batch_size % process_count:
     raise ValueError(
@@ -170,24 +219,34 @@ def make_train_dataset(
   gt_size = int(_field(data_config, 'gt_size'))
   if gt_size <= 0:
     raise ValueError(f'data.gt_size must be positive, got {gt_size}.')
-  min_size = max(gt_size, int(_field(data_config, 'min_image_size')))
-  train_dir = _field(data_config, 'train_dir')
-  cache_images = bool(_field(data_config, 'cache_images'))
-  if train_dir:
-    source = folder.folder_train_source(
-        train_dir, min_size=min_size, cache_images=cache_images,
-        process_index=process_index, process_count=process_count)
-  else:
-    source = _embedded_train_source(min_size, process_index, process_count)
-    cache_images = True
+  if scale is not None and (scale < 1 or gt_size % scale):
+    raise ValueError(
+        f'data.gt_size={gt_size} must be a multiple of the scale {scale}.')
+  repeat = int(_field(data_config, 'dataset_repeat'))
+  if repeat < 1:
+    raise ValueError(f'data.dataset_repeat must be >= 1, got {repeat}.')
+  pad_small = bad_inputs.check_small_image_policy(
+      _field(data_config, 'small_image_policy')) == 'pad'
+  source, cache_images, is_paired = _train_source(
+      data_config, scale=scale, gt_size=gt_size, pad_small=pad_small,
+      process_index=process_index, process_count=process_count)
 
   shuffle_seed, augment_seed = _process_seeds(seed, process_index)
-  transform = RandomPatch(
-      gt_size=gt_size,
-      use_hflip=bool(_field(data_config, 'use_hflip')),
-      use_rot=bool(_field(data_config, 'use_rot')))
+  flips = dict(use_hflip=bool(_field(data_config, 'use_hflip')),
+               use_rot=bool(_field(data_config, 'use_rot')))
+  if is_paired:
+    transform = transforms.PairedRandomPatch(
+        gt_size=gt_size, scale=scale, pad=pad_small, **flips)
+  else:
+    transform = transforms.RandomPatch(
+        gt_size=gt_size, pad=pad_small, **flips)
+  ds = grain.MapDataset.source(source)
+  if repeat > 1:
+    # Before the shuffle, which then permutes all k * n visits at once, as
+    # BasicSR's sampler does with dataset_enlarge_ratio.
+    ds = ds.repeat(repeat)
   ds = (
-      grain.MapDataset.source(source)
+      ds
       # Shuffle before repeat: grain folds the epoch into the shuffle seed,
       # so every epoch gets a fresh order; random_map after repeat sees the
       # global index, so a revisited image gets a fresh crop too.
@@ -240,7 +299,7 @@ def center_crop(image: np.ndarray, max_size: int) -> np.ndarray:
 
 
 def _named_validation_images(
-    val_dir: str, max_images: int
+    val_dir: str, max_images: int, max_pixels: int | None
 ) -> list[tuple[str, np.ndarray]]:
   if not val_dir:
     logging.info(
@@ -255,7 +314,8 @@ def _named_validation_images(
   logging.info('Validation data: %d images from %s.', len(named_paths),
                val_dir)
   # Decode only what is kept: val_max_images exists to make evals cheap.
-  return [(name, image_io.read_image(p)) for name, p in named_paths]
+  return [(name, image_io.read_image(p, max_pixels))
+          for name, p in named_paths]
 
 
 def load_validation_set(
@@ -274,8 +334,9 @@ def load_validation_set(
   max_images = int(_field(data_config, 'val_max_images'))
   max_size = int(_field(data_config, 'val_max_size'))
   result = []
+  max_pixels = int(_field(data_config, 'max_image_pixels'))
   for name, image in _named_validation_images(
-      _field(data_config, 'val_dir'), max_images):
+      _field(data_config, 'val_dir'), max_images, max_pixels):
     if max_size > 0:
       image = center_crop(image, max_size)
     try:

@@ -1,0 +1,117 @@
+"""Per-example training transforms: random crop and BasicSR's augment.
+
+`RandomPatch` turns an HR image into one HR patch; `PairedRandomPatch` turns
+an {'hr', 'lr'} pair into aligned HR and LR patches (BasicSR's
+`paired_random_crop` followed by `augment` on both). Both are picklable
+dataclasses, not closures, so grain can ship them to worker processes, and
+both return contiguous copies, never views into a (cached) source image.
+"""
+import dataclasses
+
+import numpy as np
+
+from sr_jax.data import bad_inputs
+
+
+def random_crop(
+    image: np.ndarray, size: int, rng: np.random.Generator
+) -> np.ndarray:
+  """Uniformly placed `size` x `size` crop of uint8 [H, W, 3] (a view)."""
+  height, width = image.shape[:2]
+  if height < size or width < size:
+    raise ValueError(
+        f'Cannot crop {size}x{size} from a {height}x{width} image.')
+  top = rng.integers(0, height - size + 1)
+  left = rng.integers(0, width - size + 1)
+  return image[top:top + size, left:left + size]
+
+
+def _flips(
+    patch: np.ndarray, coins: np.ndarray, hflip: bool, rot: bool
+) -> np.ndarray:
+  do_hflip, do_vflip, do_transpose = coins
+  if hflip and do_hflip:
+    patch = patch[:, ::-1]
+  if rot and do_vflip:
+    patch = patch[::-1]
+  if rot and do_transpose:
+    patch = patch.transpose(1, 0, 2)
+  return patch
+
+
+def augment(
+    patch: np.ndarray, rng: np.random.Generator, *, hflip: bool, rot: bool
+) -> np.ndarray:
+  """BasicSR's `augment`: hflip, vflip, transpose, each with p = 0.5.
+
+  `hflip` enables the horizontal flip, `rot` the vertical flip and the
+  transpose; together they reach all 8 rotations/reflections of the square.
+  All three coins are always drawn so switching one flag off does not change
+  the others' draws for the same seed.
+  """
+  return _flips(patch, rng.random(3) < 0.5, hflip, rot)
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomPatch:
+  """grain `random_map` transform: HR image -> {'hr': uint8 [P, P, 3]}.
+
+  With `pad`, an image with a side shorter than P is mirror-padded to P first
+  (data.small_image_policy='pad'); otherwise such images must not get here.
+  """
+  gt_size: int
+  use_hflip: bool
+  use_rot: bool
+  pad: bool = False
+
+  def __call__(self, image: np.ndarray, rng: np.random.Generator) -> dict:
+    if self.pad:
+      image = bad_inputs.pad_to_size(image, self.gt_size, self.gt_size)
+    patch = random_crop(image, self.gt_size, rng)
+    patch = augment(patch, rng, hflip=self.use_hflip, rot=self.use_rot)
+    return {'hr': np.ascontiguousarray(patch, dtype=np.uint8)}
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedRandomPatch:
+  """grain `random_map` transform for paired data (BasicSR paired crop).
+
+  {'hr': uint8 [s*h, s*w, 3], 'lr': uint8 [h, w, 3]} ->
+  {'hr': uint8 [P, P, 3], 'lr': uint8 [P/s, P/s, 3]}: the LR patch at a
+  uniform (top, left) of the LR image, the HR patch at (s*top, s*left), and
+  the same flips / transpose applied to both, so every LR pixel still sits
+  over its s x s HR block. Positions are drawn on the LR grid, as BasicSR
+  does, so the HR patch can never start between two LR pixels.
+  """
+  gt_size: int
+  scale: int
+  use_hflip: bool
+  use_rot: bool
+  pad: bool = False
+
+  def __call__(self, pair: dict, rng: np.random.Generator) -> dict:
+    hr, lr = pair['hr'], pair['lr']
+    scale, lq_size = self.scale, self.gt_size // self.scale
+    if self.pad:
+      # Symmetric padding keeps the pair aligned (see pad_to_size).
+      lr = bad_inputs.pad_to_size(lr, lq_size, lq_size)
+      hr = bad_inputs.pad_to_size(hr, lq_size * scale, lq_size * scale)
+    height, width = lr.shape[:2]
+    if hr.shape[:2] != (height * scale, width * scale):
+      raise ValueError(
+          f'HR {hr.shape[0]}x{hr.shape[1]} is not {scale} x LR '
+          f'{height}x{width}.')
+    if height < lq_size or width < lq_size:
+      raise ValueError(
+          f'Cannot crop {lq_size}x{lq_size} from an LR image of '
+          f'{height}x{width}.')
+    top = rng.integers(0, height - lq_size + 1)
+    left = rng.integers(0, width - lq_size + 1)
+    lr_patch = lr[top:top + lq_size, left:left + lq_size]
+    hr_patch = hr[top * scale:(top + lq_size) * scale,
+                  left * scale:(left + lq_size) * scale]
+    coins = rng.random(3) < 0.5
+    hr_patch = _flips(hr_patch, coins, self.use_hflip, self.use_rot)
+    lr_patch = _flips(lr_patch, coins, self.use_hflip, self.use_rot)
+    return {'hr': np.ascontiguousarray(hr_patch, dtype=np.uint8),
+            'lr': np.ascontiguousarray(lr_patch, dtype=np.uint8)}
