@@ -2,11 +2,20 @@ r"""Benchmarks. Figures go in notes and issues, never in timed tests.
 
   python -m sr_jax.bench train --config=configs/esrgan_fft.py [--phase=gan]
       [--config.dtype=bfloat16] [--steps=20]
+  python -m sr_jax.bench data --config=configs/esrgan.py [--steps=20]
+      [--pipelines=bicubic,realesrgan] [--with_train]
 
 `train` times one jitted train step of the config on synthetic batches over
 all local devices: compile time, then steps/s and GT megapixels/s. The VGG19
 used for the perceptual term has random weights: speed does not depend on
 their values, and the benchmark never trains anything.
+
+`data` times what feeds that step: the config's grain input pipeline (HR
+patches/s delivered to the host, `config.data.*` as configured, e.g.
+`--config.data.num_workers=4`), then each degradation pipeline jitted on the
+current devices (LR batches/s for the config's batch and patch size). With
+`--with_train` it also times the config's GAN train step and prints how many
+times faster than the step each stage is: the input side should be >= 2x.
 """
 import functools
 import os
@@ -24,6 +33,8 @@ from jax.sharding import PartitionSpec as P
 from ml_collections import config_flags
 import numpy as np
 
+from sr_jax import data
+from sr_jax import degradations
 from sr_jax import models
 from sr_jax import train_state as ts
 from sr_jax.train_step import data_parallel_mesh
@@ -35,6 +46,11 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
 _PHASE = flags.DEFINE_enum('phase', 'gan', ['psnr', 'gan'],
                            'Which train step to time.')
 _STEPS = flags.DEFINE_integer('steps', 20, 'Timed steps after compilation.')
+_PIPELINES = flags.DEFINE_list(
+    'pipelines', ['bicubic', 'srrescgan', 'realesrgan', 'perspective'],
+    '`data`: degradation pipelines to time.')
+_WITH_TRAIN = flags.DEFINE_bool(
+    'with_train', False, '`data`: also time the train step and compare.')
 
 
 def bench_train(config, phase: str, num_steps: int) -> dict:
@@ -85,14 +101,90 @@ def bench_train(config, phase: str, num_steps: int) -> dict:
       gt_megapixels_per_s=steps_per_s * config.batch_size * gt * gt / 1e6)
 
 
-def main(argv):
-  if len(argv) != 2 or argv[1] != 'train':
-    raise app.UsageError('Usage: python -m sr_jax.bench train --config=...')
-  if _CONFIG.value is None:
-    raise app.UsageError('--config is required.')
-  result = bench_train(_CONFIG.value, _PHASE.value, _STEPS.value)
+def bench_input(config, num_batches: int) -> dict:
+  """HR patches/s delivered by the config's grain pipeline on this host."""
+  ds = data.make_train_dataset(
+      config.data, global_batch_size=config.batch_size, seed=config.seed,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      scale=config.scale)
+  it = iter(ds)
+  t0 = time.perf_counter()
+  batch = next(it)  # Includes building the index, decoding a cache, workers.
+  first_s = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  for _ in range(num_batches):
+    batch = next(it)
+  seconds = time.perf_counter() - t0
+  patches = num_batches * batch['hr'].shape[0]
+  return dict(stage='input', batch=batch['hr'].shape[0],
+              gt_size=batch['hr'].shape[1],
+              workers=int(config.data.get('num_workers', 0)),
+              first_batch_s=first_s, batches_per_s=num_batches / seconds,
+              hr_patches_per_s=patches / seconds)
+
+
+def bench_degradation(config, name: str, num_batches: int) -> dict:
+  """LR batches/s of one degradation pipeline, jitted over all devices."""
+  options = dict(config.degradation.get(name, {}))
+  fn = degradations.get_pipeline(name, scale=config.scale if name != 'denoise'
+                                 else 1, **options)
+  mesh = data_parallel_mesh()
+  batch_sharding = NamedSharding(mesh, P('data'))
+  gt = config.data.gt_size
+  rng = np.random.default_rng(0)
+  hr = jax.device_put(
+      rng.integers(0, 256, (config.batch_size, gt, gt, 3), np.uint8),
+      batch_sharding)
+
+  @jax.jit
+  def degrade(key, hr_uint8):
+    return fn(key, hr_uint8.astype(np.float32) / 255.0)[0]
+
+  t0 = time.perf_counter()
+  compiled = degrade.lower(jax.random.key(0), hr).compile()
+  compile_s = time.perf_counter() - t0
+  jax.block_until_ready(compiled(jax.random.key(0), hr))
+  t0 = time.perf_counter()
+  for i in range(num_batches):
+    lr = compiled(jax.random.key(i), hr)
+  jax.block_until_ready(lr)
+  seconds = time.perf_counter() - t0
+  return dict(stage=f'degradation {name}', batch=config.batch_size,
+              gt_size=gt, compile_s=compile_s,
+              batches_per_s=num_batches / seconds,
+              hr_patches_per_s=num_batches * config.batch_size / seconds)
+
+
+def _print_row(result: dict) -> None:
   print(' | '.join(f'{k}: {v:.3f}' if isinstance(v, float) else f'{k}: {v}'
                    for k, v in result.items()), flush=True)
+
+
+def main(argv):
+  if len(argv) != 2 or argv[1] not in ('train', 'data'):
+    raise app.UsageError(
+        'Usage: python -m sr_jax.bench train|data --config=...')
+  if _CONFIG.value is None:
+    raise app.UsageError('--config is required.')
+  config = _CONFIG.value
+  if argv[1] == 'train':
+    _print_row(bench_train(config, _PHASE.value, _STEPS.value))
+    return
+  print(f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}',
+        flush=True)
+  rows = [bench_input(config, _STEPS.value)]
+  _print_row(rows[-1])
+  for name in _PIPELINES.value:
+    rows.append(bench_degradation(config, name, _STEPS.value))
+    _print_row(rows[-1])
+  if _WITH_TRAIN.value:
+    phase = 'gan' if config.gan.steps > 0 else 'psnr'
+    train = bench_train(config, phase, max(2, _STEPS.value // 4))
+    _print_row(train)
+    for row in rows:
+      ratio = row['batches_per_s'] / train['steps_per_s']
+      print(f"{row['stage']}: {ratio:.1f}x the {phase} train step's "
+            'consumption', flush=True)
 
 
 if __name__ == '__main__':

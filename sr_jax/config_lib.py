@@ -9,6 +9,7 @@ Either phase may have 0 steps. The global step runs over both.
 import ml_collections
 
 from sr_jax.data import default_data_config
+from sr_jax.degradations import default_degradation_config
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -22,6 +23,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = default_data_config()
   c.data.gt_size = 128
+  # How LR inputs are made from HR patches on the accelerator (ignored for
+  # paired LR/HR sources): 'bicubic', 'realesrgan', 'srrescgan', 'denoise'
+  # or 'perspective', each with its options under its own name.
+  c.degradation = default_degradation_config()
 
   c.generator = ml_collections.ConfigDict(dict(
       name='rrdbnet',

@@ -16,6 +16,7 @@ import numpy as np
 
 from sr_jax import checkpoint as ckpt_lib
 from sr_jax import data
+from sr_jax import degradations
 from sr_jax import evaluate as eval_lib
 from sr_jax import models
 from sr_jax import train_state as ts
@@ -46,6 +47,25 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for name in ('log_every', 'eval_every', 'checkpoint_every'):
     if config[name] <= 0:
       raise ConfigError(f'config.{name} must be positive.')
+  _check_degradation(config)
+
+
+def _check_degradation(config: ml_collections.ConfigDict) -> None:
+  """Builds and shape-checks the degradation now, not mid-compile."""
+  deg = config.get('degradation')
+  where = (f"config.degradation ('{deg.name}')" if deg is not None
+           else 'the bicubic degradation')
+  try:
+    pipeline = degradations.pipeline_from_config(config)
+    gt = config.data.gt_size
+    # Abstract evaluation: catches bad options and kernels too large for the
+    # patch size without running or compiling anything.
+    jax.eval_shape(pipeline, jax.random.key(0),
+                   jax.ShapeDtypeStruct((1, gt, gt, 3), np.float32))
+  except (ValueError, TypeError) as e:
+    raise ConfigError(
+        f'{where} does not work with scale {config.scale} and '
+        f'data.gt_size {config.data.gt_size}: {e}') from None
 
 
 def _load_perceptual(config, dtype):
@@ -109,10 +129,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
                jax.devices()[0].platform, jax.process_count())
 
   # --- Input (before anything is written: a wrong folder leaves no run).
-  train_iter = iter(data.make_train_dataset(
-      config.data, global_batch_size=config.batch_size, seed=config.seed,
-      process_index=jax.process_index(), process_count=jax.process_count()))
-  val_set = data.load_validation_set(config.data, config.scale)
+  try:
+    train_iter = iter(data.make_train_dataset(
+        config.data, global_batch_size=config.batch_size, seed=config.seed,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+        scale=config.scale))
+    val_set = data.load_validation_set(config.data, config.scale)
+  except ValueError as e:
+    # Mismatched pairs, too many bad files, images too small or too large:
+    # the message names the files and the data.* setting to change.
+    raise ConfigError(str(e)) from None
   os.makedirs(workdir, exist_ok=True)
   writer = _make_writer(workdir)
 
@@ -182,8 +208,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         logging.info('Step %d: GAN phase starts from the EMA generator.', step)
       fetch_step, data_state_before = step, train_iter.get_state()
       batch = next(train_iter)
-      batch = {'hr': jax.make_array_from_process_local_data(
-          batch_sharding, np.asarray(batch['hr']))}
+      # 'hr', and 'lr' from paired sources (else made on the device).
+      batch = {k: jax.make_array_from_process_local_data(
+          batch_sharding, np.asarray(v)) for k, v in batch.items()
+               if k in ('hr', 'lr')}
       train_fn = psnr_step if step < psnr_steps else gan_step
       state, step_metrics = train_fn(state, batch, vgg_variables)
       step += 1

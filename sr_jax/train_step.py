@@ -5,9 +5,12 @@ built by `make_train_steps`; the trainer jits them with explicit shardings
 (batch split over the mesh's 'data' axis, state replicated), so the same code
 runs on one CPU and on every device of a pod.
 
-batch: {'hr': uint8 [B, P, P, 3]}. LR inputs are made on the device from HR by
-MATLAB-compatible bicubic down-sampling, quantised to 8 bits like the LR PNGs
-of the standard benchmarks.
+batch: {'hr': uint8 [B, P, P, 3]} and, from paired LR/HR sources, also
+{'lr': uint8 [B, P / s, P / s, 3]}. Without 'lr', LR inputs are made on the
+device from HR by the config's degradation pipeline (`config.degradation`,
+MATLAB bicubic by default; see `sr_jax.degradations.pipelines`), with a key
+derived from the state's rng and the step, so a resumed run degrades exactly
+as an uninterrupted one.
 """
 from typing import Any, Callable, NamedTuple
 
@@ -33,6 +36,36 @@ def bicubic_lr(hr: jax.Array, scale: int) -> jax.Array:
   """hr: [N, H, W, 3] float in [0, 1] -> LR [N, H/s, W/s, 3] on the 8-bit grid."""
   lr = degradations.imresize(hr, 1.0 / scale)
   return jnp.round(jnp.clip(lr, 0.0, 1.0) * 255.0) / 255.0
+
+
+def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
+  """Builds `pairs(key, batch) -> (lr, hr)` float32 in [0, 1] for a step.
+
+  LR comes from the batch when the source is paired, else from the config's
+  degradation pipeline; batch-level augmentations (mixup, coarse dropout of
+  the LR) follow, when the config enables them.
+  """
+  degrade = degradations.pipeline_from_config(config)
+  deg = config.get('degradation')
+  mixup_prob = float(deg.get('mixup_prob', 0.0)) if deg else 0.0
+  mixup_alpha = float(deg.get('mixup_alpha', 1.2)) if deg else 1.2
+  dropout_prob = float(deg.get('coarse_dropout_prob', 0.0)) if deg else 0.0
+
+  def pairs(key, batch):
+    k_degrade, k_mixup, k_dropout = jax.random.split(key, 3)
+    hr = hr_to_float(batch['hr'])
+    if 'lr' in batch:
+      lr = hr_to_float(batch['lr'])
+    else:
+      lr, hr = degrade(k_degrade, hr)
+    if mixup_prob > 0:
+      lr, hr, _ = degradations.mixup(k_mixup, lr, hr, alpha=mixup_alpha,
+                                     prob=mixup_prob)
+    if dropout_prob > 0:
+      lr = degradations.coarse_dropout(k_dropout, lr, prob=dropout_prob)
+    return lr, hr
+
+  return pairs
 
 
 def _apply_with_stats(module, params, batch_stats, x, train):
@@ -66,14 +99,18 @@ def make_train_steps(config: ml_collections.ConfigDict, networks: Networks,
   vgg_module: a `sr_jax.models.VGG19` for the perceptual term, or None when
     the GAN phase has no perceptual term.
   """
-  scale = config.scale
   ema_decay = config.ema_decay
   generator, discriminator = networks
+  training_pairs = make_training_pairs(config)
+
+  def step_keys(state):
+    # (degradation key, gradient-penalty key), both fixed by (rng, step).
+    step_key = jax.random.fold_in(state.rng, state.step)
+    return jax.random.fold_in(step_key, 1), step_key
 
   def psnr_step(state: TrainState, batch, vgg_variables):
     del vgg_variables  # The warm-up uses pixel loss only.
-    hr = hr_to_float(batch['hr'])
-    lr = bicubic_lr(hr, scale)
+    lr, hr = training_pairs(step_keys(state)[0], batch)
     pixel_loss = losses.get_pixel_loss(config.psnr.pixel_loss)
 
     def loss_fn(params):
@@ -105,9 +142,8 @@ def make_train_steps(config: ml_collections.ConfigDict, networks: Networks,
         config.perceptual.criterion)
 
   def gan_step(state: TrainState, batch, vgg_variables):
-    hr = hr_to_float(batch['hr'])
-    lr = bicubic_lr(hr, scale)
-    gp_key = jax.random.fold_in(state.rng, state.step)
+    degrade_key, gp_key = step_keys(state)
+    lr, hr = training_pairs(degrade_key, batch)
     # BasicSR counts iterations from 1 within the GAN run.
     gan_iter = state.step - config.psnr.steps + 1
     update_g = ((gan_iter % g_cfg.net_d_iters == 0) &

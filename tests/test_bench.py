@@ -1,4 +1,6 @@
 """The benchmark runs and reports sane figures (it is not timed here)."""
+import pytest
+
 from sr_jax import bench
 from test_train import load_config
 
@@ -10,3 +12,16 @@ def test_bench_train_reports_compile_time_and_speed():
   assert result['compile_s'] > 0 and result['steps_per_s'] > 0
   assert abs(result['gt_megapixels_per_s'] - result['steps_per_s'] *
              config.batch_size * config.data.gt_size**2 / 1e6) < 1e-9
+
+
+def test_bench_data_times_the_input_and_each_pipeline():
+  config = load_config('esrgan')
+  result = bench.bench_input(config, num_batches=3)
+  assert result['batch'] == config.batch_size
+  assert result['gt_size'] == config.data.gt_size
+  assert result['hr_patches_per_s'] == pytest.approx(
+      result['batches_per_s'] * config.batch_size)
+  row = bench.bench_degradation(config, 'srrescgan', num_batches=2)
+  assert row['stage'] == 'degradation srrescgan' and row['compile_s'] > 0
+  assert row['hr_patches_per_s'] == pytest.approx(
+      row['batches_per_s'] * config.batch_size)

@@ -7,7 +7,8 @@ import pytest
 from conftest import run_python
 
 
-@pytest.mark.parametrize('config', ['esrgan_fft', 'esrgan', 'rrdb_psnr'])
+@pytest.mark.parametrize(
+    'config', ['esrgan_fft', 'esrgan', 'rrdb_psnr', 'realesrgan'])
 def test_runlocal_trains_checkpoints_and_logs(config, tmp_path,
                                               random_vgg19_weights,
                                               compile_cache_dir):
@@ -67,3 +68,54 @@ def test_bad_batch_size_is_explained(tmp_path):
   assert result.returncode == 2, result.stdout + result.stderr
   assert 'config.batch_size=3 must be divisible by the 2 devices' in \
       result.stderr
+
+
+def test_bad_degradation_settings_are_explained(tmp_path):
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/realesrgan.py:runlocal',
+       f'--workdir={tmp_path / "run"}', '--config.data.gt_size=32'])
+  assert result.returncode == 2, result.stdout + result.stderr
+  assert "config.degradation ('realesrgan')" in result.stderr
+  assert 'data.gt_size' in result.stderr and 'Traceback' not in result.stderr
+  assert not os.path.exists(tmp_path / 'run')
+
+
+def test_paired_folders_train_through_main(tmp_path):
+  """LR/HR folders (DIV2K's X4 naming) feed the step instead of a degradation."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from sr_jax.data import sample_images  # pylint: disable=g-import-not-at-top
+  hr_dir, lr_dir = tmp_path / 'HR', tmp_path / 'LR'
+  hr_dir.mkdir()
+  lr_dir.mkdir()
+  for i, name in enumerate(['astronaut', 'coffee']):
+    hr = sample_images.load_sample(name)[:96, :128]
+    Image.fromarray(hr).save(hr_dir / f'{i:04d}.png')
+    lr = hr.reshape(24, 4, 32, 4, 3).mean(axis=(1, 3)).round().astype('uint8')
+    Image.fromarray(lr).save(lr_dir / f'{i:04d}x4.png')
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/rrdb_psnr.py:runlocal',
+       f'--workdir={tmp_path / "run"}', f'--config.data.train_dir={hr_dir}',
+       f'--config.data.train_lr_dir={lr_dir}',
+       "--config.data.lr_filename_tmpl={}x4", f'--config.data.val_dir={hr_dir}'])
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert 'Done at step 2' in result.stdout
+  # A pair whose sizes disagree is refused, naming the file.
+  Image.fromarray(lr[:20]).save(lr_dir / '0001x4.png')
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/rrdb_psnr.py:runlocal',
+       f'--workdir={tmp_path / "run2"}', f'--config.data.train_dir={hr_dir}',
+       f'--config.data.train_lr_dir={lr_dir}',
+       "--config.data.lr_filename_tmpl={}x4"])
+  assert result.returncode == 2, result.stdout + result.stderr
+  assert '0001x4.png' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_degradation_preview_writes_one_picture_per_pipeline(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  result = run_python(
+      ['-m', 'sr_jax.degradations.preview', f'--out_dir={tmp_path}',
+       '--pipelines=bicubic,srrescgan,denoise', '--size=64', '--samples=2'])
+  assert result.returncode == 0, result.stdout + result.stderr
+  for name in ('bicubic', 'srrescgan', 'denoise'):
+    with Image.open(tmp_path / f'{name}.png') as picture:
+      assert picture.size == (128, 128)  # 2 draws of HR | LR, 64 px each
