@@ -191,12 +191,13 @@ def test_random_mixed_kernel_rejects_unknown_family():
 
 
 # Blur.
-def test_apply_kernels_matches_scipy_mirror_correlation():
+@pytest.mark.parametrize('method', ['conv', 'fft'])
+def test_apply_kernels_matches_scipy_mirror_correlation(method):
   rng = np.random.default_rng(0)
   x = rng.random((3, 12, 17, 3), np.float32)
   ks = rng.random((3, 7, 7), np.float32)  # asymmetric: checks orientation
   ks /= ks.sum((1, 2), keepdims=True)
-  y = np.asarray(jax.jit(blur.apply_kernels)(x, ks))
+  y = np.asarray(jax.jit(blur.apply_kernels, static_argnums=2)(x, ks, method))
   assert y.shape == x.shape
   for n in range(3):
     for c in range(3):
@@ -214,7 +215,12 @@ def test_apply_kernels_with_delta_is_identity_and_checks_shapes():
   x = np.random.default_rng(1).random((2, 9, 8, 1), np.float32)
   delta = np.zeros((2, 5, 5), np.float32)
   delta[:, 2, 2] = 1
-  np.testing.assert_allclose(blur.apply_kernels(x, delta), x, atol=1e-7)
+  np.testing.assert_allclose(blur.apply_kernels(x, delta, 'conv'), x,
+                             atol=1e-7)
+  np.testing.assert_allclose(blur.apply_kernels(x, delta, 'fft'), x,
+                             atol=1e-6)
+  with pytest.raises(ValueError, match="'auto', 'conv' or 'fft'"):
+    blur.apply_kernels(x, delta, 'direct')
   with pytest.raises(ValueError, match='one per image'):
     blur.apply_kernels(x, delta[:1])
   with pytest.raises(ValueError, match='too large'):

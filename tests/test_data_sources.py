@@ -28,6 +28,8 @@ from sr_jax.data import folder
 from sr_jax.data import image_io
 from sr_jax.data import paired
 from sr_jax.data import tfds_source
+from test_data import _config
+from test_data import _write_png
 
 
 def _coord_image(height, width, marker=7):
@@ -37,23 +39,11 @@ def _coord_image(height, width, marker=7):
       np.uint8)
 
 
-def _write_png(path, array):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  Image.fromarray(array).save(path)
-
-
 def _box_down(hr, scale):
   """LR made the way the tests' LR folders are: s x s means, rounded."""
   h, w = hr.shape[0] // scale, hr.shape[1] // scale
   blocks = hr.reshape(h, scale, w, scale, 3).astype(np.float64)
   return np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
-
-
-def _config(train_dir='', **overrides):
-  cfg = data.default_data_config()
-  cfg.train_dir = str(train_dir)
-  cfg.update(overrides)
-  return cfg
 
 
 def _take(iterator, n):
