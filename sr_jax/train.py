@@ -139,6 +139,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     # Mismatched pairs, too many bad files, images too small or too large:
     # the message names the files and the data.* setting to change.
     raise ConfigError(str(e)) from None
+  paired = bool(config.data.get('train_lr_dir') or config.data.get('tfds_name'))
+  degradation = config.get('degradation')
+  if paired and degradation is not None and degradation.name != 'bicubic':
+    logging.warning(
+        'The training source is paired (data.train_lr_dir / data.tfds_name), '
+        'so its LR images are used and config.degradation.name=%r is not '
+        'applied.', degradation.name)
   os.makedirs(workdir, exist_ok=True)
   writer = _make_writer(workdir)
 

@@ -111,12 +111,16 @@ class TolerantSource(Sequence):
     size = len(self._loader)
     for step in range(size):
       i = (int(index) + step) % size
-      if i in self._bad:
-        continue
-      try:
-        return self._loader.load(i)
-      except RECORD_ERRORS as e:
-        self._record_bad(i, e)
+      if i not in self._bad:
+        try:
+          return self._loader.load(i)
+        except RECORD_ERRORS as e:
+          self._record_bad(i, e)
+      # Every read that meets a bad record re-checks the budget, so once it
+      # is exceeded all of them fail, not only the one that counted last:
+      # with grain's reading threads that one may belong to a prefetched
+      # batch the trainer never asks for.
+      self._budget.check()
     raise TooManyBadFilesError(
         f'None of the {size} training records in {self._budget.where} '
         'could be read; see the log for why.')
@@ -126,7 +130,7 @@ class TolerantSource(Sequence):
       if index in self._bad:
         return
       self._bad.add(index)
-      self._budget.add(self._loader.name(index), str(error))
+      self._budget.add(self._loader.name(index), str(error), check=False)
 
   def __getstate__(self) -> dict:
     state = self.__dict__.copy()
