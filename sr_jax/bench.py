@@ -4,6 +4,8 @@ r"""Benchmarks. Figures go in notes and issues, never in timed tests.
       [--config.dtype=bfloat16] [--steps=20]
   python -m sr_jax.bench data --config=configs/esrgan.py [--steps=20]
       [--pipelines=bicubic,realesrgan] [--with_train]
+  python -m sr_jax.bench upscale [--lr_size=512] [--tiles=128,256,512]
+      [--dtypes=float32,bfloat16] [--batch_tiles=4] [--runs=3]
 
 `train` times one jitted train step of the config on synthetic batches over
 all local devices: compile time, then steps/s and GT megapixels/s. The VGG19
@@ -16,6 +18,10 @@ patches/s delivered to the host, `config.data.*` as configured, e.g.
 current devices (LR batches/s for the config's batch and patch size). With
 `--with_train` it also times the config's GAN train step and prints how many
 times faster than the step each stage is: the input side should be >= 2x.
+
+`upscale` times `python -m sr_jax.upscale`'s tiled inference of the full
+RRDBNet x4 (23 blocks, random weights) on one random lr_size x lr_size image,
+per tile size and dtype: compile time and LR megapixels/s (tile pad 10).
 """
 import functools
 import os
@@ -28,6 +34,7 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import jax
+import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from ml_collections import config_flags
@@ -36,6 +43,8 @@ import numpy as np
 from sr_jax import data
 from sr_jax import degradations
 from sr_jax import models
+from sr_jax.inference import generator_loading
+from sr_jax.inference import tiling
 from sr_jax import train_state as ts
 from sr_jax.train_step import data_parallel_mesh
 from sr_jax.train_step import jit_for_mesh
@@ -49,6 +58,14 @@ _STEPS = flags.DEFINE_integer('steps', 20, 'Timed steps after compilation.')
 _PIPELINES = flags.DEFINE_list(
     'pipelines', ['bicubic', 'srrescgan', 'realesrgan', 'perspective'],
     '`data`: degradation pipelines to time.')
+_LR_SIZE = flags.DEFINE_integer('lr_size', 512, '`upscale`: LR image side.')
+_TILES = flags.DEFINE_list('tiles', ['128', '256', '512'],
+                           '`upscale`: tile sizes (LR pixels).')
+_DTYPES = flags.DEFINE_list('dtypes', ['float32', 'bfloat16'],
+                            '`upscale`: compute dtypes.')
+_BATCH_TILES = flags.DEFINE_integer('batch_tiles', 4,
+                                    '`upscale`: tiles per device call.')
+_RUNS = flags.DEFINE_integer('runs', 3, '`upscale`: timed runs per setting.')
 _WITH_TRAIN = flags.DEFINE_bool(
     'with_train', False, '`data`: also time the train step and compare.')
 
@@ -155,15 +172,48 @@ def bench_degradation(config, name: str, num_batches: int) -> dict:
               hr_patches_per_s=num_batches * config.batch_size / seconds)
 
 
+def bench_upscale(lr_size: int, tile: int, dtype: str, num_runs: int,
+                  batch_tiles: int = 4, num_block: int = 23) -> dict:
+  """LR megapixels/s of tiled RRDBNet x4 inference on one image."""
+  module = models.get_generator('rrdbnet', scale=4, num_block=num_block,
+                                dtype=jnp.dtype(dtype))
+  variables = jax.jit(module.init)(
+      jax.random.key(0), np.zeros((1, 16, 16, 3), np.float32), train=False)
+  run_batch = generator_loading.make_run_batch(module, variables)
+  image = np.random.default_rng(0).random((lr_size, lr_size, 3), np.float32)
+  upscale = functools.partial(tiling.upscale_tiled, run_batch, image, 4,
+                              tile=tile, tile_pad=10, batch_tiles=batch_tiles)
+  t0 = time.perf_counter()
+  upscale()  # Compiles (once per window shape), then runs.
+  first_s = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  for _ in range(num_runs):
+    out = upscale()
+  seconds = (time.perf_counter() - t0) / num_runs
+  assert out.shape == (4 * lr_size, 4 * lr_size, 3)
+  return dict(stage='upscale rrdbnet x4', dtype=dtype, lr_size=lr_size,
+              tile=tile, batch_tiles=batch_tiles, first_run_s=first_s,
+              seconds_per_image=seconds,
+              lr_megapixels_per_s=lr_size * lr_size / seconds / 1e6)
+
+
 def _print_row(result: dict) -> None:
   print(' | '.join(f'{k}: {v:.3f}' if isinstance(v, float) else f'{k}: {v}'
                    for k, v in result.items()), flush=True)
 
 
 def main(argv):
-  if len(argv) != 2 or argv[1] not in ('train', 'data'):
+  if len(argv) != 2 or argv[1] not in ('train', 'data', 'upscale'):
     raise app.UsageError(
-        'Usage: python -m sr_jax.bench train|data --config=...')
+        'Usage: python -m sr_jax.bench train|data --config=... | upscale')
+  if argv[1] == 'upscale':
+    print(f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}',
+          flush=True)
+    for dtype in _DTYPES.value:
+      for tile in _TILES.value:
+        _print_row(bench_upscale(_LR_SIZE.value, int(tile), dtype,
+                                 _RUNS.value, _BATCH_TILES.value))
+    return
   if _CONFIG.value is None:
     raise app.UsageError('--config is required.')
   config = _CONFIG.value

@@ -30,7 +30,13 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.generator = ml_collections.ConfigDict(dict(
       name='rrdbnet',
-      kwargs=dict(num_feat=64, num_block=23, num_grow_ch=32)))
+      kwargs=dict(num_feat=64, num_block=23, num_grow_ch=32),
+      # BasicSR's pretrain_network_g: start the generator (and its EMA) from
+      # these weights at step 0: a converted .npz (python -m sr_jax.convert
+      # or python -m sr_jax.weights fetch NAME), or a .pth / .safetensors of
+      # the architecture `name`. '' = random init. Set psnr.steps=0 to go
+      # straight to the GAN phase from, e.g., a PSNR-trained model.
+      init_from=''))
   c.discriminator = ml_collections.ConfigDict(dict(
       name='vgg_style', kwargs=dict(num_feat=64)))
 
@@ -80,6 +86,16 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+# `:runlocal` sizes of each generator: the smallest that still has every
+# kind of layer.
+_TINY_GENERATORS = {
+    'rrdbnet': dict(num_feat=8, num_block=1, num_grow_ch=4),
+    'srresnet': dict(num_feat=8, num_block=1),
+    'msrresnet': dict(num_feat=8, num_block=1),
+    'srvgg': dict(num_feat=8, num_conv=2),
+}
+
+
 def apply_variant(c: ml_collections.ConfigDict, arg) -> ml_collections.ConfigDict:
   """Applies a named variant: '' (full size), 'runlocal' or 'demo'."""
   arg = arg or ''
@@ -91,8 +107,7 @@ def apply_variant(c: ml_collections.ConfigDict, arg) -> ml_collections.ConfigDic
     c.data.gt_size = 32
     c.data.val_max_images = 1
     c.data.val_max_size = 64
-    c.generator.kwargs = dict(num_feat=8, num_block=1, num_grow_ch=4) \
-        if c.generator.name == 'rrdbnet' else dict(num_feat=8, num_block=1)
+    c.generator.kwargs = _TINY_GENERATORS[c.generator.name]
     c.discriminator.kwargs = dict(num_feat=4)
     # Two steps: one per phase, or two warm-up steps for PSNR-only configs.
     c.gan.steps = min(c.gan.steps, 1)

@@ -48,6 +48,15 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if config[name] <= 0:
       raise ConfigError(f'config.{name} must be positive.')
   _check_degradation(config)
+  try:
+    ts.build_networks(config)
+  except (TypeError, ValueError, KeyError) as e:
+    raise ConfigError(
+        f'config.generator ({config.generator.name!r}, kwargs '
+        f'{dict(config.generator.kwargs)}) / config.discriminator '
+        f'({config.discriminator.name!r}) cannot be built: {e}. Each '
+        'generator has its own kwargs: set them with --config.generator.kwargs'
+        "='{...}' when changing generator.name.") from None
 
 
 def _check_degradation(config: ml_collections.ConfigDict) -> None:
@@ -164,7 +173,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     logging.info('Resumed from %s at step %d.', workdir, start_step)
     print(f'Resuming from step {start_step} ({workdir}).', flush=True)
   else:
-    state, start_step = init_fn(rng), 0
+    state, start_step = ts.apply_init_from(config, init_fn(rng)), 0
   vgg_variables = jax.device_put(vgg_variables, replicated)
 
   # --- Steps: jitted with explicit shardings; the state is donated.

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from sr_jax import convert
 from sr_jax import models
 
 
@@ -87,9 +88,44 @@ def build_optimizers(config: ml_collections.ConfigDict) -> Optimizers:
       lr_g_psnr=lr_g_psnr, lr_g_gan=lr_g_gan, lr_d=lr_d)
 
 
+def apply_init_from(config: ml_collections.ConfigDict,
+                    state: TrainState) -> TrainState:
+  """Starts the generator and its EMA from `config.generator.init_from`.
+
+  BasicSR's pretrain_network_g. Called once on the host after a fresh
+  `init_train_state`, never when resuming: the checkpoint holds the weights
+  from then on, so the file may be moved or deleted after the first step,
+  and the weights never become constants of a compiled function. Adam's
+  initial moments depend only on shapes, so the optimizer state stays valid.
+  Raises ValueError naming every parameter whose shape does not match.
+  """
+  g = config.generator
+  if not g.get('init_from'):
+    return state
+  like = {'params': state.g_params}
+  if state.g_batch_stats:
+    like['batch_stats'] = state.g_batch_stats
+  loaded = convert.load_like(
+      g.init_from, g.name, like,
+      f'config.generator (name={g.name!r}, kwargs={dict(g.kwargs)}, '
+      f'scale={config.scale}) given as generator.init_from',
+      **dict(g.kwargs))
+  put = lambda tree, ref: jax.tree.map(
+      lambda v, r: jax.device_put(jnp.asarray(v, r.dtype), r.sharding),
+      tree, ref)
+  g_params = put(loaded['params'], state.g_params)
+  return state.replace(
+      g_params=g_params, ema_params=put(loaded['params'], state.ema_params),
+      g_batch_stats=(put(loaded['batch_stats'], state.g_batch_stats)
+                     if state.g_batch_stats else state.g_batch_stats))
+
+
 def init_train_state(config: ml_collections.ConfigDict, networks: Networks,
                      optimizers: Optimizers, rng: jax.Array) -> TrainState:
-  """Random initial state (call under jit or jax.eval_shape)."""
+  """Random initial state (call under jit or jax.eval_shape).
+
+  For config.generator.init_from, follow with `apply_init_from`.
+  """
   g_rng, d_rng, state_rng = jax.random.split(rng, 3)
   gt = config.data.gt_size
   if gt % config.scale:

@@ -25,3 +25,11 @@ def test_bench_data_times_the_input_and_each_pipeline():
   assert row['stage'] == 'degradation srrescgan' and row['compile_s'] > 0
   assert row['hr_patches_per_s'] == pytest.approx(
       row['batches_per_s'] * config.batch_size)
+
+
+def test_bench_upscale_reports_lr_megapixels_per_second():
+  row = bench.bench_upscale(lr_size=24, tile=16, dtype='float32', num_runs=1,
+                            batch_tiles=2, num_block=1)
+  assert row['tile'] == 16 and row['first_run_s'] > 0
+  assert row['lr_megapixels_per_s'] == pytest.approx(
+      24 * 24 / row['seconds_per_image'] / 1e6)

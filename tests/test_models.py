@@ -247,7 +247,8 @@ def test_vgg19_all_layers_and_unknown_names():
 # --------------------------------------------------------- registry, dtype --
 
 def test_registry():
-  assert models.GENERATORS.names() == ['rrdbnet', 'srresnet']
+  assert models.GENERATORS.names() == ['msrresnet', 'rrdbnet', 'srresnet',
+                                       'srvgg']
   assert models.DISCRIMINATORS.names() == ['vgg_style']
   assert isinstance(models.get_generator('rrdbnet'), models.RRDBNet)
   with pytest.raises(ValueError, match="'rrdbnet', 'srresnet'"):

@@ -11,10 +11,12 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from sr_jax.models.msrresnet import MSRResNet
 from sr_jax.models.rrdbnet import RRDB
 from sr_jax.models.rrdbnet import RRDBNet
 from sr_jax.models.rrdbnet import ResidualDenseBlock
 from sr_jax.models.srresnet import SRResNet
+from sr_jax.models.srvgg import SRVGGNetCompact
 from sr_jax.models.vgg19 import VGG19
 from sr_jax.models.vgg_style_discriminator import VGGStyleDiscriminator
 from sr_jax.registry import Registry
@@ -24,6 +26,8 @@ DISCRIMINATORS = Registry('discriminator')
 
 GENERATORS.register('rrdbnet')(RRDBNet)
 GENERATORS.register('srresnet')(SRResNet)
+GENERATORS.register('srvgg')(SRVGGNetCompact)
+GENERATORS.register('msrresnet')(MSRResNet)
 DISCRIMINATORS.register('vgg_style')(VGGStyleDiscriminator)
 
 
@@ -45,7 +49,7 @@ def get_discriminator(name: str, **kwargs) -> nn.Module:
 
 
 __all__ = [
-    'DISCRIMINATORS', 'GENERATORS', 'RRDB', 'RRDBNet', 'ResidualDenseBlock',
-    'SRResNet', 'VGG19', 'VGGStyleDiscriminator', 'get_discriminator',
-    'get_generator',
+    'DISCRIMINATORS', 'GENERATORS', 'MSRResNet', 'RRDB', 'RRDBNet',
+    'ResidualDenseBlock', 'SRResNet', 'SRVGGNetCompact', 'VGG19',
+    'VGGStyleDiscriminator', 'get_discriminator', 'get_generator',
 ]

@@ -12,34 +12,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax.models import vgg_layout
 from sr_jax.models.layers import Conv
 
 # (block, number of convs, channels) for the five blocks of VGG19.
 _BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
 
-# Conv names in forward order, with their index in torchvision's `features`
-# Sequential (each conv is followed by a ReLU, each block by a MaxPool).
-CONV_NAMES: tuple[str, ...] = tuple(
-    f'conv{b}_{i}' for b, n, _ in _BLOCKS for i in range(1, n + 1))
-
-
-def _torchvision_indices() -> dict[str, int]:
-  indices, i = {}, 0
-  for b, n, _ in _BLOCKS:
-    for j in range(1, n + 1):
-      indices[f'conv{b}_{j}'] = i
-      i += 2  # conv, ReLU
-    i += 1  # MaxPool
-  return indices
-
-
-TORCHVISION_INDEX: dict[str, int] = _torchvision_indices()
-
-# Every selectable layer name, in forward order.
-LAYER_NAMES: tuple[str, ...] = tuple(
-    name for b, n, _ in _BLOCKS
-    for name in ([x for i in range(1, n + 1)
-                  for x in (f'conv{b}_{i}', f'relu{b}_{i}')] + [f'pool{b}']))
+CONV_NAMES: tuple[str, ...] = vgg_layout.conv_names(_BLOCKS)
+TORCHVISION_INDEX: dict[str, int] = vgg_layout.torchvision_indices(_BLOCKS)
+LAYER_NAMES: tuple[str, ...] = vgg_layout.layer_names(_BLOCKS)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,16 +1,30 @@
-"""python -m sr_jax.weights {fetch,convert,where}: manage pretrained weights."""
+"""python -m sr_jax.weights {fetch,convert,where}: manage pretrained weights.
+
+VGG19 (for the perceptual loss), the released generators of
+sr_jax.weights.pretrained.PRETRAINED (Real-ESRGAN, ESRGAN) and LPIPS
+(lpips_alex, lpips_vgg: the metric's linear layers and backbone).
+"""
 import argparse
+import functools
 import os
 import sys
 from typing import Optional, Sequence
 
+from sr_jax.convert import lpips as lpips_convert
 from sr_jax.weights import params_io
+from sr_jax.weights import pretrained
 from sr_jax.weights import vgg19
 
-# name -> (fetch, convert, cached path); VGG19 is the only one so far.
+# name -> (fetch(out), convert(file, out), cached path()).
 _WEIGHTS = {
     'vgg19': (vgg19.fetch_vgg19, vgg19.convert_vgg19_file,
               vgg19.cached_vgg19_path),
+    **{name: (functools.partial(pretrained.fetch_pretrained, name),
+              functools.partial(pretrained.convert_pretrained_file, name),
+              functools.partial(pretrained.cached_path, name))
+       for name in pretrained.PRETRAINED},
+    # LPIPS: the package's linear layers plus torchvision's backbone.
+    **lpips_convert.WEIGHTS_CLI_ENTRIES,
 }
 
 
@@ -26,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
   fetch.add_argument('--out', help='where to write the .npz (default: cache)')
   convert = sub.add_parser('convert', help='convert a local PyTorch file')
   convert.add_argument('name', choices=sorted(_WEIGHTS))
-  convert.add_argument('file', help='e.g. vgg19-dcbb9e9d.pth')
+  convert.add_argument('file', help='e.g. vgg19-dcbb9e9d.pth, '
+                       'RealESRGAN_x4plus.pth')
   convert.add_argument('--out', help='where to write the .npz (default: cache)')
   sub.add_parser('where', help='print the cache path and what it holds')
   return parser

@@ -1,16 +1,22 @@
 """A torch-free file format for converted weights, and where they are cached.
 
 Variables are stored as one `.npz` with '/'-joined keys
-('params/conv1_1/kernel'), float32, so loading needs only numpy.
+('params/conv1_1/kernel'), float32, so loading needs only numpy. An optional
+`__meta__` entry holds a JSON object (as a numpy unicode string, so no
+pickle): for converted weights, the architecture and its kwargs, which say
+what to build. Files without it (older ones) load as before.
 """
+import json
 import os
 import pathlib
 import tempfile
-from typing import Any, Mapping
+import zipfile
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
 CACHE_ENV_VAR = 'SR_JAX_CACHE_DIR'
+META_KEY = '__meta__'
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -28,9 +34,9 @@ def _flatten(tree: Mapping[str, Any],
   flat = {}
   for name, value in tree.items():
     name = str(name)
-    if '/' in name or not name:
-      raise ValueError(f'Cannot save a variable named {name!r} (empty or '
-                       f"containing '/', the key separator).")
+    if '/' in name or not name or name == META_KEY:
+      raise ValueError(f'Cannot save a variable named {name!r} (empty, '
+                       f"containing '/', the key separator, or {META_KEY}).")
     if isinstance(value, Mapping):
       flat.update(_flatten(value, prefix + name + '/'))
     else:
@@ -41,14 +47,22 @@ def _flatten(tree: Mapping[str, Any],
   return flat
 
 
-def save_params(path: str | os.PathLike, variables: Mapping[str, Any]) -> None:
+def save_params(path: str | os.PathLike, variables: Mapping[str, Any],
+                metadata: Optional[Mapping[str, Any]] = None) -> None:
   """Writes nested dicts of arrays to `path` (.npz), atomically.
 
+  metadata: an optional JSON-serialisable dict, read back by load_metadata.
   The file is written next to `path` and renamed into place, so a crash never
   leaves a truncated cache file that a later run would trust.
   """
   path = pathlib.Path(path).expanduser()
   flat = _flatten(variables)
+  if metadata is not None:
+    try:
+      flat[META_KEY] = np.asarray(json.dumps(dict(metadata), sort_keys=True))
+    except TypeError as e:
+      raise ValueError(f'Metadata for {path} is not JSON-serialisable: {e}.'
+                       ) from None
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
                              suffix='.tmp')
@@ -61,15 +75,38 @@ def save_params(path: str | os.PathLike, variables: Mapping[str, Any]) -> None:
       os.unlink(tmp)
 
 
+def _open(path: pathlib.Path):
+  if not path.is_file():
+    raise WeightsNotFoundError(f'{path} does not exist.')
+  try:
+    return np.load(path, allow_pickle=False)
+  except (OSError, ValueError, zipfile.BadZipFile) as e:
+    raise ValueError(
+        f'{path} is not a weights file written by sr_jax (an .npz): {e}. '
+        'Convert PyTorch weights with python -m sr_jax.convert ARCH SRC '
+        'OUT.npz.') from None
+
+
 def load_params(path: str | os.PathLike) -> dict[str, Any]:
   """Reads a file written by save_params back into nested dicts of arrays."""
   path = pathlib.Path(path).expanduser()
   variables: dict[str, Any] = {}
-  with np.load(path, allow_pickle=False) as data:
+  with _open(path) as data:
     for key in data.files:
+      if key == META_KEY:
+        continue
       *parents, leaf = key.split('/')
       node = variables
       for name in parents:
         node = node.setdefault(name, {})
       node[leaf] = data[key]
   return variables
+
+
+def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
+  """The metadata dict saved with the variables; {} for files without."""
+  path = pathlib.Path(path).expanduser()
+  with _open(path) as data:
+    if META_KEY not in data.files:
+      return {}
+    return json.loads(str(data[META_KEY]))

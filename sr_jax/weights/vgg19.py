@@ -3,18 +3,14 @@
 The weights are torchvision's `vgg19-dcbb9e9d.pth`, converted once into
 `<cache>/vgg19.npz` (only `features`, ~80 MB) so training never needs torch.
 """
-import hashlib
 import logging
 import os
 import pathlib
-import sys
-import tempfile
-import urllib.error
-import urllib.request
-from typing import Any, BinaryIO, Optional
+from typing import Any, Optional
 
-from sr_jax.convert import convert_state_dict
+from sr_jax.convert.state_dict import convert_state_dict
 from sr_jax.models import vgg19 as vgg19_lib
+from sr_jax.weights import download
 from sr_jax.weights import params_io
 
 VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
@@ -116,26 +112,6 @@ def load_vgg19_params(path: Optional[str | os.PathLike] = None
       f'${VGG19_ENV_VAR} unset and no {cached}.\n' + how_to_get_vgg19())
 
 
-def _download(url: str, f: BinaryIO, progress: bool) -> str:
-  """Streams url into f; returns the SHA-256 hex digest of what was written."""
-  sha = hashlib.sha256()
-  done = 0
-  with urllib.request.urlopen(url, timeout=60) as response:
-    headers = getattr(response, 'headers', None) or {}
-    total = int(headers.get('Content-Length') or 0)
-    while chunk := response.read(1 << 20):
-      f.write(chunk)
-      sha.update(chunk)
-      done += len(chunk)
-      if progress:
-        of_total = f' / {total / 2**20:.1f}' if total else ''
-        print(f'\rdownloading {url}: {done / 2**20:.1f}{of_total} MiB',
-              end='', file=sys.stderr, flush=True)
-  if progress:
-    print(file=sys.stderr)
-  return sha.hexdigest()
-
-
 def fetch_vgg19(out: Optional[str | os.PathLike] = None,
                 url: str = VGG19_URL,
                 sha256_prefix: str = VGG19_SHA256_PREFIX,
@@ -148,14 +124,11 @@ def fetch_vgg19(out: Optional[str | os.PathLike] = None,
   """
   _require_torch()  # Before spending minutes on a 548 MB download.
   out = pathlib.Path(out).expanduser() if out else cached_vgg19_path()
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=out.parent, prefix='.vgg19-',
-                             suffix='.pth.part')
-  try:
-    with os.fdopen(fd, 'wb') as f:
+  with download.temporary_path(out.parent, '.pth.part') as tmp:
+    with open(tmp, 'wb') as f:
       try:
-        digest = _download(url, f, progress)
-      except (urllib.error.URLError, OSError) as e:
+        digest = download.download_file(url, f, progress)
+      except download.DOWNLOAD_ERRORS as e:
         raise FetchError(
             f'Could not download {url}: {e}.\nIf this machine is offline, '
             f'download {url} elsewhere, copy it here and run\n'
@@ -167,6 +140,3 @@ def fetch_vgg19(out: Optional[str | os.PathLike] = None,
           f'start with {sha256_prefix}; it is corrupt or not the expected '
           'file. Nothing was saved; try again, or download it by hand.')
     return convert_vgg19_file(tmp, out)
-  finally:
-    if os.path.exists(tmp):
-      os.unlink(tmp)

@@ -1,0 +1,259 @@
+"""python -m sr_jax.upscale INPUT -o OUT --weights W [--tile N --tile-pad P]
+
+Upscales images of any size with a trained or converted generator.
+
+  INPUT  an image file; a folder (its images, not sub-folders; --recursive
+         for those too, mirrored under OUT); or a quoted glob ('a/*.png',
+         '**' allowed).
+  OUT    a folder (created), written as OUT/<name>_<suffix>.<ext>; or, when
+         INPUT is one file and OUT ends in an image extension, that file.
+
+The output format follows the input's extension unless --ext; images with
+alpha are written as PNG rather than JPEG. Alpha, 16-bit depth (PNG) and
+grey are kept (see sr_jax/inference/image_files.py). --outscale resizes the
+network's output with Pillow's Lanczos. --tile cuts large images into tiles
+(exact when --tile-pad covers the network's receptive field; see
+sr_jax/inference/tiling.py). Unreadable images are skipped with a message
+and make the exit status 1; outputs are written atomically.
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+from sr_jax.inference import generator_loading
+from sr_jax.inference import image_files
+from sr_jax.inference import tiling
+
+_GLOB_CHARS = '*?['
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(
+      prog='python -m sr_jax.upscale',
+      description='Upscale images of any size with a generator.',
+      epilog=__doc__.split('\n\n', 2)[2],
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('input', metavar='INPUT', help='image file, folder or glob')
+  p.add_argument('-o', '--output', required=True, metavar='OUT',
+                 help='output folder (or file, for one input file)')
+  src = p.add_mutually_exclusive_group(required=True)
+  src.add_argument('--weights', help='converted .npz, or .pth/.safetensors')
+  src.add_argument('--checkpoint', metavar='WORKDIR',
+                   help="a training run's --workdir (its EMA generator)")
+  p.add_argument('--which', choices=('best', 'latest'), default='best',
+                 help='checkpoint to use with --checkpoint (default best)')
+  p.add_argument('--arch', help='generator name, when the weights do not say')
+  p.add_argument('--scale', type=int,
+                 help='network scale (read off the weights when omitted)')
+  p.add_argument('--model-kwargs', default='{}', metavar='JSON',
+                 help='other generator settings, e.g. \'{"act_type": "relu"}\'')
+  p.add_argument('--outscale', type=float,
+                 help='final scale (default: the network scale)')
+  p.add_argument('--tile', type=int, default=0,
+                 help='tile size in input pixels; 0: whole image at once '
+                 '(RRDBNet x2 / x1: rounded up to a multiple of 2 / 4)')
+  p.add_argument('--tile-pad', type=int, default=10,
+                 help='context pixels around each tile (default 10); tiled '
+                 'equals untiled when it covers the receptive field')
+  p.add_argument('--batch-tiles', type=int, default=4,
+                 help='tiles per device call (default 4)')
+  p.add_argument('--ensemble', action='store_true',
+                 help='x8 self-ensemble (rotations and flips; 8x slower)')
+  p.add_argument('--dtype', choices=('float32', 'bfloat16'),
+                 default='float32', help='compute dtype (default float32)')
+  p.add_argument('--suffix', default='out',
+                 help="output name suffix (default 'out'; '' for none)")
+  p.add_argument('--ext', default='auto', choices=('auto', 'png', 'jpg'),
+                 help='output format (default: as the input)')
+  p.add_argument('--alpha-upsampler', choices=('network', 'bicubic'),
+                 default='network', help='how alpha is upscaled')
+  p.add_argument('--jpeg-quality', type=int, default=95)
+  p.add_argument('--recursive', action='store_true',
+                 help='with a folder INPUT, also its sub-folders')
+  return p
+
+
+def find_inputs(spec: str, recursive: bool) -> tuple[list[str], str | None]:
+  """(image paths, root folder or None) for INPUT; raises if there are none.
+
+  The root is the folder paths are relative to in the output (folder input).
+  """
+  if os.path.isfile(spec):
+    return [spec], None
+  if os.path.isdir(spec):
+    if recursive:
+      paths = [os.path.join(d, f) for d, _, files in os.walk(spec)
+               for f in files]
+    else:
+      paths = [os.path.join(spec, f) for f in os.listdir(spec)]
+    paths = sorted(p for p in paths if os.path.isfile(p)
+                   and image_files.is_image_file(p)
+                   and not os.path.basename(p).startswith('.'))
+    if not paths:
+      raise ValueError(
+          f'Folder {spec!r} holds no images ('
+          f'{"recursively" if recursive else "not recursive"}; extensions '
+          f'{", ".join(image_files.IMAGE_EXTENSIONS)}).')
+    return paths, spec
+  if any(c in spec for c in _GLOB_CHARS):
+    paths = sorted(p for p in glob.glob(spec, recursive=True)
+                   if os.path.isfile(p) and image_files.is_image_file(p))
+    if not paths:
+      raise ValueError(f'{spec!r} matches no image files.')
+    return paths, None
+  raise FileNotFoundError(f'INPUT {spec!r} does not exist (expected an image '
+                          'file, a folder or a quoted glob).')
+
+
+def _output_path(src: str, root: str | None, args, image) -> str:
+  ext = image_files.output_extension(src, args.ext, image)
+  stem = os.path.splitext(os.path.basename(src))[0]
+  name = f'{stem}_{args.suffix}{ext}' if args.suffix else stem + ext
+  sub = os.path.dirname(os.path.relpath(src, root)) if root else ''
+  return os.path.join(args.output, sub, name)
+
+
+class _TileBar:
+  """`[#####-----] tiles 12/40, pass 1/8` on one stderr line (TTY only)."""
+
+  def __init__(self, passes: int, stream=None):
+    stream = stream or sys.stderr
+    self.passes, self.stream, self.current = passes, stream, 1
+    self.enabled = stream.isatty()
+
+  def __call__(self, done: int, total: int) -> None:
+    if self.enabled:
+      filled = 30 * done // total
+      self.stream.write(f'\r  [{"#" * filled}{"-" * (30 - filled)}] tiles '
+                        f'{done}/{total}, pass {self.current}/{self.passes} ')
+      self.stream.flush()
+    if done == total:
+      self.current += 1
+
+  def close(self) -> None:
+    if self.enabled:
+      self.stream.write('\r' + ' ' * 70 + '\r')
+
+
+class _Upscaler:
+  """The network of one run: tiled, optionally ensembled, with progress."""
+
+  def __init__(self, args, module, variables, scale: int):
+    self.args, self.scale = args, scale
+    self.run_batch = generator_loading.make_run_batch(module, variables)
+    self.multiple = generator_loading.input_multiple(module)
+    self.bar = None
+
+  def _network(self, rgb):
+    a = self.args
+    return tiling.upscale_tiled(
+        self.run_batch, rgb, self.scale, tile=a.tile, tile_pad=a.tile_pad,
+        batch_tiles=a.batch_tiles, multiple=self.multiple, progress=self.bar)
+
+  def _rgb(self, rgb):
+    if self.args.ensemble:
+      return tiling.self_ensemble(self._network, rgb)
+    return self._network(rgb)
+
+  def __call__(self, image: image_files.ImageData) -> image_files.ImageData:
+    a = self.args
+    alpha_passes = 2 if (image.alpha is not None
+                         and a.alpha_upsampler == 'network') else 1
+    self.bar = _TileBar((8 if a.ensemble else 1) * alpha_passes)
+    try:
+      return image_files.upscale_image_data(
+          image, self._rgb, outscale=a.outscale,
+          alpha_upsampler=a.alpha_upsampler)
+    finally:
+      self.bar.close()
+
+
+def _error(message: str) -> int:
+  print(f'error: {message}', file=sys.stderr)
+  return 2
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = _parser().parse_args(argv)
+  try:
+    model_kwargs = json.loads(args.model_kwargs)
+    if not isinstance(model_kwargs, dict):
+      raise ValueError('not a JSON object')
+  except ValueError as e:
+    return _error(f'--model-kwargs {args.model_kwargs!r}: {e}; expected e.g. '
+                  '\'{"num_feat": 64}\'.')
+  if args.scale is not None:
+    model_kwargs['scale'] = args.scale
+  for flag, value, low in (('--tile', args.tile, 0),
+                           ('--tile-pad', args.tile_pad, 0),
+                           ('--batch-tiles', args.batch_tiles, 1)):
+    if value < low:
+      return _error(f'{flag} must be >= {low}; got {value}.')
+  try:
+    if args.outscale is not None:
+      tiling.output_size(1, 1, args.outscale)
+    inputs, root = find_inputs(args.input, args.recursive)
+  except (OSError, ValueError) as e:
+    return _error(str(e))
+  single_file_output = (
+      len(inputs) == 1 and os.path.isfile(args.input)
+      and os.path.splitext(args.output)[1].lower() in image_files.WRITE_FORMATS)
+  if not single_file_output and os.path.isfile(args.output):
+    return _error(f'-o {args.output!r} is a file; with INPUT {args.input!r} '
+                  'it must be a folder.')
+
+  try:
+    module, variables, scale = generator_loading.load_generator_for_inference(
+        weights=args.weights, checkpoint=args.checkpoint, arch=args.arch,
+        model_kwargs=model_kwargs, dtype=args.dtype, which=args.which)
+  except (OSError, ValueError, ImportError) as e:
+    return _error(str(e))
+  print(f'{type(module).__name__} x{scale} ({args.dtype}), '
+        f'{len(inputs)} image(s) -> {args.output}', file=sys.stderr)
+  upscaler = _Upscaler(args, module, variables, scale)
+
+  failed, written, start = [], set(), time.time()
+  for i, src in enumerate(inputs, 1):
+    try:
+      image = image_files.read_image_file(src)
+      dst = (args.output if single_file_output
+             else _output_path(src, root, args, image))
+      if os.path.abspath(dst) in written:
+        raise ValueError(f'{dst} was already written by this run: two '
+                         'inputs map to one output name; run them '
+                         'separately.')
+      if os.path.exists(dst) and os.path.samefile(dst, src):
+        raise ValueError(f'output {dst} would overwrite the input; use a '
+                         '--suffix or another -o.')
+      h, w = image.size
+      about = [f'{w}x{h}', f'{image.bit_depth}-bit'] + (
+          ['grey'] if image.grey else []) + (
+              ['alpha'] if image.alpha is not None else [])
+      print(f'[{i}/{len(inputs)}] {src} ({", ".join(about)}) -> {dst}',
+            file=sys.stderr)
+      result = upscaler(image)
+      os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+      for note in image_files.write_image_file(
+          dst, result, jpeg_quality=args.jpeg_quality):
+        print(f'  note: {note}', file=sys.stderr)
+      written.add(os.path.abspath(dst))
+    except (OSError, ValueError, RuntimeError, MemoryError) as e:
+      hint = (' (out of memory: try --tile 256 and --batch-tiles 1)'
+              if 'RESOURCE_EXHAUSTED' in str(e) or isinstance(e, MemoryError)
+              else '')
+      print(f'  skipped {src}: {e}{hint}', file=sys.stderr)
+      failed.append(src)
+  print(f'Done: {len(inputs) - len(failed)} written, {len(failed)} failed, '
+        f'{time.time() - start:.1f} s.', file=sys.stderr)
+  if failed:
+    print('Failed: ' + ', '.join(failed), file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
