@@ -7,9 +7,9 @@ each), vanilla GAN 0.1, Adam lr 1e-4, 400k steps, EMA 0.999, 256 px GT.
 LR inputs are made on the accelerator by `degradation.name='realesrgan'`
 with Real-ESRGAN's defaults (`config.degradation.realesrgan.*`).
 
+The GT is USM-sharpened (l1_gt_usm / percep_gt_usm; D sees the plain GT).
 Differences from the official recipe, for now: a VGG-style discriminator
-instead of the spectrally normalised U-Net, no USM sharpening of the GT, and
-one device batch of 12 (the official run uses 4 GPUs x 12; set
+instead of the spectrally normalised U-Net, and one device batch of 12 (the official run uses 4 GPUs x 12; set
 --config.batch_size=48 on a multi-device host).
 Variants: `:runlocal` (tiny, 2 steps, tests) and `:demo`.
 """
@@ -19,6 +19,7 @@ from sr_jax import config_lib
 def get_config(arg=None):
   config = config_lib.base_config()
   config.degradation.name = 'realesrgan'
+  config.degradation.usm_sharpen_gt = True
   config.batch_size = 12
   config.data.gt_size = 256
   config.psnr.lr = 2e-4

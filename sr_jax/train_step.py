@@ -38,32 +38,52 @@ def bicubic_lr(hr: jax.Array, scale: int) -> jax.Array:
   return jnp.round(jnp.clip(lr, 0.0, 1.0) * 255.0) / 255.0
 
 
+class TrainingPairs(NamedTuple):
+  lr: jax.Array  # Generator input, [N, P / s, P / s, 3].
+  target: jax.Array  # Pixel and perceptual loss target, [N, P, P, 3].
+  real: jax.Array  # What the discriminator sees as real, [N, P, P, 3].
+
+
 def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
-  """Builds `pairs(key, batch) -> (lr, hr)` float32 in [0, 1] for a step.
+  """Builds `pairs(key, batch) -> TrainingPairs`, float32 in [0, 1].
 
   LR comes from the batch when the source is paired, else from the config's
   degradation pipeline; batch-level augmentations (mixup, coarse dropout of
-  the LR) follow, when the config enables them.
+  the LR) follow, when the config enables them. With
+  `degradation.usm_sharpen_gt` (Real-ESRGAN), the HR is unsharp-masked first:
+  the LR is made from the sharpened HR and the pixel and perceptual losses
+  aim at it, while the discriminator's real images stay unsharpened.
   """
   degrade = degradations.pipeline_from_config(config)
   deg = config.get('degradation')
-  mixup_prob = float(deg.get('mixup_prob', 0.0)) if deg else 0.0
-  mixup_alpha = float(deg.get('mixup_alpha', 1.2)) if deg else 1.2
-  dropout_prob = float(deg.get('coarse_dropout_prob', 0.0)) if deg else 0.0
+  get = lambda name, default: deg.get(name, default) if deg else default
+  mixup_prob = float(get('mixup_prob', 0.0))
+  mixup_alpha = float(get('mixup_alpha', 1.2))
+  dropout_prob = float(get('coarse_dropout_prob', 0.0))
+  usm = bool(get('usm_sharpen_gt', False))
+  if usm and deg.name == 'perspective' and deg.perspective.aligned:
+    raise ValueError('degradation.usm_sharpen_gt does not combine with the '
+                     'aligned perspective pipeline (it warps the target).')
 
   def pairs(key, batch):
     k_degrade, k_mixup, k_dropout = jax.random.split(key, 3)
-    hr = hr_to_float(batch['hr'])
+    real = hr_to_float(batch['hr'])
+    target = degradations.usm_sharpen(real) if usm else real
     if 'lr' in batch:
       lr = hr_to_float(batch['lr'])
     else:
-      lr, hr = degrade(k_degrade, hr)
+      lr, degraded_target = degrade(k_degrade, target)
+      if not usm:  # Pipelines that warp the HR return the warped target.
+        target = real = degraded_target
     if mixup_prob > 0:
-      lr, hr, _ = degradations.mixup(k_mixup, lr, hr, alpha=mixup_alpha,
-                                     prob=mixup_prob)
+      # One draw for all three: LR, target and real stay one mixed pair.
+      lr, both, _ = degradations.mixup(
+          k_mixup, lr, jnp.concatenate([target, real], axis=-1),
+          alpha=mixup_alpha, prob=mixup_prob)
+      target, real = both[..., :3], both[..., 3:]
     if dropout_prob > 0:
       lr = degradations.coarse_dropout(k_dropout, lr, prob=dropout_prob)
-    return lr, hr
+    return TrainingPairs(lr, target, real)
 
   return pairs
 
@@ -110,7 +130,7 @@ def make_train_steps(config: ml_collections.ConfigDict, networks: Networks,
 
   def psnr_step(state: TrainState, batch, vgg_variables):
     del vgg_variables  # The warm-up uses pixel loss only.
-    lr, hr = training_pairs(step_keys(state)[0], batch)
+    lr, hr, _ = training_pairs(step_keys(state)[0], batch)
     pixel_loss = losses.get_pixel_loss(config.psnr.pixel_loss)
 
     def loss_fn(params):
@@ -143,7 +163,7 @@ def make_train_steps(config: ml_collections.ConfigDict, networks: Networks,
 
   def gan_step(state: TrainState, batch, vgg_variables):
     degrade_key, gp_key = step_keys(state)
-    lr, hr = training_pairs(degrade_key, batch)
+    lr, target, hr = training_pairs(degrade_key, batch)
     # BasicSR counts iterations from 1 within the GAN run.
     gan_iter = state.step - config.psnr.steps + 1
     update_g = ((gan_iter % g_cfg.net_d_iters == 0) &
@@ -156,12 +176,12 @@ def make_train_steps(config: ml_collections.ConfigDict, networks: Networks,
     def g_loss_fn(g_params):
       sr, g_batch_stats = _apply_with_stats(generator, g_params,
                                             state.g_batch_stats, lr, True)
-      terms = {'l_g_pix': g_cfg.pixel_weight * gan_pixel_loss(sr, hr)}
+      terms = {'l_g_pix': g_cfg.pixel_weight * gan_pixel_loss(sr, target)}
       if perceptual_fn is not None:
         terms['l_g_percep'] = g_cfg.perceptual_weight * perceptual_fn(
-            vgg_variables, sr, hr)
+            vgg_variables, sr, target)
       if g_cfg.fft_weight > 0:
-        terms['l_g_fft'] = g_cfg.fft_weight * losses.fft_loss(sr, hr)
+        terms['l_g_fft'] = g_cfg.fft_weight * losses.fft_loss(sr, target)
       real, _ = d_logits(state.d_params, state.d_batch_stats, hr)
       fake, _ = d_logits(state.d_params, state.d_batch_stats, sr)
       terms['l_g_gan'] = g_cfg.adversarial_weight * adversarial.g_loss(

@@ -185,16 +185,57 @@ def test_training_pairs_use_paired_lr_or_the_config_pipeline():
   hr = rng.integers(0, 256, (2, 32, 32, 3), np.uint8)
   lr = rng.integers(0, 256, (2, 8, 8, 3), np.uint8)
   pairs = make_training_pairs(_runlocal_config())
-  got_lr, got_hr = pairs(jax.random.key(0), {'hr': hr, 'lr': lr})
+  got_lr, target, real = pairs(jax.random.key(0), {'hr': hr, 'lr': lr})
   np.testing.assert_array_equal(got_lr, lr / np.float32(255))
-  np.testing.assert_array_equal(got_hr, hr / np.float32(255))
-  got_lr, _ = pairs(jax.random.key(0), {'hr': hr})
+  np.testing.assert_array_equal(target, hr / np.float32(255))
+  np.testing.assert_array_equal(real, hr / np.float32(255))
+  got_lr, _, _ = pairs(jax.random.key(0), {'hr': hr})
   expected, _ = degradations.get_pipeline('bicubic', scale=4)(
       None, hr / np.float32(255))
   np.testing.assert_array_equal(got_lr, expected)
   noisy = make_training_pairs(_runlocal_config(name='srrescgan'))
-  got_lr, _ = noisy(jax.random.key(0), {'hr': hr})
+  got_lr, _, _ = noisy(jax.random.key(0), {'hr': hr})
   assert not np.array_equal(got_lr, expected)
+
+
+def test_usm_sharpened_targets_feed_lr_and_losses_but_not_the_critic():
+  from sr_jax.train_step import make_training_pairs  # pylint: disable=g-import-not-at-top
+  hr = np.round(_hr_batch(2) * 255).astype(np.uint8)
+  pairs = make_training_pairs(_runlocal_config(usm_sharpen_gt=True))
+  lr, target, real = pairs(jax.random.key(0), {'hr': hr})
+  plain = hr / np.float32(255)
+  sharp = degradations.usm_sharpen(plain)
+  np.testing.assert_array_equal(real, plain)
+  np.testing.assert_allclose(target, sharp, atol=1e-6)
+  expected, _ = degradations.get_pipeline('bicubic', scale=4)(None, sharp)
+  np.testing.assert_allclose(lr, expected, atol=1e-6)
+  assert not np.allclose(target, plain, atol=1e-3)
+
+
+def test_usm_sharpen_matches_basicsr_formula_with_scipy():
+  import scipy.ndimage  # pylint: disable=g-import-not-at-top
+  from sr_jax.degradations import sharpen  # pylint: disable=g-import-not-at-top
+  # cv2.getGaussianKernel(51, 0) uses sigma = 0.3 * (25 - 1) + 0.8 = 8.
+  assert sharpen.opencv_gaussian_sigma(51) == pytest.approx(8.0)
+  kernel = sharpen.usm_kernel(50)
+  assert kernel.shape == (51, 51)
+  np.testing.assert_allclose(kernel.sum(), 1.0, atol=1e-6)
+  d = np.arange(51) - 25
+  g = np.exp(-d ** 2 / 128.0)
+  np.testing.assert_allclose(kernel, np.outer(g, g) / g.sum() ** 2,
+                             rtol=1e-5)
+  x = _hr_batch(1)[0].astype(np.float64)
+  k = np.outer(g, g) / g.sum() ** 2
+  blur = lambda im: np.stack([scipy.ndimage.correlate(
+      im[..., c], k, mode='mirror') for c in range(im.shape[-1])], -1)
+  residual = x - blur(x)
+  soft = blur((np.abs(residual) * 255 > 10).astype(np.float64))
+  sharp = np.clip(x + 0.5 * residual, 0, 1)
+  expected = soft * sharp + (1 - soft) * x
+  got = np.asarray(degradations.usm_sharpen(x[None].astype(np.float32)))[0]
+  np.testing.assert_allclose(got, expected, atol=2e-5)
+  flat = np.full((1, 40, 40, 3), 0.3, np.float32)
+  np.testing.assert_allclose(degradations.usm_sharpen(flat), flat, atol=1e-6)
 
 
 def test_training_pairs_mixup_mixes_lr_and_hr_alike():
@@ -204,7 +245,8 @@ def test_training_pairs_mixup_mixes_lr_and_hr_alike():
   values = np.array([0, 60, 120, 240], np.uint8)
   hr = np.broadcast_to(values[:, None, None, None], (4, 32, 32, 3)).copy()
   pairs = make_training_pairs(_runlocal_config(mixup_prob=1.0))
-  lr, mixed_hr = pairs(jax.random.key(3), {'hr': hr})
+  lr, mixed_hr, mixed_real = pairs(jax.random.key(3), {'hr': hr})
+  np.testing.assert_array_equal(mixed_hr, mixed_real)
   np.testing.assert_allclose(np.asarray(lr)[:, 0, 0, 0],
                              np.asarray(mixed_hr)[:, 0, 0, 0], atol=1 / 255)
   assert not np.allclose(np.asarray(mixed_hr)[:, 0, 0, 0], values / 255)

@@ -13,6 +13,7 @@ ops take an explicit `jax.random` key and draw per-sample parameters inside.
   jpeg          a JPEG round trip (`jpeg`, `random_jpeg`)
   perspective   rotation of the image plane (`random_perspective`)
   mixing        `coarse_dropout`, `mixup`
+  sharpen       `usm_sharpen` (Real-ESRGAN's sharpened targets)
   pipelines     whole LR-making pipelines by name (`get_pipeline`)
 """
 from sr_jax.degradations.blur import apply_kernels
@@ -46,6 +47,7 @@ from sr_jax.degradations.resampling import random_resize_to
 from sr_jax.degradations.resampling import refill
 from sr_jax.degradations.resampling import resize
 from sr_jax.degradations.resampling import resize_canvas
+from sr_jax.degradations.sharpen import usm_sharpen
 
 __all__ = [
     'PIPELINES', 'apply_kernels', 'apply_with_prob', 'coarse_dropout',
@@ -56,5 +58,5 @@ __all__ = [
     'random_mixed_kernel', 'random_perspective', 'random_resize',
     'random_resize_to', 'random_sinc_kernels', 'refill', 'resize',
     'resize_canvas', 'rotation_homography', 'scale_homography', 'sinc_kernel',
-    'warp_perspective',
+    'usm_sharpen', 'warp_perspective',
 ]

@@ -394,6 +394,9 @@ def default_degradation_config() -> ml_collections.ConfigDict:
   c.mixup_prob = 0.0  # Per-sample probability of mixup (Yoo et al. 2020).
   c.mixup_alpha = 1.2  # Beta(alpha, alpha) mixing weights.
   c.coarse_dropout_prob = 0.0  # Per-sample probability of holes in the LR.
+  # Real-ESRGAN's USM-sharpened ground truth: the LR is made from it and the
+  # pixel / perceptual / FFT losses aim at it; D sees the plain HR.
+  c.usm_sharpen_gt = False
   return c
 
 
