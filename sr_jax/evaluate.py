@@ -15,7 +15,7 @@ from PIL import Image
 
 from sr_jax import degradations
 from sr_jax import metrics as sr_metrics
-from sr_jax.train_step import bicubic_lr
+from sr_jax.degradations.pipelines import bicubic_lr
 from sr_jax.train_step import hr_to_float
 
 

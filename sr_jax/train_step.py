@@ -32,12 +32,6 @@ def hr_to_float(hr_uint8: jax.Array) -> jax.Array:
   return hr_uint8.astype(jnp.float32) / 255.0
 
 
-def bicubic_lr(hr: jax.Array, scale: int) -> jax.Array:
-  """hr: [N, H, W, 3] float in [0, 1] -> LR [N, H/s, W/s, 3] on the 8-bit grid."""
-  lr = degradations.imresize(hr, 1.0 / scale)
-  return jnp.round(jnp.clip(lr, 0.0, 1.0) * 255.0) / 255.0
-
-
 class TrainingPairs(NamedTuple):
   lr: jax.Array  # Generator input, [N, P / s, P / s, 3].
   target: jax.Array  # Pixel and perceptual loss target, [N, P, P, 3].

@@ -143,6 +143,15 @@ def convert_keys(sd: StateDict, template: dict[Path, tuple[int, ...]],
       f'expected {_to_torch_shape(shape)}'
       for path, shape in template.items()
       if path in flat and flat[path].shape != tuple(shape)]
+  problems = key_problems(missing, unexpected, mismatched)
+  if problems:
+    raise ValueError('State dict does not match the model; ' +
+                     '; '.join(problems) + '.')
+  return nest(flat)
+
+
+def key_problems(missing, unexpected, mismatched) -> list[str]:
+  """The parts of a 'state dict does not match' message, in PyTorch terms."""
   problems = []
   if missing:
     problems.append(f'missing keys: {missing}')
@@ -150,10 +159,11 @@ def convert_keys(sd: StateDict, template: dict[Path, tuple[int, ...]],
     problems.append(f'unexpected keys: {sorted(unexpected)}')
   if mismatched:
     problems.append(f'shape mismatches (PyTorch layout): {mismatched}')
-  if problems:
-    raise ValueError('State dict does not match the model; ' +
-                     '; '.join(problems) + '.')
+  return problems
 
+
+def nest(flat: Mapping[Path, Any]) -> dict[str, Any]:
+  """{(collection, ..., leaf): array} -> nested dicts of float32 copies."""
   variables: dict[str, Any] = {}
   for path, array in flat.items():
     node = variables

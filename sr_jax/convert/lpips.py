@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sr_jax.convert import load_torch_file
+from sr_jax.convert import core
 from sr_jax.convert import unwrap_state_dict
 from sr_jax.convert.files import require_torch
 from sr_jax.metrics import lpips as lpips_lib
@@ -132,25 +133,14 @@ def convert_lpips(backbone_state_dict: Mapping[str, Any],
       f'{_torch_shape(shape)}'
       for p, shape in template.items()
       if p in flat and flat[p].shape != tuple(shape)]
-  if missing:
-    problems.append(f'missing keys: {missing}')
-  if unexpected:
-    problems.append(f'unexpected keys: {sorted(unexpected)}')
-  if mismatched:
-    problems.append(f'shape mismatches (PyTorch layout): {mismatched}')
+  problems += core.key_problems(missing, unexpected, mismatched)
   if problems:
     raise ValueError(
         f'State dicts do not match LPIPS(net={net!r}) (torchvision '
         f'{"alexnet" if net == "alex" else "vgg16"} features + lpips v0.1 '
         'lin layers); ' + '; '.join(problems) + '.')
 
-  variables: dict[str, Any] = {}
-  for path in template:
-    node = variables
-    for name in path[:-1]:
-      node = node.setdefault(name, {})
-    node[path[-1]] = np.asarray(flat[path], np.float32)
-  return variables
+  return core.nest({path: flat[path] for path in template})
 
 
 # ------------------------------------------------------------ files, fetch

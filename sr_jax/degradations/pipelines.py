@@ -114,6 +114,12 @@ def _bicubic_down(hr, scale: int):
   return imresize(hr, 1.0 / scale)
 
 
+def bicubic_lr(hr, scale: int):
+  """hr: [N, H, W, C] float in [0, 1] -> MATLAB-bicubic LR on the 8-bit grid,
+  as the LR images of the standard benchmarks (and validation) are made."""
+  return _to_8bit(_bicubic_down(hr, scale))
+
+
 def _check_scale(name: str, scale) -> int:
   if not isinstance(scale, int) or scale < 1:
     raise ValueError(f'Degradation {name!r}: scale must be a positive int, '
@@ -135,7 +141,7 @@ def bicubic(scale: int) -> Pipeline:
   def fn(key, hr):
     del key
     _check_divisible('bicubic', hr, scale)
-    return _to_8bit(_bicubic_down(hr, scale)), hr
+    return bicubic_lr(hr, scale), hr
   return fn
 
 
@@ -144,7 +150,7 @@ def srrescgan(scale: int, noise_prob: float, noise_sigma: float,
   def fn(key, hr):
     _check_divisible('srrescgan', hr, scale)
     k_choice, k_noise = jax.random.split(key)
-    lr = _to_8bit(_bicubic_down(hr, scale)) if scale > 1 else hr
+    lr = bicubic_lr(hr, scale) if scale > 1 else hr
     noisy = noise_lib.gaussian_noise(k_noise, lr, (noise_sigma, noise_sigma))
     quality = jnp.full((hr.shape[0],), jpeg_quality, jnp.int32)
     compressed = jpeg_lib.jpeg(lr, quality)
