@@ -12,5 +12,5 @@ from sr_jax import config_lib
 def get_config(arg=None):
   config = config_lib.base_config()
   config.gan.adversarial_loss = 'ragan'
-  config.gan.fft_weight = 0.0
+  config.gan.losses.fft.weight = 0.0
   return config_lib.apply_variant(config, arg)

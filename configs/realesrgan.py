@@ -22,16 +22,15 @@ def get_config(arg=None):
   config.degradation.usm_sharpen_gt = True
   config.batch_size = 12
   config.data.gt_size = 256
-  config.psnr.lr = 2e-4
-  config.psnr.milestones = (1_000_000,)
-  config.gan.pixel_weight = 1.0
-  config.gan.perceptual_weight = 1.0
-  config.perceptual.layer_weights = {
-      'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1.0, 'conv4_4': 1.0,
-      'conv5_4': 1.0}
+  config.psnr.optimizers.generator = config_lib.adam(2e-4, (1_000_000,))
+  config.gan.losses.pixel.weight = 1.0
+  config.gan.losses.perceptual = config_lib.esrgan_perceptual(
+      1.0, {'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1.0, 'conv4_4': 1.0,
+            'conv5_4': 1.0})
   config.gan.adversarial_loss = 'vanilla'
-  config.gan.adversarial_weight = 0.1
-  config.gan.milestones = (400_000,)
+  config.gan.losses.adversarial.weight = 0.1
+  config.gan.optimizers = {'generator': config_lib.adam(1e-4, (400_000,)),
+                           'discriminator': config_lib.adam(1e-4, (400_000,))}
   config = config_lib.apply_variant(config, arg)
   if arg in ('runlocal', 'demo'):
     # The 21 x 21 blur kernels need LR patches wider than 10 pixels.

@@ -48,12 +48,13 @@ from sr_jax.inference import tiling
 from sr_jax import train_state as ts
 from sr_jax.train_step import data_parallel_mesh
 from sr_jax.train_step import jit_for_mesh
-from sr_jax.train_step import make_train_steps
+from sr_jax.train_step import make_phase_step
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
                                           lock_config=True)
-_PHASE = flags.DEFINE_enum('phase', 'gan', ['psnr', 'gan'],
-                           'Which train step to time.')
+_PHASE = flags.DEFINE_string('phase', None, 'Which phase\'s train step to '
+                             'time (a name in config.phases; default the '
+                             'last with steps).')
 _STEPS = flags.DEFINE_integer('steps', 20, 'Timed steps after compilation.')
 _PIPELINES = flags.DEFINE_list(
     'pipelines', ['bicubic', 'srrescgan', 'realesrgan', 'perspective'],
@@ -71,42 +72,41 @@ _WITH_TRAIN = flags.DEFINE_bool(
 
 
 def bench_train(config, phase: str, num_steps: int) -> dict:
+  """Steps/s of the jitted step of phase `phase` (a name in config.phases).
 
-  networks = ts.build_networks(config)
-  optimizers = ts.build_optimizers(config)
+  Frozen networks (VGG19, LPIPS, ...) get random weights: speed does not
+  depend on their values, and the benchmark never trains anything.
+  """
+  recipe = ts.build_recipe(config)
+  names = [p.name for p in recipe.phases]
+  if phase not in names:
+    raise app.UsageError(f'This config has no phase {phase!r} with steps; '
+                         f'it has {names}.')
+  the_phase = recipe.phases[names.index(phase)]
   mesh = data_parallel_mesh()
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P('data'))
-  state = jax.jit(functools.partial(ts.init_train_state, config, networks,
-                                    optimizers),
+  state = jax.jit(functools.partial(ts.init_train_state, recipe,
+                                    phase=the_phase),
                   out_shardings=replicated)(jax.random.key(0))
-  vgg_module, vgg_variables = None, {}
-  if phase == 'gan' and config.gan.perceptual_weight > 0:
-    vgg_module = models.VGG19(layers=tuple(config.perceptual.layer_weights),
-                              dtype=ts.compute_dtype(config))
-    vgg_variables = jax.jit(vgg_module.init, out_shardings=replicated)(
-        jax.random.key(1), np.zeros((1, 32, 32, 3), np.float32))
-  steps = make_train_steps(config, networks, optimizers, vgg_module)
-  step_fn = steps.psnr if phase == 'psnr' else steps.gan
-  if step_fn is None:
-    raise app.UsageError(f'This config has no {phase} phase.')
-  if phase == 'gan':
-    state = state.replace(step=state.step + config.psnr.steps)
+  state = state.replace(step=state.step + the_phase.start)
+  aux, _ = ts.load_aux(recipe, config, random=True)
+  aux = jax.device_put(aux, replicated)
   gt = config.data.gt_size
   rng = np.random.default_rng(0)
   batches = [{'hr': jax.device_put(
       rng.integers(0, 256, (config.batch_size, gt, gt, 3), np.uint8),
       batch_sharding)} for _ in range(2)]
 
-  jitted = jit_for_mesh(step_fn, mesh)
+  jitted = jit_for_mesh(make_phase_step(config, recipe, the_phase), mesh)
   t0 = time.perf_counter()
-  compiled = jitted.lower(state, batches[0], vgg_variables).compile()
+  compiled = jitted.lower(state, batches[0], aux).compile()
   compile_s = time.perf_counter() - t0
-  state, metrics = compiled(state, batches[0], vgg_variables)  # Warm-up.
+  state, metrics = compiled(state, batches[0], aux)  # Warm-up.
   jax.block_until_ready((state, metrics))
   t0 = time.perf_counter()
   for i in range(num_steps):
-    state, metrics = compiled(state, batches[i % 2], vgg_variables)
+    state, metrics = compiled(state, batches[i % 2], aux)
   jax.block_until_ready((state, metrics))
   seconds = time.perf_counter() - t0
   steps_per_s = num_steps / seconds
@@ -218,7 +218,8 @@ def main(argv):
     raise app.UsageError('--config is required.')
   config = _CONFIG.value
   if argv[1] == 'train':
-    _print_row(bench_train(config, _PHASE.value, _STEPS.value))
+    phase = _PHASE.value or ts.build_recipe(config).phases[-1].name
+    _print_row(bench_train(config, phase, _STEPS.value))
     return
   print(f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}',
         flush=True)
@@ -228,7 +229,7 @@ def main(argv):
     rows.append(bench_degradation(config, name, _STEPS.value))
     _print_row(rows[-1])
   if _WITH_TRAIN.value:
-    phase = 'gan' if config.gan.steps > 0 else 'psnr'
+    phase = ts.build_recipe(config).phases[-1].name
     train = bench_train(config, phase, max(2, _STEPS.value // 4))
     _print_row(train)
     for row in rows:

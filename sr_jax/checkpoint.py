@@ -1,20 +1,29 @@
-"""orbax checkpoints: the latest N for resuming, and the best by validation PSNR.
+"""orbax checkpoints: the latest N for resuming, and the best of each phase.
 
 Layout under the workdir:
   checkpoints/<step>/{state, data, config}  last `keep` steps; auto-resume
-  best/<step>/{state, config}               the single best by val PSNR
+  best/<phase>/<step>/{state, config}       per phase, the best by its
+                                            validation metric
 `state` is the whole TrainState, `data` the grain iterator state (JSON) and
 `config` the run's config (JSON), so a checkpoint says how it was made.
 Every process must call save/restore (orbax coordinates multi-host writes).
+Workdirs of sr_jax before phases (best/<step>/, a TrainState with g_params /
+ema_params fields) still load for inference (`load_generator`).
 """
+import dataclasses
 import json
 import os
+import re
 from typing import Any
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
+
+from sr_jax import models
 
 
 def _config_json(config: ml_collections.ConfigDict) -> dict:
@@ -22,20 +31,25 @@ def _config_json(config: ml_collections.ConfigDict) -> dict:
 
 
 class Checkpointer:
-  """Owns the two orbax CheckpointManagers of a run."""
+  """Owns the run's orbax CheckpointManagers: latest, and best per phase."""
 
   def __init__(self, workdir: str, keep: int = 3):
-    workdir = os.path.abspath(workdir)
+    self.workdir = os.path.abspath(workdir)
     self.latest = ocp.CheckpointManager(
-        os.path.join(workdir, 'checkpoints'),
+        os.path.join(self.workdir, 'checkpoints'),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
         item_names=('state', 'data', 'config'))
-    self.best = ocp.CheckpointManager(
-        os.path.join(workdir, 'best'),
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, create=True, best_fn=lambda m: m['psnr'],
-            best_mode='max', keep_checkpoints_without_metrics=False),
-        item_names=('state', 'config'))
+    self._best: dict[str, ocp.CheckpointManager] = {}
+
+  def _best_manager(self, phase: str, mode: str) -> ocp.CheckpointManager:
+    if phase not in self._best:
+      self._best[phase] = ocp.CheckpointManager(
+          os.path.join(self.workdir, 'best', phase),
+          options=ocp.CheckpointManagerOptions(
+              max_to_keep=1, create=True, best_fn=lambda m: m['value'],
+              best_mode=mode, keep_checkpoints_without_metrics=False),
+          item_names=('state', 'config'))
+    return self._best[phase]
 
   def latest_step(self) -> int | None:
     return self.latest.latest_step()
@@ -54,15 +68,17 @@ class Checkpointer:
       logging.info('Saving checkpoint of step %d.', step)
     return saved
 
-  def save_best(self, step: int, state, psnr: float,
-                config: ml_collections.ConfigDict) -> None:
-    """Offers a validated state; orbax keeps it only if its PSNR is best."""
-    self.best.save(
+  def save_best(self, step: int, state, value: float,
+                config: ml_collections.ConfigDict, phase: str = 'run',
+                mode: str = 'max') -> None:
+    """Offers a validated state of `phase`; orbax keeps it only if its
+    metric `value` is the best of that phase (mode 'max' or 'min')."""
+    self._best_manager(phase, mode).save(
         step,
         args=ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             config=ocp.args.JsonSave(_config_json(config))),
-        metrics={'psnr': float(psnr)}, force=True)
+        metrics={'value': float(value)}, force=True)
 
   def restore_latest(self, abstract_state) -> tuple[Any, dict, int] | None:
     """Returns (state, data_state, step) of the newest checkpoint, or None.
@@ -79,22 +95,26 @@ class Checkpointer:
           args=ocp.args.Composite(
               state=ocp.args.StandardRestore(abstract_state),
               data=ocp.args.JsonRestore()))
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError) as e:
       raise ValueError(
           f'Cannot resume from {self.latest.directory}/{step}: its train '
-          'state does not match this config (did the model or losses '
-          'change?). Use a new --workdir, or the config the run was started '
-          f'with (saved in {self.latest.directory}/{step}/config). '
-          f'Details: {e}') from e
+          'state does not match this config (did the model, the phases or '
+          'the losses change, or was it written by an older sr_jax?). Use a '
+          'new --workdir, or the config the run was started with (saved in '
+          f'{self.latest.directory}/{step}/config). To start a new run from '
+          'its generator, set --config.generator.init_from='
+          f'{self.workdir}. Details: {str(e)[:300]}') from None
     return restored['state'], restored['data'], step
 
   def wait_until_finished(self) -> None:
     self.latest.wait_until_finished()
-    self.best.wait_until_finished()
+    for manager in self._best.values():
+      manager.wait_until_finished()
 
   def close(self) -> None:
     self.latest.close()
-    self.best.close()
+    for manager in self._best.values():
+      manager.close()
 
 
 def abstract_with_sharding(tree, sharding):
@@ -103,38 +123,183 @@ def abstract_with_sharding(tree, sharding):
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
 
 
-def load_generator(workdir: str, which: str = 'best'):
-  """Loads a trained generator from a run's workdir.
+def phase_names(config: ml_collections.ConfigDict) -> list[tuple[str, int]]:
+  """(phase name, steps) in order, for this and older config layouts."""
+  if 'phases' in config:
+    return [(p, int(config[p]['steps'])) for p in config.phases]
+  return [('psnr', int(config.psnr.steps)), ('gan', int(config.gan.steps))]
 
-  which: 'best' (highest validation PSNR) or 'latest'.
-  Returns (generator module, variables for module.apply, the run's config);
-  the variables hold the EMA parameters, which BasicSR also evaluates.
+
+def phase_of_step(config: ml_collections.ConfigDict, step: int) -> str:
+  """The phase whose last completed step is `step` (the first at 0)."""
+  end = 0
+  active = [(p, n) for p, n in phase_names(config) if n > 0]
+  for name, steps in active:
+    end += steps
+    if max(step, 1) <= end:
+      return name
+  return active[-1][0] if active else 'run'
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedGenerator:
+  module: Any
+  variables: dict
+  config: ml_collections.ConfigDict
+  step: int
+  phase: str
+  directory: str
+
+  def describe(self) -> str:
+    return (f'the EMA generator of phase {self.phase!r} at step {self.step} '
+            f'({self.directory})')
+
+
+def _open_read_only(directory: str) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(read_only=True),
+      item_handlers={'state': ocp.StandardCheckpointHandler(),
+                     'config': ocp.JsonCheckpointHandler()})
+
+
+def _restore_on_this_host(manager, step) -> tuple[dict, dict]:
+  """(state tree, config) of `step` on one local device, whatever mesh
+  wrote it: the target is built from the checkpoint's own metadata."""
+  metadata = manager.item_metadata(step)['state']
+  metadata = getattr(metadata, 'tree', metadata)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+      metadata)
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract),
+      config=ocp.args.JsonRestore()))
+  return restored['state'], restored['config']
+
+
+def _generator_module(config: ml_collections.ConfigDict):
+  g = config.generator
+  kwargs = dict(g.kwargs)
+  cls = models.GENERATORS.get(g.name)
+  if 'scale' in {f.name for f in dataclasses.fields(cls)}:
+    kwargs.setdefault('scale', config.scale)
+  dtype = jnp.dtype(config.get('dtype', 'float32'))
+  return models.get_generator(g.name, dtype=dtype, **kwargs)
+
+
+def _generator_variables(state: dict) -> dict:
+  if 'model_state' in state:  # Phased layout.
+    return {'params': state['ema_params']['generator'],
+            **state['model_state']['generator']}
+  variables = {'params': state['ema_params']}  # Before phases.
+  if state.get('g_batch_stats'):
+    variables['batch_stats'] = state['g_batch_stats']
+  return variables
+
+
+def _best_dirs(workdir: str) -> dict[str, str]:
+  """{phase: directory} of a workdir's best checkpoints, both layouts."""
+  root = os.path.join(workdir, 'best')
+  if not os.path.isdir(root):
+    return {}
+  entries = os.listdir(root)
+  if any(re.fullmatch(r'\d+', e) for e in entries):
+    return {'': root}  # Before phases: best/<step>/.
+  return {e: os.path.join(root, e) for e in entries
+          if os.path.isdir(os.path.join(root, e))}
+
+
+def load_generator_from_workdir(workdir: str, which: str = 'best',
+                                phase: str | None = None) -> LoadedGenerator:
+  """Loads a trained EMA generator from a run's workdir.
+
+  which: 'best' (the best validated state of `phase`; by default of the
+    last phase that has one, i.e. the final phase once it has validated)
+    or 'latest' (the newest checkpoint; `phase` must then match it).
   """
-  # Imported here: train_state imports the models, which this module's
-  # checkpoint-only users do not need.
-  from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
   if which not in ('best', 'latest'):
     raise ValueError(f'which={which!r}; use "best" or "latest".')
-  directory = os.path.join(os.path.abspath(workdir),
-                           'best' if which == 'best' else 'checkpoints')
+  workdir = os.path.abspath(workdir)
+  if which == 'latest':
+    directory = os.path.join(workdir, 'checkpoints')
+  else:
+    best = _best_dirs(workdir)
+    if not best:
+      raise FileNotFoundError(
+          f'No best checkpoints in {workdir}/best: is {workdir} the '
+          '--workdir of a run that has validated at least once? (Use '
+          'which="latest" / --which latest for the newest checkpoint.)')
+    if phase is None:
+      directory = None
+      try:
+        order = [p for p, _ in phase_names(_latest_config(workdir, best))]
+      except FileNotFoundError:
+        order = []
+      for name in reversed(order + sorted(best)):
+        if name in best:
+          directory = best[name]
+          break
+      directory = directory or next(iter(best.values()))
+    elif phase in best:
+      directory = best[phase]
+    else:
+      raise FileNotFoundError(
+          f'No best checkpoint of phase {phase!r} in {workdir}/best (has: '
+          f'{sorted(best) or "none"}).')
   if not os.path.isdir(directory):
     raise FileNotFoundError(
         f'No checkpoints in {directory}: is {workdir} the --workdir of a run '
-        'that has saved (or, for "best", validated) at least once?')
-  manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(read_only=True),
-      item_names=('state', 'config'))
-  step = manager.latest_step()
-  if step is None:
-    raise FileNotFoundError(f'No finished checkpoint in {directory}.')
-  config = ml_collections.ConfigDict(manager.restore(
-      step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))['config'])
-  networks = ts.build_networks(config)
-  abstract = jax.eval_shape(
-      lambda: ts.init_train_state(config, networks,
-                                  ts.build_optimizers(config),
-                                  jax.random.key(0)))
-  state = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract)))['state']
-  manager.close()
-  return networks.generator, ts.generator_variables(state), config
+        'that has saved at least once?')
+  manager = _open_read_only(directory)
+  try:
+    step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(f'No finished checkpoint in {directory}.')
+    state, config = _restore_on_this_host(manager, step)
+  finally:
+    manager.close()
+  config = ml_collections.ConfigDict(config)
+  loaded_phase = phase_of_step(config, step)
+  if phase is not None and which == 'latest' and phase != loaded_phase:
+    raise FileNotFoundError(
+        f'The newest checkpoint of {workdir} (step {step}) is of phase '
+        f'{loaded_phase!r}, not {phase!r}; use which="best" for a phase.')
+  variables = jax.tree.map(np.asarray, _generator_variables(state))
+  return LoadedGenerator(_generator_module(config), variables, config, step,
+                         loaded_phase, os.path.join(directory, str(step)))
+
+
+def _latest_config(workdir: str, best: dict[str, str]) -> dict:
+  for directory in [os.path.join(workdir, 'checkpoints')] + list(
+      best.values()):
+    if not os.path.isdir(directory):
+      continue
+    manager = _open_read_only(directory)
+    try:
+      step = manager.latest_step()
+      if step is not None:
+        return ml_collections.ConfigDict(manager.restore(
+            step, args=ocp.args.Composite(
+                config=ocp.args.JsonRestore()))['config'])
+    finally:
+      manager.close()
+  raise FileNotFoundError(workdir)
+
+
+def run_phases(workdir: str) -> list[str]:
+  """The phases (with steps > 0) of the run in `workdir`, in order."""
+  config = _latest_config(os.path.abspath(workdir),
+                          _best_dirs(os.path.abspath(workdir)))
+  return [p for p, n in phase_names(config) if n > 0]
+
+
+def load_generator(workdir: str, which: str = 'best',
+                   phase: str | None = None):
+  """(generator module, variables for module.apply, the run's config).
+
+  The variables hold the EMA parameters, which BasicSR also evaluates. By
+  default the final phase's best validated generator; see
+  `load_generator_from_workdir` for `which` and `phase`.
+  """
+  loaded = load_generator_from_workdir(workdir, which, phase)
+  return loaded.module, loaded.variables, loaded.config

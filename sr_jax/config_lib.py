@@ -1,15 +1,76 @@
 """Shared building blocks for configs/*.py.
 
-A run has two phases, taken from one config, as ESRGAN trains:
-  1. `psnr`: `psnr.steps` steps of pixel loss only (the PSNR-oriented warm-up);
-  2. `gan`: `gan.steps` steps of pixel + perceptual + FFT + adversarial losses,
-     starting from the warm-up's EMA generator (BasicSR's pretrain_network_g).
-Either phase may have 0 steps. The global step runs over both.
+A run is a list of phases, `config.phases` (names in order), each a
+ConfigDict `config.<name>` (see `phase`): how many steps, which networks
+train, how the phase starts, its generator loss terms, its adversarial
+objective and discriminator regularisers, and one optimizer per trained
+network. ESRGAN's recipe is two phases:
+  1. `psnr`: pixel loss only (the PSNR-oriented warm-up);
+  2. `gan`: pixel + perceptual (+ FFT) + adversarial losses, starting from
+     the warm-up's EMA generator (BasicSR's pretrain_network_g).
+A discriminator-only warm-up or a three-stage recipe is one more phase. A
+phase may have 0 steps (it is skipped). The global step runs over all.
+
+Networks are top-level entries with a `kind` ('generator' or
+'discriminator'): `config.generator` (the SR generator: validated, EMA'd,
+used for inference) and `config.discriminator`; a run may add more (e.g.
+a down-sampling generator) and name them in a phase's `train`.
 """
+from typing import Any, Sequence
+
 import ml_collections
 
+from sr_jax import models
 from sr_jax.data import default_data_config
 from sr_jax.degradations import default_degradation_config
+
+
+def adam(lr: float, milestones: Sequence[int] = (), gamma: float = 0.5,
+         **options) -> dict[str, Any]:
+  """An optimizer entry: Adam (betas 0.9, 0.99 as BasicSR), MultiStepLR."""
+  return dict(name='adam', lr=lr, b1=0.9, b2=0.99, milestones=tuple(milestones),
+              gamma=gamma, clip_grad_norm=0.0, **options)
+
+
+def phase(steps: int, train: Sequence[str] = ('generator',),
+          start: str = 'continue', losses=None, optimizers=None,
+          adversarial_loss: str = 'ragan', regularisers=None,
+          gp_weight: float = 10.0, net_d_iters: int = 1,
+          net_d_init_iters: int = 0) -> ml_collections.ConfigDict:
+  """One training phase.
+
+  steps: number of steps (0 = skipped).
+  train: the networks updated in this phase (config entry names).
+  start: 'continue' (networks as the previous phase left them) or 'ema'
+    (the generator starts from the previous phase's EMA, ESRGAN's GAN phase).
+    Optimizer states always start fresh.
+  losses: the generator's loss terms {name: {'weight': w, options...}}
+    (sr_jax.losses.terms); names are registered terms, or any name with a
+    `term` option. Weight-0 entries are off.
+  optimizers: {network: optimizer entry} (sr_jax.optimizers).
+  adversarial_loss: the GAN objective of the `adversarial` term and of the
+    discriminators' loss (sr_jax.losses.get_adversarial_loss).
+  regularisers: discriminator regularisers {name: {'weight': w}}
+    (sr_jax.losses.regularisers). 'ragp' and 'wgan_gp' add
+    'gradient_penalty' with gp_weight unless listed here.
+  net_d_iters / net_d_init_iters: BasicSR's: update the generators every
+    k-th step, and only the discriminators for the first n steps.
+  """
+  return ml_collections.ConfigDict(dict(
+      steps=steps, train=tuple(train), start=start,
+      losses=dict(losses or {}), optimizers=dict(optimizers or {}),
+      adversarial_loss=adversarial_loss,
+      regularisers=dict(regularisers or {}), gp_weight=gp_weight,
+      net_d_iters=net_d_iters, net_d_init_iters=net_d_init_iters))
+
+
+def esrgan_perceptual(weight: float = 1.0, layer_weights=None,
+                      criterion: str = 'l1') -> dict[str, Any]:
+  """The perceptual term of ESRGAN: VGG19 conv5_4 before ReLU, L1."""
+  return dict(weight=weight, layer_weights=dict(layer_weights or
+                                                {'conv5_4': 1.0}),
+              criterion=criterion, use_input_norm=True, range_norm=False,
+              feature_scale=1.0)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -29,51 +90,50 @@ def base_config() -> ml_collections.ConfigDict:
   c.degradation = default_degradation_config()
 
   c.generator = ml_collections.ConfigDict(dict(
+      kind='generator',
       name='rrdbnet',
       kwargs=dict(num_feat=64, num_block=23, num_grow_ch=32),
       # BasicSR's pretrain_network_g: start the generator (and its EMA) from
       # these weights at step 0: a converted .npz (python -m sr_jax.convert
-      # or python -m sr_jax.weights fetch NAME), or a .pth / .safetensors of
-      # the architecture `name`. '' = random init. Set psnr.steps=0 to go
-      # straight to the GAN phase from, e.g., a PSNR-trained model.
+      # or python -m sr_jax.weights fetch NAME), a .pth / .safetensors of
+      # the architecture `name`, or another run's workdir (its final EMA
+      # generator). '' = random init. Set psnr.steps=0 to go straight to
+      # the GAN phase from, e.g., a PSNR-trained model.
       init_from=''))
+  # Per-sample (no BatchNorm) discriminators are needed by gradient
+  # penalties; BasicSR's VGG-style D has BatchNorm (use_bn=True).
   c.discriminator = ml_collections.ConfigDict(dict(
-      name='vgg_style', kwargs=dict(num_feat=64)))
+      kind='discriminator', name='vgg_style', kwargs=dict(num_feat=64)))
+
+  # Frozen networks of the loss terms: weight files by network name
+  # ('' = $SR_JAX_VGG19_WEIGHTS or the cache: python -m sr_jax.weights).
+  c.frozen = ml_collections.ConfigDict(dict(vgg19='', lpips_vgg='',
+                                            lpips_alex=''))
+  # Only for the offline demo: without weights, drop the terms that need
+  # them with a loud warning instead of stopping. Never trains with random
+  # frozen networks.
+  c.frozen_drop_if_missing = False
 
   c.ema_decay = 0.999
 
+  c.phases = ('psnr', 'gan')
   # Phase 1: PSNR warm-up (ESRGAN paper: L1, lr 2e-4 halved every 200k).
-  c.psnr = ml_collections.ConfigDict(dict(
+  c.psnr = phase(
       steps=1_000_000,
-      pixel_loss='l1',
-      lr=2e-4, b1=0.9, b2=0.99,
-      milestones=(200_000, 400_000, 600_000, 800_000), gamma=0.5,
-  ))
+      losses={'pixel': dict(weight=1.0, criterion='l1')},
+      optimizers={'generator': adam(
+          2e-4, milestones=(200_000, 400_000, 600_000, 800_000))})
   # Phase 2: GAN (BasicSR's ESRGAN recipe).
-  c.gan = ml_collections.ConfigDict(dict(
-      steps=400_000,
-      pixel_loss='l1', pixel_weight=1e-2,
-      perceptual_weight=1.0,
-      fft_weight=0.0,
-      adversarial_loss='ragan', adversarial_weight=5e-3,
-      gp_weight=10.0,  # Used by adversarial losses with a gradient penalty.
-      lr_g=1e-4, lr_d=1e-4, b1=0.9, b2=0.99,
-      milestones=(50_000, 100_000, 200_000, 300_000), gamma=0.5,
-      net_d_iters=1,  # Update G every k-th step (BasicSR's net_d_iters).
-      net_d_init_iters=0,  # Only D is trained for this many GAN steps.
-  ))
-  c.perceptual = ml_collections.ConfigDict(dict(
-      layer_weights={'conv5_4': 1.0},  # conv = before ReLU (ESRGAN).
-      criterion='l1',
-      use_input_norm=True,
-      range_norm=False,
-      # Converted VGG19 weights (.npz) or torchvision's vgg19-dcbb9e9d.pth;
-      # '' = $SR_JAX_VGG19_WEIGHTS or the cache (python -m sr_jax.weights).
-      vgg_weights='',
-      # Only for the offline demo: without weights, drop the perceptual term
-      # with a loud warning instead of stopping. Never trains a random VGG.
-      drop_if_missing=False,
-  ))
+  gan_milestones = (50_000, 100_000, 200_000, 300_000)
+  c.gan = phase(
+      steps=400_000, train=('generator', 'discriminator'), start='ema',
+      losses={'pixel': dict(weight=1e-2, criterion='l1'),
+              'perceptual': esrgan_perceptual(1.0),
+              'fft': dict(weight=0.0),
+              'adversarial': dict(weight=5e-3)},
+      adversarial_loss='ragan',
+      optimizers={'generator': adam(1e-4, gan_milestones),
+                  'discriminator': adam(1e-4, gan_milestones)})
 
   # Stop after this global step (0 = run to the end), e.g. to fit a time
   # slot; the run resumes from its checkpoint next time.
@@ -86,14 +146,25 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-# `:runlocal` sizes of each generator: the smallest that still has every
-# kind of layer.
-_TINY_GENERATORS = {
-    'rrdbnet': dict(num_feat=8, num_block=1, num_grow_ch=4),
-    'srresnet': dict(num_feat=8, num_block=1),
-    'msrresnet': dict(num_feat=8, num_block=1),
-    'srvgg': dict(num_feat=8, num_conv=2),
-}
+def network_entries(c: ml_collections.ConfigDict) -> list[str]:
+  """Names of the top-level config entries that are networks."""
+  return [k for k, v in c.items()
+          if isinstance(v, ml_collections.ConfigDict) and 'kind' in v
+          and v.kind in ('generator', 'discriminator')]
+
+
+def _tiny_kwargs(entry: ml_collections.ConfigDict) -> dict[str, Any] | None:
+  registry = (models.GENERATORS if entry.kind == 'generator'
+              else models.DISCRIMINATORS)
+  if entry.name not in registry.names():
+    return None  # check_config names the unknown model.
+  return getattr(registry.get(entry.name), 'TINY_KWARGS', None)
+
+
+def _every_optimizer(c):
+  for name in c.phases:
+    for entry in c[name].optimizers.values():
+      yield entry
 
 
 def apply_variant(c: ml_collections.ConfigDict, arg) -> ml_collections.ConfigDict:
@@ -102,18 +173,24 @@ def apply_variant(c: ml_collections.ConfigDict, arg) -> ml_collections.ConfigDic
   if arg == '':
     return c
   if arg == 'runlocal':
-    # Tiny model and 2 steps: what the tests run, in seconds on a CPU.
+    # Tiny models and 2 steps: what the tests run, in seconds on a CPU.
     c.batch_size = 4
     c.data.gt_size = 32
     c.data.val_max_images = 1
     c.data.val_max_size = 64
-    c.generator.kwargs = _TINY_GENERATORS[c.generator.name]
-    c.discriminator.kwargs = dict(num_feat=4)
-    # Two steps: one per phase, or two warm-up steps for PSNR-only configs.
-    c.gan.steps = min(c.gan.steps, 1)
-    c.psnr.steps = min(c.psnr.steps, 2 - c.gan.steps)
-    c.psnr.milestones = (1,)
-    c.gan.milestones = (1,)
+    for name in network_entries(c):
+      tiny = _tiny_kwargs(c[name])
+      if tiny is not None:
+        c[name].kwargs = dict(c[name].kwargs, **tiny)
+    # Two steps in all: one per active phase (two for a single phase).
+    active = [p for p in c.phases if c[p].steps > 0]
+    for p in active:
+      c[p].steps = 2 if len(active) == 1 else 1
+    for p in active[2:]:
+      c[p].steps = 0
+    for entry in _every_optimizer(c):
+      if 'milestones' in entry:
+        entry.milestones = (1,)
     c.log_every = 1
     c.eval_every = 2
     c.checkpoint_every = 1
@@ -125,15 +202,16 @@ def apply_variant(c: ml_collections.ConfigDict, arg) -> ml_collections.ConfigDic
     c.data.gt_size = 64
     c.data.val_max_size = 192
     c.generator.kwargs = dict(num_feat=32, num_block=2, num_grow_ch=16)
-    c.discriminator.kwargs = dict(num_feat=16)
+    c.discriminator.kwargs = dict(c.discriminator.kwargs, num_feat=16)
     # EMA 0.999 averages over ~1000 steps: far too slow for a run this short.
     c.ema_decay = 0.99
     c.psnr.steps = min(c.psnr.steps, 1_500)
-    c.psnr.lr = 5e-4
-    c.psnr.milestones = (1_000, 1_300)
+    c.psnr.optimizers.generator.lr = 5e-4
+    c.psnr.optimizers.generator.milestones = (1_000, 1_300)
     c.gan.steps = min(c.gan.steps, 200)
-    c.gan.milestones = (150,)
-    c.perceptual.drop_if_missing = True
+    for entry in c.gan.optimizers.values():
+      entry.milestones = (150,)
+    c.frozen_drop_if_missing = True
     c.log_every = 50
     c.eval_every = 500
     c.checkpoint_every = 500

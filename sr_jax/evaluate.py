@@ -54,9 +54,13 @@ def image_strip(lr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray,
 def evaluate(super_resolve: Callable, variables,
              val_set: Sequence[tuple[str, np.ndarray]], scale: int,
              num_strips: int = 0) -> tuple[dict, list[tuple[str, np.ndarray]]]:
-  """Returns ({'psnr', 'ssim', 'psnr_bicubic', 'ssim_bicubic'}, strips)."""
+  """Returns ({'psnr', 'ssim', 'psnr_rgb', and '<name>_bicubic' of each},
+  strips). PSNR / SSIM on Y, and PSNR on RGB, which sees colour casts that
+  Y hides; `scale` border pixels cropped."""
   measure = functools.partial(dict, crop_border=scale, test_y_channel=True)
-  per_image = {k: [] for k in ('psnr', 'ssim', 'psnr_bicubic', 'ssim_bicubic')}
+  rgb = dict(crop_border=scale, test_y_channel=False)
+  per_image = {k: [] for k in ('psnr', 'ssim', 'psnr_rgb', 'psnr_bicubic',
+                               'ssim_bicubic', 'psnr_rgb_bicubic')}
   strips = []
   for i, (name, hr) in enumerate(val_set):
     lr, bicubic, sr = jax.device_get(super_resolve(variables, hr[None]))
@@ -65,6 +69,8 @@ def evaluate(super_resolve: Callable, variables,
     per_image['ssim'].append(sr_metrics.ssim(sr, hr, **measure()))
     per_image['psnr_bicubic'].append(sr_metrics.psnr(bicubic, hr, **measure()))
     per_image['ssim_bicubic'].append(sr_metrics.ssim(bicubic, hr, **measure()))
+    per_image['psnr_rgb'].append(sr_metrics.psnr(sr, hr, **rgb))
+    per_image['psnr_rgb_bicubic'].append(sr_metrics.psnr(bicubic, hr, **rgb))
     if i < num_strips:
       strips.append((name, image_strip(lr, bicubic, sr, hr)))
   return {k: float(np.mean(v)) for k, v in per_image.items()}, strips

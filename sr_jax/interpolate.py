@@ -41,8 +41,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from sr_jax import checkpoint
+from sr_jax import data as data_lib
 from sr_jax import evaluate
 from sr_jax import metrics
+from sr_jax import weights
 from sr_jax.weights import params_io
 
 
@@ -55,18 +58,27 @@ class Source:
   module: Any = None  # The generator, when the source says how to build it.
 
 
-def load_source(path: str, which: str = 'best') -> Source:
-  """A converted .npz or a training workdir (its EMA generator)."""
+def load_source(path: str, which: str = 'best', role: str = 'gan',
+                phase: Optional[str] = None) -> Source:
+  """A converted .npz or a training workdir (its EMA generator).
+
+  From a workdir, `phase` picks the phase's best generator; by default the
+  run's first phase for role 'psnr' (the warm-up) and its last for 'gan'.
+  """
   p = pathlib.Path(path).expanduser()
   if p.is_dir():
-    # Imported here: restoring a checkpoint pulls in orbax and the trainer.
-    from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
-    module, variables, config = checkpoint.load_generator(str(p), which)
+    if phase is None and which == 'best':
+      phases = checkpoint.run_phases(str(p))
+      phase = phases[0] if role == 'psnr' else phases[-1]
+    loaded = checkpoint.load_generator_from_workdir(str(p), which, phase)
+    config = loaded.config
     kwargs = json.loads(config.generator.kwargs.to_json_best_effort())
     kwargs.setdefault('scale', config.scale)
     metadata = {'arch': config.generator.name, 'model_kwargs': kwargs,
-                'source': f'{p} ({which} checkpoint, EMA generator)'}
-    return Source(str(p), _to_numpy(variables), metadata, module)
+                'source': f'{p} ({loaded.describe()})'}
+    print(f'--{role}: {loaded.describe()}', file=sys.stderr)
+    return Source(str(p), _to_numpy(loaded.variables), metadata,
+                  loaded.module)
   if not p.is_file():
     raise FileNotFoundError(
         f'{path} does not exist: give a converted .npz (python -m '
@@ -179,8 +191,7 @@ def build_generator(psnr: Source, gan: Source, arch: Optional[str],
   From --arch/--model-kwargs when given, else from a workdir's config or a
   file's metadata (A first, then B).
   """
-  # Imported here: only the sweep builds models.
-  from sr_jax import convert  # pylint: disable=g-import-not-at-top
+  convert = weights
   if arch:
     kwargs = dict(model_kwargs or {})
     if scale:
@@ -220,7 +231,7 @@ class Lpips:
 def load_lpips(net: str, path: Optional[str]) -> Lpips:
   """LPIPS from --lpips-weights (must exist) or the cache (may be absent)."""
   try:
-    variables = metrics.load_lpips_params(net, path)
+    variables = weights.load_lpips_params(net, path)
   except params_io.WeightsNotFoundError as e:
     if path:
       raise
@@ -413,6 +424,10 @@ def _parser() -> argparse.ArgumentParser:
                            'sweep.csv, sweep.md, sweep.png with --sweep')
   parser.add_argument('--which', choices=('best', 'latest'), default='best',
                       help='checkpoint of a workdir input (default best)')
+  parser.add_argument('--psnr-phase', help='phase of a --psnr workdir '
+                      "whose best generator to use (default: the run's first)")
+  parser.add_argument('--gan-phase', help='phase of a --gan workdir whose '
+                      "best generator to use (default: the run's last)")
   parser.add_argument('--eval-dir', help='folder of HR images for --sweep')
   parser.add_argument('--max-images', type=int, default=0,
                       help='evaluate only the first N images (0 = all)')
@@ -432,8 +447,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_sweep(args, psnr: Source, gan: Source) -> None:
-  # Imported here: only the sweep reads images.
-  from sr_jax import data  # pylint: disable=g-import-not-at-top
+  data = data_lib
   if not args.eval_dir:
     raise ValueError('--sweep needs --eval-dir, a folder of HR images.')
   alphas = parse_alphas(args.sweep)
@@ -490,8 +504,15 @@ def _run_sweep(args, psnr: Source, gan: Source) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   try:
-    psnr = load_source(args.psnr, args.which)
-    gan = load_source(args.gan, args.which)
+    psnr = load_source(args.psnr, args.which, 'psnr', args.psnr_phase)
+    gan = load_source(args.gan, args.which, 'gan', args.gan_phase)
+    if psnr.metadata.get('source') and \
+        psnr.metadata.get('source') == gan.metadata.get('source'):
+      raise ValueError(
+          f'--psnr and --gan are the same generator '
+          f'({psnr.metadata["source"]}): interpolating it with itself '
+          'changes nothing. Give two runs, or one run with two phases '
+          '(--psnr-phase / --gan-phase).')
     if args.sweep is not None:
       _run_sweep(args, psnr, gan)
       return 0

@@ -11,6 +11,12 @@ def format_duration(seconds: float) -> str:
   return f'{h}h{m:02d}m{s:02d}s' if h else f'{m}m{s:02d}s'
 
 
+def _format(name: str, value: float) -> str:
+  unit = ' dB' if name.startswith('psnr') else ''
+  digits = 2 if name.startswith('psnr') else 4
+  return f'{name.upper()} {value:.{digits}f}{unit}'
+
+
 class ProgressReporter:
   """Prints one line per logging step.
 
@@ -45,10 +51,12 @@ class ProgressReporter:
 
   def report_eval(self, step: int, metrics: dict) -> None:
     if self.enabled:
-      print(f'[eval] step {step} | PSNR {metrics["psnr"]:.2f} dB '
-            f'SSIM {metrics["ssim"]:.4f} | bicubic PSNR '
-            f'{metrics["psnr_bicubic"]:.2f} dB SSIM '
-            f'{metrics["ssim_bicubic"]:.4f} (Y, crop border)', flush=True)
+      model = ' '.join(_format(k, v) for k, v in metrics.items()
+                       if not k.endswith('_bicubic'))
+      bicubic = ' '.join(_format(k[:-len('_bicubic')], v)
+                         for k, v in metrics.items() if k.endswith('_bicubic'))
+      print(f'[eval] step {step} | {model} | bicubic {bicubic} '
+            '(PSNR/SSIM on Y unless _rgb; border cropped)', flush=True)
     # Evaluation time must not count as training speed.
     if self._last is not None:
       self._last = (time.time(), self._last[1])

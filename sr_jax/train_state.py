@@ -1,11 +1,19 @@
-"""The train state (one pytree) and how to build it from a config.
+"""The recipe (what a config trains) and the train state (one pytree).
 
-Everything a run needs to continue exactly lives in `TrainState`: both
-networks' parameters and BatchNorm statistics, both optimizer states, the EMA
-generator, the global step and the PRNG key. Checkpointing, EMA and network
-interpolation are then pytree operations on it.
+`build_recipe(config)` turns a config into static Python objects, once: the
+networks (Flax modules by config entry name), and the phases, each with its
+global step range, trained networks, loss terms, regularisers, adversarial
+objective, optimizers and schedules. The trainer, the bench and the tests
+all start from it.
+
+Everything a run needs to continue exactly lives in `TrainState`: every
+network's parameters and mutable collections (BatchNorm statistics,
+spectral-norm vectors), the optimizer state of each network the current
+phase trains, the EMA of each generator, the global step and the PRNG key.
+Checkpointing, EMA and network interpolation are pytree operations on it.
 """
-from typing import Any, NamedTuple
+import dataclasses
+from typing import Any, Mapping
 
 import flax
 import flax.linen as nn
@@ -14,36 +22,94 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from sr_jax import convert
+from sr_jax import config_lib
+from sr_jax import losses
 from sr_jax import models
+from sr_jax import optimizers as optimizers_lib
+from sr_jax import weights
+
+MAIN_GENERATOR = 'generator'
+START_MODES = ('continue', 'ema')
 
 
 @flax.struct.dataclass
 class TrainState:
-  step: jax.Array  # int32 scalar, global step over both phases.
-  g_params: Any
-  g_batch_stats: Any  # {} when the generator has no BatchNorm.
-  g_opt_state: Any
-  ema_params: Any  # EMA of g_params (BasicSR's net_g_ema).
-  d_params: Any  # {} when the run has no GAN phase.
-  d_batch_stats: Any
-  d_opt_state: Any
+  step: jax.Array  # int32 scalar, global step over all phases.
+  params: dict[str, Any]  # Network name -> parameters.
+  model_state: dict[str, Any]  # Network name -> other collections ({}).
+  opt_state: dict[str, Any]  # Network trained in this phase -> optax state.
+  ema_params: dict[str, Any]  # Generator name -> EMA of its parameters.
   rng: jax.Array  # Per-step keys are fold_in(rng, step).
 
 
-class Networks(NamedTuple):
-  generator: nn.Module
-  discriminator: nn.Module | None  # None for PSNR-only runs.
+@dataclasses.dataclass(frozen=True)
+class Network:
+  name: str  # The config entry.
+  kind: str  # 'generator' or 'discriminator'.
+  module: nn.Module
+  input_shape: tuple[int, ...]  # A batch-of-one input, for init.
+  # BatchNorm in train mode: samples interact through the network.
+  mixes_samples: bool
 
 
-class Optimizers(NamedTuple):
-  g_psnr: optax.GradientTransformation
-  g_gan: optax.GradientTransformation
-  d: optax.GradientTransformation
-  # Host-side learning-rate schedules, for logging.
-  lr_g_psnr: optax.Schedule
-  lr_g_gan: optax.Schedule
-  lr_d: optax.Schedule
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  name: str
+  start: int  # First global step of the phase.
+  end: int  # One past its last global step.
+  train: tuple[str, ...]
+  start_mode: str
+  terms: tuple[Any, ...]  # losses.terms.WeightedTerm
+  regularisers: tuple[Any, ...]  # losses.regularisers.WeightedRegulariser
+  adversarial: Any  # losses.AdversarialLoss, or None without a D.
+  optimizers: Mapping[str, optax.GradientTransformation]
+  schedules: Mapping[str, optax.Schedule]
+  net_d_iters: int
+  net_d_init_iters: int
+
+  @property
+  def steps(self) -> int:
+    return self.end - self.start
+
+  def learning_rates(self, step: int) -> dict[str, float]:
+    """Host-side learning rates at global `step`, for logging."""
+    return {f'lr_{short_name(n)}': float(s(step - self.start))
+            for n, s in self.schedules.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  networks: Mapping[str, Network]
+  phases: tuple[Phase, ...]  # Phases with steps > 0, in order.
+  frozen: Mapping[str, Any]  # losses.terms.FrozenNetwork by name.
+
+  @property
+  def total_steps(self) -> int:
+    return self.phases[-1].end if self.phases else 0
+
+  @property
+  def generator(self) -> nn.Module:
+    return self.networks[MAIN_GENERATOR].module
+
+  def phase_at(self, step: int) -> Phase:
+    """The phase that runs global step `step` (the last one at the end)."""
+    for p in self.phases:
+      if step < p.end:
+        return p
+    return self.phases[-1]
+
+  def phase_of_checkpoint(self, step: int) -> Phase:
+    """The phase whose state layout a checkpoint of `step` has: the phase
+    of its last completed step (the first phase at step 0)."""
+    return self.phase_at(max(step - 1, 0))
+
+  def generators(self) -> list[str]:
+    return [n for n, net in self.networks.items() if net.kind == 'generator']
+
+
+def short_name(network: str) -> str:
+  """'g' and 'd' for the main networks (BasicSR's log names), else itself."""
+  return {MAIN_GENERATOR: 'g', 'discriminator': 'd'}.get(network, network)
 
 
 def compute_dtype(config: ml_collections.ConfigDict):
@@ -53,42 +119,208 @@ def compute_dtype(config: ml_collections.ConfigDict):
   return names[config.dtype]
 
 
-def build_networks(config: ml_collections.ConfigDict) -> Networks:
+def _fields(cls) -> set[str]:
+  return {f.name for f in dataclasses.fields(cls)}
+
+
+def build_network(config: ml_collections.ConfigDict, name: str) -> Network:
+  """The Flax module of config entry `name` (kind, name, kwargs)."""
+  entry = config[name]
   dtype = compute_dtype(config)
-  g_kwargs = dict(config.generator.kwargs)
-  g_kwargs.setdefault('scale', config.scale)
-  generator = models.get_generator(config.generator.name, dtype=dtype,
-                                   **g_kwargs)
-  discriminator = None
-  if config.gan.steps > 0:
-    d_kwargs = dict(config.discriminator.kwargs)
-    d_kwargs.setdefault('input_size', config.data.gt_size)
-    discriminator = models.get_discriminator(config.discriminator.name,
-                                             dtype=dtype, **d_kwargs)
-  return Networks(generator, discriminator)
+  kwargs = dict(entry.kwargs)
+  gt = config.data.gt_size
+  if entry.kind == 'generator':
+    cls = models.GENERATORS.get(entry.name)
+    if 'scale' in _fields(cls):
+      kwargs.setdefault('scale', config.scale)
+    module = models.get_generator(entry.name, dtype=dtype, **kwargs)
+    side = gt if entry.get('input', 'lr') == 'hr' else gt // config.scale
+  elif entry.kind == 'discriminator':
+    cls = models.DISCRIMINATORS.get(entry.name)
+    if 'input_size' in _fields(cls):
+      kwargs.setdefault('input_size', gt)
+    module = models.get_discriminator(entry.name, dtype=dtype, **kwargs)
+    side = gt
+  else:
+    raise ValueError(f'config.{name}.kind={entry.kind!r}; use "generator" or '
+                     '"discriminator".')
+  shape = (1, side, side, int(kwargs.get('num_in_ch', 3)))
+  abstract = jax.eval_shape(
+      lambda: module.init(jax.random.key(0), jnp.zeros(shape), train=False))
+  return Network(name, entry.kind, module, shape,
+                 mixes_samples='batch_stats' in abstract)
 
 
-def _multistep_schedule(lr, milestones, gamma):
-  """BasicSR's MultiStepLR: lr * gamma^(number of milestones passed)."""
-  return optax.piecewise_constant_schedule(
-      lr, {int(m): float(gamma) for m in milestones})
+def _build_phase(config, name: str, start: int, networks) -> Phase:
+  cfg = config[name]
+  where = f'config.{name}'
+  dtype = compute_dtype(config)
+  if cfg.start not in START_MODES:
+    raise ValueError(f'{where}.start={cfg.start!r}; use one of '
+                     f'{list(START_MODES)}.')
+  unknown = [n for n in cfg.train if n not in networks]
+  if unknown:
+    raise ValueError(f'{where}.train names {unknown}, which are not network '
+                     f'entries of the config ({sorted(networks)}).')
+  terms = tuple(losses.terms.build_terms(cfg.losses, dtype,
+                                         f'{where}.losses'))
+  discriminators = [n for n, net in networks.items()
+                    if net.kind == 'discriminator']
+  adversarial = None
+  regularisers = dict(cfg.regularisers)
+  if discriminators:
+    adversarial = losses.get_adversarial_loss(cfg.adversarial_loss)
+    if adversarial.gradient_penalty and 'gradient_penalty' not in regularisers:
+      regularisers['gradient_penalty'] = {'weight': cfg.gp_weight}
+  built_regs = tuple(losses.regularisers.build_regularisers(
+      regularisers, f'{where}.regularisers'))
+  gens = [n for n in cfg.train if networks[n].kind == 'generator']
+  if gens and not terms:
+    raise ValueError(f'{where} trains {gens} but has no loss term with a '
+                     f'non-zero weight in {where}.losses.')
+  optimizers, schedules = {}, {}
+  for n in cfg.train:
+    if n not in cfg.optimizers:
+      raise ValueError(f'{where}.optimizers has no entry for {n!r}, which '
+                       'the phase trains.')
+    optimizers[n], schedules[n] = optimizers_lib.build_optimizer(
+        cfg.optimizers[n], f'{where}.optimizers.{n}')
+  if cfg.net_d_iters < 1 or cfg.net_d_init_iters < 0:
+    raise ValueError(f'{where}.net_d_iters must be >= 1 and '
+                     'net_d_init_iters >= 0.')
+  return Phase(name=name, start=start, end=start + cfg.steps,
+               train=tuple(cfg.train), start_mode=cfg.start, terms=terms,
+               regularisers=built_regs, adversarial=adversarial,
+               optimizers=optimizers, schedules=schedules,
+               net_d_iters=cfg.net_d_iters,
+               net_d_init_iters=cfg.net_d_init_iters)
 
 
-def build_optimizers(config: ml_collections.ConfigDict) -> Optimizers:
-  p, g = config.psnr, config.gan
-  lr_g_psnr = _multistep_schedule(p.lr, p.milestones, p.gamma)
-  lr_g_gan = _multistep_schedule(g.lr_g, g.milestones, g.gamma)
-  lr_d = _multistep_schedule(g.lr_d, g.milestones, g.gamma)
-  # Both generator optimizers have the same structure, so one checkpoint
-  # layout serves both phases; each schedule counts its own updates.
-  return Optimizers(
-      g_psnr=optax.adam(lr_g_psnr, b1=p.b1, b2=p.b2),
-      g_gan=optax.adam(lr_g_gan, b1=g.b1, b2=g.b2),
-      d=optax.adam(lr_d, b1=g.b1, b2=g.b2),
-      lr_g_psnr=lr_g_psnr, lr_g_gan=lr_g_gan, lr_d=lr_d)
+def build_recipe(config: ml_collections.ConfigDict) -> Recipe:
+  """Networks and phases of `config`; raises ValueError naming the setting.
+
+  Networks are the main generator, every network a phase with steps > 0
+  trains, and 'discriminator' when a term of such a phase needs a critic.
+  """
+  for name in config.phases:
+    if name not in config or not isinstance(config[name],
+                                            ml_collections.ConfigDict):
+      raise ValueError(f'config.phases lists {name!r} but there is no '
+                       f'config.{name} (see config_lib.phase).')
+    if config[name].steps < 0:
+      raise ValueError(f'config.{name}.steps must be >= 0.')
+  active = [n for n in config.phases if config[n].steps > 0]
+  entries = set(config_lib.network_entries(config))
+  wanted = [MAIN_GENERATOR]
+  for name in active:
+    wanted += [n for n in config[name].train if n not in wanted]
+  networks = {}
+  for name in wanted:
+    if name not in entries:
+      raise ValueError(f'config.{name} is not a network entry (with kind, '
+                       'name and kwargs).')
+    networks[name] = build_network(config, name)
+  if any(config[n].losses.get('adversarial', {}).get('weight', 0)
+         for n in active) and 'discriminator' not in networks:
+    networks['discriminator'] = build_network(config, 'discriminator')
+  phases, start = [], 0
+  for name in active:
+    phases.append(_build_phase(config, name, start, networks))
+    start = phases[-1].end
+  frozen = {}
+  for p in phases:
+    for t in p.terms:
+      if t.term.needs_critic and p.adversarial is None:
+        raise ValueError(f'config.{p.name}.losses.{t.key} needs a '
+                         'discriminator; add one to the config.')
+      for f in t.term.frozen:
+        frozen.setdefault(f.name, f)
+  return Recipe(networks=networks, phases=tuple(phases), frozen=frozen)
 
 
-def apply_init_from(config: ml_collections.ConfigDict,
+def load_aux(recipe: Recipe, config: ml_collections.ConfigDict,
+             random: bool = False) -> tuple[dict[str, Any], list[str]]:
+  """The frozen networks' variables by name, and the names that are missing.
+
+  random=True: random values (benchmarks only). Otherwise weights come from
+  config.frozen.<name> or the cache; a missing one raises
+  WeightsNotFoundError (how to get it), unless
+  config.frozen_drop_if_missing, where it is reported in the second value
+  and the terms using it must be dropped (see `drop_terms`).
+  """
+  aux, missing = {}, []
+  for i, (name, frozen) in enumerate(sorted(recipe.frozen.items())):
+    if random:
+      aux[name] = jax.jit(frozen.random_init)(jax.random.key(1000 + i))
+      continue
+    path = config.frozen.get(name, '') if 'frozen' in config else ''
+    try:
+      aux[name] = weights.load_frozen(name, path or None)
+    except weights.WeightsNotFoundError:
+      if not config.get('frozen_drop_if_missing', False):
+        raise
+      missing.append(name)
+  return aux, missing
+
+
+def drop_terms(recipe: Recipe, missing: list[str]) -> tuple[Recipe,
+                                                            list[str]]:
+  """The recipe without the terms that read a missing frozen network."""
+  dropped = []
+  phases = []
+  for p in recipe.phases:
+    keep = []
+    for t in p.terms:
+      if any(f.name in missing for f in t.term.frozen):
+        dropped.append(f'{p.name}.losses.{t.key}')
+      else:
+        keep.append(t)
+    phases.append(dataclasses.replace(p, terms=tuple(keep)))
+  frozen = {k: v for k, v in recipe.frozen.items() if k not in missing}
+  return dataclasses.replace(recipe, phases=tuple(phases),
+                             frozen=frozen), dropped
+
+
+def init_train_state(recipe: Recipe, rng: jax.Array,
+                     phase: Phase | None = None) -> TrainState:
+  """Random initial state (call under jit or jax.eval_shape), with the
+  optimizer states of `phase` (default: the first).
+
+  For config.generator.init_from, follow with `apply_init_from`.
+  """
+  phase = phase or recipe.phases[0]
+  keys = jax.random.split(rng, len(recipe.networks) + 1)
+  params, model_state = {}, {}
+  for key, (name, net) in zip(keys[1:], recipe.networks.items()):
+    variables = dict(net.module.init(key, jnp.zeros(net.input_shape),
+                                     train=False))
+    params[name] = variables.pop('params')
+    model_state[name] = variables
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      model_state=model_state,
+      opt_state={n: phase.optimizers[n].init(params[n]) for n in phase.train},
+      # Copies, not the same arrays: the train step donates both trees.
+      ema_params={n: jax.tree.map(jnp.copy, params[n])
+                  for n in recipe.generators()},
+      rng=keys[0])
+
+
+def start_phase(state: TrainState, phase: Phase) -> TrainState:
+  """Enters `phase`: fresh optimizer states for its networks and, with
+  start='ema', the generators start from their EMA (ESRGAN's GAN phase)."""
+  params = dict(state.params)
+  if phase.start_mode == 'ema':
+    for name in phase.train:
+      if name in state.ema_params:
+        params[name] = jax.tree.map(jnp.copy, state.ema_params[name])
+  return state.replace(
+      params=params,
+      opt_state={n: phase.optimizers[n].init(params[n]) for n in phase.train})
+
+
+def apply_init_from(config: ml_collections.ConfigDict, recipe: Recipe,
                     state: TrainState) -> TrainState:
   """Starts the generator and its EMA from `config.generator.init_from`.
 
@@ -102,10 +334,9 @@ def apply_init_from(config: ml_collections.ConfigDict,
   g = config.generator
   if not g.get('init_from'):
     return state
-  like = {'params': state.g_params}
-  if state.g_batch_stats:
-    like['batch_stats'] = state.g_batch_stats
-  loaded = convert.load_like(
+  like = {'params': state.params[MAIN_GENERATOR],
+          **state.model_state[MAIN_GENERATOR]}
+  loaded = weights.load_like(
       g.init_from, g.name, like,
       f'config.generator (name={g.name!r}, kwargs={dict(g.kwargs)}, '
       f'scale={config.scale}) given as generator.init_from',
@@ -113,57 +344,17 @@ def apply_init_from(config: ml_collections.ConfigDict,
   put = lambda tree, ref: jax.tree.map(
       lambda v, r: jax.device_put(jnp.asarray(v, r.dtype), r.sharding),
       tree, ref)
-  g_params = put(loaded['params'], state.g_params)
-  return state.replace(
-      g_params=g_params, ema_params=put(loaded['params'], state.ema_params),
-      g_batch_stats=(put(loaded['batch_stats'], state.g_batch_stats)
-                     if state.g_batch_stats else state.g_batch_stats))
+  params = dict(state.params)
+  params[MAIN_GENERATOR] = put(loaded['params'], params[MAIN_GENERATOR])
+  ema = dict(state.ema_params)
+  ema[MAIN_GENERATOR] = put(loaded['params'], ema[MAIN_GENERATOR])
+  model_state = dict(state.model_state)
+  model_state[MAIN_GENERATOR] = {
+      k: put(loaded[k], v) for k, v in state.model_state[MAIN_GENERATOR].items()}
+  return state.replace(params=params, ema_params=ema, model_state=model_state)
 
 
-def init_train_state(config: ml_collections.ConfigDict, networks: Networks,
-                     optimizers: Optimizers, rng: jax.Array) -> TrainState:
-  """Random initial state (call under jit or jax.eval_shape).
-
-  For config.generator.init_from, follow with `apply_init_from`.
-  """
-  g_rng, d_rng, state_rng = jax.random.split(rng, 3)
-  gt = config.data.gt_size
-  if gt % config.scale:
-    raise ValueError(f'data.gt_size={gt} must be a multiple of '
-                     f'scale={config.scale}.')
-  lr_patch = jnp.zeros((1, gt // config.scale, gt // config.scale, 3))
-  g_vars = networks.generator.init(g_rng, lr_patch, train=False)
-  g_params = g_vars['params']
-  d_params, d_batch_stats, d_opt_state = {}, {}, {}
-  if networks.discriminator is not None:
-    d_vars = networks.discriminator.init(d_rng, jnp.zeros((1, gt, gt, 3)),
-                                         train=False)
-    d_params = d_vars['params']
-    d_batch_stats = d_vars.get('batch_stats', {})
-    d_opt_state = optimizers.d.init(d_params)
-  return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      g_params=g_params,
-      g_batch_stats=g_vars.get('batch_stats', {}),
-      g_opt_state=optimizers.g_psnr.init(g_params),
-      # A copy, not the same arrays: the train step donates both trees.
-      ema_params=jax.tree.map(jnp.copy, g_params),
-      d_params=d_params,
-      d_batch_stats=d_batch_stats,
-      d_opt_state=d_opt_state,
-      rng=state_rng)
-
-
-def start_gan_phase(state: TrainState, optimizers: Optimizers) -> TrainState:
-  """The GAN phase starts from the warm-up's EMA generator, fresh optimizer."""
-  g_params = jax.tree.map(jnp.copy, state.ema_params)  # Donated separately.
-  return state.replace(g_params=g_params,
-                       g_opt_state=optimizers.g_gan.init(g_params))
-
-
-def generator_variables(state: TrainState, use_ema: bool = True) -> dict:
-  params = state.ema_params if use_ema else state.g_params
-  variables = {'params': params}
-  if state.g_batch_stats:
-    variables['batch_stats'] = state.g_batch_stats
-  return variables
+def generator_variables(state: TrainState, use_ema: bool = True,
+                        name: str = MAIN_GENERATOR) -> dict:
+  params = state.ema_params[name] if use_ema else state.params[name]
+  return {'params': params, **state.model_state[name]}

@@ -1,9 +1,14 @@
-"""The jitted update steps: PSNR warm-up and GAN (ESRGAN order).
+"""The jitted update step of a training phase.
 
-Both are pure functions `(state, batch, vgg_variables) -> (state, metrics)`
-built by `make_train_steps`; the trainer jits them with explicit shardings
-(batch split over the mesh's 'data' axis, state replicated), so the same code
-runs on one CPU and on every device of a pod.
+`make_phase_step(config, recipe, phase)` builds one pure function
+`(state, batch, aux) -> (state, metrics)` for any phase: it updates the
+generators the phase trains on the sum of its loss terms, then the
+discriminators on the adversarial objective plus their regularisers, in
+BasicSR's order (D sees the generator's pre-update output). `aux` holds the
+frozen networks' variables (one pytree, whatever the terms need). The
+trainer jits it with explicit shardings (batch split over the mesh's 'data'
+axis, state and aux replicated), so the same code runs on one CPU and on
+every device of a pod.
 
 batch: {'hr': uint8 [B, P, P, 3]} and, from paired LR/HR sources, also
 {'lr': uint8 [B, P / s, P / s, 3]}. Without 'lr', LR inputs are made on the
@@ -23,9 +28,7 @@ import optax
 
 from sr_jax import degradations
 from sr_jax import losses
-from sr_jax.train_state import Networks
-from sr_jax.train_state import Optimizers
-from sr_jax.train_state import TrainState
+from sr_jax import train_state as ts
 
 
 def hr_to_float(hr_uint8: jax.Array) -> jax.Array:
@@ -82,14 +85,17 @@ def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
   return pairs
 
 
-def _apply_with_stats(module, params, batch_stats, x, train):
-  """Runs a module, threading BatchNorm statistics when it has any."""
-  if batch_stats:
-    out, updates = module.apply({'params': params, 'batch_stats': batch_stats},
-                                x, train=train, mutable=['batch_stats'])
-    return out.astype(jnp.float32), updates['batch_stats']
-  return module.apply({'params': params}, x, train=train).astype(
-      jnp.float32), batch_stats
+def run_network(network: 'ts.Network', params, model_state: dict, x,
+                train: bool):
+  """Applies a network; in train mode its mutable collections (BatchNorm
+  statistics, spectral-norm vectors) update and are returned."""
+  variables = {'params': params, **model_state}
+  if train and model_state:
+    out, updates = network.module.apply(variables, x, train=True,
+                                        mutable=list(model_state))
+    return out.astype(jnp.float32), {**model_state, **updates}
+  out = network.module.apply(variables, x, train=train)
+  return out.astype(jnp.float32), model_state
 
 
 def _ema(ema_params, params, decay):
@@ -101,128 +107,126 @@ def _select(pred, on_true, on_false):
   return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
-class TrainSteps(NamedTuple):
-  psnr: Callable[..., Any]
-  gan: Callable[..., Any] | None
+def _update(phase, name, grads, state):
+  updates, opt_state = phase.optimizers[name].update(
+      grads, state.opt_state[name], state.params[name])
+  return optax.apply_updates(state.params[name], updates), opt_state
 
 
-def make_train_steps(config: ml_collections.ConfigDict, networks: Networks,
-                     optimizers: Optimizers, vgg_module=None) -> TrainSteps:
-  """Builds the (unjitted) step functions for both phases.
+def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
+                    phase: 'ts.Phase') -> Callable:
+  """The (unjitted) step of `phase`: (state, batch, aux) -> (state, metrics).
 
-  vgg_module: a `sr_jax.models.VGG19` for the perceptual term, or None when
-    the GAN phase has no perceptual term.
+  Metrics: l_g_<term> (weighted), l_g_total, l_d, l_d_<regulariser>,
+  l_d_total, out_d_real / out_d_fake (mean logits) and grad_norm_<network>,
+  with 'g' / 'd' for the main generator / discriminator (BasicSR's names)
+  and a `_<name>` suffix on the D metrics of other discriminators.
   """
+  networks = recipe.networks
   ema_decay = config.ema_decay
-  generator, discriminator = networks
   training_pairs = make_training_pairs(config)
+  gens = [n for n in phase.train if networks[n].kind == 'generator']
+  discs = [n for n in phase.train if networks[n].kind == 'discriminator']
+  critics = [n for n, net in networks.items() if net.kind == 'discriminator']
+  main = ts.MAIN_GENERATOR
+  sr_trained = main in gens
 
-  def step_keys(state):
-    # (degradation key, gradient-penalty key), both fixed by (rng, step).
+  def step(state: ts.TrainState, batch, aux):
+    # Keys are fixed by (rng, step), so a resumed run is the same run.
     step_key = jax.random.fold_in(state.rng, state.step)
-    return jax.random.fold_in(step_key, 1), step_key
+    lr, target, real = training_pairs(jax.random.fold_in(step_key, 1), batch)
+    # BasicSR counts iterations from 1 within a phase.
+    phase_iter = state.step - phase.start + 1
+    update_g = ((phase_iter % phase.net_d_iters == 0) &
+                (phase_iter > phase.net_d_init_iters))
+    metrics = {}
+    params, model_state = dict(state.params), dict(state.model_state)
+    opt_state, ema = dict(state.opt_state), dict(state.ema_params)
 
-  def psnr_step(state: TrainState, batch, vgg_variables):
-    del vgg_variables  # The warm-up uses pixel loss only.
-    lr, hr, _ = training_pairs(step_keys(state)[0], batch)
-    pixel_loss = losses.get_pixel_loss(config.psnr.pixel_loss)
+    def critic_fixed(x, name='discriminator'):
+      # D in train mode (as BasicSR's G step sees it), statistics discarded.
+      return run_network(networks[name], state.params[name],
+                         state.model_state[name], x, True)[0]
 
-    def loss_fn(params):
-      sr, batch_stats = _apply_with_stats(generator, params,
-                                          state.g_batch_stats, lr, True)
-      return pixel_loss(sr, hr), batch_stats
+    if gens:
+      def g_loss_fn(g_params):
+        current = {**state.params, **g_params}
+        new_state = {}
 
-    (l_pix, g_batch_stats), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.g_params)
-    updates, g_opt_state = optimizers.g_psnr.update(
-        grads, state.g_opt_state, state.g_params)
-    g_params = optax.apply_updates(state.g_params, updates)
-    new_state = state.replace(
-        step=state.step + 1, g_params=g_params, g_batch_stats=g_batch_stats,
-        g_opt_state=g_opt_state,
-        ema_params=_ema(state.ema_params, g_params, ema_decay))
-    return new_state, {'l_pix': l_pix, 'grad_norm_g': optax.tree.norm(grads)}
+        def apply(name, x):
+          out, updated = run_network(networks[name], current[name],
+                                     new_state.get(name,
+                                                   state.model_state[name]),
+                                     x, name in g_params)
+          if name in g_params:
+            new_state[name] = updated
+          return out
 
-  if discriminator is None:
-    return TrainSteps(psnr=psnr_step, gan=None)
+        sr = apply(main, lr)
+        ctx = losses.LossContext(
+            sr=sr, target=target, real=real, lr=lr,
+            key=jax.random.fold_in(step_key, 2), aux=aux, apply=apply,
+            critic=critic_fixed if critics else None,
+            adversarial=phase.adversarial)
+        terms = {f'l_g_{t.term.log_name}': t.weight * t.term.fn(ctx)
+                 for t in phase.terms}
+        return sum(terms.values()), (terms, sr, new_state)
 
-  g_cfg = config.gan
-  adversarial = losses.get_adversarial_loss(g_cfg.adversarial_loss)
-  gan_pixel_loss = losses.get_pixel_loss(g_cfg.pixel_loss)
-  perceptual_fn = None
-  if g_cfg.perceptual_weight > 0 and vgg_module is not None:
-    perceptual_fn = losses.make_perceptual_loss_fn(
-        vgg_module, config.perceptual.layer_weights,
-        config.perceptual.criterion)
+      (l_g_total, (g_terms, sr, g_state)), g_grads = jax.value_and_grad(
+          g_loss_fn, has_aux=True)({n: state.params[n] for n in gens})
+      for name in gens:
+        new_params, new_opt = _update(phase, name, g_grads[name], state)
+        new_ms = g_state.get(name, state.model_state[name])
+        params[name], opt_state[name], model_state[name] = _select(
+            update_g, (new_params, new_opt, new_ms),
+            (state.params[name], state.opt_state[name],
+             state.model_state[name]))
+        ema[name] = _ema(state.ema_params[name], params[name], ema_decay)
+        metrics[f'grad_norm_{ts.short_name(name)}'] = optax.tree.norm(
+            g_grads[name])
+      metrics.update(g_terms, l_g_total=l_g_total)
+    if not sr_trained:
+      sr = run_network(networks[main], state.params[main],
+                       state.model_state[main], lr, False)[0]
 
-  def gan_step(state: TrainState, batch, vgg_variables):
-    degrade_key, gp_key = step_keys(state)
-    lr, target, hr = training_pairs(degrade_key, batch)
-    # BasicSR counts iterations from 1 within the GAN run.
-    gan_iter = state.step - config.psnr.steps + 1
-    update_g = ((gan_iter % g_cfg.net_d_iters == 0) &
-                (gan_iter > g_cfg.net_d_init_iters))
+    # Discriminators on the same (pre-update) fakes, as BasicSR does.
+    fake = jax.lax.stop_gradient(sr)
+    for i, name in enumerate(discs):
+      suffix = '' if name == 'discriminator' else f'_{name}'
+      reg_key = jax.random.fold_in(step_key, 100 + i)
 
-    def d_logits(d_params, batch_stats, x):
-      return _apply_with_stats(discriminator, d_params, batch_stats, x, True)
+      def d_loss_fn(d_params, name=name, reg_key=reg_key, suffix=suffix):
+        net = networks[name]
+        real_logits, ms = run_network(net, d_params, state.model_state[name],
+                                      real, True)
+        fake_logits, ms = run_network(net, d_params, ms, fake, True)
+        terms = {f'l_d{suffix}': phase.adversarial.d_loss(real_logits,
+                                                         fake_logits)}
+        critic = lambda x: run_network(net, d_params, ms, x, True)[0]
+        for k, reg in enumerate(phase.regularisers):
+          ctx = losses.RegulariserContext(
+              critic=critic, real=real, fake=fake,
+              key=jax.random.fold_in(reg_key, k))
+          terms[f'l_d_{reg.regulariser.log_name}{suffix}'] = (
+              reg.weight * reg.regulariser.fn(ctx))
+        aux_out = dict(terms, **{f'out_d_real{suffix}': jnp.mean(real_logits),
+                                 f'out_d_fake{suffix}': jnp.mean(fake_logits)})
+        return sum(terms.values()), (aux_out, ms)
 
-    # Generator update: D is fixed; gradients flow only through G(lr).
-    def g_loss_fn(g_params):
-      sr, g_batch_stats = _apply_with_stats(generator, g_params,
-                                            state.g_batch_stats, lr, True)
-      terms = {'l_g_pix': g_cfg.pixel_weight * gan_pixel_loss(sr, target)}
-      if perceptual_fn is not None:
-        terms['l_g_percep'] = g_cfg.perceptual_weight * perceptual_fn(
-            vgg_variables, sr, target)
-      if g_cfg.fft_weight > 0:
-        terms['l_g_fft'] = g_cfg.fft_weight * losses.fft_loss(sr, target)
-      real, _ = d_logits(state.d_params, state.d_batch_stats, hr)
-      fake, _ = d_logits(state.d_params, state.d_batch_stats, sr)
-      terms['l_g_gan'] = g_cfg.adversarial_weight * adversarial.g_loss(
-          jax.lax.stop_gradient(real), fake)
-      total = sum(terms.values())
-      return total, (terms, sr, g_batch_stats)
+      (l_d_total, (d_aux, d_ms)), d_grads = jax.value_and_grad(
+          d_loss_fn, has_aux=True)(state.params[name])
+      params[name], opt_state[name] = _update(phase, name, d_grads, state)
+      model_state[name] = d_ms
+      metrics.update(d_aux)
+      metrics[f'l_d_total{suffix}'] = l_d_total
+      metrics[f'grad_norm_{ts.short_name(name)}'] = optax.tree.norm(d_grads)
 
-    (l_g_total, (g_terms, sr, g_batch_stats)), g_grads = jax.value_and_grad(
-        g_loss_fn, has_aux=True)(state.g_params)
-    g_updates, g_opt_state = optimizers.g_gan.update(
-        g_grads, state.g_opt_state, state.g_params)
-    g_params = optax.apply_updates(state.g_params, g_updates)
-    g_params, g_opt_state, g_batch_stats = _select(
-        update_g, (g_params, g_opt_state, g_batch_stats),
-        (state.g_params, state.g_opt_state, state.g_batch_stats))
-
-    # Discriminator update on the same (pre-update) fakes, as BasicSR does.
-    sr = jax.lax.stop_gradient(sr)
-
-    def d_loss_fn(d_params):
-      real, batch_stats = d_logits(d_params, state.d_batch_stats, hr)
-      fake, batch_stats = d_logits(d_params, batch_stats, sr)
-      terms = {'l_d': adversarial.d_loss(real, fake)}
-      if adversarial.gradient_penalty:
-        critic = lambda x: d_logits(d_params, batch_stats, x)[0]
-        terms['l_d_gp'] = g_cfg.gp_weight * losses.gradient_penalty(
-            critic, hr, sr, gp_key)
-      aux = dict(terms, out_d_real=jnp.mean(real), out_d_fake=jnp.mean(fake))
-      return sum(terms.values()), (aux, batch_stats)
-
-    (l_d_total, (d_aux, d_batch_stats)), d_grads = jax.value_and_grad(
-        d_loss_fn, has_aux=True)(state.d_params)
-    d_updates, d_opt_state = optimizers.d.update(d_grads, state.d_opt_state,
-                                                 state.d_params)
-    d_params = optax.apply_updates(state.d_params, d_updates)
-
-    new_state = state.replace(
-        step=state.step + 1,
-        g_params=g_params, g_batch_stats=g_batch_stats, g_opt_state=g_opt_state,
-        ema_params=_ema(state.ema_params, g_params, ema_decay),
-        d_params=d_params, d_batch_stats=d_batch_stats, d_opt_state=d_opt_state)
-    metrics = dict(g_terms, **d_aux, l_g_total=l_g_total, l_d_total=l_d_total,
-                   grad_norm_g=optax.tree.norm(g_grads),
-                   grad_norm_d=optax.tree.norm(d_grads))
+    new_state = state.replace(step=state.step + 1, params=params,
+                              model_state=model_state, opt_state=opt_state,
+                              ema_params=ema)
     return new_state, metrics
 
-  return TrainSteps(psnr=psnr_step, gan=gan_step)
+  return step
 
 
 def data_parallel_mesh(devices=None) -> jax.sharding.Mesh:
@@ -239,8 +243,9 @@ def data_parallel_mesh(devices=None) -> jax.sharding.Mesh:
 def jit_for_mesh(step_fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
   """Jits a step with the batch split over the mesh's 'data' axis.
 
-  The state and VGG variables are replicated and the state is donated, so an
-  update happens in place. The same code serves 1 device and N.
+  The state and the frozen networks (aux) are replicated and the state is
+  donated, so an update happens in place. The same code serves 1 device
+  and N.
   """
   replicated = NamedSharding(mesh, P())
   return jax.jit(step_fn,

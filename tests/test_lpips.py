@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from sr_jax import metrics
-from sr_jax.convert import lpips as convert_lib
+from sr_jax import weights
+from sr_jax.weights import lpips as convert_lib
 from sr_jax.metrics import lpips as lpips_lib
 from sr_jax.weights import params_io
 
@@ -249,7 +250,7 @@ def _save_torch_files(model, folder: pathlib.Path, net: str):
 def test_load_from_cache_or_explain(tmp_path, monkeypatch):
   monkeypatch.setenv(params_io.CACHE_ENV_VAR, str(tmp_path / 'cache'))
   with pytest.raises(params_io.WeightsNotFoundError) as info:
-    metrics.load_lpips_params('alex')
+    weights.load_lpips_params('alex')
   message = str(info.value)
   for needle in ('python -m sr_jax.weights fetch lpips_alex',
                  'lpips/weights/v0.1/alex.pth',
@@ -261,15 +262,15 @@ def test_load_from_cache_or_explain(tmp_path, monkeypatch):
   # the cache, from where later calls load it without torch.
   model = _reference('alex', seed=3)
   lin_file, _ = _save_torch_files(model, tmp_path, 'alex')
-  from_pth = metrics.load_lpips_params('alex', lin_file)
-  assert metrics.cached_lpips_path('alex').is_file()
-  cached = metrics.load_lpips_params('alex')
+  from_pth = weights.load_lpips_params('alex', lin_file)
+  assert weights.cached_lpips_path('alex').is_file()
+  cached = weights.load_lpips_params('alex')
   expected = convert_lib.convert_lpips(model.state_dict(), None,
                                                'alex')
   jax.tree.map(np.testing.assert_array_equal, from_pth, expected)
   jax.tree.map(np.testing.assert_array_equal, cached, expected)
   with pytest.raises(ValueError, match="does not hold LPIPS \\(vgg\\)"):
-    metrics.load_lpips_params('vgg', metrics.cached_lpips_path('alex'))
+    weights.load_lpips_params('vgg', weights.cached_lpips_path('alex'))
 
 
 def test_fetch_with_fake_download(tmp_path):
@@ -300,7 +301,7 @@ def test_fetch_with_fake_download(tmp_path):
                                  progress=False)
   assert path == out and [p.name for p in out.parent.iterdir()] == [out.name]
   jax.tree.map(np.testing.assert_array_equal,
-               metrics.load_lpips_params('alex', out),
+               weights.load_lpips_params('alex', out),
                convert_lib.convert_lpips(model.state_dict(), None,
                                                  'alex'))
 

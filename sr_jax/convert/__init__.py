@@ -1,4 +1,5 @@
-"""Convert PyTorch weights to sr_jax's flax variables.
+"""Convert PyTorch weights to sr_jax's flax variables (re-exported from
+`sr_jax.weights`, which owns conversion, files, fetching and caching).
 
   variables = convert_state_dict('rrdbnet', load_torch_file('x4plus.pth'))
   sr = models.get_generator('rrdbnet').apply(variables, lr)
@@ -13,20 +14,18 @@ it is for (see `python -m sr_jax.convert --help`):
 torch is only needed to read .pth files; .safetensors are read with numpy,
 and the converters take any mapping of arrays (or tensors).
 """
-from sr_jax.convert.state_dict import CONVERSION_HINTS
-from sr_jax.convert.state_dict import SUPPORTED_ARCHS
-from sr_jax.convert.state_dict import build_model
-from sr_jax.convert.state_dict import convert_state_dict
-from sr_jax.convert.state_dict import convert_with_config
-from sr_jax.convert.state_dict import unwrap_state_dict
-# After state_dict: files imports sr_jax.weights, which imports state_dict.
-# pylint: disable-next=g-bad-import-order
-from sr_jax.convert.files import convert_file
-from sr_jax.convert.files import load_converted
-from sr_jax.convert.files import load_like
-from sr_jax.convert.files import load_torch_file
-from sr_jax.convert.files import save_converted
-from sr_jax.convert.safetensors_io import read_safetensors
+from sr_jax.weights import CONVERSION_HINTS
+from sr_jax.weights import SUPPORTED_ARCHS
+from sr_jax.weights import build_model
+from sr_jax.weights import convert_file
+from sr_jax.weights import convert_state_dict
+from sr_jax.weights import convert_with_config
+from sr_jax.weights import load_converted
+from sr_jax.weights import load_like
+from sr_jax.weights import load_torch_file
+from sr_jax.weights import read_safetensors
+from sr_jax.weights import save_converted
+from sr_jax.weights import unwrap_state_dict
 
 __all__ = [
     'CONVERSION_HINTS', 'SUPPORTED_ARCHS', 'build_model', 'convert_file',

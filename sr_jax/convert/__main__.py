@@ -15,8 +15,8 @@ import json
 import sys
 from typing import Any, Optional, Sequence
 
-from sr_jax.convert import files
-from sr_jax.convert import state_dict
+from sr_jax.weights import files
+from sr_jax.weights import state_dict
 
 
 def _kwarg(text: str) -> tuple[str, Any]:

@@ -6,5 +6,6 @@ The trainer uses `make_train_dataset`, `load_validation_set` and
 from sr_jax.data.image_io import list_images
 from sr_jax.data.image_io import read_image
 from sr_jax.data.pipeline import default_data_config
+from sr_jax.data.pipeline import is_paired
 from sr_jax.data.pipeline import load_validation_set
 from sr_jax.data.pipeline import make_train_dataset

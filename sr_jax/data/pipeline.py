@@ -180,6 +180,13 @@ def _train_source(
   return _embedded_train_source(min_size, **shard), True, False
 
 
+def is_paired(data_config: ml_collections.ConfigDict) -> bool:
+  """Whether training batches carry their own 'lr' (paired folders or a
+  TFDS SR dataset); otherwise LR inputs are made on the device."""
+  return bool(_field(data_config, 'train_lr_dir')
+              or _field(data_config, 'tfds_name'))
+
+
 def make_train_dataset(
     data_config: ml_collections.ConfigDict,
     *,

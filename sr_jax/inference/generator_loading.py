@@ -19,6 +19,7 @@ Sources:
 import math
 import os
 import re
+import sys
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
@@ -26,7 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sr_jax import checkpoint as checkpoint_lib
 from sr_jax import models
+from sr_jax import weights as weights_lib
 
 TORCH_SUFFIXES = ('.pth', '.pt', '.ckpt', '.bin', '.safetensors')
 _HOW_TO_GET = (
@@ -160,24 +163,17 @@ def _describe(module: nn.Module) -> str:
 def _from_npz(path: str, arch: str | None,
               model_kwargs: dict[str, Any]) -> tuple[str, dict, dict]:
   """(arch, kwargs, variables) of a converted or plain .npz."""
-  from sr_jax.weights import params_io  # pylint: disable=g-import-not-at-top
-  try:
-    # pylint: disable-next=g-import-not-at-top
-    from sr_jax.convert import load_converted
-  except ImportError:  # An sr_jax without converted-file metadata.
-    load_converted = None
   file_arch, file_kwargs, variables = None, {}, None
-  if load_converted is not None:
-    try:
-      file_arch, file_kwargs, variables = load_converted(path)
-    except ValueError as e:  # No metadata: a plain save_params file.
-      if arch is None:
-        raise WeightsError(
-            f'{e} Or, for weights saved with save_params, pass --arch (one '
-            f'of {models.GENERATORS.names()}).') from e
+  try:
+    file_arch, file_kwargs, variables = weights_lib.load_converted(path)
+  except ValueError as e:  # No metadata: a plain save_params file.
+    if arch is None:
+      raise WeightsError(
+          f'{e} Or, for weights saved with save_params, pass --arch (one '
+          f'of {models.GENERATORS.names()}).') from e
   if variables is None:
     try:
-      variables = params_io.load_params(path)
+      variables = weights_lib.load_params(path)
     except (OSError, ValueError) as e:
       raise WeightsError(f'Cannot read weights {path}: {e}') from e
     variables = {k: v for k, v in variables.items() if not k.startswith('__')}
@@ -194,29 +190,10 @@ def _from_npz(path: str, arch: str | None,
   return file_arch, {**file_kwargs, **model_kwargs}, variables
 
 
-def _read_torch(path: str) -> dict[str, Any]:
-  try:
-    # pylint: disable-next=g-import-not-at-top
-    from sr_jax.convert import load_torch_file
-  except ImportError:  # Older sr_jax: .pth through torch only.
-    load_torch_file = None
-  if load_torch_file is not None:
-    return load_torch_file(path)
-  if path.lower().endswith('.safetensors'):
-    raise WeightsError(f'{path}: reading .safetensors needs a newer sr_jax.')
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError(f'Reading {path} needs PyTorch (pip install torch), or '
-                      'convert it elsewhere with python -m sr_jax.convert.'
-                      ) from e
-  return torch.load(path, map_location='cpu', weights_only=True)
-
-
 def _from_torch(path: str, arch: str | None,
                 model_kwargs: dict[str, Any]) -> tuple[str, dict, dict]:
-  from sr_jax import convert  # pylint: disable=g-import-not-at-top
-  state_dict = convert.unwrap_state_dict(_read_torch(path))
+  convert = weights_lib
+  state_dict = convert.unwrap_state_dict(convert.load_torch_file(path))
   if arch is None:
     arch = detect_arch(state_dict)
     if arch is None:
@@ -228,12 +205,7 @@ def _from_torch(path: str, arch: str | None,
   # checked against them below instead of being forced on the converter.
   hints = {k: v for k, v in model_kwargs.items() if k != 'scale'}
   try:
-    if hasattr(convert, 'convert_with_config'):
-      variables, kwargs = convert.convert_with_config(arch, state_dict,
-                                                      **hints)
-    else:
-      variables = convert.convert_state_dict(arch, state_dict, **hints)
-      kwargs = infer_model_kwargs(arch, variables, **hints)
+    variables, kwargs = convert.convert_with_config(arch, state_dict, **hints)
   except ValueError as e:
     raise WeightsError(f'Converting {path} as {arch!r}: {e}') from e
   return arch, {**kwargs, **model_kwargs}, variables
@@ -278,13 +250,12 @@ def load_generator_for_inference(
     if arch is not None or model_kwargs:
       raise ValueError('--arch / --scale / --model-kwargs apply to --weights; '
                        'a --checkpoint run already says what it trained.')
-    # pylint: disable-next=g-import-not-at-top
-    from sr_jax import checkpoint as checkpoint_lib
-    module, variables, config = checkpoint_lib.load_generator(
+    loaded = checkpoint_lib.load_generator_from_workdir(
         os.fspath(checkpoint), which)
-    module = module.clone(dtype=dtype)
-    scale = int(getattr(module, 'scale', config.scale))
-    return module, variables, scale
+    print(f'Loaded {loaded.describe()}.', file=sys.stderr, flush=True)
+    module = loaded.module.clone(dtype=dtype)
+    scale = int(getattr(module, 'scale', loaded.config.scale))
+    return module, loaded.variables, scale
 
   path = os.path.expanduser(os.fspath(weights))
   if not os.path.isfile(path):

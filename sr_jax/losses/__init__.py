@@ -1,11 +1,34 @@
-"""Losses as pure functions of arrays: pixel, perceptual, FFT, adversarial."""
+"""Losses as pure functions of arrays, and as registered terms.
+
+Generator loss terms (`terms.LOSS_TERMS`): 'pixel', 'perceptual', 'fft',
+'adversarial', 'lpips', 'tv'. Discriminator regularisers
+(`regularisers.REGULARISERS`): 'gradient_penalty', 'r1'. Adversarial
+objectives (`get_adversarial_loss`): vanilla, lsgan, hinge, wgan, wgan_gp,
+ragan, ragp, rsgan, ralsgan, rahinge.
+
+Adding a term or regulariser: one file in this package plus one import line
+below (its registration runs on import). See CONTRIBUTING.md.
+"""
+from sr_jax.losses import terms
+from sr_jax.losses import regularisers
+from sr_jax.losses.terms import LOSS_TERMS
+from sr_jax.losses.terms import LossContext
+from sr_jax.losses.terms import LossTerm
+from sr_jax.losses.regularisers import REGULARISERS
+from sr_jax.losses.regularisers import Regulariser
+from sr_jax.losses.regularisers import RegulariserContext
+# Registrations: one import per term / regulariser file.
+# pylint: disable=g-bad-import-order
 from sr_jax.losses.adversarial import ADVERSARIAL_LOSSES
 from sr_jax.losses.adversarial import AdversarialLoss
 from sr_jax.losses.adversarial import get_adversarial_loss
-from sr_jax.losses.adversarial import gradient_penalty
 from sr_jax.losses.fft import fft_loss
+from sr_jax.losses.gradient_penalty import gradient_penalty
+from sr_jax.losses.lpips_loss import make_lpips_term
 from sr_jax.losses.perceptual import make_perceptual_loss_fn
 from sr_jax.losses.perceptual import perceptual_loss
 from sr_jax.losses.pixel import get_pixel_loss
 from sr_jax.losses.pixel import l1_loss
 from sr_jax.losses.pixel import mse_loss
+from sr_jax.losses.r1 import r1_penalty
+from sr_jax.losses.tv import tv_loss

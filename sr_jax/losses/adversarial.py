@@ -17,13 +17,22 @@ do, so ESRGAN's published loss weights (GAN 5e-3) keep their meaning.
 
 RaGP = RaGAN's discriminator loss + lambda * E[(||grad_x C(x_hat)||_2 - 1)^2]
 with x_hat uniform random interpolates between real and generated images
-(WGAN-GP's penalty, Gulrajani et al. 2017).
+(WGAN-GP's penalty, Gulrajani et al. 2017). 'ragp' and 'wgan_gp' name the
+objective with that penalty: the trainer adds the registered regulariser
+`gradient_penalty` (sr_jax.losses.gradient_penalty) to the discriminator
+loss for them, which needs a per-sample critic (no BatchNorm in train mode).
+
+As a generator loss term ('adversarial'): weight * g_loss(C(real), C(sr))
+with the phase's `adversarial_loss` and the discriminator held fixed
+(option `discriminator`, default 'discriminator', for runs with several).
 """
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from sr_jax.losses import terms
 
 
 def _bce(logits, target_is_real: bool):
@@ -121,32 +130,11 @@ def rahinge_g_loss(real, fake):
           jnp.mean(jax.nn.relu(1.0 + (real - jnp.mean(fake)))))
 
 
-def gradient_penalty(critic_fn: Callable[[jax.Array], jax.Array],
-                     real: jax.Array, fake: jax.Array,
-                     key: jax.Array) -> jax.Array:
-  """E[(||grad_x C(x_hat)||_2 - 1)^2] on random interpolates (WGAN-GP).
-
-  critic_fn: x [N, H, W, C] -> logits [N, 1] (or [N]); differentiable in its
-    own parameters, so this penalty can be differentiated again by the caller.
-  real, fake: [N, H, W, C] images; `fake` is treated as a constant.
-  key: PRNG key for the per-sample interpolation weights eps ~ U(0, 1).
-  """
-  real = real.astype(jnp.float32)
-  fake = jax.lax.stop_gradient(fake).astype(jnp.float32)
-  eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1))
-  x_hat = eps * real + (1.0 - eps) * fake
-  # Samples do not interact through C (per-sample critic), so the gradient of
-  # the summed output gives every sample's own input gradient at once.
-  grads = jax.grad(lambda x: jnp.sum(critic_fn(x).astype(jnp.float32)))(x_hat)
-  norms = jnp.sqrt(jnp.sum(jnp.square(grads), axis=tuple(range(1, grads.ndim)))
-                   + 1e-12)
-  return jnp.mean(jnp.square(norms - 1.0))
-
-
 class AdversarialLoss(NamedTuple):
   d_loss: Callable[[jax.Array, jax.Array], jax.Array]
   g_loss: Callable[[jax.Array, jax.Array], jax.Array]
-  # Whether the discriminator loss adds the gradient penalty.
+  # Whether the objective includes the gradient penalty (the trainer adds
+  # the `gradient_penalty` regulariser with the phase's gp_weight).
   gradient_penalty: bool = False
 
 
@@ -170,3 +158,18 @@ def get_adversarial_loss(name: str) -> AdversarialLoss:
   except KeyError:
     raise ValueError(f'Unknown adversarial loss {name!r}; known: '
                      f'{sorted(ADVERSARIAL_LOSSES)}.') from None
+
+
+@terms.register('adversarial')
+def make_adversarial_term(options, dtype) -> terms.LossTerm:
+  """The phase's adversarial g_loss against the fixed discriminator
+  options['discriminator'] (default 'discriminator')."""
+  del dtype
+  terms.unknown_options(options, ('discriminator',))
+  which = options.get('discriminator', 'discriminator')
+
+  def fn(ctx: terms.LossContext):
+    real = jax.lax.stop_gradient(ctx.critic(ctx.real, which))
+    return ctx.adversarial.g_loss(real, ctx.critic(ctx.sr, which))
+
+  return terms.LossTerm(fn, log_name='gan', needs_critic=True)

@@ -14,6 +14,8 @@ Computing it through the FFT keeps the formula as written and lets variants
 """
 import jax.numpy as jnp
 
+from sr_jax.losses import terms
+
 
 def fft_loss(pred, target, eps=1e-8):
   """pred, target: [N, H, W, C] float images. Returns a scalar in [0, 2]."""
@@ -26,3 +28,12 @@ def fft_loss(pred, target, eps=1e-8):
   ratio = norm(f_pred - f_target) / (
       jnp.maximum(norm(f_pred), norm(f_target)) + eps)
   return jnp.mean(ratio)
+
+
+@terms.register('fft')
+def make_fft_term(options, dtype) -> terms.LossTerm:
+  """fft_loss(sr, target); no options."""
+  del dtype
+  terms.unknown_options(options, ())
+  return terms.LossTerm(lambda ctx: fft_loss(ctx.sr, ctx.target),
+                        log_name='fft')

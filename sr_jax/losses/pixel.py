@@ -4,6 +4,8 @@ pred, target: [N, H, W, C] float32 images in [0, 1]. Each returns a scalar.
 """
 import jax.numpy as jnp
 
+from sr_jax.losses import terms
+
 
 def l1_loss(pred, target):
   """Mean absolute error (BasicSR's L1Loss with reduction='mean')."""
@@ -35,3 +37,13 @@ def get_pixel_loss(name):
     raise ValueError(
         f'Unknown pixel loss {name!r}; known: {sorted(PIXEL_LOSSES)}.'
     ) from None
+
+
+@terms.register('pixel')
+def make_pixel_term(options, dtype) -> terms.LossTerm:
+  """criterion(sr, target): 'l1' (default), 'mse' / 'l2' or 'charbonnier'."""
+  del dtype
+  terms.unknown_options(options, ('criterion',))
+  distance = get_pixel_loss(options.get('criterion', 'l1'))
+  return terms.LossTerm(lambda ctx: distance(ctx.sr, ctx.target),
+                        log_name='pix')

@@ -3,13 +3,11 @@
 `psnr` and `ssim` (numpy, float64) are the reference for reported numbers;
 `psnr_jax` and `ssim_jax` are batched float32 versions for jitted validation.
 `LPIPS` / `make_lpips_fn` is the learned perceptual distance (lower is
-better), with weights from `load_lpips_params('alex' | 'vgg')`.
+better), with weights from `sr_jax.weights.load_lpips_params('alex' | 'vgg')`.
 """
 from sr_jax.metrics.color import rgb_to_y
 from sr_jax.metrics.color import rgb_to_y_jax
 from sr_jax.metrics.lpips import LPIPS
-from sr_jax.metrics.lpips import cached_lpips_path
-from sr_jax.metrics.lpips import load_lpips_params
 from sr_jax.metrics.lpips import make_lpips_fn
 from sr_jax.metrics.psnr_ssim import psnr
 from sr_jax.metrics.psnr_ssim import psnr_jax

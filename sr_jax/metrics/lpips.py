@@ -1,7 +1,7 @@
 """LPIPS (Zhang et al. 2018, "The Unreasonable Effectiveness of Deep Features
 as a Perceptual Metric"), as the `lpips` package v0.1 computes it.
 
-  variables = load_lpips_params('alex')       # converted weights, cached
+  variables = weights.load_lpips_params('alex')  # sr_jax.weights
   lpips_fn = make_lpips_fn(variables, 'alex')
   d = lpips_fn(sr, hr)                        # [N]; lower is more similar
 
@@ -17,11 +17,10 @@ For images x, y in [-1, 1] (our API takes [0, 1] and maps v -> 2v - 1):
 
 Weights: the backbone is torchvision's ImageNet model; the lin layers are
 the `lpips` package's v0.1 `alex.pth` / `vgg.pth`. `sr_jax.convert.lpips`
-turns both into one `.npz` in the sr_jax cache.
+turns both into one `.npz` in the sr_jax cache, and
+`sr_jax.weights.load_lpips_params(net)` loads it.
 """
-import os
-import pathlib
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -30,7 +29,6 @@ import jax.numpy as jnp
 from sr_jax.models import alexnet as alexnet_lib
 from sr_jax.models import vgg16 as vgg16_lib
 from sr_jax.models.layers import Conv
-from sr_jax.weights import params_io
 
 # `lpips` ScalingLayer constants, for inputs in [-1, 1].
 SHIFT = (-0.030, -0.088, -0.188)
@@ -176,79 +174,3 @@ def make_lpips_fn(variables: Any, net: str = 'alex'
     return distance(variables, features(variables, x), features(variables, y))
 
   return lpips_fn
-
-
-# ------------------------------------------------------------------- weights
-
-
-def cached_lpips_path(net: str) -> pathlib.Path:
-  """<$SR_JAX_CACHE_DIR or ~/.cache/sr_jax>/lpips_<net>.npz."""
-  return params_io.cache_dir() / f'lpips_{check_net(net)}.npz'
-
-
-def how_to_get_lpips(net: str) -> str:
-  lin_name = LIN_URLS[net].rsplit('/', 1)[-1]
-  backbone_name = BACKBONE_URLS[net].rsplit('/', 1)[-1]
-  return (
-      f'Get the LPIPS ({net}) weights one of these ways:\n'
-      f'  * online:  python -m sr_jax.weights fetch lpips_{net}\n'
-      f'  * offline: download\n'
-      f'               {LIN_URLS[net]}\n'
-      f'               {BACKBONE_URLS[net]}\n'
-      f'             into one folder, then run (needs torch)\n'
-      f'               python -m sr_jax.weights convert lpips_{net} '
-      f'/path/to/{lin_name}\n'
-      f'             ({backbone_name} is looked for next to {lin_name} and '
-      f'in the torch hub cache)\n'
-      '  * or pass a converted .npz explicitly (path=... / --lpips-weights).\n'
-      f'Converted weights are cached in {cached_lpips_path(net)} '
-      f'(directory from ${params_io.CACHE_ENV_VAR}).')
-
-
-def _check_lpips(variables: Any, net: str, source: Any) -> dict[str, Any]:
-  params = variables.get('params', {}) if hasattr(variables, 'get') else {}
-  backbone = params.get('net', {})
-  if net == 'alex':
-    convs = alexnet_lib.CONV_NAMES
-  else:
-    convs = vgg16_lib.CONV_NAMES
-  missing = [f'net/{c}' for c in convs if c not in backbone]
-  missing += [f'lin{k}' for k in range(5) if f'lin{k}' not in params]
-  if missing:
-    raise ValueError(
-        f'{source} does not hold LPIPS ({net}) weights: no params {missing}. '
-        'Is it the file for the other net, or not an LPIPS file?\n'
-        + how_to_get_lpips(net))
-  return variables
-
-
-def load_lpips_params(net: str = 'alex',
-                      path: Optional[str | os.PathLike] = None
-                      ) -> dict[str, Any]:
-  """Variables for LPIPS(net): from `path`, else the sr_jax cache.
-
-  path: a converted .npz, or the `lpips` package's lin-layer .pth
-    (alex.pth / vgg.pth; converted on the spot with torch, together with
-    the torchvision backbone file found next to it, and cached).
-  Raises WeightsNotFoundError with download/convert instructions when there
-  are no weights: a randomly initialised LPIPS would give meaningless numbers.
-  """
-  check_net(net)
-  if path:
-    path = pathlib.Path(path).expanduser()
-    if not path.is_file():
-      raise params_io.WeightsNotFoundError(
-          f'LPIPS ({net}) weights not found at {path}.\n'
-          + how_to_get_lpips(net))
-    if path.suffix != '.npz':
-      # Imported here: conversion needs torch, loading a .npz does not.
-      from sr_jax.convert import lpips as convert_lpips_lib  # pylint: disable=g-import-not-at-top
-      path = convert_lpips_lib.convert_lpips_files(
-          net, path, out=cached_lpips_path(net))
-    return _check_lpips(params_io.load_params(path), net, path)
-  cached = cached_lpips_path(net)
-  if cached.is_file():
-    return _check_lpips(params_io.load_params(cached), net, cached)
-  raise params_io.WeightsNotFoundError(
-      f'No LPIPS ({net}) weights: no path given and no {cached}.\n'
-      + how_to_get_lpips(net))

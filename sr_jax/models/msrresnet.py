@@ -56,6 +56,8 @@ class MSRResNet(nn.Module):
   signature. scale is BasicSR's `upscale`: 2 and 3 use one upconv1 + pixel
   shuffle by 2 or 3, 4 uses upconv1 and upconv2, each + pixel shuffle by 2.
   """
+  # The `:runlocal` size: the smallest with every kind of layer.
+  TINY_KWARGS = dict(num_feat=8, num_block=1)
   num_in_ch: int = 3
   num_out_ch: int = 3
   num_feat: int = 64

@@ -48,6 +48,8 @@ class SRResNet(nn.Module):
   all generators share one range). With train=True, apply with
   mutable=['batch_stats'] to update the BN running statistics.
   """
+  # The `:runlocal` size: the smallest with every kind of layer.
+  TINY_KWARGS = dict(num_feat=8, num_block=1)
   num_in_ch: int = 3
   num_out_ch: int = 3
   scale: int = 4

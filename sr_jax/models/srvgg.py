@@ -36,6 +36,8 @@ class SRVGGNetCompact(nn.Module):
   PReLU, the released models), 'lrelu' (LeakyReLU 0.1) or 'relu'.
   Defaults are realesr-general-x4v3's (realesr-animevideov3: num_conv=16).
   """
+  # The `:runlocal` size: the smallest with every kind of layer.
+  TINY_KWARGS = dict(num_feat=8, num_conv=2)
   num_in_ch: int = 3
   num_out_ch: int = 3
   num_feat: int = 64

@@ -38,6 +38,8 @@ class VGGStyleDiscriminator(nn.Module):
   use_bn=False removes every BN (and gives the convs a bias instead), since a
   gradient penalty (WGAN-GP) is per-sample and BN mixes samples.
   """
+  # The `:runlocal` size: the smallest with every kind of layer.
+  TINY_KWARGS = dict(num_feat=4)
   num_in_ch: int = 3
   num_feat: int = 64
   input_size: int = 128

@@ -1,6 +1,8 @@
-"""Pretrained weights: converted once from PyTorch, cached as torch-free .npz.
+"""Pretrained and converted weights: PyTorch conversion, files, fetching.
 
   vgg_variables = weights.load_vgg19_params()  # or (path) from the config
+  variables = weights.convert_state_dict('rrdbnet', state_dict)
+  variables = weights.load_frozen('lpips_vgg')  # any frozen network by name
 
 Command line (see `python -m sr_jax.weights --help`):
   python -m sr_jax.weights fetch vgg19          # download + convert + cache
@@ -8,25 +10,47 @@ Command line (see `python -m sr_jax.weights --help`):
                                   # x4v3, RealESRGAN_x2plus, ESRGAN_x4, ...
   python -m sr_jax.weights convert vgg19 FILE   # offline, from a local .pth
   python -m sr_jax.weights where                # cache location and contents
+and `python -m sr_jax.convert ARCH SRC OUT` for any architecture.
 """
 from sr_jax.weights.params_io import WeightsNotFoundError
 from sr_jax.weights.params_io import cache_dir
 from sr_jax.weights.params_io import load_metadata
 from sr_jax.weights.params_io import load_params
 from sr_jax.weights.params_io import save_params
-from sr_jax.weights.pretrained import PRETRAINED
-from sr_jax.weights.pretrained import fetch_pretrained
-from sr_jax.weights.pretrained import load_pretrained
+from sr_jax.weights.safetensors_io import read_safetensors
+from sr_jax.weights.state_dict import CONVERSION_HINTS
+from sr_jax.weights.state_dict import SUPPORTED_ARCHS
+from sr_jax.weights.state_dict import build_model
+from sr_jax.weights.state_dict import convert_state_dict
+from sr_jax.weights.state_dict import convert_with_config
+from sr_jax.weights.state_dict import unwrap_state_dict
+from sr_jax.weights.files import convert_file
+from sr_jax.weights.files import load_converted
+from sr_jax.weights.files import load_like
+from sr_jax.weights.files import load_torch_file
+from sr_jax.weights.files import save_converted
 from sr_jax.weights.vgg19 import VGG19_URL
 from sr_jax.weights.vgg19 import FetchError
 from sr_jax.weights.vgg19 import cached_vgg19_path
 from sr_jax.weights.vgg19 import convert_vgg19_file
 from sr_jax.weights.vgg19 import fetch_vgg19
 from sr_jax.weights.vgg19 import load_vgg19_params
+from sr_jax.weights.lpips import cached_lpips_path
+from sr_jax.weights.lpips import load_lpips_params
+from sr_jax.weights.pretrained import PRETRAINED
+from sr_jax.weights.pretrained import fetch_pretrained
+from sr_jax.weights.pretrained import load_pretrained
+from sr_jax.weights.frozen import FROZEN_NETWORKS
+from sr_jax.weights.frozen import load_frozen
 
 __all__ = [
-    'FetchError', 'PRETRAINED', 'VGG19_URL', 'WeightsNotFoundError',
-    'cache_dir', 'cached_vgg19_path', 'convert_vgg19_file',
-    'fetch_pretrained', 'fetch_vgg19', 'load_metadata', 'load_params',
-    'load_pretrained', 'load_vgg19_params', 'save_params',
+    'CONVERSION_HINTS', 'FROZEN_NETWORKS', 'FetchError', 'PRETRAINED',
+    'SUPPORTED_ARCHS', 'VGG19_URL', 'WeightsNotFoundError', 'build_model',
+    'cache_dir', 'cached_lpips_path', 'cached_vgg19_path', 'convert_file',
+    'convert_state_dict', 'convert_vgg19_file', 'convert_with_config',
+    'fetch_pretrained', 'fetch_vgg19', 'load_converted', 'load_frozen',
+    'load_like', 'load_lpips_params', 'load_metadata', 'load_params',
+    'load_pretrained', 'load_torch_file', 'load_vgg19_params',
+    'read_safetensors', 'save_converted', 'save_params',
+    'unwrap_state_dict',
 ]

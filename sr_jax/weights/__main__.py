@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from sr_jax.convert import lpips as lpips_convert
+from sr_jax.weights import lpips as lpips_convert
 from sr_jax.weights import params_io
 from sr_jax.weights import pretrained
 from sr_jax.weights import vgg19

@@ -15,8 +15,8 @@ import pathlib
 import sys
 from typing import Any, Optional
 
-from sr_jax.convert import files as convert_files
-from sr_jax.convert import state_dict as convert_lib
+from sr_jax.weights import files as convert_files
+from sr_jax.weights import state_dict as convert_lib
 from sr_jax.weights import download
 from sr_jax.weights import params_io
 from sr_jax.weights.vgg19 import FetchError

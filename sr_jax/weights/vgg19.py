@@ -8,7 +8,7 @@ import os
 import pathlib
 from typing import Any, Optional
 
-from sr_jax.convert.state_dict import convert_state_dict
+from sr_jax.weights.state_dict import convert_state_dict
 from sr_jax.models import vgg19 as vgg19_lib
 from sr_jax.weights import download
 from sr_jax.weights import params_io
@@ -35,7 +35,7 @@ def how_to_get_vgg19() -> str:
       f'  * offline: download {VGG19_URL} by hand, then run\n'
       '             python -m sr_jax.weights convert vgg19 '
       '/path/to/vgg19-dcbb9e9d.pth\n'
-      '  * or set the config field perceptual.vgg_weights (or the env var '
+      '  * or set the config field frozen.vgg19 (or the env var '
       f'{VGG19_ENV_VAR}) to a converted .npz or to the .pth itself.\n'
       f'Converted weights are cached in {cached_vgg19_path()} '
       f'(directory from ${params_io.CACHE_ENV_VAR}).')

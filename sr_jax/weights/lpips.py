@@ -23,16 +23,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sr_jax.convert import load_torch_file
-from sr_jax.convert import core
-from sr_jax.convert import unwrap_state_dict
-from sr_jax.convert.files import require_torch
+from sr_jax.weights.files import load_torch_file
+from sr_jax.models import torch_layout as core
+from sr_jax.models.torch_layout import unwrap_state_dict
+from sr_jax.weights.files import require_torch
 from sr_jax.metrics import lpips as lpips_lib
 from sr_jax.models import alexnet as alexnet_lib
 from sr_jax.models import vgg16 as vgg16_lib
 from sr_jax.weights import download as download_lib
 from sr_jax.weights import params_io
-from sr_jax.weights import FetchError
+from sr_jax.weights.vgg19 import FetchError
 
 Path = tuple[str, ...]
 
@@ -185,19 +185,19 @@ def convert_lpips_files(net: str, lin_file: str | os.PathLike,
   lin_file = pathlib.Path(lin_file).expanduser()
   if not lin_file.is_file():
     raise params_io.WeightsNotFoundError(
-        f'{lin_file} does not exist.\n' + lpips_lib.how_to_get_lpips(net))
+        f'{lin_file} does not exist.\n' + how_to_get_lpips(net))
   if backbone_file is None:
     backbone_file = _find_backbone(net, lin_file)
   backbone_file = pathlib.Path(backbone_file).expanduser()
   if not backbone_file.is_file():
     raise params_io.WeightsNotFoundError(
-        f'{backbone_file} does not exist.\n' + lpips_lib.how_to_get_lpips(net))
+        f'{backbone_file} does not exist.\n' + how_to_get_lpips(net))
   try:
     variables = convert_lpips(load_torch_file(backbone_file),
                               load_torch_file(lin_file), net)
   except ValueError as e:
     raise ValueError(f'Converting {lin_file} + {backbone_file}: {e}') from e
-  out = pathlib.Path(out).expanduser() if out else lpips_lib.cached_lpips_path(
+  out = pathlib.Path(out).expanduser() if out else cached_lpips_path(
       net)
   params_io.save_params(out, variables)
   return out
@@ -224,7 +224,7 @@ def fetch_lpips(net: str, out: Optional[str | os.PathLike] = None, *,
   if backbone_sha256_prefix is None:
     backbone_sha256_prefix = re.search(r'-([0-9a-f]{8})\.pth$',
                                        backbone_url).group(1)
-  out = pathlib.Path(out).expanduser() if out else lpips_lib.cached_lpips_path(
+  out = pathlib.Path(out).expanduser() if out else cached_lpips_path(
       net)
   with download_lib.temporary_path(out.parent, '.pth') as lin_tmp, \
       download_lib.temporary_path(out.parent, '.pth') as backbone_tmp:
@@ -236,7 +236,7 @@ def fetch_lpips(net: str, out: Optional[str | os.PathLike] = None, *,
           digests[url] = download(url, f, progress)
       except download_lib.DOWNLOAD_ERRORS as e:
         raise FetchError(f'Could not download {url}: {e}.\n'
-                         + lpips_lib.how_to_get_lpips(net)) from e
+                         + how_to_get_lpips(net)) from e
     if not digests[backbone_url].startswith(backbone_sha256_prefix):
       raise FetchError(
           f'Downloaded file from {backbone_url} has SHA-256 '
@@ -249,10 +249,86 @@ def fetch_lpips(net: str, out: Optional[str | os.PathLike] = None, *,
 def _cli_entries(net: str):
   return (lambda out=None: fetch_lpips(net, out),
           lambda src, out=None: convert_lpips_files(net, src, out=out),
-          lambda: lpips_lib.cached_lpips_path(net))
+          lambda: cached_lpips_path(net))
 
 
 # For `python -m sr_jax.weights`: name -> (fetch(out), convert(file, out),
 # cached_path()), the triple its _WEIGHTS table holds.
 WEIGHTS_CLI_ENTRIES = {f'lpips_{net}': _cli_entries(net)
                        for net in lpips_lib.NETS}
+
+
+# ------------------------------------------------------------ loading
+
+
+
+
+def cached_lpips_path(net: str) -> pathlib.Path:
+  """<$SR_JAX_CACHE_DIR or ~/.cache/sr_jax>/lpips_<net>.npz."""
+  return params_io.cache_dir() / f'lpips_{lpips_lib.check_net(net)}.npz'
+
+
+def how_to_get_lpips(net: str) -> str:
+  lin_name = lpips_lib.LIN_URLS[net].rsplit('/', 1)[-1]
+  backbone_name = lpips_lib.BACKBONE_URLS[net].rsplit('/', 1)[-1]
+  return (
+      f'Get the LPIPS ({net}) weights one of these ways:\n'
+      f'  * online:  python -m sr_jax.weights fetch lpips_{net}\n'
+      f'  * offline: download\n'
+      f'               {lpips_lib.LIN_URLS[net]}\n'
+      f'               {lpips_lib.BACKBONE_URLS[net]}\n'
+      f'             into one folder, then run (needs torch)\n'
+      f'               python -m sr_jax.weights convert lpips_{net} '
+      f'/path/to/{lin_name}\n'
+      f'             ({backbone_name} is looked for next to {lin_name} and '
+      f'in the torch hub cache)\n'
+      '  * or pass a converted .npz explicitly (path=... / --lpips-weights).\n'
+      f'Converted weights are cached in {cached_lpips_path(net)} '
+      f'(directory from ${params_io.CACHE_ENV_VAR}).')
+
+
+def _check_lpips(variables: Any, net: str, source: Any) -> dict[str, Any]:
+  params = variables.get('params', {}) if hasattr(variables, 'get') else {}
+  backbone = params.get('net', {})
+  if net == 'alex':
+    convs = alexnet_lib.CONV_NAMES
+  else:
+    convs = vgg16_lib.CONV_NAMES
+  missing = [f'net/{c}' for c in convs if c not in backbone]
+  missing += [f'lin{k}' for k in range(5) if f'lin{k}' not in params]
+  if missing:
+    raise ValueError(
+        f'{source} does not hold LPIPS ({net}) weights: no params {missing}. '
+        'Is it the file for the other net, or not an LPIPS file?\n'
+        + how_to_get_lpips(net))
+  return variables
+
+
+def load_lpips_params(net: str = 'alex',
+                      path: Optional[str | os.PathLike] = None
+                      ) -> dict[str, Any]:
+  """Variables for LPIPS(net): from `path`, else the sr_jax cache.
+
+  path: a converted .npz, or the `lpips` package's lin-layer .pth
+    (alex.pth / vgg.pth; converted on the spot with torch, together with
+    the torchvision backbone file found next to it, and cached).
+  Raises WeightsNotFoundError with download/convert instructions when there
+  are no weights: a randomly initialised LPIPS would give meaningless numbers.
+  """
+  lpips_lib.check_net(net)
+  if path:
+    path = pathlib.Path(path).expanduser()
+    if not path.is_file():
+      raise params_io.WeightsNotFoundError(
+          f'LPIPS ({net}) weights not found at {path}.\n'
+          + how_to_get_lpips(net))
+    if path.suffix != '.npz':
+      path = convert_lpips_files(
+          net, path, out=cached_lpips_path(net))
+    return _check_lpips(params_io.load_params(path), net, path)
+  cached = cached_lpips_path(net)
+  if cached.is_file():
+    return _check_lpips(params_io.load_params(cached), net, cached)
+  raise params_io.WeightsNotFoundError(
+      f'No LPIPS ({net}) weights: no path given and no {cached}.\n'
+      + how_to_get_lpips(net))

@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sr_jax.convert import core
-from sr_jax.convert import safetensors_io
-from sr_jax.convert import state_dict as state_dict_lib
+from sr_jax.models import torch_layout as core
+from sr_jax.weights import safetensors_io
+from sr_jax.weights import state_dict as state_dict_lib
 from sr_jax.weights import params_io
 
 TORCH_SUFFIXES = ('.pth', '.pt', '.ckpt', '.bin')

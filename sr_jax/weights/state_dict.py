@@ -23,9 +23,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from sr_jax import models
-from sr_jax.convert import core
-from sr_jax.convert.core import StateDict
-from sr_jax.convert.core import unwrap_state_dict
+from sr_jax.models import torch_layout as core
+from sr_jax.models.torch_layout import StateDict
+from sr_jax.models.torch_layout import unwrap_state_dict
 from sr_jax.models import srvgg as srvgg_lib
 from sr_jax.models import vgg19 as vgg19_lib
 from sr_jax.models import vgg_style_discriminator as vgg_style_lib

@@ -1,0 +1,53 @@
+"""Optimizers and learning-rate schedules by name, from config entries.
+
+  optimizers={'generator': dict(name='adam', lr=1e-4, b1=0.9, b2=0.99,
+                                milestones=(50_000, 100_000), gamma=0.5)}
+
+Every entry takes `name` (a registered optimizer: 'adam', 'adamw',
+'amsgrad'), the schedule's fields (`schedule`, default 'multistep' with
+`lr`, `milestones`, `gamma`: BasicSR's MultiStepLR), `clip_grad_norm`
+(0 = off; clips the global gradient norm first) and the optimizer's own
+options (betas, eps, weight_decay). Adding an optimizer: one file here with
+`@register('name')` on `(schedule, **options) -> GradientTransformation`,
+imported below.
+"""
+from typing import Any, Mapping
+
+import optax
+
+from sr_jax.optimizers.registry import OPTIMIZERS
+from sr_jax.optimizers.registry import register
+from sr_jax.optimizers.schedules import SCHEDULES
+from sr_jax.optimizers.schedules import build_schedule
+# Registrations (each module registers on import).
+from sr_jax.optimizers import adam  # pylint: disable=unused-import,g-bad-import-order
+from sr_jax.optimizers import adamw  # pylint: disable=unused-import
+from sr_jax.optimizers import amsgrad  # pylint: disable=unused-import
+
+_COMMON = ('name', 'clip_grad_norm')
+
+
+def build_optimizer(entry: Mapping[str, Any], where: str = 'optimizer'
+                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """(transformation, schedule) for one optimizer config entry.
+
+  Raises ValueError naming `where` for unknown names or options.
+  """
+  entry = dict(entry)
+  name = entry.get('name', 'adam')
+  schedule_keys = SCHEDULES.get(entry.get('schedule', 'multistep')).options
+  try:
+    schedule = build_schedule(entry)
+    options = {k: v for k, v in entry.items()
+               if k not in _COMMON and k not in schedule_keys}
+    tx = OPTIMIZERS.get(name)(schedule, **options)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f'{where} ({name}): {e}') from None
+  clip = float(entry.get('clip_grad_norm', 0.0) or 0.0)
+  if clip > 0:
+    tx = optax.chain(optax.clip_by_global_norm(clip), tx)
+  return tx, schedule
+
+
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'build_optimizer', 'build_schedule',
+           'register']
