@@ -8,9 +8,10 @@ LR inputs are made on the accelerator by `degradation.name='realesrgan'`
 with Real-ESRGAN's defaults (`config.degradation.realesrgan.*`).
 
 The GT is USM-sharpened (l1_gt_usm / percep_gt_usm; D sees the plain GT).
-Differences from the official recipe, for now: a VGG-style discriminator
-instead of the spectrally normalised U-Net, and one device batch of 12 (the official run uses 4 GPUs x 12; set
---config.batch_size=48 on a multi-device host).
+The discriminator is Real-ESRGAN's U-Net with spectral normalisation
+(`unet_sn`, num_feat 64, skip connections), giving one logit per pixel.
+Difference from the official recipe: one device batch of 12 (the official
+run uses 4 GPUs x 12; set --config.batch_size=48 on a multi-device host).
 Variants: `:runlocal` (tiny, 2 steps, tests) and `:demo`.
 """
 from sr_jax import config_lib
@@ -27,6 +28,8 @@ def get_config(arg=None):
   config.gan.losses.perceptual = config_lib.esrgan_perceptual(
       1.0, {'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1.0, 'conv4_4': 1.0,
             'conv5_4': 1.0})
+  config.discriminator.name = 'unet_sn'
+  config.discriminator.kwargs = dict(num_feat=64, skip_connection=True)
   config.gan.adversarial_loss = 'vanilla'
   config.gan.losses.adversarial.weight = 0.1
   config.gan.optimizers = {'generator': config_lib.adam(1e-4, (400_000,)),

@@ -30,10 +30,8 @@ import dataclasses
 import io
 import json
 import math
-import os
 import pathlib
 import sys
-import tempfile
 from typing import Any, Optional, Sequence
 
 import jax
@@ -44,6 +42,7 @@ import numpy as np
 from sr_jax import checkpoint
 from sr_jax import data as data_lib
 from sr_jax import evaluate
+from sr_jax import io_utils
 from sr_jax import metrics
 from sr_jax import weights
 from sr_jax.weights import params_io
@@ -262,15 +261,8 @@ def evaluate_alpha(super_resolve, variables, val_set, scale: int,
 
 
 def _write_atomic(path: pathlib.Path, data: bytes) -> None:
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
-                             suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(data)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
+  with io_utils.atomic_write(path) as f:
+    f.write(data)
 
 
 def sweep_table(rows: Sequence[dict], lpips_net: str) -> str:
@@ -384,7 +376,7 @@ def plot_sweep(rows: Sequence[dict], title: str) -> tuple[bytes, str]:
           'LPIPS (lower is better)' if has_lpips else 'alpha',
           'PSNR (dB, Y)', title)
   try:
-    import matplotlib  # pylint: disable=g-import-not-at-top,unused-import
+    import matplotlib  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError:
     return _plot_pil(*args), 'PIL'
   return _plot_matplotlib(*args), 'matplotlib'

@@ -1,4 +1,6 @@
-r"""Entry point: python -m sr_jax.main --config=configs/X.py[:variant] --workdir=W
+r"""Entry point:
+
+  python -m sr_jax.main --config=configs/X.py[:variant] --workdir=W
 
 Settings are overridable as --config.a.b=value; the workdir holds
 checkpoints (auto-resume), TensorBoard logs and validation image strips.
@@ -26,7 +28,8 @@ _DISTRIBUTED = flags.DEFINE_bool(
 
 
 def _hide_gpus_from_tensorflow():
-  """clu's TensorBoard writer imports TF; it must not grab accelerator memory."""
+  """clu's TensorBoard writer imports TF; it must not grab accelerator
+  memory."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')
 

@@ -23,6 +23,7 @@ from sr_jax import checkpoint as ckpt_lib
 from sr_jax import data
 from sr_jax import degradations
 from sr_jax import evaluate as eval_lib
+from sr_jax import metrics
 from sr_jax import train_state as ts
 from sr_jax.progress import ProgressReporter
 from sr_jax.train_step import data_parallel_mesh
@@ -51,6 +52,13 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
     if config[name] <= 0:
       raise ConfigError(f'config.{name} must be positive.')
   _check_degradation(config)
+  for name in config.val_metrics:
+    if name not in metrics.METRICS.names():
+      raise ConfigError(f'config.val_metrics names {name!r}; known metrics: '
+                        f'{metrics.METRICS.names()}.')
+  if config.best_metric not in config.val_metrics:
+    raise ConfigError(f'config.best_metric={config.best_metric!r} must be one '
+                      f'of config.val_metrics {tuple(config.val_metrics)}.')
   try:
     recipe = ts.build_recipe(config)
   except (TypeError, ValueError, KeyError) as e:
@@ -224,9 +232,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   latest = checkpointer.latest_step()
   restored = None
   if latest is not None:
-    state_phase = recipe.phase_of_checkpoint(latest)
-    restored = checkpointer.restore_latest(ckpt_lib.abstract_with_sharding(
-        jax.eval_shape(init_fn(state_phase), rng), replicated))
+    # A checkpoint at a phase boundary holds the finished phase's layout,
+    # or the next one's if the run stopped right after entering it.
+    candidates = [recipe.phase_of_checkpoint(latest), recipe.phase_at(latest)]
+    if candidates[1] is candidates[0]:
+      candidates.pop()
+    for i, state_phase in enumerate(candidates):
+      try:
+        restored = checkpointer.restore_latest(
+            ckpt_lib.abstract_with_sharding(
+                jax.eval_shape(init_fn(state_phase), rng), replicated))
+        break
+      except ValueError:
+        if i == len(candidates) - 1:
+          raise
   if restored is not None:
     state, data_state, start_step = restored
     train_iter.set_state(data_state)
@@ -255,14 +274,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   def run_eval(step, phase):
     val_metrics, strips = eval_lib.evaluate(
         super_resolve, ts.generator_variables(state), val_set, config.scale,
-        config.num_val_strips)
+        config.num_val_strips, config.val_metrics)
     writer.write_scalars(step, {f'val/{k}': v for k, v in val_metrics.items()})
     if strips and jax.process_index() == 0:
       writer.write_images(step, {f'val/{n}': s[None] for n, s in strips})
       eval_lib.save_strips(os.path.join(workdir, 'images', f'{step:08d}'),
                            strips)
-    checkpointer.save_best(step, state, val_metrics['psnr'], config,
-                           phase=phase.name)
+    best = metrics.METRICS.get(config.best_metric)
+    checkpointer.save_best(step, state, val_metrics[config.best_metric],
+                           config, phase=phase.name,
+                           mode='max' if best.higher_is_better else 'min')
     progress.report_eval(step, val_metrics)
 
   # --- Loop.

@@ -115,7 +115,8 @@ def short_name(network: str) -> str:
 def compute_dtype(config: ml_collections.ConfigDict):
   names = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
   if config.dtype not in names:
-    raise ValueError(f'config.dtype={config.dtype!r}; use one of {list(names)}.')
+    raise ValueError(f'config.dtype={config.dtype!r}; use one of '
+                     f'{list(names)}.')
   return names[config.dtype]
 
 
@@ -350,7 +351,8 @@ def apply_init_from(config: ml_collections.ConfigDict, recipe: Recipe,
   ema[MAIN_GENERATOR] = put(loaded['params'], ema[MAIN_GENERATOR])
   model_state = dict(state.model_state)
   model_state[MAIN_GENERATOR] = {
-      k: put(loaded[k], v) for k, v in state.model_state[MAIN_GENERATOR].items()}
+      k: put(loaded[k], v)
+      for k, v in state.model_state[MAIN_GENERATOR].items()}
   return state.replace(params=params, ema_params=ema, model_state=model_state)
 
 

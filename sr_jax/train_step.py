@@ -17,7 +17,7 @@ MATLAB bicubic by default; see `sr_jax.degradations.pipelines`), with a key
 derived from the state's rng and the step, so a resumed run degrades exactly
 as an uninterrupted one.
 """
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp

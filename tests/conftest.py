@@ -26,7 +26,7 @@ def random_vgg19_weights(tmp_path_factory):
   """VGG19 weights with random values, written on purpose for tests.
 
   Real runs refuse to start without real weights; tests pass this file
-  explicitly through --config.perceptual.vgg_weights.
+  explicitly through --config.frozen.vgg19.
   """
   from sr_jax import models  # pylint: disable=g-import-not-at-top
   from sr_jax.weights import params_io  # pylint: disable=g-import-not-at-top
@@ -37,12 +37,12 @@ def random_vgg19_weights(tmp_path_factory):
   return path
 
 
-def run_python(args, env_extra=None, timeout=600):
-  """Runs `python ARGS` in the repo; returns the CompletedProcess."""
+def run_python(args, env_extra=None, timeout=600, cwd=REPO):
+  """Runs `python ARGS` in the repo (or cwd); returns the CompletedProcess."""
   env = dict(os.environ)
   env['PYTHONPATH'] = os.pathsep.join(
       p for p in (REPO, env.get('PYTHONPATH', '')) if p)
   env.update(env_extra or {})
-  return subprocess.run([sys.executable] + list(args), cwd=REPO, env=env,
+  return subprocess.run([sys.executable] + list(args), cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=timeout,
                         check=False)

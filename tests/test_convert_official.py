@@ -451,14 +451,13 @@ def psnr_config(**generator):
 
 def init_state(config):
   from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
-  init = jax.jit(lambda rng: ts.init_train_state(
-      config, ts.build_networks(config), ts.build_optimizers(config), rng))
+  recipe = ts.build_recipe(config)
+  init = jax.jit(lambda rng: ts.init_train_state(recipe, rng))
   # As train.py does on a fresh start (never on resume).
-  return ts.apply_init_from(config, init(jax.random.key(0)))
+  return ts.apply_init_from(config, recipe, init(jax.random.key(0)))
 
 
 def test_init_from_converted_file_and_pth(tmp_path):
-  from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
   torch.manual_seed(3)
   src = tmp_path / 'g.pth'
   torch.save({'params_ema': TorchRRDBNet(4, nb=1).state_dict()}, src)
@@ -469,15 +468,17 @@ def test_init_from_converted_file_and_pth(tmp_path):
   # (a random init would differ everywhere).
   state = init_state(psnr_config(init_from=str(npz)))
   assert int(state.step) == 0
-  assert_same_variables(jax.device_get(state.g_params), expected)
-  assert_same_variables(jax.device_get(state.ema_params), expected)
+  assert_same_variables(jax.device_get(state.params['generator']), expected)
+  assert_same_variables(jax.device_get(state.ema_params['generator']),
+                        expected)
   # The .pth itself works too (converted on the fly as generator.name).
   state = init_state(psnr_config(init_from=str(src)))
-  assert_same_variables(jax.device_get(state.g_params), expected)
+  assert_same_variables(jax.device_get(state.params['generator']), expected)
   # Without init_from the init is random: the test above can fail.
   random_state = init_state(psnr_config())
   with pytest.raises(AssertionError):
-    assert_same_variables(jax.device_get(random_state.g_params), expected)
+    assert_same_variables(jax.device_get(random_state.params['generator']),
+                          expected)
 
 
 def test_init_from_mismatch_names_params_and_both_sides(tmp_path):

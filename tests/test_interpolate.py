@@ -213,12 +213,12 @@ def test_workdir_input_uses_the_ema_generator(tmp_path):
   from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
   config = esrgan_fft.get_config('runlocal')
-  networks = ts.build_networks(config)
+  recipe = ts.build_recipe(config)
   state = random_like(jax.eval_shape(lambda: ts.init_train_state(
-      config, networks, ts.build_optimizers(config), jax.random.key(0))), 0)
+      recipe, jax.random.key(0))), 0)
   workdir = tmp_path / 'run'
   ckpt = checkpoint.Checkpointer(str(workdir))
-  ckpt.save_best(1, state, 20.0, config)
+  ckpt.save_best(1, state, 20.0, config, phase='psnr')
   ckpt.wait_until_finished()
   ckpt.close()
 

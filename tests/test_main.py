@@ -7,8 +7,9 @@ import pytest
 from conftest import run_python
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
-    'config', ['esrgan_fft', 'esrgan', 'rrdb_psnr', 'realesrgan'])
+    'config', ['esrgan_fft', 'esrgan', 'rrdb_psnr', 'realesrgan', 'srgan'])
 def test_runlocal_trains_checkpoints_and_logs(config, tmp_path,
                                               random_vgg19_weights,
                                               compile_cache_dir):
@@ -16,14 +17,16 @@ def test_runlocal_trains_checkpoints_and_logs(config, tmp_path,
   result = run_python(
       ['-m', 'sr_jax.main', f'--config=configs/{config}.py:runlocal',
        f'--workdir={workdir}',
-       f'--config.perceptual.vgg_weights={random_vgg19_weights}'],
+       f'--config.frozen.vgg19={random_vgg19_weights}'],
       env_extra={'JAX_COMPILATION_CACHE_DIR': compile_cache_dir})
   output = result.stdout + result.stderr
   assert result.returncode == 0, output
   assert 'Done at step 2' in result.stdout, output
   assert '[eval] step 2 | PSNR' in result.stdout, output
+  assert 'PSNR_RGB' in result.stdout, output
   assert os.path.isdir(workdir / 'checkpoints' / '2')
-  assert os.path.isdir(workdir / 'best' / '2')
+  last_phase = 'psnr' if config == 'rrdb_psnr' else 'gan'
+  assert os.path.isdir(workdir / 'best' / last_phase / '2')
   assert glob.glob(str(workdir / 'tensorboard' / 'events.out.tfevents.*'))
   assert glob.glob(str(workdir / 'images' / '00000002' / '*.png'))
   if config == 'rrdb_psnr':
@@ -34,6 +37,8 @@ def test_runlocal_trains_checkpoints_and_logs(config, tmp_path,
     assert ('l_d_gp' in result.stdout) == (config == 'esrgan_fft')
     assert ('l_g_fft' in result.stdout) == (config == 'esrgan_fft')
     assert 'l_g_percep' in result.stdout
+    assert ('l_g_pix' in result.stdout.split('[gan]')[1]) == (
+        config != 'srgan')  # SRGAN's GAN phase: VGG54 + adversarial only.
 
 
 def test_missing_vgg_weights_stop_the_run_with_instructions(tmp_path):
@@ -81,7 +86,8 @@ def test_bad_degradation_settings_are_explained(tmp_path):
 
 
 def test_paired_folders_train_through_main(tmp_path):
-  """LR/HR folders (DIV2K's X4 naming) feed the step instead of a degradation."""
+  """LR/HR folders (DIV2K's X4 naming) feed the step instead of a
+  degradation."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from sr_jax.data import sample_images  # pylint: disable=g-import-not-at-top
   hr_dir, lr_dir = tmp_path / 'HR', tmp_path / 'LR'
@@ -96,7 +102,8 @@ def test_paired_folders_train_through_main(tmp_path):
       ['-m', 'sr_jax.main', '--config=configs/rrdb_psnr.py:runlocal',
        f'--workdir={tmp_path / "run"}', f'--config.data.train_dir={hr_dir}',
        f'--config.data.train_lr_dir={lr_dir}',
-       "--config.data.lr_filename_tmpl={}x4", f'--config.data.val_dir={hr_dir}'])
+       "--config.data.lr_filename_tmpl={}x4",
+       f'--config.data.val_dir={hr_dir}'])
   assert result.returncode == 0, result.stdout + result.stderr
   assert 'Done at step 2' in result.stdout
   # A pair whose sizes disagree is refused, naming the file.

@@ -1,4 +1,5 @@
 """Trainer: exact resume, the phase switch, and 1 vs 4 devices."""
+import dataclasses
 import glob
 import importlib.util
 import json
@@ -30,7 +31,7 @@ def _two_phase_config(vgg_weights):
   config.log_every = 1
   config.eval_every = 100  # Evaluate only at the end of each run.
   config.checkpoint_every = 100
-  config.perceptual.vgg_weights = vgg_weights
+  config.frozen.vgg19 = vgg_weights
   return config
 
 
@@ -66,13 +67,12 @@ def test_resume_is_bitwise_identical(straight_run, tmp_path,
         jax.tree_util.keystr(path)
   # Both phases really trained: D and G moved away from their start.
   config = _two_phase_config(random_vgg19_weights)
-  init = ts.init_train_state(config, ts.build_networks(config),
-                             ts.build_optimizers(config), jax.random.key(0))
-  for field in ('g_params', 'd_params'):
+  init = ts.init_train_state(ts.build_recipe(config), jax.random.key(0))
+  for network in ('generator', 'discriminator'):
     moved = jax.tree.map(
         lambda u, v: bool(np.any(np.asarray(u) != np.asarray(v))),
-        getattr(straight, field), getattr(init, field))
-    assert all(jax.tree.leaves(moved)), field
+        straight.params[network], init.params[network])
+    assert all(jax.tree.leaves(moved)), network
 
 
 def test_interrupt_saves_and_resumes_exactly(straight_run, tmp_path,
@@ -109,7 +109,7 @@ def test_load_generator_returns_the_ema_weights(straight_run):
       workdir, 'latest')
   assert loaded_config.psnr.steps == 2 and generator.scale == 4
   for x, y in zip(jax.tree.leaves(variables['params']),
-                  jax.tree.leaves(straight.ema_params)):
+                  jax.tree.leaves(straight.ema_params['generator'])):
     np.testing.assert_array_equal(x, y)
   sr = generator.apply(variables, np.zeros((1, 5, 7, 3), np.float32))
   assert sr.shape == (1, 20, 28, 3)
@@ -133,17 +133,28 @@ def test_notebooks_run_on_a_trained_workdir(straight_run, monkeypatch):
 
 def test_gan_phase_starts_from_ema_generator():
   config = load_config('esrgan')
-  networks, optimizers = ts.build_networks(config), ts.build_optimizers(config)
-  state = ts.init_train_state(config, networks, optimizers, jax.random.key(1))
-  ema = jax.tree.map(lambda p: p + 1.0, state.g_params)
-  state = state.replace(ema_params=ema)
-  started = ts.start_gan_phase(state, optimizers)
-  for x, y in zip(jax.tree.leaves(started.g_params), jax.tree.leaves(ema)):
+  recipe = ts.build_recipe(config)
+  psnr, gan = recipe.phases
+  state = ts.init_train_state(recipe, jax.random.key(1))
+  assert set(state.opt_state) == {'generator'}  # The warm-up trains G only.
+  ema = jax.tree.map(lambda p: p + 1.0, state.params['generator'])
+  state = state.replace(ema_params={'generator': ema})
+  started = ts.start_phase(state, gan)
+  for x, y in zip(jax.tree.leaves(started.params['generator']),
+                  jax.tree.leaves(ema)):
     np.testing.assert_array_equal(x, y)
-  # A fresh optimizer: Adam's step count is back to 0.
-  counts = [x for x in jax.tree.leaves(started.g_opt_state)
+  # Fresh optimizers for both networks: Adam's step counts are 0.
+  assert set(started.opt_state) == {'generator', 'discriminator'}
+  counts = [x for x in jax.tree.leaves(started.opt_state)
             if np.ndim(x) == 0]
   assert counts and all(int(c) == 0 for c in counts)
+  # A 'continue' phase keeps the parameters as they are.
+  kept = ts.start_phase(state, dataclasses.replace(gan,
+                                                   start_mode='continue'))
+  for x, y in zip(jax.tree.leaves(kept.params['generator']),
+                  jax.tree.leaves(state.params['generator'])):
+    np.testing.assert_array_equal(x, y)
+  assert psnr.end == gan.start == config.psnr.steps
 
 
 def test_one_device_and_four_devices_give_the_same_step(random_vgg19_weights):
@@ -153,6 +164,19 @@ def test_one_device_and_four_devices_give_the_same_step(random_vgg19_weights):
       env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
   assert result.returncode == 0, result.stdout + result.stderr
   assert 'devices=4 same as devices=1' in result.stdout, result.stdout
+
+
+@pytest.mark.slow
+def test_the_device_check_catches_a_sharding_error(random_vgg19_weights):
+  """The comparison above can fail: with every device fed the first
+  device's shard (unreduced gradients), it does."""
+  result = run_python(
+      [os.path.join(REPO, 'tests', 'multidevice_check.py'),
+       random_vgg19_weights, 'broken'],
+      env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
+  assert result.returncode != 0, result.stdout
+  assert 'AssertionError' in result.stderr, result.stderr[-2000:]
+  assert 'devices=4 same as devices=1' not in result.stdout
 
 
 def test_config_errors_name_the_setting():

@@ -67,6 +67,17 @@ def nhwc(t):
   return t.detach().numpy().transpose(0, 2, 3, 1)
 
 
+def run_once(fn, *args):
+  """fn(*args) compiled whole, without XLA's backend optimisation passes.
+
+  Each program here runs once, and on CPU those passes cost more than they
+  save: about half the compile time (random init most of all).
+  """
+  compiled = jax.jit(fn).lower(*args).compile(
+      {'xla_backend_optimization_level': 0})
+  return compiled(*args)
+
+
 def max_diff(a, b):
   return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
 
@@ -93,12 +104,17 @@ def test_eval_matches_torch(torch_model, x):
   assert kwargs == dict(num_in_ch=3, num_feat=NUM_FEAT, skip_connection=True)
   assert set(variables) == {'params', 'spectral'}
   module = unet_sn.UNetDiscriminatorSN(**kwargs)
-  out = jax.jit(module.apply)(variables, x)
+  out, updates = run_once(
+      functools.partial(module.apply, mutable=['spectral']), variables, x)
+  # Eval mode leaves u and v as they were.
+  assert jax.tree.all(jax.tree.map(np.array_equal, updates['spectral'],
+                                   variables['spectral']))
   with torch.no_grad():
     expected = nhwc(model(nchw(x)))
   assert out.shape == SHAPE[:3] + (1,) and out.dtype == jnp.float32
   diff = max_diff(out, expected)
-  print(f'eval max abs diff {diff:.3g} (|out| max {np.abs(expected).max():.3g})')
+  print(f'eval max abs diff {diff:.3g}, max |logit| '
+        f'{np.abs(expected).max():.3g}')
   assert diff < TOL
 
 
@@ -115,11 +131,11 @@ def test_train_step_matches_torch(torch_model, x):
     out, updates = module.apply(
         {'params': params, 'spectral': variables['spectral']}, x, train=True,
         mutable=['spectral'])
-    return jnp.sum(out * jnp.arange(out.size).reshape(out.shape) / out.size), (
-        out, updates['spectral'])
+    weights = jnp.arange(out.size).reshape(out.shape) / out.size
+    return jnp.sum(out * weights), (out, updates['spectral'])
 
-  (_, (out, spectral)), grads = jax.jit(jax.value_and_grad(
-      loss, has_aux=True))(variables['params'])
+  (_, (out, spectral)), grads = run_once(
+      jax.value_and_grad(loss, has_aux=True), variables['params'])
 
   out_t = model(nchw(x))
   # Element k of [N, H, W, 1] is element k of [N, 1, H, W]: same weights.
@@ -131,12 +147,16 @@ def test_train_step_matches_torch(torch_model, x):
     name = f'conv{i}'
     diffs[f'{name}.u'] = max_diff(spectral[name]['u'], sd[f'{name}.weight_u'])
     diffs[f'{name}.v'] = max_diff(spectral[name]['v'], sd[f'{name}.weight_v'])
-    assert max_diff(spectral[name]['u'], variables['spectral'][name]['u']) > 0
+    for leaf in 'uv':  # Moved by the power iteration, still unit vectors.
+      assert not np.array_equal(spectral[name][leaf],
+                                variables['spectral'][name][leaf])
+      np.testing.assert_allclose(np.linalg.norm(spectral[name][leaf]), 1.0,
+                                 rtol=1e-5)
   for i in range(10):
     name = f'conv{i}'
-    torch_param = getattr(model, name)
-    grad_t = (torch_param.weight_orig if 1 <= i <= 8
-              else torch_param.weight).grad.numpy().transpose(2, 3, 1, 0)
+    conv = getattr(model, name)
+    weight = conv.weight_orig if 1 <= i <= 8 else conv.weight
+    grad_t = weight.grad.numpy().transpose(2, 3, 1, 0)
     scale = max(float(np.abs(grad_t).max()), 1e-6)
     diffs[f'{name}.grad (rel)'] = max_diff(grads[name]['kernel'],
                                            grad_t) / scale
@@ -156,37 +176,30 @@ def test_upsample_matches_torch_and_jax_image():
   assert max_diff(out, resized) < 1e-5
 
 
-def test_tiny_init_and_spectral_updates():
+def test_tiny_init_and_run():
   module = unet_sn.UNetDiscriminatorSN(**unet_sn.TINY_KWARGS)
   x = np.random.default_rng(3).uniform(size=(1, 16, 8, 3)).astype(np.float32)
-  variables = jax.jit(module.init)(jax.random.key(0), x)
+
+  def init_and_run(key):
+    variables = module.init(key, x)
+    return variables, module.apply(variables, x)
+
+  variables, out = run_once(init_and_run, jax.random.key(0))
+  assert out.shape == (1, 16, 8, 1) and out.dtype == jnp.float32
+  assert np.all(np.isfinite(out))
   assert set(variables) == {'params', 'spectral'}
   spectral = variables['spectral']
   assert sorted(spectral) == [f'conv{i}' for i in range(1, 9)]
-  assert 'bias' not in variables['params']['conv1']
+  assert sorted(variables['params']['conv0']) == ['bias', 'kernel']
+  assert sorted(variables['params']['conv1']) == ['kernel']
   assert variables['params']['conv1']['kernel'].shape == (4, 4, 4, 8)
-  assert spectral['conv1']['v'].shape == (4 * 4 * 4,)
   assert spectral['conv1']['u'].shape == (8,)
+  assert spectral['conv1']['v'].shape == (4 * 4 * 4,)
   for leaf in jax.tree.leaves(spectral):
     np.testing.assert_allclose(np.linalg.norm(leaf), 1.0, rtol=1e-5)
-
-  @jax.jit
-  def run(variables):  # One compile for both modes.
-    apply = functools.partial(module.apply, variables, x, mutable=['spectral'])
-    return apply(train=False), apply(train=True)
-
-  (out, updates), (out_train, updates_train) = run(variables)
-  assert out.shape == (1, 16, 8, 1) and out.dtype == jnp.float32
-  assert jax.tree.all(jax.tree.map(np.array_equal, updates['spectral'],
-                                   spectral))
-  assert np.all(np.isfinite(out_train))
-  for name in spectral:
-    for leaf in 'uv':
-      new = updates_train['spectral'][name][leaf]
-      assert not np.array_equal(new, spectral[name][leaf]), (name, leaf)
-      np.testing.assert_allclose(np.linalg.norm(new), 1.0, rtol=1e-5)
+  # Train mode must be allowed to store the updated u, v.
   with pytest.raises(ValueError, match="mutable=\\['spectral'\\]"):
-    module.apply(variables, x, train=True)
+    jax.eval_shape(functools.partial(module.apply, train=True), variables, x)
 
 
 @pytest.mark.parametrize('shape', [(1, 12, 16, 3), (1, 16, 20, 3)])
@@ -225,3 +238,20 @@ def test_convert_wrapped_and_recognise(torch_model):
   np.testing.assert_array_equal(
       variables['params']['conv5']['kernel'],
       sd['conv5.weight_orig'].numpy().transpose(2, 3, 1, 0))
+
+
+def test_public_converter_and_registry(torch_model, x):
+  """The API the checks use: get_discriminator('unet_sn', ...) and
+  sr_jax.convert.convert_state_dict('unet_sn', sd) with the SN state."""
+  from sr_jax import convert  # pylint: disable=g-import-not-at-top
+  from sr_jax import models  # pylint: disable=g-import-not-at-top
+  model = copy.deepcopy(torch_model).eval()
+  variables = convert.convert_state_dict('unet_sn', model.state_dict())
+  assert set(variables) == {'params', 'spectral'}
+  assert set(variables['spectral']['conv1']) == {'u', 'v'}
+  module = models.get_discriminator('unet_sn', num_in_ch=3,
+                                    num_feat=NUM_FEAT, skip_connection=True)
+  with torch.no_grad():
+    expected = nhwc(model(nchw(x)))
+  got = np.asarray(module.apply(variables, x, train=False))
+  assert max_diff(got, expected) < TOL

@@ -435,8 +435,7 @@ def test_load_from_a_training_checkpoint(tmp_path, capsys):
   config = config_lib.apply_variant(config, 'runlocal')
   config.scale = 2
   abstract = jax.eval_shape(lambda: ts.init_train_state(
-      config, ts.build_networks(config), ts.build_optimizers(config),
-      jax.random.key(0)))
+      ts.build_recipe(config), jax.random.key(0)))
   rng = np.random.default_rng(0)
 
   def fill(leaf):  # Random values without compiling the real init.
@@ -449,14 +448,14 @@ def test_load_from_a_training_checkpoint(tmp_path, capsys):
   state = jax.tree.map(fill, abstract)
   workdir = str(tmp_path / 'run')
   saver = checkpoint.Checkpointer(workdir)
-  saver.save_best(3, state, 21.0, config)
+  saver.save_best(3, state, 21.0, config, phase='psnr')
   saver.wait_until_finished()
   saver.close()
   module, variables, scale = generator_loading.load_generator_for_inference(
       checkpoint=workdir, dtype='bfloat16')
   assert scale == 2 and module.dtype == jnp.bfloat16
   for x, y in zip(jax.tree.leaves(variables['params']),
-                  jax.tree.leaves(state.ema_params)):
+                  jax.tree.leaves(state.ema_params['generator'])):
     np.testing.assert_array_equal(x, y)  # The EMA weights, not g_params.
   Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / 'a.png')
   assert upscale.main([str(tmp_path / 'a.png'), '-o', str(tmp_path / 'o'),

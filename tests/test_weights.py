@@ -79,7 +79,7 @@ def test_missing_weights_say_how_to_get_them(isolated_cache, tmp_path):
   assert isinstance(info.value, FileNotFoundError)
   message = str(info.value)
   for needle in (FETCH_CMD, weights.VGG19_URL, CONVERT_CMD,
-                 'perceptual.vgg_weights', str(isolated_cache)):
+                 'frozen.vgg19', str(isolated_cache)):
     assert needle in message
   with pytest.raises(weights.WeightsNotFoundError, match='fetch vgg19'):
     weights.load_vgg19_params(tmp_path / 'nope.npz')

@@ -34,6 +34,7 @@ import sys
 import numpy as np
 from PIL import Image
 
+from sr_jax import io_utils
 from sr_jax.data import folder as folder_lib
 from sr_jax.data import image_io
 from sr_jax.data import paired
@@ -69,11 +70,8 @@ def tile_name(name: str, index: int) -> str:
 
 
 def _save_png(tile: np.ndarray, path: str) -> None:
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  tmp = os.path.join(os.path.dirname(path),
-                     f'.{os.path.basename(path)}.tmp')
-  Image.fromarray(tile).save(tmp, format='PNG', compress_level=1)
-  os.replace(tmp, path)
+  with io_utils.atomic_write(path) as f:
+    Image.fromarray(tile).save(f, format='PNG', compress_level=1)
 
 
 @dataclasses.dataclass(frozen=True)

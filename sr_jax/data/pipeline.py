@@ -58,6 +58,10 @@ def default_data_config() -> ml_collections.ConfigDict:
       gt_size=128,  # HR patch side P; the LR patch is P // scale.
       use_hflip=True,
       use_rot=True,  # BasicSR 'rotation': random vflip and transpose.
+      # Random RGB permutation per patch (transforms.permute_channels). For
+      # small or colour-poor sets (the embedded samples: 3 of 8 grey, the
+      # rest warm), so the generator also sees blue/green-dominant colours.
+      use_channel_permute=False,
       # 0 reads in the training process; > 0 uses grain worker processes.
       num_workers=0,
       # Decode each training image once and keep it in memory. Right for the
@@ -240,7 +244,9 @@ def make_train_dataset(
 
   shuffle_seed, augment_seed = _process_seeds(seed, process_index)
   flips = dict(use_hflip=bool(_field(data_config, 'use_hflip')),
-               use_rot=bool(_field(data_config, 'use_rot')))
+               use_rot=bool(_field(data_config, 'use_rot')),
+               use_channel_permute=bool(
+                   _field(data_config, 'use_channel_permute')))
   if is_paired:
     transform = transforms.PairedRandomPatch(
         gt_size=gt_size, scale=scale, pad=pad_small, **flips)

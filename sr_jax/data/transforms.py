@@ -52,23 +52,41 @@ def augment(
   return _flips(patch, rng.random(3) < 0.5, hflip, rot)
 
 
+def permute_channels(patches: tuple[np.ndarray, ...], rng: np.random.Generator
+                     ) -> tuple[np.ndarray, ...]:
+  """One uniformly drawn RGB permutation, applied to every array given.
+
+  Bicubic (and every other) degradation treats the channels alike, so a
+  permuted pair is as valid as the original; it turns a set of mostly warm
+  (R > G > B) photos into one that also has blue- and green-dominant colours
+  (Yoo et al. 2020, "Rethinking data augmentation for image SR": RGB permute).
+  Drawn after the crop and flips, so enabling it leaves their draws alone.
+  """
+  order = rng.permutation(3)
+  return tuple(p[..., order] for p in patches)
+
+
 @dataclasses.dataclass(frozen=True)
 class RandomPatch:
   """grain `random_map` transform: HR image -> {'hr': uint8 [P, P, 3]}.
 
   With `pad`, an image with a side shorter than P is mirror-padded to P first
   (data.small_image_policy='pad'); otherwise such images must not get here.
+  `use_channel_permute` adds a random RGB permutation (`permute_channels`).
   """
   gt_size: int
   use_hflip: bool
   use_rot: bool
   pad: bool = False
+  use_channel_permute: bool = False
 
   def __call__(self, image: np.ndarray, rng: np.random.Generator) -> dict:
     if self.pad:
       image = bad_inputs.pad_to_size(image, self.gt_size, self.gt_size)
     patch = random_crop(image, self.gt_size, rng)
     patch = augment(patch, rng, hflip=self.use_hflip, rot=self.use_rot)
+    if self.use_channel_permute:
+      patch, = permute_channels((patch,), rng)
     return {'hr': np.ascontiguousarray(patch, dtype=np.uint8)}
 
 
@@ -88,6 +106,7 @@ class PairedRandomPatch:
   use_hflip: bool
   use_rot: bool
   pad: bool = False
+  use_channel_permute: bool = False
 
   def __call__(self, pair: dict, rng: np.random.Generator) -> dict:
     hr, lr = pair['hr'], pair['lr']
@@ -113,5 +132,7 @@ class PairedRandomPatch:
     coins = rng.random(3) < 0.5
     hr_patch = _flips(hr_patch, coins, self.use_hflip, self.use_rot)
     lr_patch = _flips(lr_patch, coins, self.use_hflip, self.use_rot)
+    if self.use_channel_permute:
+      hr_patch, lr_patch = permute_channels((hr_patch, lr_patch), rng)
     return {'hr': np.ascontiguousarray(hr_patch, dtype=np.uint8),
             'lr': np.ascontiguousarray(lr_patch, dtype=np.uint8)}

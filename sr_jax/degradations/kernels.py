@@ -44,11 +44,13 @@ _J1_NODES = 256
 def _check_ksize(ksize: int) -> None:
   if not isinstance(ksize, (int, np.integer)) or ksize < 1 or ksize % 2 == 0:
     raise ValueError(f'ksize must be a positive odd Python int (the kernel '
-                     f'needs a centre pixel and a static shape), got {ksize!r}.')
+                     'needs a centre pixel and a static shape), got '
+                     f'{ksize!r}.')
 
 
 def _grid(ksize: int) -> Tuple[np.ndarray, np.ndarray]:
-  """(x, y) offsets from the centre, each [ksize, ksize] float32 (x = column)."""
+  """(x, y) offsets from the centre, each [ksize, ksize] float32 (x is the
+  column)."""
   ax = np.arange(ksize, dtype=np.float32) - (ksize // 2)
   y, x = np.meshgrid(ax, ax, indexing='ij')
   return x, y

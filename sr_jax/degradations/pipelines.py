@@ -23,7 +23,6 @@ benchmark and in Real-ESRGAN's training), with LR in [0, 1] of shape
 training config so any of them can be overridden from the command line.
 """
 import dataclasses
-import functools
 import math
 from typing import Any, Callable
 
@@ -94,7 +93,8 @@ PIPELINE_DEFAULTS: dict[str, dict[str, Any]] = {
     ),
     'denoise': dict(
         scale=1,
-        noise_range=(25.0, 25.0),  # Sigma on the 0-255 scale; a range varies it.
+        # Sigma on the 0-255 scale; a range varies it.
+        noise_range=(25.0, 25.0),
         gray_noise_prob=0.0,
     ),
     'perspective': dict(
@@ -154,7 +154,8 @@ def srrescgan(scale: int, noise_prob: float, noise_sigma: float,
     noisy = noise_lib.gaussian_noise(k_noise, lr, (noise_sigma, noise_sigma))
     quality = jnp.full((hr.shape[0],), jpeg_quality, jnp.int32)
     compressed = jpeg_lib.jpeg(lr, quality)
-    use_noise = jax.random.uniform(k_choice, (hr.shape[0], 1, 1, 1)) < noise_prob
+    use_noise = (jax.random.uniform(k_choice, (hr.shape[0], 1, 1, 1))
+                 < noise_prob)
     return _to_8bit(jnp.where(use_noise, noisy, compressed)), hr
   return fn
 
@@ -239,7 +240,8 @@ def _random_noise(key, x, gaussian_prob, sigma_range, poisson_range,
                                    gray_prob=gray_prob)
   poisson = noise_lib.poisson_noise(k_poisson, x, tuple(poisson_range),
                                     gray_prob=gray_prob)
-  use_gauss = jax.random.uniform(k_choice, (x.shape[0], 1, 1, 1)) < gaussian_prob
+  use_gauss = (jax.random.uniform(k_choice, (x.shape[0], 1, 1, 1))
+               < gaussian_prob)
   return jnp.where(use_gauss, gauss, poisson)
 
 

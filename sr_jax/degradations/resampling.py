@@ -72,7 +72,8 @@ def _reflect101(i, n):
 
 
 def _cubic_weights(t):
-  """Weights of taps floor(src) - 1 .. floor(src) + 2 at fraction t in [0, 1]."""
+  """Weights of taps floor(src) - 1 .. floor(src) + 2 at fraction t in
+  [0, 1]."""
   a = _CUBIC_A
   near = lambda d: ((a + 2) * d - (a + 3)) * d * d + 1  # |d| <= 1
   far = lambda d: ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # 1 < |d| < 2

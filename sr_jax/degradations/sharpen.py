@@ -19,7 +19,8 @@ from sr_jax.degradations import blur
 
 
 def opencv_gaussian_sigma(ksize: int) -> float:
-  """cv2.getGaussianKernel's sigma for sigma <= 0: 0.3 ((k - 1) / 2 - 1) + 0.8."""
+  """cv2.getGaussianKernel's sigma for sigma <= 0:
+  0.3 ((k - 1) / 2 - 1) + 0.8."""
   return 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8
 
 

@@ -21,7 +21,6 @@ place, so a failure never leaves a partial output.
 import dataclasses
 import functools
 import os
-import secrets
 import struct
 from typing import BinaryIO, Callable
 import zlib
@@ -31,6 +30,7 @@ from PIL import Image
 from PIL import ImageOps
 
 from sr_jax.data.image_io import IMAGE_EXTENSIONS
+from sr_jax import io_utils
 from sr_jax.inference import tiling
 
 # Extension -> Pillow format for outputs; '.png' with 16 bits uses _write_png16.
@@ -276,18 +276,8 @@ def write_image_file(path: str | os.PathLike[str], image: ImageData, *,
   if ext not in WRITE_FORMATS:
     raise ValueError(f'Cannot write {path!r}: unknown image extension '
                      f'{ext!r}; use one of {sorted(WRITE_FORMATS)}.')
-  folder = os.path.dirname(os.path.abspath(path))
-  # A hidden name in the target folder: os.replace is then atomic, and a
-  # crash leaves at most a dot-file, never a truncated image under `path`.
-  tmp = os.path.join(folder, f'.{os.path.basename(path)}.'
-                     f'{secrets.token_hex(4)}.tmp')
-  try:
-    with open(tmp, 'xb') as f:
-      notes = _encode(f, image, WRITE_FORMATS[ext], jpeg_quality)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
+  with io_utils.atomic_write(path) as f:
+    notes = _encode(f, image, WRITE_FORMATS[ext], jpeg_quality)
   return notes
 
 

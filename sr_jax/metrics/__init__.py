@@ -10,6 +10,8 @@ from sr_jax.metrics.color import rgb_to_y_jax
 from sr_jax.metrics.lpips import LPIPS
 from sr_jax.metrics.lpips import make_lpips_fn
 from sr_jax.metrics.psnr_ssim import psnr
+from sr_jax.metrics.registry import METRICS
+from sr_jax.metrics.registry import Metric
 from sr_jax.metrics.psnr_ssim import psnr_jax
 from sr_jax.metrics.psnr_ssim import ssim
 from sr_jax.metrics.psnr_ssim import ssim_jax

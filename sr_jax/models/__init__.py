@@ -15,8 +15,10 @@ from sr_jax.models.msrresnet import MSRResNet
 from sr_jax.models.rrdbnet import RRDB
 from sr_jax.models.rrdbnet import RRDBNet
 from sr_jax.models.rrdbnet import ResidualDenseBlock
+from sr_jax.models.srgan_discriminator import SRGANDiscriminator
 from sr_jax.models.srresnet import SRResNet
 from sr_jax.models.srvgg import SRVGGNetCompact
+from sr_jax.models.unet_sn import UNetDiscriminatorSN
 from sr_jax.models.vgg19 import VGG19
 from sr_jax.models.vgg_style_discriminator import VGGStyleDiscriminator
 from sr_jax.registry import Registry
@@ -29,6 +31,8 @@ GENERATORS.register('srresnet')(SRResNet)
 GENERATORS.register('srvgg')(SRVGGNetCompact)
 GENERATORS.register('msrresnet')(MSRResNet)
 DISCRIMINATORS.register('vgg_style')(VGGStyleDiscriminator)
+DISCRIMINATORS.register('unet_sn')(UNetDiscriminatorSN)
+DISCRIMINATORS.register('srgan')(SRGANDiscriminator)
 
 
 def _resolve_dtype(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +54,7 @@ def get_discriminator(name: str, **kwargs) -> nn.Module:
 
 __all__ = [
     'DISCRIMINATORS', 'GENERATORS', 'MSRResNet', 'RRDB', 'RRDBNet',
-    'ResidualDenseBlock', 'SRResNet', 'SRVGGNetCompact', 'VGG19',
+    'ResidualDenseBlock', 'SRGANDiscriminator', 'SRResNet',
+    'SRVGGNetCompact', 'UNetDiscriminatorSN', 'VGG19',
     'VGGStyleDiscriminator', 'get_discriminator', 'get_generator',
 ]

@@ -27,12 +27,11 @@ from typing import Any, Mapping
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
 
-# The size the tests train: a few thousand parameters.
+# The size the tests train: 17k parameters (the default num_feat=64: 4.4M).
 TINY_KWARGS = dict(num_feat=4)
 
 SPECTRAL = 'spectral'  # The variable collection holding u and v.
@@ -53,9 +52,9 @@ def upsample_bilinear_2x(x: jax.Array) -> jax.Array:
   x: [N, H, W, C] -> [N, 2H, 2W, C], same dtype. Output pixel 2i samples the
   input at i - 1/4 and 2i + 1 at i + 1/4, so the weights are 1/4 and 3/4 of
   the two nearest pixels, with the edge pixel repeated outside the image
-  (PyTorch clamps the source coordinate there). Written out rather than via
-  jax.image.resize so it is a few exact adds, not a matmul whose precision
-  depends on the backend.
+  (PyTorch clamps the source coordinate there). jax.image.resize 'bilinear'
+  computes the same for this exact 2x case (see the tests) through dense
+  interpolation matrices; these few adds are cheaper and backend-independent.
   """
 
   def along(y, axis):
@@ -72,14 +71,13 @@ def upsample_bilinear_2x(x: jax.Array) -> jax.Array:
   return along(along(x, 1), 2)
 
 
-def torch_default_kernel_init(key: jax.Array, shape: tuple[int, ...],
-                              dtype: Any = jnp.float32) -> jax.Array:
+def _torch_kernel_init(key: jax.Array, shape: tuple[int, ...],
+                       dtype: Any = jnp.float32) -> jax.Array:
   """layers.torch_default_kernel_init(), drawn flat and reshaped.
 
   U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = kh * kw * in for an HWIO
   kernel: the same distribution, but a 1-D draw compiles several times
-  faster on CPU than a 4-D one (threefry counters per dimension), which is
-  most of this model's init time.
+  faster on CPU than a 4-D one (threefry counters per dimension).
   """
   bound = 1.0 / math.sqrt(math.prod(shape[:-1]))
   flat = jax.random.uniform(key, (math.prod(shape),), dtype, -bound, bound)
@@ -92,12 +90,14 @@ class SpectralNormConv(nn.Module):
   x: [N, H, W, C_in] -> [N, H', W', features] in `dtype`. Variables:
   params 'kernel' [k, k, C_in, features] (HWIO; torch's weight_orig
   transposed) and, in the 'spectral' collection, 'u' [features] and 'v'
-  [C_in * k * k] (torch's weight_u, weight_v). u and v start as normalised
-  Gaussian noise drawn from the 'params' rng, as torch draws them.
+  [C_in * k * k] (torch's weight_u, weight_v). Init is torch's: the kernel
+  U(-1/sqrt(fan_in), 1/sqrt(fan_in)), u and v normalised Gaussian noise, all
+  from the 'params' rng.
 
   With update=True (training) one power iteration refreshes u and v, which
-  are stored back when the collection is mutable; sigma = u . (W v) always
-  uses the (gradient-stopped) u and v of this call, as torch does.
+  are stored back (except in init; ValueError if the 'spectral' collection
+  is not mutable). sigma = u . (W v) always uses the (gradient-stopped) u
+  and v of this call, as torch does.
   """
   features: int
   kernel_size: int = 3
@@ -109,16 +109,16 @@ class SpectralNormConv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, update: bool = False) -> jax.Array:
     k, in_ch = self.kernel_size, x.shape[-1]
-    kernel = self.param('kernel', torch_default_kernel_init,
-                        (k, k, in_ch, self.features), self.param_dtype)
     num_u, num_v = self.features, in_ch * k * k
-    if self.is_initializing() and not self.has_variable(SPECTRAL, 'u'):
-      # One draw for both (each random draw costs compile time), split.
+    kernel = self.param('kernel', _torch_kernel_init,
+                        (k, k, in_ch, self.features), self.param_dtype)
+    if not self.has_variable(SPECTRAL, 'u'):
+      # One draw for both, split: random draws dominate init compile time.
       noise = jax.random.normal(self.make_rng('params'), (num_u + num_v,))
       init_u = _normalize(noise[:num_u]).astype(self.param_dtype)
       init_v = _normalize(noise[num_u:]).astype(self.param_dtype)
     else:
-      init_u = init_v = None  # The variables exist; their inits are unused.
+      init_u = init_v = None  # The variables exist: inits unused.
     u_var = self.variable(SPECTRAL, 'u', lambda: init_u)
     v_var = self.variable(SPECTRAL, 'v', lambda: init_v)
 
@@ -176,8 +176,7 @@ class UNetDiscriminatorSN(nn.Module):
           f'stride-2 convs, then three x2 upsamplings with skip additions); '
           f'got {x.shape[1]}x{x.shape[2]}. Crop or pad the patches.')
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    conv = functools.partial(layers.Conv, kernel_init=torch_default_kernel_init,
-                             **kw)
+    conv = functools.partial(layers.Conv, kernel_init=_torch_kernel_init, **kw)
     nf = self.num_feat
     act = layers.leaky_relu
 

@@ -3,15 +3,13 @@
 Tests replace `download_file` (or urllib's `urlopen`) to serve files
 without a network.
 """
-import contextlib
 import hashlib
-import os
-import pathlib
 import sys
-import tempfile
 import urllib.error
 import urllib.request
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
+
+from sr_jax import io_utils
 
 # What a failed download raises: offline, DNS, HTTP errors, a reset socket.
 DOWNLOAD_ERRORS = (urllib.error.URLError, OSError)
@@ -37,16 +35,6 @@ def download_file(url: str, f: BinaryIO, progress: bool) -> str:
   return sha.hexdigest()
 
 
-@contextlib.contextmanager
-def temporary_path(directory: pathlib.Path, suffix: str) -> Iterator[str]:
-  """A fresh file path in `directory`, deleted on exit whatever happens, so
-  a failed or interrupted fetch leaves nothing behind."""
-  directory.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.download-',
-                             suffix=suffix)
-  os.close(fd)
-  try:
-    yield tmp
-  finally:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
+# A fresh file path, deleted on exit whatever happens, so a failed or
+# interrupted fetch leaves nothing behind.
+temporary_path = io_utils.temporary_path

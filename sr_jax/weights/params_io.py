@@ -9,11 +9,12 @@ what to build. Files without it (older ones) load as before.
 import json
 import os
 import pathlib
-import tempfile
 import zipfile
 from typing import Any, Mapping, Optional
 
 import numpy as np
+
+from sr_jax import io_utils
 
 CACHE_ENV_VAR = 'SR_JAX_CACHE_DIR'
 META_KEY = '__meta__'
@@ -63,16 +64,8 @@ def save_params(path: str | os.PathLike, variables: Mapping[str, Any],
     except TypeError as e:
       raise ValueError(f'Metadata for {path} is not JSON-serialisable: {e}.'
                        ) from None
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
-                             suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:  # A file object: np.savez adds no suffix.
-      np.savez(f, **flat)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
+  with io_utils.atomic_write(path) as f:  # np.savez adds no suffix to f.
+    np.savez(f, **flat)
 
 
 def _open(path: pathlib.Path):

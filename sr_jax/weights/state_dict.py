@@ -8,6 +8,9 @@
   srresnet   SRGAN SRResNet in Lornatang/SRGAN-PyTorch's     get_generator
              layout (see _srresnet)
   vgg_style  BasicSR VGGStyleDiscriminator                   get_discriminator
+  unet_sn    BasicSR / Real-ESRGAN UNetDiscriminatorSN       get_discriminator
+             (weight_orig / weight_u / weight_v -> params and the
+             'spectral' collection)
   vgg19      torchvision vgg19 `features`                    models.VGG19
 
 Each converter reads the architecture settings (num_feat, blocks, scale, ...)
@@ -28,6 +31,7 @@ from sr_jax.models.torch_layout import StateDict
 from sr_jax.models.torch_layout import unwrap_state_dict
 from sr_jax.models import srvgg as srvgg_lib
 from sr_jax.models import vgg19 as vgg19_lib
+from sr_jax.models import unet_sn as unet_sn_lib
 from sr_jax.models import vgg_style_discriminator as vgg_style_lib
 
 Converted = tuple[dict[str, dict], dict[str, Any]]  # (variables, kwargs)
@@ -279,11 +283,13 @@ def _vgg19(sd: StateDict, **kwargs) -> Converted:
 
 _CONVERTERS = {'msrresnet': _msrresnet, 'rrdbnet': _rrdbnet,
                'srresnet': _srresnet, 'srvgg': _srvgg, 'vgg19': _vgg19,
-               'vgg_style': _vgg_style}
+               'vgg_style': _vgg_style,
+               'unet_sn': unet_sn_lib.convert_torch}
 SUPPORTED_ARCHS = tuple(sorted(_CONVERTERS))
 _MODULES = {'msrresnet': models.MSRResNet, 'rrdbnet': models.RRDBNet,
             'srresnet': models.SRResNet, 'srvgg': models.SRVGGNetCompact,
-            'vgg19': models.VGG19, 'vgg_style': models.VGGStyleDiscriminator}
+            'vgg19': models.VGG19, 'vgg_style': models.VGGStyleDiscriminator,
+            'unet_sn': models.UNetDiscriminatorSN}
 # Settings a converter cannot always read off the shapes; callers that know
 # the model's config (generator.init_from) pass these through.
 CONVERSION_HINTS = {'rrdbnet': ('num_in_ch',), 'srvgg': ('act_type',)}
@@ -335,7 +341,7 @@ def build_model(arch: str, **model_kwargs):
   for generators, get_discriminator('vgg_style', ...), or models.VGG19."""
   if arch == 'vgg19':
     return models.VGG19(**model_kwargs)
-  if arch == 'vgg_style':
+  if arch in models.DISCRIMINATORS.names():
     return models.get_discriminator(arch, **model_kwargs)
   return models.get_generator(arch, **model_kwargs)
 

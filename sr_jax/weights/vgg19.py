@@ -11,6 +11,7 @@ from typing import Any, Optional
 from sr_jax.weights.state_dict import convert_state_dict
 from sr_jax.models import vgg19 as vgg19_lib
 from sr_jax.weights import download
+from sr_jax.weights import files
 from sr_jax.weights import params_io
 
 VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
@@ -42,14 +43,7 @@ def how_to_get_vgg19() -> str:
 
 
 def _require_torch():
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError(
-        'Reading a PyTorch .pth file needs torch, used only for this one-off '
-        'conversion: pip install torch (the CPU wheel is enough). Or convert '
-        'on another machine and copy the .npz.') from e
-  return torch
+  return files.require_torch('Converting the VGG19 .pth')
 
 
 def _check_vgg19(variables: dict[str, Any], source: Any) -> dict[str, Any]:

@@ -1,0 +1,43 @@
+"""File writing that never leaves a truncated file under the target name."""
+import contextlib
+import os
+import pathlib
+import tempfile
+from typing import BinaryIO, Iterator
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+  """Yields a binary file that replaces `path` only when the block succeeds.
+
+  The data goes to a hidden temporary file in the same folder (created if
+  needed), which is renamed over `path` on success (atomic on one file
+  system) and deleted on any failure: a crash, a full disk or Ctrl-C leaves
+  at most a dot-file, never a truncated file that a later run would trust.
+  """
+  path = pathlib.Path(path).expanduser()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
+                             suffix='.tmp')
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      yield f
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def temporary_path(directory: str | os.PathLike,
+                   suffix: str = '') -> Iterator[str]:
+  """A fresh file path in `directory`, deleted on exit whatever happens."""
+  directory = pathlib.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix=suffix)
+  os.close(fd)
+  try:
+    yield tmp
+  finally:
+    if os.path.exists(tmp):
+      os.unlink(tmp)

@@ -1,0 +1,59 @@
+"""Full-reference image metrics by name, for validation and evaluation.
+
+A metric is `fn(sr, hr, crop_border) -> float` on uint8 HxWx3 RGB arrays,
+with `higher_is_better`. Training validation (`config.val_metrics`,
+`config.best_metric`), the interpolation sweep and evaluation all look
+metrics up here, so a new one is one file with
+
+  @registry.register('name', higher_is_better=False)
+  def my_metric(sr, hr, crop_border): ...
+
+plus its import in `sr_jax/metrics/__init__.py`.
+"""
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from sr_jax.metrics import psnr_ssim
+from sr_jax.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  fn: Callable[[np.ndarray, np.ndarray, int], float]
+  higher_is_better: bool
+
+
+METRICS = Registry('metric')
+
+
+def register(name: str, higher_is_better: bool = True):
+  def decorator(fn):
+    METRICS.register(name)(Metric(fn, higher_is_better))
+    return fn
+  return decorator
+
+
+@register('psnr')
+def psnr_y(sr, hr, crop_border):
+  """PSNR on BT.601 Y (BasicSR's test_y_channel=True), dB."""
+  return psnr_ssim.psnr(sr, hr, crop_border=crop_border, test_y_channel=True)
+
+
+@register('ssim')
+def ssim_y(sr, hr, crop_border):
+  return psnr_ssim.ssim(sr, hr, crop_border=crop_border, test_y_channel=True)
+
+
+@register('psnr_rgb')
+def psnr_rgb(sr, hr, crop_border):
+  """PSNR over R, G and B: sees colour casts that Y hides."""
+  return psnr_ssim.psnr(sr, hr, crop_border=crop_border,
+                        test_y_channel=False)
+
+
+@register('ssim_rgb')
+def ssim_rgb(sr, hr, crop_border):
+  return psnr_ssim.ssim(sr, hr, crop_border=crop_border,
+                        test_y_channel=False)
