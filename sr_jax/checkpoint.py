@@ -26,6 +26,10 @@ import orbax.checkpoint as ocp
 from sr_jax import models
 
 
+class CheckpointMismatchError(ValueError):
+  """A workdir's checkpoint does not fit this config; says how to go on."""
+
+
 def _config_json(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json_best_effort())
 
@@ -96,7 +100,7 @@ class Checkpointer:
               state=ocp.args.StandardRestore(abstract_state),
               data=ocp.args.JsonRestore()))
     except (ValueError, KeyError, TypeError) as e:
-      raise ValueError(
+      raise CheckpointMismatchError(
           f'Cannot resume from {self.latest.directory}/{step}: its train '
           'state does not match this config (did the model, the phases or '
           'the losses change, or was it written by an older sr_jax?). Use a '

@@ -164,11 +164,10 @@ def network_entries(c: ml_collections.ConfigDict) -> list[str]:
 
 
 def _tiny_kwargs(entry: ml_collections.ConfigDict) -> dict[str, Any] | None:
-  registry = (models.GENERATORS if entry.kind == 'generator'
-              else models.DISCRIMINATORS)
-  if entry.name not in registry.names():
+  """The `:runlocal` size from the model's own file (TINY_KWARGS)."""
+  if entry.name not in models.arch_names():
     return None  # check_config names the unknown model.
-  return getattr(registry.get(entry.name), 'TINY_KWARGS', None)
+  return models.arch_spec(entry.name).tiny_kwargs
 
 
 def _every_optimizer(c):

@@ -49,13 +49,15 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
   if _DISTRIBUTED.value:
     jax.distributed.initialize()
+  from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from sr_jax import train  # pylint: disable=g-import-not-at-top
   from sr_jax import weights  # pylint: disable=g-import-not-at-top
   from sr_jax.data import bad_inputs  # pylint: disable=g-import-not-at-top
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (train.ConfigError, weights.WeightsNotFoundError,
-          FileNotFoundError, bad_inputs.TooManyBadFilesError) as e:
+          FileNotFoundError, bad_inputs.TooManyBadFilesError,
+          checkpoint.CheckpointMismatchError) as e:
     # (Too many bad files mid-run: the trainer has saved a checkpoint first.)
     # Problems the user can fix: the message says how; no stack trace.
     print(f'\nerror: {e}', file=sys.stderr)

@@ -21,7 +21,6 @@ import numpy as np
 
 from sr_jax import checkpoint as ckpt_lib
 from sr_jax import data
-from sr_jax import degradations
 from sr_jax import evaluate as eval_lib
 from sr_jax import metrics
 from sr_jax import train_state as ts
@@ -29,6 +28,7 @@ from sr_jax.progress import ProgressReporter
 from sr_jax.train_step import data_parallel_mesh
 from sr_jax.train_step import jit_for_mesh
 from sr_jax.train_step import make_phase_step
+from sr_jax.training_pairs import make_training_pairs
 
 
 class ConfigError(ValueError):
@@ -51,7 +51,6 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
   for name in ('log_every', 'eval_every', 'checkpoint_every'):
     if config[name] <= 0:
       raise ConfigError(f'config.{name} must be positive.')
-  _check_degradation(config)
   for name in config.val_metrics:
     if name not in metrics.METRICS.names():
       raise ConfigError(f'config.val_metrics names {name!r}; known metrics: '
@@ -59,8 +58,9 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
   if config.best_metric not in config.val_metrics:
     raise ConfigError(f'config.best_metric={config.best_metric!r} must be one '
                       f'of config.val_metrics {tuple(config.val_metrics)}.')
+  training_pairs = _check_degradation(config)
   try:
-    recipe = ts.build_recipe(config)
+    recipe = ts.build_recipe(config, training_pairs)
   except (TypeError, ValueError, KeyError) as e:
     raise ConfigError(
         f'{e} (Networks: each generator and discriminator has its own '
@@ -96,22 +96,27 @@ def _check_per_sample(recipe: ts.Recipe, config) -> None:
               'regulariser.')
 
 
-def _check_degradation(config: ml_collections.ConfigDict) -> None:
-  """Builds and shape-checks the degradation now, not mid-compile."""
+def _check_degradation(config: ml_collections.ConfigDict):
+  """Builds the training-pairs function (the degradation) once, and
+  shape-checks it now rather than mid-compile; returns it."""
   deg = config.get('degradation')
   where = (f"config.degradation ('{deg.name}')" if deg is not None
            else 'the bicubic degradation')
+  gt = config.data.gt_size
+  batch = {'hr': jax.ShapeDtypeStruct((1, gt, gt, 3), np.uint8)}
+  if data.is_paired(config.data):
+    lr_size = gt // config.scale
+    batch['lr'] = jax.ShapeDtypeStruct((1, lr_size, lr_size, 3), np.uint8)
   try:
-    pipeline = degradations.pipeline_from_config(config)
-    gt = config.data.gt_size
+    training_pairs = make_training_pairs(config)
     # Abstract evaluation: catches bad options and kernels too large for the
     # patch size without running or compiling anything.
-    jax.eval_shape(pipeline, jax.random.key(0),
-                   jax.ShapeDtypeStruct((1, gt, gt, 3), np.float32))
+    jax.eval_shape(training_pairs, jax.random.key(0), batch)
   except (ValueError, TypeError) as e:
     raise ConfigError(
         f'{where} does not work with scale {config.scale} and '
         f'data.gt_size {config.data.gt_size}: {e}') from None
+  return training_pairs
 
 
 def load_frozen_networks(recipe: ts.Recipe, config) -> tuple[ts.Recipe, dict]:

@@ -1,9 +1,10 @@
 """The recipe (what a config trains) and the train state (one pytree).
 
 `build_recipe(config)` turns a config into static Python objects, once: the
-networks (Flax modules by config entry name), and the phases, each with its
+networks (Flax modules by config entry name), the phases, each with its
 global step range, trained networks, loss terms, regularisers, adversarial
-objective, optimizers and schedules. The trainer, the bench and the tests
+objective, optimizers and schedules, and the function that makes each
+step's training pairs (the degradation). The trainer, the bench and the tests
 all start from it.
 
 Everything a run needs to continue exactly lives in `TrainState`: every
@@ -13,6 +14,7 @@ phase trains, the EMA of each generator, the global step and the PRNG key.
 Checkpointing, EMA and network interpolation are pytree operations on it.
 """
 import dataclasses
+import os
 from typing import Any, Mapping
 
 import flax
@@ -22,10 +24,12 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from sr_jax import checkpoint
 from sr_jax import config_lib
 from sr_jax import losses
 from sr_jax import models
 from sr_jax import optimizers as optimizers_lib
+from sr_jax import training_pairs as training_pairs_lib
 from sr_jax import weights
 
 MAIN_GENERATOR = 'generator'
@@ -82,6 +86,9 @@ class Recipe:
   networks: Mapping[str, Network]
   phases: tuple[Phase, ...]  # Phases with steps > 0, in order.
   frozen: Mapping[str, Any]  # losses.terms.FrozenNetwork by name.
+  # (key, batch) -> TrainingPairs: the LR input (from the batch, or made by
+  # the degradation), the target and the real HR (training_pairs.py).
+  training_pairs: Any = None
 
   @property
   def total_steps(self) -> int:
@@ -197,8 +204,12 @@ def _build_phase(config, name: str, start: int, networks) -> Phase:
                net_d_init_iters=cfg.net_d_init_iters)
 
 
-def build_recipe(config: ml_collections.ConfigDict) -> Recipe:
+def build_recipe(config: ml_collections.ConfigDict,
+                 training_pairs=None) -> Recipe:
   """Networks and phases of `config`; raises ValueError naming the setting.
+
+  training_pairs: the config's `training_pairs.make_training_pairs`, when
+  the caller has built (and checked) it already.
 
   Networks are the main generator, every network a phase with steps > 0
   trains, and 'discriminator' when a term of such a phase needs a critic.
@@ -236,7 +247,10 @@ def build_recipe(config: ml_collections.ConfigDict) -> Recipe:
                          'discriminator; add one to the config.')
       for f in t.term.frozen:
         frozen.setdefault(f.name, f)
-  return Recipe(networks=networks, phases=tuple(phases), frozen=frozen)
+  return Recipe(networks=networks, phases=tuple(phases), frozen=frozen,
+                training_pairs=(training_pairs or
+                                training_pairs_lib.make_training_pairs(
+                                    config)))
 
 
 def load_aux(recipe: Recipe, config: ml_collections.ConfigDict,
@@ -337,11 +351,20 @@ def apply_init_from(config: ml_collections.ConfigDict, recipe: Recipe,
     return state
   like = {'params': state.params[MAIN_GENERATOR],
           **state.model_state[MAIN_GENERATOR]}
-  loaded = weights.load_like(
-      g.init_from, g.name, like,
-      f'config.generator (name={g.name!r}, kwargs={dict(g.kwargs)}, '
-      f'scale={config.scale}) given as generator.init_from',
-      **dict(g.kwargs))
+  where = (f'config.generator (name={g.name!r}, kwargs={dict(g.kwargs)}, '
+           f'scale={config.scale}) given as generator.init_from')
+  if os.path.isdir(os.path.expanduser(g.init_from)):
+    # Another run's workdir: its final phase's best (else latest) EMA
+    # generator, whichever sr_jax version wrote it.
+    try:
+      run = checkpoint.load_generator_from_workdir(g.init_from, 'best')
+    except FileNotFoundError:
+      run = checkpoint.load_generator_from_workdir(g.init_from, 'latest')
+    print(f'generator.init_from: {run.describe()}.', flush=True)
+    loaded = weights.check_like(run.variables, like, where, g.init_from)
+  else:
+    loaded = weights.load_like(g.init_from, g.name, like, where,
+                               **dict(g.kwargs))
   put = lambda tree, ref: jax.tree.map(
       lambda v, r: jax.device_put(jnp.asarray(v, r.dtype), r.sharding),
       tree, ref)

@@ -17,7 +17,7 @@ MATLAB bicubic by default; see `sr_jax.degradations.pipelines`), with a key
 derived from the state's rng and the step, so a resumed run degrades exactly
 as an uninterrupted one.
 """
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -26,63 +26,12 @@ from jax.sharding import PartitionSpec as P
 import ml_collections
 import optax
 
-from sr_jax import degradations
 from sr_jax import losses
 from sr_jax import train_state as ts
-
-
-def hr_to_float(hr_uint8: jax.Array) -> jax.Array:
-  return hr_uint8.astype(jnp.float32) / 255.0
-
-
-class TrainingPairs(NamedTuple):
-  lr: jax.Array  # Generator input, [N, P / s, P / s, 3].
-  target: jax.Array  # Pixel and perceptual loss target, [N, P, P, 3].
-  real: jax.Array  # What the discriminator sees as real, [N, P, P, 3].
-
-
-def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
-  """Builds `pairs(key, batch) -> TrainingPairs`, float32 in [0, 1].
-
-  LR comes from the batch when the source is paired, else from the config's
-  degradation pipeline; batch-level augmentations (mixup, coarse dropout of
-  the LR) follow, when the config enables them. With
-  `degradation.usm_sharpen_gt` (Real-ESRGAN), the HR is unsharp-masked first:
-  the LR is made from the sharpened HR and the pixel and perceptual losses
-  aim at it, while the discriminator's real images stay unsharpened.
-  """
-  degrade = degradations.pipeline_from_config(config)
-  deg = config.get('degradation')
-  get = lambda name, default: deg.get(name, default) if deg else default
-  mixup_prob = float(get('mixup_prob', 0.0))
-  mixup_alpha = float(get('mixup_alpha', 1.2))
-  dropout_prob = float(get('coarse_dropout_prob', 0.0))
-  usm = bool(get('usm_sharpen_gt', False))
-  if usm and deg.name == 'perspective' and deg.perspective.aligned:
-    raise ValueError('degradation.usm_sharpen_gt does not combine with the '
-                     'aligned perspective pipeline (it warps the target).')
-
-  def pairs(key, batch):
-    k_degrade, k_mixup, k_dropout = jax.random.split(key, 3)
-    real = hr_to_float(batch['hr'])
-    target = degradations.usm_sharpen(real) if usm else real
-    if 'lr' in batch:
-      lr = hr_to_float(batch['lr'])
-    else:
-      lr, degraded_target = degrade(k_degrade, target)
-      if not usm:  # Pipelines that warp the HR return the warped target.
-        target = real = degraded_target
-    if mixup_prob > 0:
-      # One draw for all three: LR, target and real stay one mixed pair.
-      lr, both, _ = degradations.mixup(
-          k_mixup, lr, jnp.concatenate([target, real], axis=-1),
-          alpha=mixup_alpha, prob=mixup_prob)
-      target, real = both[..., :3], both[..., 3:]
-    if dropout_prob > 0:
-      lr = degradations.coarse_dropout(k_dropout, lr, prob=dropout_prob)
-    return TrainingPairs(lr, target, real)
-
-  return pairs
+# Re-exported: the pairs are part of the step's contract.
+from sr_jax.training_pairs import TrainingPairs  # noqa: F401
+from sr_jax.training_pairs import hr_to_float  # noqa: F401
+from sr_jax.training_pairs import make_training_pairs  # noqa: F401
 
 
 def run_network(network: 'ts.Network', params, model_state: dict, x,
@@ -124,7 +73,7 @@ def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
   """
   networks = recipe.networks
   ema_decay = config.ema_decay
-  training_pairs = make_training_pairs(config)
+  training_pairs = recipe.training_pairs
   gens = [n for n in phase.train if networks[n].kind == 'generator']
   discs = [n for n in phase.train if networks[n].kind == 'discriminator']
   critics = [n for n, net in networks.items() if net.kind == 'discriminator']

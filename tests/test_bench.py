@@ -5,6 +5,9 @@ from sr_jax import bench
 from test_train import load_config
 
 
+pytestmark = pytest.mark.slow  # End-to-end runs.
+
+
 def test_bench_train_reports_compile_time_and_speed():
   config = load_config('esrgan_fft')
   result = bench.bench_train(config, 'gan', num_steps=2)

@@ -304,5 +304,5 @@ def test_missing_unexpected_and_misshaped_keys_are_named():
 
 def test_unknown_arch_lists_supported():
   with pytest.raises(ValueError, match="'rrdbnet', 'srresnet', 'srvgg', "
-                                       "'vgg19', 'vgg_style'"):
+                                       "'unet_sn', 'vgg19', 'vgg_style'"):
     convert.convert_state_dict('edsr', {})

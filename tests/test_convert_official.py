@@ -457,6 +457,7 @@ def init_state(config):
   return ts.apply_init_from(config, recipe, init(jax.random.key(0)))
 
 
+@pytest.mark.slow
 def test_init_from_converted_file_and_pth(tmp_path):
   torch.manual_seed(3)
   src = tmp_path / 'g.pth'
@@ -481,6 +482,7 @@ def test_init_from_converted_file_and_pth(tmp_path):
                           expected)
 
 
+@pytest.mark.slow
 def test_init_from_mismatch_names_params_and_both_sides(tmp_path):
   torch.manual_seed(4)
   npz = tmp_path / 'x2.npz'

@@ -142,6 +142,7 @@ def test_state_restore_gives_identical_batches(colour_dir, cache_images):
       grain.experimental.LimitIterDataset(ds, 8))
 
 
+@pytest.mark.slow
 def test_state_restore_with_worker_processes(colour_dir):
   cfg = _config(colour_dir, gt_size=16)
   expected = _take(iter(data.make_train_dataset(

@@ -152,6 +152,7 @@ def test_paired_crops_are_aligned(pair_dirs):
   assert len({_dihedral_of(p) for p in hr}) == 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('num_workers', [0, 2])
 def test_paired_determinism_and_restore(pair_dirs, num_workers):
   cfg = _paired_config(pair_dirs, cache_images=False)

@@ -162,6 +162,7 @@ def test_psnr_matches_pillow_on_extreme_content():
 
 
 # Per-sample quality, scalars, jit.
+@pytest.mark.slow
 def test_per_sample_quality_equals_per_image_results():
   img = data.chelsea()[100:140, 150:190]
   x = np.stack([img, img[::-1], img[:, ::-1]]).astype(np.float32) / 255.0

@@ -94,6 +94,7 @@ def test_classic_gans_hand_worked():
     losses.get_adversarial_loss('ragan2')
 
 
+@pytest.mark.slow
 def test_gradient_penalty_linear_critic():
   # For C(x) = <w, x> the input gradient is w for every sample, so the
   # penalty is (||w|| - 1)^2 whatever the interpolation weights.

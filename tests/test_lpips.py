@@ -162,6 +162,7 @@ def _images(shape, seed):
           rng.random(shape, dtype=np.float32))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('net,shape', [('alex', (2, 37, 45, 3)),
                                        ('vgg', (2, 21, 27, 3))])
 def test_lpips_matches_torch(net, shape):

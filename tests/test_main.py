@@ -7,6 +7,9 @@ import pytest
 from conftest import run_python
 
 
+pytestmark = pytest.mark.slow  # End-to-end runs.
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     'config', ['esrgan_fft', 'esrgan', 'rrdb_psnr', 'realesrgan', 'srgan'])

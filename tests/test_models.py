@@ -86,6 +86,7 @@ def test_rrdbnet_scale_specific_layers():
     abstract_variables(models.RRDBNet(scale=3, **TINY_RRDB), 1, 4, 4, 3)
 
 
+@pytest.mark.slow
 def test_rrdbnet_init_follows_basicsr():
   model = models.RRDBNet(num_feat=16, num_block=1, num_grow_ch=16)
   # The non-partitionable threefry compiles ~10x faster on CPU; the values
@@ -151,6 +152,7 @@ def test_srresnet_rejects_scale_3():
 
 # ------------------------------------------------------- VGG discriminator --
 
+@pytest.mark.slow
 @pytest.mark.parametrize('size,stages', [(32, 3), (128, 5)])
 def test_vgg_style_shapes(size, stages):
   model = models.get_discriminator('vgg_style', num_feat=4, input_size=size)
@@ -249,7 +251,7 @@ def test_vgg19_all_layers_and_unknown_names():
 def test_registry():
   assert models.GENERATORS.names() == ['msrresnet', 'rrdbnet', 'srresnet',
                                        'srvgg']
-  assert models.DISCRIMINATORS.names() == ['vgg_style']
+  assert models.DISCRIMINATORS.names() == ['srgan', 'unet_sn', 'vgg_style']
   assert isinstance(models.get_generator('rrdbnet'), models.RRDBNet)
   with pytest.raises(ValueError, match="'rrdbnet', 'srresnet'"):
     models.get_generator('esrgan')
@@ -257,6 +259,7 @@ def test_registry():
     models.get_discriminator('patchgan')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,kwargs,shape', [
     ('rrdbnet', TINY_RRDB, (2, 7, 9, 3)),
     ('srresnet', TINY_SRRESNET, (2, 7, 9, 3)),

@@ -230,6 +230,7 @@ def test_warp_then_downscale_equals_downscale_then_scaled_warp():
 
 
 # random_perspective.
+@pytest.mark.slow
 def test_random_perspective_angles_and_alignment():
   n, h, w = 16, 24, 40
   x = np.random.default_rng(2).uniform(size=(n, h, w, 3)).astype(np.float32)

@@ -32,6 +32,7 @@ def _psnr(a, b):
   return 10 * np.log10(1.0 / np.mean((np.asarray(a) - np.asarray(b)) ** 2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', degradations.PIPELINES)
 def test_pipeline_jits_is_deterministic_and_in_range(name):
   scale = 1 if name == 'denoise' else 4
@@ -60,6 +61,7 @@ def test_bicubic_is_matlab_imresize_on_the_8bit_grid():
   np.testing.assert_array_equal(target, hr)
 
 
+@pytest.mark.slow
 def test_srrescgan_gives_each_image_noise_or_jpeg():
   n = 64
   hr = np.repeat(_hr_batch(1), n, axis=0)
@@ -89,6 +91,7 @@ def test_denoise_adds_the_requested_sigma_and_keeps_the_size():
     degradations.get_pipeline('denoise', scale=4)
 
 
+@pytest.mark.slow
 def test_perspective_aligned_pairs_share_the_warp():
   hr = _hr_batch()
   key = jax.random.key(5)
@@ -105,6 +108,7 @@ def test_perspective_aligned_pairs_share_the_warp():
   np.testing.assert_allclose(lr_a, expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_realesrgan_with_every_random_stage_off_is_a_plain_resize():
   """Switching off blur, resize, noise, sinc and JPEG losses leaves the
   final resize to LR size (bilinear here) and a JPEG at quality 100."""
@@ -133,6 +137,7 @@ def test_realesrgan_degrades_more_than_bicubic():
   assert _psnr(real, clean) < 35.0
 
 
+@pytest.mark.slow
 def test_realesrgan_kernels_follow_the_size_and_sum_rules():
   n, ksize = 256, 21
   # Wide Gaussians (sigma 3) fill any support, so the support is the size.
@@ -179,6 +184,7 @@ def _runlocal_config(**degradation):
   return config
 
 
+@pytest.mark.slow
 def test_training_pairs_use_paired_lr_or_the_config_pipeline():
   from sr_jax.train_step import make_training_pairs  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
@@ -212,6 +218,7 @@ def test_usm_sharpened_targets_feed_lr_and_losses_but_not_the_critic():
   assert not np.allclose(target, plain, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_usm_sharpen_matches_basicsr_formula_with_scipy():
   import scipy.ndimage  # pylint: disable=g-import-not-at-top
   from sr_jax.degradations import sharpen  # pylint: disable=g-import-not-at-top

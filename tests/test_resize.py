@@ -218,6 +218,7 @@ def test_random_resize_to_uses_one_of_the_modes_per_sample():
 
 
 # 5. The reflect fill makes a blur of the canvas a blur of the valid image.
+@pytest.mark.slow
 def test_blur_on_canvas_equals_blur_on_valid_region():
   rng = np.random.default_rng(7)
   canvas_hw, p = (30, 34), 4

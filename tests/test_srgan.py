@@ -58,6 +58,7 @@ def _to_flax(model):
   return {'params': params, 'batch_stats': stats}
 
 
+@pytest.mark.slow
 def test_srgan_discriminator_matches_torch():
   torch.manual_seed(0)
   model = TorchSRGANDiscriminator(8, 32, 16)
@@ -111,6 +112,7 @@ def test_srgan_config_is_the_paper():
   assert gan.perceptual.feature_scale == pytest.approx(1 / 12.75)
 
 
+@pytest.mark.slow
 def test_vgg54_content_loss_scales_features():
   term = losses.LOSS_TERMS.get('perceptual')(
       dict(layer_weights={'relu5_4': 1.0}, criterion='mse',

@@ -50,6 +50,7 @@ def straight_run(tmp_path_factory, random_vgg19_weights, compile_cache_dir):
   return state, workdir
 
 
+@pytest.mark.slow
 def test_resume_is_bitwise_identical(straight_run, tmp_path,
                                      random_vgg19_weights):
   straight, _ = straight_run
@@ -75,6 +76,7 @@ def test_resume_is_bitwise_identical(straight_run, tmp_path,
     assert all(jax.tree.leaves(moved)), network
 
 
+@pytest.mark.slow
 def test_interrupt_saves_and_resumes_exactly(straight_run, tmp_path,
                                             random_vgg19_weights, monkeypatch):
   """Ctrl-C after a batch was fetched but before its step ran: the emergency
@@ -103,6 +105,7 @@ def test_interrupt_saves_and_resumes_exactly(straight_run, tmp_path,
         jax.tree_util.keystr(path)
 
 
+@pytest.mark.slow
 def test_load_generator_returns_the_ema_weights(straight_run):
   straight, workdir = straight_run
   generator, variables, loaded_config = ckpt_lib.load_generator(
@@ -117,6 +120,7 @@ def test_load_generator_returns_the_ema_weights(straight_run):
     ckpt_lib.load_generator(os.path.join(workdir, 'no_run_here'))
 
 
+@pytest.mark.slow
 def test_notebooks_run_on_a_trained_workdir(straight_run, monkeypatch):
   _, workdir = straight_run
   monkeypatch.setenv('SR_JAX_WORKDIR', workdir)
@@ -157,6 +161,7 @@ def test_gan_phase_starts_from_ema_generator():
   assert psnr.end == gan.start == config.psnr.steps
 
 
+@pytest.mark.slow
 def test_one_device_and_four_devices_give_the_same_step(random_vgg19_weights):
   result = run_python(
       [os.path.join(REPO, 'tests', 'multidevice_check.py'),

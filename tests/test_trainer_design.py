@@ -61,6 +61,7 @@ def _per_image_penalty(critic, real, fake, key):
   return total / real.shape[0]
 
 
+@pytest.mark.slow
 def test_gradient_penalty_equals_per_image_gradients():
   real, fake = _images()
   key = jax.random.key(5)
@@ -144,6 +145,7 @@ def test_optimizers_by_name_and_clear_errors():
     optimizers.build_optimizer(dict(name='adam', lr=1.0, bogus=2))
 
 
+@pytest.mark.slow
 def test_lpips_term_equals_the_metric():
   term = losses.LOSS_TERMS.get('lpips')({'net': 'vgg'}, jnp.float32)
   (frozen,) = term.frozen
@@ -194,6 +196,7 @@ def test_per_sample_regularisers_refuse_batchnorm_critics():
     train.check_config(config)
 
 
+@pytest.mark.slow
 def test_discriminator_only_warm_up_is_config():
   from sr_jax import train_step  # pylint: disable=g-import-not-at-top
   from sr_jax import config_lib  # pylint: disable=g-import-not-at-top

@@ -118,6 +118,7 @@ def test_eval_matches_torch(torch_model, x):
   assert diff < TOL
 
 
+@pytest.mark.slow
 def test_train_step_matches_torch(torch_model, x):
   """One train-mode pass: same logits, same new u / v, same gradients.
 
@@ -240,6 +241,7 @@ def test_convert_wrapped_and_recognise(torch_model):
       sd['conv5.weight_orig'].numpy().transpose(2, 3, 1, 0))
 
 
+@pytest.mark.slow
 def test_public_converter_and_registry(torch_model, x):
   """The API the checks use: get_discriminator('unet_sn', ...) and
   sr_jax.convert.convert_state_dict('unet_sn', sd) with the SN state."""

@@ -142,6 +142,7 @@ def tiny_nets():
   return nets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('net,hw,tile,pad,batch', [
     ('rrdb_x4', (61, 83), 16, 20, 1),    # 4 x 6 tiles, edges not multiples
     ('rrdb_x4', (61, 83), 16, 20, 5),    # last batch filled up
@@ -170,6 +171,7 @@ def test_tiled_equals_untiled(tiny_nets, net, hw, tile, pad, batch):
   assert calls[0][0] == batch or tile >= max(hw)
 
 
+@pytest.mark.slow
 def test_tiling_is_sensitive_to_a_too_small_pad(tiny_nets):
   """The comparison above can fail: context below the receptive field."""
   module, variables, multiple = tiny_nets['rrdb_x4']
@@ -486,6 +488,7 @@ def tiny_weights(tmp_path_factory):
   return paths
 
 
+@pytest.mark.slow
 def test_cli_big_16bit_rgba_png_with_tiles(tmp_path, tiny_weights):
   """2000x1500 RGBA 16-bit through the CLI. Scale 1 keeps it fast on CPU:
   RRDBNet x1 runs its trunk at 1/4 resolution."""

@@ -16,9 +16,8 @@ Sources:
                       from the key names (RRDBNet, SRVGGNetCompact,
                       MSRResNet).
 """
-import math
+import dataclasses
 import os
-import re
 import sys
 from typing import Any, Callable, Mapping
 
@@ -44,81 +43,26 @@ class WeightsError(ValueError):
 
 
 def detect_arch(state_dict: Mapping[str, Any]) -> str | None:
-  """Generator arch from PyTorch key names (unwrapped), or None.
-
-  body.0.rdb1.conv1.weight (BasicSR) / RRDB_trunk.0.RDB1.conv1.weight
-  (original ESRGAN) => 'rrdbnet'; upconv1.weight without RRDB blocks =>
-  'msrresnet' (BasicSR); body.0.weight 4-D with body.1.weight 1-D (a PReLU)
-  => 'srvgg' (Real-ESRGAN's SRVGGNetCompact).
-  """
-  if 'body.0.rdb1.conv1.weight' in state_dict \
-      or 'RRDB_trunk.0.RDB1.conv1.weight' in state_dict:
-    return 'rrdbnet'  # Before msrresnet: original ESRGAN also has upconv1.
-  if 'upconv1.weight' in state_dict:
-    return 'msrresnet'
-  if (np.ndim(state_dict.get('body.0.weight')) == 4
-      and np.ndim(state_dict.get('body.1.weight')) == 1):
-    return 'srvgg'
+  """Generator arch from PyTorch key names (unwrapped), or None: the
+  generator whose file's `recognise` accepts them (models.arch_spec)."""
+  for name in models.GENERATORS.names():
+    if models.arch_spec(name).recognise(state_dict):
+      return name
   return None
-
-
-def _indices(params: Mapping[str, Any], pattern: str) -> list[int]:
-  return sorted(int(m.group(1)) for k in params
-                if (m := re.fullmatch(pattern, k)))
 
 
 def infer_model_kwargs(arch: str, variables: Mapping[str, Any],
                        **given) -> dict[str, Any]:
   """Model kwargs read off flax parameter shapes; `given` ones win.
 
-  For the generators whose settings are all visible in their shapes
-  (rrdbnet, srresnet, msrresnet, srvgg); other archs get `given` only.
-  Assumes num_in_ch == 3 for RRDBNet unless given (x2/x1 unshuffle the
-  input, so conv_first only shows num_in_ch * 4 or * 16).
+  Each architecture's file says how (`kwargs_from_params`); archs without
+  one get `given` only.
   """
-  p = variables.get('params', {})
-
-  def kernel(*path) -> tuple[int, ...]:
-    node = p
-    for name in path:
-      if name not in node:
-        raise WeightsError(f'No parameters {"/".join(path)}: these weights '
-                           f'are not an {arch} generator.')
-      node = node[name]
-    return np.shape(node['kernel'])
-
-  kw: dict[str, Any] = {}
-  if arch == 'rrdbnet':
-    in_total, num_feat = kernel('conv_first')[2:]
-    num_in = given.get('num_in_ch', 3)
-    blocks = _indices(p, r'body_(\d+)')
-    kw = dict(num_in_ch=num_in, num_out_ch=kernel('conv_last')[3],
-              num_feat=num_feat, num_block=len(blocks))
-    if blocks:
-      kw['num_grow_ch'] = kernel('body_0', 'rdb1', 'conv1')[3]
-    ratio = {1: 4, 4: 2, 16: 1}.get(in_total // num_in)
-    kw['scale'] = 8 if 'conv_up3' in p else ratio
-  elif arch == 'srresnet':
-    num_in, num_feat = kernel('conv_first')[2:]
-    kw = dict(num_in_ch=num_in, num_out_ch=kernel('conv_last')[3],
-              num_feat=num_feat, num_block=len(_indices(p, r'body_(\d+)')),
-              scale=2 ** len(_indices(p, r'upsample_(\d+)_conv')))
-  elif arch == 'msrresnet':
-    num_in, num_feat = kernel('conv_first')[2:]
-    kw = dict(num_in_ch=num_in, num_out_ch=kernel('conv_last')[3],
-              num_feat=num_feat, num_block=len(_indices(p, r'body_(\d+)')))
-    kw['scale'] = 4 if 'upconv2' in p else math.isqrt(
-        kernel('upconv1')[3] // num_feat)
-  elif arch == 'srvgg':
-    num_in, num_feat = kernel('body_0')[2:]
-    layers = _indices(p, r'body_(\d+)')
-    convs = [i for i in layers if 'kernel' in p[f'body_{i}']]
-    kw = dict(num_in_ch=num_in, num_out_ch=num_in, num_feat=num_feat,
-              num_conv=len(convs) - 2,
-              scale=math.isqrt(kernel(f'body_{convs[-1]}')[3] // num_in))
-    if any('negative_slope' in p[f'body_{i}'] for i in layers):
-      kw['act_type'] = 'prelu'
-  kw.update(given)
+  try:
+    kw = models.arch_spec(arch).kwargs_from_params(
+        variables.get('params', {}), **given)
+  except ValueError as e:
+    raise WeightsError(str(e)) from None
   return {k: v for k, v in kw.items() if v is not None}
 
 
@@ -154,10 +98,9 @@ def _check_fits(module: nn.Module, variables: Mapping[str, Any],
 
 
 def _describe(module: nn.Module) -> str:
-  fields = ('scale', 'num_feat', 'num_block', 'num_conv', 'num_grow_ch',
-            'act_type')
-  return ', '.join(f'{f}={getattr(module, f)!r}' for f in fields
-                   if hasattr(module, f))
+  skip = {'parent', 'name', 'dtype', 'param_dtype'}
+  return ', '.join(f'{f.name}={getattr(module, f.name)!r}'
+                   for f in dataclasses.fields(module) if f.name not in skip)
 
 
 def _from_npz(path: str, arch: str | None,
@@ -283,10 +226,11 @@ def load_generator_for_inference(
 
 
 def input_multiple(module: nn.Module) -> int:
-  """What H and W of the input must divide: RRDBNet x2 / x1 pixel-unshuffle
-  the input by 2 / 4; every other generator takes any size."""
-  if isinstance(module, models.RRDBNet) and module.scale in (1, 2):
-    return 4 // module.scale
+  """What H and W of the input must divide (RRDBNet x2 / x1 pixel-unshuffle
+  the input by 2 / 4); from the architecture's file, 1 by default."""
+  for name in models.GENERATORS.names():
+    if type(module) is models.GENERATORS.get(name):
+      return int(models.arch_spec(name).input_multiple(module))
   return 1
 
 

@@ -6,7 +6,9 @@
 All generators and discriminators take NHWC images in [0, 1], keep float32
 parameters, compute in `dtype` and return float32.
 """
-from typing import Any
+import dataclasses
+import sys
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -35,6 +37,52 @@ DISCRIMINATORS.register('unet_sn')(UNetDiscriminatorSN)
 DISCRIMINATORS.register('srgan')(SRGANDiscriminator)
 
 
+@dataclasses.dataclass(frozen=True)
+class ArchSpec:
+  """What sr_jax knows of one registered architecture, all from its file.
+
+  module: the Flax module class (with TINY_KWARGS, the `:runlocal` size).
+  convert_torch: (state_dict, **kwargs) -> (variables, kwargs), or None.
+  recognise: state_dict -> whether its key names are this architecture's.
+  kwargs_from_params: (params, **given) -> the module's kwargs, read off
+    parameter shapes (given ones win).
+  input_multiple: module -> what H and W of its input must divide.
+  """
+  name: str
+  kind: str  # 'generator' or 'discriminator'.
+  module: type
+  convert_torch: Callable[..., Any] | None
+  recognise: Callable[[Any], bool]
+  kwargs_from_params: Callable[..., dict]
+  input_multiple: Callable[[Any], int]
+
+  @property
+  def tiny_kwargs(self) -> dict | None:
+    return getattr(self.module, 'TINY_KWARGS', None)
+
+
+def arch_spec(name: str) -> ArchSpec:
+  """The spec of a registered generator or discriminator: the functions
+  named convert_torch / recognise / kwargs_from_params / input_multiple
+  in the file that defines its module (defaults when absent)."""
+  if name in GENERATORS.names():
+    kind, cls = 'generator', GENERATORS.get(name)
+  else:
+    kind, cls = 'discriminator', DISCRIMINATORS.get(name)
+  file = sys.modules[cls.__module__]
+  return ArchSpec(
+      name=name, kind=kind, module=cls,
+      convert_torch=getattr(file, 'convert_torch', None),
+      recognise=getattr(file, 'recognise', lambda sd: False),
+      kwargs_from_params=getattr(file, 'kwargs_from_params',
+                                 lambda params, **given: dict(given)),
+      input_multiple=getattr(file, 'input_multiple', lambda module: 1))
+
+
+def arch_names() -> list[str]:
+  return GENERATORS.names() + DISCRIMINATORS.names()
+
+
 def _resolve_dtype(kwargs: dict[str, Any]) -> dict[str, Any]:
   # Lets configs say dtype='bfloat16' as well as dtype=jnp.bfloat16.
   if isinstance(kwargs.get('dtype'), str):
@@ -53,8 +101,9 @@ def get_discriminator(name: str, **kwargs) -> nn.Module:
 
 
 __all__ = [
-    'DISCRIMINATORS', 'GENERATORS', 'MSRResNet', 'RRDB', 'RRDBNet',
-    'ResidualDenseBlock', 'SRGANDiscriminator', 'SRResNet',
+    'ArchSpec', 'DISCRIMINATORS', 'GENERATORS', 'MSRResNet', 'RRDB',
+    'RRDBNet', 'ResidualDenseBlock', 'SRGANDiscriminator', 'SRResNet',
     'SRVGGNetCompact', 'UNetDiscriminatorSN', 'VGG19',
-    'VGGStyleDiscriminator', 'get_discriminator', 'get_generator',
+    'VGGStyleDiscriminator', 'arch_names', 'arch_spec', 'get_discriminator',
+    'get_generator',
 ]

@@ -10,6 +10,7 @@ body_{i}/{conv1, conv2}, upconv1, upconv2, conv_hr, conv_last), so
 `body.3.conv2.weight` -> params['body_3']['conv2']['kernel'].
 """
 import functools
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 
 from sr_jax.degradations import resampling
 from sr_jax.models import layers
+from sr_jax.models import torch_layout
 
 SCALES = (2, 3, 4)
 
@@ -104,3 +106,47 @@ class MSRResNet(nn.Module):
     base = resampling.resize(x.astype(jnp.float32),
                              (h * self.scale, w * self.scale), 'bilinear')
     return out.astype(jnp.float32) + base
+
+
+# ------------------------------------------------------------- PyTorch --
+
+
+def convert_torch(sd: torch_layout.StateDict,
+                  **kwargs) -> torch_layout.Converted:
+  """BasicSR MSRResNet: upconv2 present means x4, else upconv1 gives 2 or 3."""
+  num_feat, num_in_ch = torch_layout.shape_of(sd, 'conv_first.weight')[:2]
+  config = dict(num_in_ch=num_in_ch,
+                num_out_ch=torch_layout.shape_of(sd, 'conv_last.weight')[0],
+                num_feat=num_feat,
+                num_block=len(torch_layout.indices(sd, r'body\.(\d+)\.')))
+  if 'upconv2.weight' in sd:
+    config['scale'] = 4
+  else:
+    ratio = torch_layout.shape_of(sd, 'upconv1.weight')[0] // num_feat
+    if ratio not in (4, 9):
+      raise ValueError(
+          f'upconv1 has {sd["upconv1.weight"].shape[0]} output channels, not '
+          f'4x or 9x num_feat={num_feat} (MSRResNet x2 / x3).')
+    config['scale'] = math.isqrt(ratio)
+  config.update(kwargs)
+  return torch_layout.convert_module(sd, MSRResNet(**config),
+                  (1, 4, 4, config['num_in_ch'])), config
+
+
+def recognise(sd) -> bool:
+  """BasicSR MSRResNet: upconv1 without RRDB blocks (original ESRGAN files
+  have upconv1 too)."""
+  return ('upconv1.weight' in sd and 'body.0.rdb1.conv1.weight' not in sd
+          and 'RRDB_trunk.0.RDB1.conv1.weight' not in sd)
+
+
+def kwargs_from_params(params, **given):
+  kernel = lambda *path: torch_layout.kernel_shape(params, 'msrresnet', *path)
+  num_in, num_feat = kernel('conv_first')[2:]
+  kw = dict(num_in_ch=num_in, num_out_ch=kernel('conv_last')[3],
+            num_feat=num_feat,
+            num_block=len(torch_layout.fullmatch_indices(params,
+                                                         r'body_(\d+)')))
+  kw['scale'] = 4 if 'upconv2' in params else math.isqrt(
+      kernel('upconv1')[3] // num_feat)
+  return {**kw, **given}

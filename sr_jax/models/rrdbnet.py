@@ -6,6 +6,7 @@ conv_up2, conv_hr, conv_last), so a BasicSR / Real-ESRGAN state dict maps by
 name: `body.3.rdb2.conv4.weight` -> params['body_3']['rdb2']['conv4']['kernel'].
 """
 import functools
+import re
 from typing import Any
 
 import flax.linen as nn
@@ -13,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from sr_jax.models import layers
+from sr_jax.models import torch_layout
 
 
 class ResidualDenseBlock(nn.Module):
@@ -126,3 +128,77 @@ class RRDBNet(nn.Module):
     out = layers.Conv(self.num_out_ch, 3, dtype=self.dtype,
                       param_dtype=self.param_dtype, name='conv_last')(feat)
     return out.astype(jnp.float32)
+
+
+# ------------------------------------------------------------- PyTorch --
+# The original ESRGAN release (RRDB_ESRGAN_x4.pth) predates BasicSR's names.
+_ESRGAN_TO_BASICSR = ((r'^RRDB_trunk\.', 'body.'), (r'\.RDB(\d)\.', r'.rdb\1.'),
+                      (r'^trunk_conv\.', 'conv_body.'),
+                      (r'^upconv(\d)\.', r'conv_up\1.'),
+                      (r'^HRconv\.', 'conv_hr.'))
+
+
+def convert_torch(sd: torch_layout.StateDict,
+                  **kwargs) -> torch_layout.Converted:
+  """BasicSR / Real-ESRGAN / original ESRGAN RRDBNet; config from the shapes.
+
+  Real-ESRGAN's x2 and x1 models pixel-unshuffle the input, so conv_first
+  takes 4x / 16x num_in_ch channels; that ratio gives the scale.
+  """
+  if any(k.startswith('RRDB_trunk.') for k in sd):
+    renamed = {}
+    for key, value in sd.items():
+      for pattern, replacement in _ESRGAN_TO_BASICSR:
+        key = re.sub(pattern, replacement, key)
+      renamed[key] = value
+    sd = renamed
+  num_feat, in_total = torch_layout.shape_of(sd, 'conv_first.weight')[:2]
+  blocks = torch_layout.indices(sd, r'body\.(\d+)\.')
+  config = dict(
+      num_feat=num_feat,
+      num_out_ch=torch_layout.shape_of(sd, 'conv_last.weight')[0],
+      num_block=max(blocks) + 1 if blocks else 0,
+      num_grow_ch=(torch_layout.shape_of(sd, 'body.0.rdb1.conv1.weight')[0]
+                   if blocks else 32),
+      num_in_ch=kwargs.get('num_in_ch', 3))
+  if any(k.startswith('conv_up3.') for k in sd):
+    config['scale'] = 8
+  else:
+    ratio_to_scale = {1: 4, 4: 2, 16: 1}
+    ratio = in_total / config['num_in_ch']
+    if ratio not in ratio_to_scale:
+      raise ValueError(
+          f'conv_first takes {in_total} channels, which is not num_in_ch='
+          f'{config["num_in_ch"]} times 1, 4 or 16; pass num_in_ch=... .')
+    config['scale'] = ratio_to_scale[ratio]
+  config.update(kwargs)
+  # Spatial size 4 works for every scale (x1 unshuffles by 4).
+  return torch_layout.convert_module(sd, RRDBNet(**config),
+                  (1, 4, 4, config['num_in_ch'])), config
+
+
+def recognise(sd) -> bool:
+  """BasicSR (body.0.rdb1...) or original ESRGAN (RRDB_trunk.0.RDB1...)."""
+  return ('body.0.rdb1.conv1.weight' in sd
+          or 'RRDB_trunk.0.RDB1.conv1.weight' in sd)
+
+
+def kwargs_from_params(params, **given):
+  """Settings read off the parameter shapes (num_in_ch 3 unless given:
+  x2 / x1 unshuffle the input, so conv_first shows num_in_ch * 4 or 16)."""
+  kernel = lambda *path: torch_layout.kernel_shape(params, 'rrdbnet', *path)
+  in_total, num_feat = kernel('conv_first')[2:]
+  num_in = given.get('num_in_ch', 3)
+  blocks = torch_layout.fullmatch_indices(params, r'body_(\d+)')
+  kw = dict(num_in_ch=num_in, num_out_ch=kernel('conv_last')[3],
+            num_feat=num_feat, num_block=len(blocks))
+  if blocks:
+    kw['num_grow_ch'] = kernel('body_0', 'rdb1', 'conv1')[3]
+  ratio = {1: 4, 4: 2, 16: 1}.get(in_total // num_in)
+  kw['scale'] = 8 if 'conv_up3' in params else ratio
+  return {**kw, **given}
+
+
+def input_multiple(module) -> int:
+  """x2 / x1 pixel-unshuffle the input by 2 / 4: H and W must divide it."""
+  return 4 // module.scale if module.scale in (1, 2) else 1

@@ -10,6 +10,7 @@ BatchNorm statistics are in the 'batch_stats' collection.
 """
 import functools
 import math
+import re
 from typing import Any
 
 import flax.linen as nn
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from sr_jax.models import layers
+from sr_jax.models import torch_layout
 
 
 class ResidualBlockBN(nn.Module):
@@ -86,3 +88,105 @@ class SRResNet(nn.Module):
                           name=f'upsample_{i}_prelu')(feat)
     out = layers.Conv(self.num_out_ch, 9, name='conv_last', **kw)(feat)
     return out.astype(jnp.float32)
+
+
+# ------------------------------------------------------------- PyTorch --
+
+
+# Lornatang/SRGAN-PyTorch's SRResNet -> sr_jax's SRResNet module paths.
+# The inner `.rcb` / `.upsample_block` names are optional (older versions of
+# that repo and many forks index the Sequential directly).
+_SRGAN_MODULES = (
+    (r'conv1\.0', 'conv_first'), (r'conv1\.1', 'prelu_first'),
+    (r'trunk\.(\d+)\.0', r'body_\1.conv1'),
+    (r'trunk\.(\d+)\.1', r'body_\1.bn1'),
+    (r'trunk\.(\d+)\.2', r'body_\1.prelu'),
+    (r'trunk\.(\d+)\.3', r'body_\1.conv2'),
+    (r'trunk\.(\d+)\.4', r'body_\1.bn2'),
+    (r'conv2\.0', 'conv_body'), (r'conv2\.1', 'bn_body'),
+    (r'upsampling\.(\d+)\.0', r'upsample_\1_conv'),
+    (r'upsampling\.(\d+)\.2', r'upsample_\1_prelu'),
+    (r'conv3', 'conv_last'))
+_SRGAN_MODULES_BACK = (
+    (r'conv_first', 'conv1.0'), (r'prelu_first', 'conv1.1'),
+    (r'body_(\d+)\.conv1', r'trunk.\1.rcb.0'),
+    (r'body_(\d+)\.bn1', r'trunk.\1.rcb.1'),
+    (r'body_(\d+)\.prelu', r'trunk.\1.rcb.2'),
+    (r'body_(\d+)\.conv2', r'trunk.\1.rcb.3'),
+    (r'body_(\d+)\.bn2', r'trunk.\1.rcb.4'),
+    (r'conv_body', 'conv2.0'), (r'bn_body', 'conv2.1'),
+    (r'upsample_(\d+)_conv', r'upsampling.\1.upsample_block.0'),
+    (r'upsample_(\d+)_prelu', r'upsampling.\1.upsample_block.2'),
+    (r'conv_last', 'conv3'))
+
+
+def _rename(name: str, table) -> str:
+  for pattern, replacement in table:
+    if re.fullmatch(pattern, name):
+      return re.sub(pattern, replacement, name)
+  return name
+
+
+def convert_torch(sd: torch_layout.StateDict,
+                  **kwargs) -> torch_layout.Converted:
+  """SRGAN's SRResNet (with BN) in Lornatang/SRGAN-PyTorch's layout.
+
+  Accepted keys (Sequential indices; `.rcb` / `.upsample_block` optional):
+    conv1.0 (9x9 conv, bias), conv1.1 (PReLU)
+    trunk.{i}.rcb.{0,3} (3x3 convs), .{1,4} (BatchNorm2d), .2 (PReLU)
+    conv2.0 (3x3 conv), conv2.1 (BatchNorm2d)
+    upsampling.{i}.upsample_block.0 (3x3 conv nf -> 4 nf, bias), .2 (PReLU)
+      (index 1 is the parameter-free PixelShuffle(2))
+    conv3 (9x9 conv, bias)
+  PReLU slopes may be shared ([1], nn.PReLU()'s default) or per channel.
+  A conv bias right before a BatchNorm is folded into its running_mean
+  (BN(conv + b) == BN'(conv) with mean' = mean - b, in eval and train mode),
+  since sr_jax's convs there have none. That repo's final clamp to [0, 1] is
+  not part of the model (sr_jax outputs are unclipped). Only x2, x4 and x8.
+  """
+  # A new dict: the bias folding below must not touch the caller's.
+  sd = {re.sub(r'\.(rcb|upsample_block)\.', '.', k): v for k, v in sd.items()}
+  for conv, bn in [(f'trunk.{i}.{c}', f'trunk.{i}.{c + 1}')
+                   for i in torch_layout.indices(sd, r'trunk\.(\d+)\.')
+                   for c in (0, 3)] + [('conv2.0', 'conv2.1')]:
+    if f'{conv}.bias' in sd and f'{bn}.running_mean' in sd:
+      bias = sd.pop(f'{conv}.bias')
+      sd[f'{bn}.running_mean'] = sd[f'{bn}.running_mean'] - bias
+  num_feat, num_in_ch = torch_layout.shape_of(sd, 'conv1.0.weight')[:2]
+  ups = torch_layout.indices(sd, r'upsampling\.(\d+)\.')
+  for i in ups:
+    channels = torch_layout.shape_of(sd, f'upsampling.{i}.0.weight')[0]
+    if channels != 4 * num_feat:
+      raise ValueError(
+          f'upsampling.{i} has {channels} output channels; sr_jax\'s SRResNet '
+          f'upsamples by 2 per block ({4 * num_feat} channels), so x3 '
+          'SRGAN models are not supported.')
+  config = dict(num_in_ch=num_in_ch,
+                num_out_ch=torch_layout.shape_of(sd, 'conv3.weight')[0],
+                num_feat=num_feat,
+                num_block=len(torch_layout.indices(sd, r'trunk\.(\d+)\.')),
+                scale=2 ** len(ups))
+  config.update(kwargs)
+  module_to_flax = lambda m: tuple(_rename(m, _SRGAN_MODULES).split('.'))
+  module_to_torch = lambda p: _rename('.'.join(p), _SRGAN_MODULES_BACK)
+  return torch_layout.convert_module(
+      sd, SRResNet(**config), (1, 4, 4, num_in_ch),
+      module_to_flax=module_to_flax,
+      module_to_torch=module_to_torch), config
+
+
+def recognise(sd) -> bool:
+  """SRGAN's SRResNet in Lornatang/SRGAN-PyTorch's layout."""
+  return 'conv1.0.weight' in sd and any(k.startswith('trunk.') for k in sd)
+
+
+def kwargs_from_params(params, **given):
+  kernel = lambda *path: torch_layout.kernel_shape(params, 'srresnet', *path)
+  num_in, num_feat = kernel('conv_first')[2:]
+  kw = dict(num_in_ch=num_in, num_out_ch=kernel('conv_last')[3],
+            num_feat=num_feat,
+            num_block=len(torch_layout.fullmatch_indices(params,
+                                                         r'body_(\d+)')),
+            scale=2 ** len(torch_layout.fullmatch_indices(
+                params, r'upsample_(\d+)_conv')))
+  return {**kw, **given}

@@ -13,13 +13,17 @@ have parameters for 'prelu' (`negative_slope`, one per channel); for 'relu'
 and 'lrelu' their indices are skipped, as in the PyTorch state dict.
 """
 import functools
+import math
+import re
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sr_jax.models import layers
+from sr_jax.models import torch_layout
 
 ACT_TYPES = ('prelu', 'lrelu', 'relu')
 
@@ -86,3 +90,66 @@ class SRVGGNetCompact(nn.Module):
     out = layers.pixel_shuffle(feat, r)
     out = out + layers.upsample_nearest(x, r)
     return out.astype(jnp.float32)
+
+
+# ------------------------------------------------------------- PyTorch --
+
+
+def convert_torch(sd: torch_layout.StateDict,
+                  **kwargs) -> torch_layout.Converted:
+  """Real-ESRGAN SRVGGNetCompact: one `body` list of convs and activations.
+
+  body.{2k}.weight are the convs (4-D), body.{2k+1}.weight the PReLU slopes
+  (1-D) when act_type is 'prelu'; 'relu' / 'lrelu' have no weights, so pass
+  act_type for those. scale is sqrt(last conv's out channels / num_out_ch).
+  """
+  convs = [i for i in torch_layout.indices(sd, r'body\.(\d+)\.weight$')
+           if sd[f'body.{i}.weight'].ndim == 4]
+  if not convs:
+    raise ValueError('Not an SRVGGNetCompact state dict: no 4-D '
+                     f'body.N.weight (keys start {sorted(sd)[:5]}).')
+  num_feat, num_in_ch = torch_layout.shape_of(sd, 'body.0.weight')[:2]
+  has_prelu = any(re.match(r'body\.\d+\.weight$', k) and v.ndim == 1
+                  for k, v in sd.items())
+  config = dict(num_in_ch=num_in_ch, num_out_ch=num_in_ch, num_feat=num_feat,
+                num_conv=len(convs) - 2)
+  if has_prelu:
+    config['act_type'] = 'prelu'
+  elif 'act_type' not in kwargs:
+    raise ValueError(
+        'This SRVGGNetCompact state dict has no PReLU weights, so its '
+        "activation cannot be read off it: pass act_type='relu' or 'lrelu' "
+        "(Python: convert_state_dict('srvgg', sd, act_type='relu'); command "
+        'line: --kwarg act_type=relu).')
+  config.update(kwargs)
+  if config['act_type'] not in ACT_TYPES:
+    raise ValueError(f'act_type={config["act_type"]!r}; use one of '
+                     f'{list(ACT_TYPES)}.')
+  out_total = sd[f'body.{convs[-1]}.weight'].shape[0]
+  scale = math.isqrt(max(out_total // config['num_out_ch'], 1))
+  if scale * scale * config['num_out_ch'] != out_total:
+    raise ValueError(
+        f'The last conv (body.{convs[-1]}) has {out_total} output channels, '
+        f'not num_out_ch={config["num_out_ch"]} times a square scale^2.')
+  config.setdefault('scale', scale)
+  return torch_layout.convert_module(sd, SRVGGNetCompact(**config),
+                  (1, 4, 4, config['num_in_ch'])), config
+
+
+def recognise(sd) -> bool:
+  """body.0.weight 4-D (the first conv) with body.1.weight 1-D (a PReLU)."""
+  return (np.ndim(sd.get('body.0.weight')) == 4
+          and np.ndim(sd.get('body.1.weight')) == 1)
+
+
+def kwargs_from_params(params, **given):
+  kernel = lambda *path: torch_layout.kernel_shape(params, 'srvgg', *path)
+  num_in, num_feat = kernel('body_0')[2:]
+  layers_ = torch_layout.fullmatch_indices(params, r'body_(\d+)')
+  convs = [i for i in layers_ if 'kernel' in params[f'body_{i}']]
+  kw = dict(num_in_ch=num_in, num_out_ch=num_in, num_feat=num_feat,
+            num_conv=len(convs) - 2,
+            scale=math.isqrt(kernel(f'body_{convs[-1]}')[3] // num_in))
+  if any('negative_slope' in params[f'body_{i}'] for i in layers_):
+    kw['act_type'] = 'prelu'
+  return {**kw, **given}

@@ -11,6 +11,7 @@ The result is checked against the variable shapes of the flax model
 (`jax.eval_shape` of its init), so a missing, unexpected or mis-shaped key
 fails with its PyTorch name rather than later inside `apply`.
 """
+import re
 from typing import Any, Callable, Mapping
 
 import jax
@@ -187,3 +188,49 @@ def shape_of(sd: StateDict, key: str) -> tuple[int, ...]:
     raise ValueError(f'State dict does not match the model; missing keys: '
                      f'[{key!r}] (needed to infer the architecture).')
   return sd[key].shape
+
+
+# ------------------------------------------- helpers for the model files --
+
+Converted = tuple[dict[str, dict], dict[str, Any]]  # (variables, kwargs)
+
+
+def default_module_to_flax(module: str) -> tuple[str, ...]:
+  # BasicSR's nn.Sequential body: 'body.3.rdb1.conv2' -> body_3/rdb1/conv2.
+  return tuple(re.sub(r'^body\.(\d+)', r'body_\1', module).split('.'))
+
+
+def default_module_to_torch(path: tuple[str, ...]) -> str:
+  return re.sub(r'^body_(\d+)', r'body.\1', '.'.join(path))
+
+
+def indices(sd: Mapping[str, Any], pattern: str) -> list[int]:
+  """Sorted distinct ints captured by `pattern` (matched at key start)."""
+  return sorted({int(m.group(1)) for k in sd if (m := re.match(pattern, k))})
+
+
+def fullmatch_indices(tree: Mapping[str, Any], pattern: str) -> list[int]:
+  """Sorted ints captured by `pattern` matching whole keys of a dict (flax
+  module names such as 'body_3')."""
+  return sorted(int(m.group(1)) for k in tree
+                if (m := re.fullmatch(pattern, k)))
+
+
+def convert_module(sd: StateDict, module, x_shape, **kw) -> dict:
+  """convert_keys against `module`'s variables for an input of x_shape."""
+  return convert_keys(
+      sd, template(module, x_shape),
+      kw.pop('module_to_flax', default_module_to_flax),
+      kw.pop('module_to_torch', default_module_to_torch), **kw)
+
+
+def kernel_shape(params: Mapping[str, Any], arch: str,
+                 *path: str) -> tuple[int, ...]:
+  """Shape of params[path...]['kernel'], or a ValueError naming the path."""
+  node = params
+  for name in path:
+    if name not in node:
+      raise ValueError(f'No parameters {"/".join(path)}: these weights are '
+                       f'not an {arch} model.')
+    node = node[name]
+  return tuple(np.shape(node['kernel']))

@@ -158,6 +158,8 @@ class UNetDiscriminatorSN(nn.Module):
   power iteration per call, as torch in train mode); train=False leaves the
   'spectral' collection unchanged. No BatchNorm: samples never mix.
   """
+  # The `:runlocal` size.
+  TINY_KWARGS = TINY_KWARGS
   num_in_ch: int = 3
   num_feat: int = 64
   skip_connection: bool = True
@@ -302,3 +304,9 @@ def convert_torch(state_dict: Mapping[str, Any],
     raise ValueError(f'State dict does not match UNetDiscriminatorSN'
                      f'({model_kwargs}); ' + '; '.join(problems) + '.')
   return torch_layout.nest(flat), model_kwargs
+
+
+def input_multiple(module) -> int:
+  """Three stride-2 convolutions: H and W must be multiples of 8."""
+  del module
+  return 8

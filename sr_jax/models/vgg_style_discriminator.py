@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from sr_jax.models import layers
+from sr_jax.models import torch_layout
 
 
 def num_stages(input_size: int) -> int:
@@ -84,3 +85,21 @@ class VGGStyleDiscriminator(nn.Module):
     x = layers.leaky_relu(layers.Dense(100, name='linear1', **kw)(x))
     x = layers.Dense(1, name='linear2', **kw)(x)
     return x.astype(jnp.float32)
+
+
+# ------------------------------------------------------------- PyTorch --
+
+
+def convert_torch(sd: torch_layout.StateDict,
+                  **kwargs) -> torch_layout.Converted:
+  """BasicSR VGGStyleDiscriminator (any input_size); config from the keys."""
+  num_feat, num_in_ch = torch_layout.shape_of(sd, 'conv0_0.weight')[:2]
+  stages = torch_layout.indices(sd, r'conv(\d+)_1\.')
+  config = dict(num_in_ch=num_in_ch, num_feat=num_feat,
+                input_size=4 * 2 ** max(len(stages), 1),
+                use_bn=any(k.startswith('bn') for k in sd))
+  config.update(kwargs)
+  num_stages(config['input_size'])
+  size = config['input_size']
+  return torch_layout.convert_module(sd, VGGStyleDiscriminator(**config),
+                  (1, size, size, config['num_in_ch'])), config

@@ -24,6 +24,7 @@ from sr_jax.weights.state_dict import build_model
 from sr_jax.weights.state_dict import convert_state_dict
 from sr_jax.weights.state_dict import convert_with_config
 from sr_jax.weights.state_dict import unwrap_state_dict
+from sr_jax.weights.files import check_like
 from sr_jax.weights.files import convert_file
 from sr_jax.weights.files import load_converted
 from sr_jax.weights.files import load_like
@@ -46,7 +47,8 @@ from sr_jax.weights.frozen import load_frozen
 __all__ = [
     'CONVERSION_HINTS', 'FROZEN_NETWORKS', 'FetchError', 'PRETRAINED',
     'SUPPORTED_ARCHS', 'VGG19_URL', 'WeightsNotFoundError', 'build_model',
-    'cache_dir', 'cached_lpips_path', 'cached_vgg19_path', 'convert_file',
+    'cache_dir', 'cached_lpips_path', 'cached_vgg19_path', 'check_like',
+    'convert_file',
     'convert_state_dict', 'convert_vgg19_file', 'convert_with_config',
     'fetch_pretrained', 'fetch_vgg19', 'load_converted', 'load_frozen',
     'load_like', 'load_lpips_params', 'load_metadata', 'load_params',

@@ -197,6 +197,13 @@ def load_like(path: str | os.PathLike, arch: str, like: Mapping[str, Any],
            if k in state_dict_lib.CONVERSION_HINTS.get(arch, ())}
   loaded, about = _load_for(str(path), (stat.st_mtime_ns, stat.st_size), arch,
                             tuple(sorted(hints.items())))
+  return check_like(loaded, like, model_description, f'{path} ({about})')
+
+
+def check_like(loaded: Mapping[str, Any], like: Mapping[str, Any],
+               model_description: str, source: str) -> dict[str, Any]:
+  """`loaded` variables in the structure and dtypes of `like`; ValueError
+  naming every missing, extra or mis-shaped variable of `source`."""
   flat_file = {_name(p): v for p, v in
                jax.tree_util.tree_flatten_with_path(loaded)[0]}
   flat_like, treedef = jax.tree_util.tree_flatten_with_path(like)
@@ -215,7 +222,7 @@ def load_like(path: str | os.PathLike, arch: str, like: Mapping[str, Any],
     problems.append(f'in the file but not in the model: {extra}')
   if problems:
     raise ValueError(
-        f'{path} ({about}) does not fit {model_description}: '
+        f'{source} does not fit {model_description}: '
         + '; '.join(problems) + '.')
   return jax.tree_util.tree_unflatten(
       treedef, [jnp.asarray(flat_file[k], v.dtype)
