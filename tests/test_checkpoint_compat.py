@@ -60,6 +60,7 @@ def _legacy_workdir(path) -> dict:
   return jax.device_get(ema)
 
 
+@pytest.mark.slow
 def test_legacy_workdir_loads_for_inference(tmp_path):
   ema = _legacy_workdir(str(tmp_path / 'old'))
   for which in ('best', 'latest'):
@@ -82,6 +83,7 @@ def test_legacy_workdir_resume_is_refused_with_how_to_continue(tmp_path):
     train.train_and_evaluate(config, str(tmp_path / 'old'))
 
 
+@pytest.mark.slow
 def test_init_from_a_workdir_starts_from_its_ema_generator(tmp_path):
   ema = _legacy_workdir(str(tmp_path / 'old'))
   config = load_config('rrdb_psnr')

@@ -128,6 +128,7 @@ def _y_psnr(sr, hr, crop):
   return 10.0 * np.log10(255.0 ** 2 / np.mean((sr - hr) ** 2))
 
 
+@pytest.mark.slow
 def test_sweep_writes_table_and_plot(tmp_path, monkeypatch, capsys):
   monkeypatch.setenv(params_io.CACHE_ENV_VAR, str(tmp_path / 'empty_cache'))
   a = _save_tiny(tmp_path / 'a.npz', 0, {'arch': 'rrdbnet',

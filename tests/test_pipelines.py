@@ -130,6 +130,7 @@ def test_realesrgan_with_every_random_stage_off_is_a_plain_resize():
   assert _psnr(lr, expected) > 38.0
 
 
+@pytest.mark.slow
 def test_realesrgan_degrades_more_than_bicubic():
   hr = _hr_batch()
   real, _ = _jitted('realesrgan', 4)(jax.random.key(0), hr)

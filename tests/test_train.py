@@ -135,6 +135,7 @@ def test_notebooks_run_on_a_trained_workdir(straight_run, monkeypatch):
         exec(compile(''.join(cell['source']), path, 'exec'), namespace)  # pylint: disable=exec-used
 
 
+@pytest.mark.slow
 def test_gan_phase_starts_from_ema_generator():
   config = load_config('esrgan')
   recipe = ts.build_recipe(config)
