@@ -69,6 +69,16 @@ def phase(steps: int, train: Sequence[str] = ('generator',),
       net_d_iters=net_d_iters, net_d_init_iters=net_d_init_iters))
 
 
+def evaluation(metrics: Sequence[str] = ('psnr', 'ssim', 'psnr_rgb'),
+               hr_dir: str = '', lr_dir: str = '',
+               lr_filename_tmpl: str = '{}', max_images: int = -1,
+               max_size: int = -1, num_strips: int = -1) -> dict[str, Any]:
+  """One `config.evals` entry (see base_config)."""
+  return dict(metrics=tuple(metrics), hr_dir=hr_dir, lr_dir=lr_dir,
+              lr_filename_tmpl=lr_filename_tmpl, max_images=max_images,
+              max_size=max_size, num_strips=num_strips)
+
+
 def esrgan_perceptual(weight: float = 1.0, layer_weights=None,
                       criterion: str = 'l1') -> dict[str, Any]:
   """The perceptual term of ESRGAN: VGG19 conv5_4 before ReLU, L1."""
@@ -148,11 +158,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 5_000
   c.keep_checkpoints = 3
   c.num_val_strips = 3  # LR | bicubic | SR | HR strips written per eval.
-  # Validation metrics (sr_jax.metrics.METRICS), each also for bicubic; the
-  # best checkpoint of each phase is the best by `best_metric` (its
+  # Evaluations by name (sr_jax.evaluate.build_evaluators): HR images
+  # (hr_dir, '' = data.val_dir), LR source (lr_dir + lr_filename_tmpl, or
+  # '' = MATLAB bicubic of the HR), metrics (sr_jax.metrics.METRICS, each
+  # also for bicubic; psnr / ssim are on Y), strips. -1 / '' fall back to
+  # data.val_max_images, data.val_max_size and num_val_strips.
+  c.evals = ml_collections.ConfigDict({'val': evaluation()})
+  # '<eval>/<metric>' that picks each phase's best checkpoint (a metric's
   # registration says whether lower is better).
-  c.val_metrics = ('psnr', 'ssim', 'psnr_rgb')
-  c.best_metric = 'psnr'
+  c.best_metric = 'val/psnr'
   return c
 
 

@@ -1,9 +1,18 @@
-"""Validation: PSNR/SSIM of the generator and of bicubic on held-out images.
+"""Evaluators: registered metrics of the generator and of bicubic on an
+image set, shared by training validation, the interpolation sweep and
+evaluation tools.
 
-Protocol as BasicSR's: LR = MATLAB bicubic of the HR image (quantised to 8
-bits), SR output rounded to uint8, PSNR/SSIM on the Y channel with `scale`
-border pixels cropped. Bicubic up-sampling of the same LR is the baseline.
+`config.evals` names each evaluation (`build_evaluators`): its HR images
+(`hr_dir`, default data.val_dir or the held-out sample photos), its LR
+source (`lr_dir` matched by `lr_filename_tmpl`, or '' for MATLAB bicubic of
+the HR quantised to 8 bits, BasicSR's protocol), its metrics
+(sr_jax.metrics.METRICS: psnr / ssim on Y, psnr_rgb / ssim_rgb, lpips, ...)
+and how many labelled LR | bicubic | SR | HR strips to write. SR outputs
+are rounded to uint8; bicubic up-sampling of the same LR is the baseline
+('<metric>_bicubic'). `config.best_metric` ('<eval>/<metric>') picks each
+phase's best checkpoint, lower-is-better metrics included.
 """
+import dataclasses
 import os
 from typing import Callable, Sequence
 
@@ -13,8 +22,10 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
+from sr_jax import data as data_lib
 from sr_jax import degradations
 from sr_jax import metrics as sr_metrics
+from sr_jax import weights
 from sr_jax.degradations.pipelines import bicubic_lr
 from sr_jax.inference.pre_pad import DEFAULT_PRE_PAD
 from sr_jax.inference.pre_pad import apply_pre_padded
@@ -23,7 +34,8 @@ from sr_jax.train_step import hr_to_float
 
 def make_super_resolve_fn(generator, pre_pad: int = DEFAULT_PRE_PAD
                           ) -> Callable:
-  """Returns jitted fn(variables, hr uint8 [1,H,W,3]) -> (lr, bicubic, sr).
+  """Returns jitted fn(variables, hr uint8 [1,H,W,3], lr=None) -> (lr,
+  bicubic, sr); without lr, the LR is MATLAB bicubic of the HR.
 
   All three are float32 [1, ., ., 3] in [0, 1]; shapes differ per image, so
   each new size compiles once. The LR is edge-padded by `pre_pad` pixels
@@ -33,9 +45,9 @@ def make_super_resolve_fn(generator, pre_pad: int = DEFAULT_PRE_PAD
   scale = generator.scale
 
   @jax.jit
-  def run(variables, hr_uint8):
+  def run(variables, hr_uint8, lr_uint8=None):
     hr = hr_to_float(hr_uint8)
-    lr = bicubic_lr(hr, scale)
+    lr = bicubic_lr(hr, scale) if lr_uint8 is None else hr_to_float(lr_uint8)
     sr = apply_pre_padded(
         lambda x: generator.apply(variables, x, train=False), lr, scale,
         pre_pad).astype(jnp.float32)
@@ -74,27 +86,114 @@ DEFAULT_METRICS = ('psnr', 'ssim', 'psnr_rgb')
 
 
 def evaluate(super_resolve: Callable, variables,
-             val_set: Sequence[tuple[str, np.ndarray]], scale: int,
-             num_strips: int = 0, metric_names: Sequence[str] = DEFAULT_METRICS
+             val_set: Sequence[tuple], scale: int,
+             num_strips: int = 0, metric_names: Sequence[str] = DEFAULT_METRICS,
+             aux: dict | None = None
              ) -> tuple[dict, list[tuple[str, np.ndarray]]]:
-  """Mean of each registered metric (sr_jax.metrics.METRICS) over the set,
-  for the model and as '<name>_bicubic' for bicubic up-sampling, and the
-  labelled LR | bicubic | SR | HR strips of the first `num_strips` images.
-  Metrics see uint8 images with `scale` border pixels cropped; PSNR / SSIM
-  are on Y, their _rgb versions on RGB (which sees colour casts)."""
+  """Mean of each registered metric over the set, for the model and as
+  '<name>_bicubic' for bicubic up-sampling, and the labelled strips of the
+  first `num_strips` images.
+
+  val_set: (name, hr uint8) or (name, hr uint8, lr uint8) tuples.
+  aux: frozen networks' variables for metrics that need them (LPIPS).
+  """
   found = [(name, sr_metrics.METRICS.get(name)) for name in metric_names]
   per_image = {}
   strips = []
-  for i, (name, hr) in enumerate(val_set):
-    lr, bicubic, sr = jax.device_get(super_resolve(variables, hr[None]))
+  for i, (name, hr, *lr_given) in enumerate(val_set):
+    lr_in = lr_given[0][None] if lr_given else None
+    lr, bicubic, sr = jax.device_get(super_resolve(variables, hr[None],
+                                                   lr_in))
     lr, bicubic, sr = to_uint8(lr[0]), to_uint8(bicubic[0]), to_uint8(sr[0])
     for metric_name, metric in found:
-      per_image.setdefault(metric_name, []).append(metric.fn(sr, hr, scale))
+      kw = {'variables': aux[metric.frozen]} if metric.frozen else {}
+      per_image.setdefault(metric_name, []).append(
+          metric.fn(sr, hr, scale, **kw))
       per_image.setdefault(f'{metric_name}_bicubic', []).append(
-          metric.fn(bicubic, hr, scale))
+          metric.fn(bicubic, hr, scale, **kw))
     if i < num_strips:
       strips.append((name, image_strip(lr, bicubic, sr, hr)))
   return {k: float(np.mean(v)) for k, v in per_image.items()}, strips
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluator:
+  """One named evaluation: an image set, its metrics, its strips."""
+  name: str
+  images: list  # (name, hr) or (name, hr, lr) tuples, uint8.
+  metrics: tuple[str, ...]
+  num_strips: int
+  aux: dict  # Frozen networks the metrics need.
+
+  def run(self, super_resolve: Callable, variables, scale: int):
+    """({metric: value, '<metric>_bicubic': value}, strips)."""
+    return evaluate(super_resolve, variables, self.images, scale,
+                    self.num_strips, self.metrics, self.aux)
+
+
+def _fallback(value, default):
+  return default if value in (None, '', -1) else value
+
+
+def build_evaluators(config) -> list[Evaluator]:
+  """The evaluations of `config.evals`, with their images and frozen
+  weights loaded (before training starts, so a missing folder or weight
+  file stops the run early). Empty fields of an entry fall back to
+  data.val_dir / val_max_images / val_max_size and num_val_strips.
+
+  Raises ValueError naming the setting (unknown metric, unmatched LR
+  folder) and WeightsNotFoundError for a metric's missing weights.
+  """
+  evaluators = []
+  for name, entry in config.evals.items():
+    where = f'config.evals.{name}'
+    for metric in entry.metrics:
+      if metric not in sr_metrics.METRICS.names():
+        raise ValueError(f'{where}.metrics names {metric!r}; known metrics: '
+                         f'{sr_metrics.METRICS.names()}.')
+    data_config = config.data.copy_and_resolve_references()
+    with data_config.unlocked():
+      data_config.val_dir = _fallback(entry.get('hr_dir'), config.data.val_dir)
+      data_config.val_max_images = _fallback(entry.get('max_images'),
+                                             config.data.val_max_images)
+      data_config.val_max_size = _fallback(entry.get('max_size'),
+                                           config.data.val_max_size)
+    if entry.get('lr_dir'):
+      if not data_config.val_dir:
+        raise ValueError(f'{where}.lr_dir is set; set {where}.hr_dir (or '
+                         'data.val_dir) to the matching HR folder.')
+      images = data_lib.load_paired_validation_set(
+          data_config.val_dir, entry.lr_dir, config.scale,
+          entry.get('lr_filename_tmpl', '{}'), data_config.val_max_images,
+          data_config.get('max_image_pixels'))
+    else:
+      images = data_lib.load_validation_set(data_config, config.scale)
+    aux = {}
+    for metric in entry.metrics:
+      frozen = sr_metrics.METRICS.get(metric).frozen
+      if frozen and frozen not in aux:
+        aux[frozen] = weights.load_frozen(
+            frozen, config.frozen.get(frozen, '') or None)
+    evaluators.append(Evaluator(
+        name=name, images=images, metrics=tuple(entry.metrics),
+        num_strips=int(_fallback(entry.get('num_strips'),
+                                 config.num_val_strips)), aux=aux))
+  return evaluators
+
+
+def best_metric(config) -> tuple[str, str, bool]:
+  """(evaluation, metric, higher_is_better) of config.best_metric:
+  '<eval>/<metric>', or a metric of the first evaluation."""
+  value = config.best_metric
+  eval_name, _, metric = value.rpartition('/')
+  eval_name = eval_name or next(iter(config.evals))
+  if eval_name not in config.evals or metric not in config.evals[
+      eval_name].metrics:
+    raise ValueError(
+        f'config.best_metric={value!r} is not one of the evaluations\' '
+        'metrics: ' + ', '.join(f'{n}/{m}' for n, e in config.evals.items()
+                                for m in e.metrics) + '.')
+  return eval_name, metric, sr_metrics.METRICS.get(metric).higher_is_better
 
 
 def save_strips(directory: str, strips: Sequence[tuple[str, np.ndarray]]):

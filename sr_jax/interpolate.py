@@ -225,6 +225,7 @@ class Lpips:
   fn: Any  # make_lpips_fn(...) or None.
   net: str
   note: str  # Why LPIPS is n/a, or ''.
+  variables: Any = None
 
 
 def load_lpips(net: str, path: Optional[str]) -> Lpips:
@@ -237,24 +238,26 @@ def load_lpips(net: str, path: Optional[str]) -> Lpips:
     first = str(e).splitlines()[0]
     return Lpips(None, net, f'LPIPS n/a: {first} Run python -m sr_jax.weights '
                  f'fetch lpips_{net} (or pass --lpips-weights) to get it.')
-  return Lpips(metrics.make_lpips_fn(variables, net), net, '')
+  return Lpips(metrics.make_lpips_fn(variables, net), net, '', variables)
 
 
 def evaluate_alpha(super_resolve, variables, val_set, scale: int,
                    lpips: Lpips) -> dict[str, Optional[float]]:
-  """Mean PSNR / SSIM (Y, crop scale) and LPIPS over val_set for variables."""
-  psnrs, ssims, lpipss = [], [], []
-  for _, hr in val_set:
-    _, _, sr = jax.device_get(super_resolve(variables, hr[None]))
-    sr = evaluate.to_uint8(sr[0])
-    psnrs.append(metrics.psnr(sr, hr, crop_border=scale, test_y_channel=True))
-    ssims.append(metrics.ssim(sr, hr, crop_border=scale, test_y_channel=True))
-    if lpips.fn is not None:
-      d = lpips.fn(sr[None].astype(np.float32) / 255.0,
-                   hr[None].astype(np.float32) / 255.0)
-      lpipss.append(float(d[0]))
-  return {'psnr': float(np.mean(psnrs)), 'ssim': float(np.mean(ssims)),
-          'lpips': float(np.mean(lpipss)) if lpips.fn is not None else None}
+  """Mean PSNR / SSIM (Y, crop scale) and LPIPS over val_set for variables,
+  through the evaluator that training validation uses."""
+  names = ('psnr', 'ssim') + ((_LPIPS_METRIC[lpips.net],)
+                              if lpips.fn is not None else ())
+  evaluator = evaluate.Evaluator(
+      'sweep', val_set, names, 0,
+      {f'lpips_{lpips.net}': lpips.variables} if lpips.fn else {})
+  values, _ = evaluator.run(super_resolve, variables, scale)
+  return {'psnr': values['psnr'], 'ssim': values['ssim'],
+          'lpips': (values[_LPIPS_METRIC[lpips.net]] if lpips.fn is not None
+                    else None)}
+
+
+# The registered LPIPS metric of each --lpips-net.
+_LPIPS_METRIC = {'alex': 'lpips', 'vgg': 'lpips_vgg'}
 
 
 # ------------------------------------------------------------------ outputs

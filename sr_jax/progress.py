@@ -49,13 +49,17 @@ class ProgressReporter:
     parts.append(' '.join(f'{k} {v:.4g}' for k, v in sorted(scalars.items())))
     print(' | '.join(parts), flush=True)
 
-  def report_eval(self, step: int, metrics: dict) -> None:
+  def report_eval(self, step: int, metrics: dict, name: str = 'val'
+                  ) -> None:
+    """One line per evaluation: '[eval]' for config.evals.val, else
+    '[eval NAME]'."""
     if self.enabled:
       model = ' '.join(_format(k, v) for k, v in metrics.items()
                        if not k.endswith('_bicubic'))
       bicubic = ' '.join(_format(k[:-len('_bicubic')], v)
                          for k, v in metrics.items() if k.endswith('_bicubic'))
-      print(f'[eval] step {step} | {model} | bicubic {bicubic} '
+      label = 'eval' if name == 'val' else f'eval {name}'
+      print(f'[{label}] step {step} | {model} | bicubic {bicubic} '
             '(PSNR/SSIM on Y unless _rgb; border cropped)', flush=True)
     # Evaluation time must not count as training speed.
     if self._last is not None:

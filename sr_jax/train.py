@@ -51,13 +51,15 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
   for name in ('log_every', 'eval_every', 'checkpoint_every'):
     if config[name] <= 0:
       raise ConfigError(f'config.{name} must be positive.')
-  for name in config.val_metrics:
-    if name not in metrics.METRICS.names():
-      raise ConfigError(f'config.val_metrics names {name!r}; known metrics: '
-                        f'{metrics.METRICS.names()}.')
-  if config.best_metric not in config.val_metrics:
-    raise ConfigError(f'config.best_metric={config.best_metric!r} must be one '
-                      f'of config.val_metrics {tuple(config.val_metrics)}.')
+  for name, entry in config.evals.items():
+    for metric in entry.metrics:
+      if metric not in metrics.METRICS.names():
+        raise ConfigError(f'config.evals.{name}.metrics names {metric!r}; '
+                          f'known metrics: {metrics.METRICS.names()}.')
+  try:
+    eval_lib.best_metric(config)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
   training_pairs = _check_degradation(config)
   try:
     recipe = ts.build_recipe(config, training_pairs)
@@ -213,7 +215,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         config.data, global_batch_size=config.batch_size, seed=config.seed,
         process_index=jax.process_index(), process_count=jax.process_count(),
         scale=config.scale))
-    val_set = data.load_validation_set(config.data, config.scale)
+    evaluators = eval_lib.build_evaluators(config)
   except ValueError as e:
     # Mismatched pairs, too many bad files, images too small or too large:
     # the message names the files and the data.* setting to change.
@@ -276,20 +278,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   progress = ProgressReporter(start_step, end_step)
   preemption = _Preemption()
 
+  best_eval, best_name, higher_is_better = eval_lib.best_metric(config)
+
   def run_eval(step, phase):
-    val_metrics, strips = eval_lib.evaluate(
-        super_resolve, ts.generator_variables(state), val_set, config.scale,
-        config.num_val_strips, config.val_metrics)
-    writer.write_scalars(step, {f'val/{k}': v for k, v in val_metrics.items()})
-    if strips and jax.process_index() == 0:
-      writer.write_images(step, {f'val/{n}': s[None] for n, s in strips})
-      eval_lib.save_strips(os.path.join(workdir, 'images', f'{step:08d}'),
-                           strips)
-    best = metrics.METRICS.get(config.best_metric)
-    checkpointer.save_best(step, state, val_metrics[config.best_metric],
-                           config, phase=phase.name,
-                           mode='max' if best.higher_is_better else 'min')
-    progress.report_eval(step, val_metrics)
+    for i, evaluator in enumerate(evaluators):
+      values, strips = evaluator.run(
+          super_resolve, ts.generator_variables(state), config.scale)
+      name = evaluator.name
+      writer.write_scalars(step, {f'{name}/{k}': v for k, v in
+                                  values.items()})
+      if strips and jax.process_index() == 0:
+        writer.write_images(step, {f'{name}/{n}': s[None] for n, s in strips})
+        folder = os.path.join(workdir, 'images', f'{step:08d}')
+        eval_lib.save_strips(folder if i == 0 else
+                             os.path.join(folder, name), strips)
+      if name == best_eval:
+        checkpointer.save_best(step, state, values[best_name], config,
+                               phase=phase.name,
+                               mode='max' if higher_is_better else 'min')
+      progress.report_eval(step, values, name)
 
   # --- Loop.
   step = start_step
@@ -323,7 +330,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         writer.write_scalars(step, {f'train/{k}': v for k, v in
                                     scalars.items()})
         progress.report_train(step, phase.name, scalars)
-      if val_set and _due(step, config.eval_every, end_step):
+      if _due(step, config.eval_every, end_step):
         run_eval(step, phase)
       if _due(step, config.checkpoint_every, end_step):
         checkpointer.save(step, state, train_iter.get_state(), config,

@@ -8,14 +8,8 @@ BasicSR's order (D sees the generator's pre-update output). `aux` holds the
 frozen networks' variables (one pytree, whatever the terms need). The
 trainer jits it with explicit shardings (batch split over the mesh's 'data'
 axis, state and aux replicated), so the same code runs on one CPU and on
-every device of a pod.
-
-batch: {'hr': uint8 [B, P, P, 3]} and, from paired LR/HR sources, also
-{'lr': uint8 [B, P / s, P / s, 3]}. Without 'lr', LR inputs are made on the
-device from HR by the config's degradation pipeline (`config.degradation`,
-MATLAB bicubic by default; see `sr_jax.degradations.pipelines`), with a key
-derived from the state's rng and the step, so a resumed run degrades exactly
-as an uninterrupted one.
+every device of a pod. What a batch holds and how its LR inputs are made:
+training_pairs.py.
 """
 from typing import Callable
 

@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 
 from sr_jax.inference import generator_loading
 from sr_jax.inference import image_files
+from sr_jax.inference import pre_pad
 from sr_jax.inference import tiling
 
 _GLOB_CHARS = '*?['
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('--tile-pad', type=int, default=10,
                  help='context pixels around each tile (default 10); tiled '
                  'equals untiled when it covers the receptive field')
+  p.add_argument('--pre-pad', type=int, default=pre_pad.DEFAULT_PRE_PAD,
+                 help='input pixels replicated around the image edges and '
+                 'cropped off the output, so the network\'s zero padding '
+                 'leaves no line along them (default '
+                 f'{pre_pad.DEFAULT_PRE_PAD}, as validation; 0: off)')
   p.add_argument('--batch-tiles', type=int, default=4,
                  help='tiles per device call (default 4)')
   p.add_argument('--ensemble', action='store_true',
@@ -152,7 +158,8 @@ class _Upscaler:
     a = self.args
     return tiling.upscale_tiled(
         self.run_batch, rgb, self.scale, tile=a.tile, tile_pad=a.tile_pad,
-        batch_tiles=a.batch_tiles, multiple=self.multiple, progress=self.bar)
+        batch_tiles=a.batch_tiles, multiple=self.multiple,
+        pre_pad=a.pre_pad, progress=self.bar)
 
   def _rgb(self, rgb):
     if self.args.ensemble:
@@ -190,6 +197,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model_kwargs['scale'] = args.scale
   for flag, value, low in (('--tile', args.tile, 0),
                            ('--tile-pad', args.tile_pad, 0),
+                           ('--pre-pad', args.pre_pad, 0),
                            ('--batch-tiles', args.batch_tiles, 1)):
     if value < low:
       return _error(f'{flag} must be >= {low}; got {value}.')

@@ -1,4 +1,5 @@
 """Shared test fixtures."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -46,3 +47,12 @@ def run_python(args, env_extra=None, timeout=600, cwd=REPO):
   return subprocess.run([sys.executable] + list(args), cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=timeout,
                         check=False)
+
+
+def load_config(name, arg='runlocal'):
+  """configs/<name>.py's get_config(arg), loaded by path."""
+  path = os.path.join(REPO, 'configs', f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'configs_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)

@@ -2,7 +2,7 @@
 import pytest
 
 from sr_jax import bench
-from test_train import load_config
+from conftest import load_config
 
 
 pytestmark = pytest.mark.slow  # End-to-end runs.

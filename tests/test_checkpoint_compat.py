@@ -1,6 +1,5 @@
 """Workdirs written before phases: they load for inference and as
 generator.init_from, and resuming one is refused with how to continue."""
-import importlib.util
 import os
 
 import jax
@@ -9,7 +8,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import REPO
+from conftest import load_config
 from sr_jax import checkpoint
 from sr_jax import models
 from sr_jax import train_state as ts
@@ -17,12 +16,6 @@ from sr_jax import train_state as ts
 TINY = dict(num_feat=8, num_block=1, num_grow_ch=4)
 
 
-def load_config(name, arg='runlocal'):
-  path = os.path.join(REPO, 'configs', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'configs_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
 
 
 def _legacy_workdir(path) -> dict:

@@ -178,7 +178,7 @@ def test_every_config_option_is_a_pipeline_option():
 
 
 def _runlocal_config(**degradation):
-  from test_train import load_config  # pylint: disable=g-import-not-at-top
+  from conftest import load_config  # pylint: disable=g-import-not-at-top
   config = load_config('esrgan')
   for key, value in degradation.items():
     config.degradation[key] = value

@@ -91,8 +91,8 @@ NEW_FILES = {
                           'edge_l1': dict(weight=0.5),
                           'adversarial': dict(weight=1e-3)}
           c.gan.regularisers = {'logit_l2': dict(weight=0.1)}
-          c.val_metrics = ('psnr', 'mae')
-          c.best_metric = 'mae'
+          c.evals.val.metrics = ('psnr', 'mae')
+          c.best_metric = 'val/mae'
           return config_lib.apply_variant(c, arg)
         ''',
 }

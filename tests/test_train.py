@@ -1,7 +1,6 @@
 """Trainer: exact resume, the phase switch, and 1 vs 4 devices."""
 import dataclasses
 import glob
-import importlib.util
 import json
 import os
 
@@ -10,18 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from conftest import load_config
 from conftest import run_python
 from sr_jax import checkpoint as ckpt_lib
 from sr_jax import train
 from sr_jax import train_state as ts
 
 
-def load_config(name, arg='runlocal'):
-  path = os.path.join(REPO, 'configs', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'configs_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
 
 
 def _two_phase_config(vgg_weights):

@@ -4,15 +4,13 @@ Each new piece is checked against an independent reference: per-image
 gradients for the penalties, an analytic critic for R1, numpy for TV,
 torch.optim for AMSGrad, the LPIPS metric for the LPIPS term.
 """
-import importlib.util
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import load_config
 from sr_jax import losses
 from sr_jax import models
 from sr_jax import optimizers
@@ -20,12 +18,6 @@ from sr_jax import train_state as ts
 from sr_jax.metrics import lpips as lpips_lib
 
 
-def load_config(name, arg='runlocal'):
-  path = os.path.join(REPO, 'configs', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'configs_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
 
 
 def _critic(use_bn):

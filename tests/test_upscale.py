@@ -171,6 +171,30 @@ def test_tiled_equals_untiled(tiny_nets, net, hw, tile, pad, batch):
   assert calls[0][0] == batch or tile >= max(hw)
 
 
+@pytest.mark.parametrize('net', ['rrdb_x2', 'srresnet_x2'])
+def test_pre_pad_is_the_network_on_the_edge_replicated_image(tiny_nets, net):
+  """pre_pad=p: the output is the network's on the image with its edges
+  replicated p pixels, cropped back to the image (numpy np.pad reference);
+  tiled or not, and unlike the plain output near the edges only."""
+  module, variables, multiple = tiny_nets[net]
+  image = np.random.default_rng(3).random((21, 30, 3), np.float32)
+  run_batch = generator_loading.make_run_batch(module, variables)
+  s = module.scale
+  ref = direct(module, variables, np.pad(image, ((5, 5), (5, 5), (0, 0)),
+                                         mode='edge'), multiple)
+  ref = ref[5 * s:5 * s + 21 * s, 5 * s:5 * s + 30 * s]
+  for tile in (0, 8):
+    out = tiling.upscale_tiled(run_batch, image, s, tile=tile, tile_pad=16,
+                               multiple=multiple, pre_pad=5)
+    assert out.shape == (21 * s, 30 * s, 3)
+    np.testing.assert_allclose(out, ref, atol=2e-5)
+  plain = direct(module, variables, image, multiple)
+  assert np.abs(plain - ref)[:s].max() > 1e-3  # The edges change...
+  np.testing.assert_allclose(plain[12 * s:-12 * s, 12 * s:-12 * s],
+                             ref[12 * s:-12 * s, 12 * s:-12 * s],
+                             atol=2e-5)  # ...the middle does not.
+
+
 @pytest.mark.slow
 def test_tiling_is_sensitive_to_a_too_small_pad(tiny_nets):
   """The comparison above can fail: context below the receptive field."""
@@ -502,7 +526,7 @@ def test_cli_big_16bit_rgba_png_with_tiles(tmp_path, tiny_weights):
   code = upscale.main([str(src), '-o', str(out_dir), '--weights',
                        tiny_weights[1], '--arch', 'rrdbnet', '--tile', '256',
                        '--tile-pad', '16', '--batch-tiles', '4',
-                       '--alpha-upsampler', 'bicubic'])
+                       '--alpha-upsampler', 'bicubic', '--pre-pad', '0'])
   assert code == 0
   dst = out_dir / 'big_out.png'
   assert png_header(dst) == (2000, 1500, 16, 6)

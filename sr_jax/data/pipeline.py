@@ -359,3 +359,23 @@ def load_validation_set(
     result.append((name, np.ascontiguousarray(image)))
   return result
 
+
+
+def load_paired_validation_set(
+    hr_dir: str, lr_dir: str, scale: int, lr_filename_tmpl: str = '{}',
+    max_images: int = 0, max_pixels: int | None = None,
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+  """(name, HR uint8, LR uint8) of an LR folder matched to an HR folder by
+  name (`paired.index_pairs`: every HR needs its LR, HR exactly `scale`
+  times the LR; the message lists the files that do not match), e.g.
+  DIV2K_valid_HR with DIV2K_valid_LR_bicubic/X4 and '{}x4'."""
+  pairs, _ = paired.index_pairs(hr_dir, lr_dir, scale=scale,
+                                lr_filename_tmpl=lr_filename_tmpl,
+                                max_pixels=max_pixels)
+  if max_images > 0:
+    pairs = pairs[:max_images]
+  logging.info('Validation data: %d HR/LR pairs from %s and %s.', len(pairs),
+               hr_dir, lr_dir)
+  return [(folder.relative_name(p.hr, hr_dir),
+           image_io.read_image(p.hr, max_pixels),
+           image_io.read_image(p.lr, max_pixels)) for p in pairs]

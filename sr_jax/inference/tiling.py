@@ -114,7 +114,7 @@ def _batches(tiles: Sequence[Tile], size: int) -> Iterator[list[Tile]]:
 
 def upscale_tiled(run_batch: RunBatch, image: np.ndarray, scale: int, *,
                   tile: int = 0, tile_pad: int = 10, batch_tiles: int = 1,
-                  multiple: int = 1,
+                  multiple: int = 1, pre_pad: int = 0,
                   progress: Progress | None = None) -> np.ndarray:
   """Runs a network over `image` tile by tile; returns the whole output.
 
@@ -130,6 +130,9 @@ def upscale_tiled(run_batch: RunBatch, image: np.ndarray, scale: int, *,
     batch_tiles: windows per network call (the last batch is filled up with
       copies of its last window, which are computed and dropped).
     multiple: H and W the network needs to divide (pixel-unshuffle).
+    pre_pad: LR pixels of edge replication around the whole image before
+      the network, cropped off the output (inference.pre_pad): the
+      network's zero padding then leaves no line along the image edges.
     progress: called as progress(done, total) after each batch.
 
   Returns:
@@ -140,8 +143,14 @@ def upscale_tiled(run_batch: RunBatch, image: np.ndarray, scale: int, *,
   if batch_tiles < 1 or multiple < 1 or scale < 1:
     raise ValueError(f'batch_tiles ({batch_tiles}), multiple ({multiple}) and '
                      f'scale ({scale}) must be >= 1.')
+  if pre_pad < 0:
+    raise ValueError(f'pre_pad must be >= 0; got {pre_pad}.')
   h, w = image.shape[:2]
-  padded = pad_to_multiple(np.asarray(image, np.float32), multiple)
+  image = np.asarray(image, np.float32)
+  if pre_pad:
+    image = np.pad(image, ((pre_pad, pre_pad), (pre_pad, pre_pad), (0, 0)),
+                   mode='edge')
+  padded = pad_to_multiple(image, multiple)
   ph, pw = padded.shape[:2]
   tile = round_up(tile, multiple) if tile > 0 else 0
   tiles, (win_h, win_w) = tile_grid(ph, pw, tile,
@@ -184,7 +193,8 @@ def upscale_tiled(run_batch: RunBatch, image: np.ndarray, scale: int, *,
   place(*pending)
   if progress:
     progress(len(tiles), len(tiles))
-  return output[:h * scale, :w * scale]
+  top = pre_pad * scale
+  return output[top:top + h * scale, top:top + w * scale]
 
 
 # The dihedral group D4 on [H, W, C] arrays: (transform, inverse) pairs.

@@ -25,9 +25,11 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sr_jax.models import alexnet as alexnet_lib
 from sr_jax.models import vgg16 as vgg16_lib
+from sr_jax.metrics import registry
 from sr_jax.models.layers import Conv
 
 # `lpips` ScalingLayer constants, for inputs in [-1, 1].
@@ -174,3 +176,33 @@ def make_lpips_fn(variables: Any, net: str = 'alex'
     return distance(variables, features(variables, x), features(variables, y))
 
   return lpips_fn
+
+
+# (id(variables), net) -> (variables, fn): one jitted LPIPS per weights.
+_LPIPS_FNS: dict = {}
+
+
+def _cached_lpips_fn(variables, net: str):
+  key = (id(variables), net)
+  if key not in _LPIPS_FNS or _LPIPS_FNS[key][0] is not variables:
+    _LPIPS_FNS[key] = (variables, make_lpips_fn(variables, net))
+  return _LPIPS_FNS[key][1]
+
+
+def _lpips_metric(net: str):
+  def metric(sr, hr, crop_border, variables) -> float:
+    """LPIPS of uint8 RGB images on the whole image (as the lpips package
+    and BasicSR's calculate_lpips compute it: no border crop)."""
+    del crop_border
+    fn = _cached_lpips_fn(variables, net)
+    x = np.asarray(sr, np.float32)[None] / 255.0
+    y = np.asarray(hr, np.float32)[None] / 255.0
+    return float(np.asarray(fn(x, y))[0])
+  return metric
+
+
+# Lower is better; weights: python -m sr_jax.weights fetch lpips_alex / _vgg.
+registry.register('lpips', higher_is_better=False, frozen='lpips_alex')(
+    _lpips_metric('alex'))
+registry.register('lpips_vgg', higher_is_better=False, frozen='lpips_vgg')(
+    _lpips_metric('vgg'))

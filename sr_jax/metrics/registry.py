@@ -1,9 +1,11 @@
 """Full-reference image metrics by name, for validation and evaluation.
 
 A metric is `fn(sr, hr, crop_border) -> float` on uint8 HxWx3 RGB arrays,
-with `higher_is_better`. Training validation (`config.val_metrics`,
-`config.best_metric`), the interpolation sweep and evaluation all look
-metrics up here, so a new one is one file with
+with `higher_is_better`. A metric that needs pretrained weights names its
+frozen network (`frozen='lpips_alex'`) and takes them as `variables=`; the
+evaluator loads them (sr_jax.weights.load_frozen). Training validation
+(`config.evals`, `config.best_metric`), the interpolation sweep and
+evaluation all look metrics up here, so a new one is one file with
 
   @registry.register('name', higher_is_better=False)
   def my_metric(sr, hr, crop_border): ...
@@ -13,24 +15,24 @@ plus its import in `sr_jax/metrics/__init__.py`.
 import dataclasses
 from typing import Callable
 
-import numpy as np
-
 from sr_jax.metrics import psnr_ssim
 from sr_jax.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
 class Metric:
-  fn: Callable[[np.ndarray, np.ndarray, int], float]
+  fn: Callable[..., float]
   higher_is_better: bool
+  frozen: str | None = None  # Weights it needs, by frozen-network name.
 
 
 METRICS = Registry('metric')
 
 
-def register(name: str, higher_is_better: bool = True):
+def register(name: str, higher_is_better: bool = True,
+             frozen: str | None = None):
   def decorator(fn):
-    METRICS.register(name)(Metric(fn, higher_is_better))
+    METRICS.register(name)(Metric(fn, higher_is_better, frozen))
     return fn
   return decorator
 
