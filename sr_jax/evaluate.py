@@ -29,7 +29,7 @@ from sr_jax import weights
 from sr_jax.degradations.pipelines import bicubic_lr
 from sr_jax.inference.pre_pad import DEFAULT_PRE_PAD
 from sr_jax.inference.pre_pad import apply_pre_padded
-from sr_jax.train_step import hr_to_float
+from sr_jax.training_pairs import hr_to_float
 
 
 def make_super_resolve_fn(generator, pre_pad: int = DEFAULT_PRE_PAD

@@ -1,0 +1,104 @@
+"""Every check of a config that can run before any data is read or any file
+written: `check_config(config)` raises ConfigError naming the setting and
+what to do, and returns the recipe (networks, phases, the degradation),
+built once for the whole run.
+"""
+import jax
+import ml_collections
+import numpy as np
+
+from sr_jax import data
+from sr_jax import evaluate as eval_lib
+from sr_jax import metrics
+from sr_jax import train_state as ts
+from sr_jax.training_pairs import make_training_pairs
+
+
+class ConfigError(ValueError):
+  """A setting that cannot work; the message names it and what to do."""
+
+
+def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
+  """Checks every setting that can be checked without data; returns the
+  recipe (networks and phases), built once for the whole run."""
+  n = jax.device_count()
+  if config.batch_size % n:
+    raise ConfigError(
+        f'config.batch_size={config.batch_size} must be divisible by the '
+        f'{n} devices; set --config.batch_size to a multiple of {n}.')
+  if config.scale not in (1, 2, 4, 8):
+    raise ConfigError(f'config.scale={config.scale}; use 1, 2, 4 or 8.')
+  if config.data.gt_size % config.scale:
+    raise ConfigError(f'config.data.gt_size={config.data.gt_size} must be a '
+                      f'multiple of config.scale={config.scale}.')
+  for name in ('log_every', 'eval_every', 'checkpoint_every'):
+    if config[name] <= 0:
+      raise ConfigError(f'config.{name} must be positive.')
+  for name, entry in config.evals.items():
+    for metric in entry.metrics:
+      if metric not in metrics.METRICS.names():
+        raise ConfigError(f'config.evals.{name}.metrics names {metric!r}; '
+                          f'known metrics: {metrics.METRICS.names()}.')
+  try:
+    eval_lib.best_metric(config)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  training_pairs = _check_degradation(config)
+  try:
+    recipe = ts.build_recipe(config, training_pairs)
+  except (TypeError, ValueError, KeyError) as e:
+    raise ConfigError(
+        f'{e} (Networks: each generator and discriminator has its own '
+        "kwargs: set them with --config.generator.kwargs='{...}' when "
+        'changing generator.name.)') from None
+  if not recipe.phases:
+    raise ConfigError(f'Nothing to train: every phase in config.phases '
+                      f'{tuple(config.phases)} has 0 steps.')
+  _check_per_sample(recipe, config)
+  return recipe
+
+
+def _check_per_sample(recipe: ts.Recipe, config) -> None:
+  """Per-sample regularisers need discriminators that keep samples apart."""
+  for p in recipe.phases:
+    for reg in p.regularisers:
+      if not reg.regulariser.per_sample:
+        continue
+      for name in p.train:
+        net = recipe.networks[name]
+        if net.kind == 'discriminator' and net.mixes_samples:
+          implied = (f'config.{p.name}.adversarial_loss='
+                     f'{config[p.name].adversarial_loss!r} implies it'
+                     if reg.key not in config[p.name].regularisers else
+                     f'config.{p.name}.regularisers.{reg.key}')
+          raise ConfigError(
+              f'The regulariser {reg.key!r} ({implied}) needs a per-sample '
+              f'critic, but config.{name} ({config[name].name!r}, kwargs '
+              f'{dict(config[name].kwargs)}) has BatchNorm in train mode, '
+              'which mixes the samples of a batch, so the penalty would be '
+              'wrong. Use a discriminator without BatchNorm (vgg_style: '
+              f'--config.{name}.kwargs.use_bn=False) or drop the '
+              'regulariser.')
+
+
+def _check_degradation(config: ml_collections.ConfigDict):
+  """Builds the training-pairs function (the degradation) once, and
+  shape-checks it now rather than mid-compile; returns it."""
+  deg = config.get('degradation')
+  where = (f"config.degradation ('{deg.name}')" if deg is not None
+           else 'the bicubic degradation')
+  gt = config.data.gt_size
+  batch = {'hr': jax.ShapeDtypeStruct((1, gt, gt, 3), np.uint8)}
+  if data.is_paired(config.data):
+    lr_size = gt // config.scale
+    batch['lr'] = jax.ShapeDtypeStruct((1, lr_size, lr_size, 3), np.uint8)
+  try:
+    training_pairs = make_training_pairs(config)
+    # Abstract evaluation: catches bad options and kernels too large for the
+    # patch size without running or compiling anything.
+    jax.eval_shape(training_pairs, jax.random.key(0), batch)
+  except (ValueError, TypeError) as e:
+    raise ConfigError(
+        f'{where} does not work with scale {config.scale} and '
+        f'data.gt_size {config.data.gt_size}: {e}') from None
+  return training_pairs
