@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -239,3 +240,47 @@ def test_workdir_input_uses_the_ema_generator(tmp_path):
   assert meta['arch'] == config.generator.name == 'rrdbnet'
   assert meta['model_kwargs'] == dict(config.generator.kwargs,
                                       scale=config.scale)
+
+
+def test_one_workdir_gives_its_warm_up_and_its_gan_generator(tmp_path, capsys):
+  """--psnr W --gan W: the best of the run's first phase and of its last;
+  a run with one validated phase is refused (it would mix G with itself)."""
+  from configs import esrgan_fft  # pylint: disable=g-import-not-at-top
+  from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
+  config = esrgan_fft.get_config('runlocal')
+  recipe = ts.build_recipe(config)
+  abstract = jax.eval_shape(lambda: ts.init_train_state(recipe,
+                                                        jax.random.key(0)))
+  warm, final = random_like(abstract, 1), random_like(abstract, 2)
+  workdir = tmp_path / 'run'
+  saver = checkpoint.Checkpointer(str(workdir))
+  saver.save_best(1, warm, 20.0, config, phase='psnr')
+  saver.wait_until_finished()
+  only_warm_up = tmp_path / 'only_psnr'
+  shutil.copytree(workdir, only_warm_up)
+  saver.save_best(2, final, 19.0, config, phase='gan')
+  saver.wait_until_finished()
+  saver.close()
+
+  out = tmp_path / 'c.npz'
+  assert interpolate.main(['--psnr', str(workdir), '--gan', str(workdir),
+                           '--alpha', '0.25', '--out', str(out)]) == 0
+  err = capsys.readouterr().err
+  assert "--psnr: the EMA generator of phase 'psnr' at step 1" in err
+  assert "--gan: the EMA generator of phase 'gan' at step 2" in err
+  a = jax.tree.map(np.asarray, ts.generator_variables(warm))
+  b = jax.tree.map(np.asarray, ts.generator_variables(final))
+  jax.tree.map(lambda c, x, y: np.testing.assert_allclose(
+      c, np.float32(0.75) * x + np.float32(0.25) * y, rtol=1e-6),
+               params_io.load_params(out), a, b)
+  # A run whose GAN phase never validated: said, not mixed with itself.
+  assert interpolate.main(['--psnr', str(only_warm_up), '--gan',
+                           str(only_warm_up), '--alpha', '0.5', '--out',
+                           str(tmp_path / 'd.npz')]) == 1
+  assert "No best checkpoint of phase 'gan'" in capsys.readouterr().err
+  assert interpolate.main(['--psnr', str(workdir), '--gan', str(workdir),
+                           '--gan-phase', 'psnr', '--alpha', '0.5', '--out',
+                           str(tmp_path / 'd.npz')]) == 1
+  assert 'with itself' in capsys.readouterr().err
+  assert not (tmp_path / 'd.npz').exists()

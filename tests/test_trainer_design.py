@@ -216,3 +216,26 @@ def test_discriminator_only_warm_up_is_config():
                        new.params['discriminator'],
                        state.params['discriminator'])
   assert any(jax.tree.leaves(moved))
+
+
+def test_missing_frozen_weights_stop_or_are_dropped_loudly(tmp_path,
+                                                          monkeypatch,
+                                                          capsys):
+  from sr_jax import train  # pylint: disable=g-import-not-at-top
+  from sr_jax import weights  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv('SR_JAX_CACHE_DIR', str(tmp_path / 'empty'))
+  monkeypatch.setenv('SR_JAX_VGG19_WEIGHTS', '')
+  config = load_config('esrgan')
+  config.gan.losses.lpips = {'weight': 0.5, 'net': 'vgg'}
+  recipe = ts.build_recipe(config)
+  assert set(recipe.frozen) == {'vgg19', 'lpips_vgg'}
+  with pytest.raises(weights.WeightsNotFoundError, match='fetch'):
+    train.load_frozen_networks(recipe, config)
+  config.frozen_drop_if_missing = True  # The offline demo only.
+  kept, aux = train.load_frozen_networks(recipe, config)
+  assert aux == {} and kept.frozen == {}
+  assert [t.key for t in kept.phases[-1].terms] == [
+      t.key for t in recipe.phases[-1].terms
+      if t.key not in ('perceptual', 'lpips')]
+  out = capsys.readouterr().out
+  assert 'DISABLED' in out and 'gan.losses.perceptual' in out

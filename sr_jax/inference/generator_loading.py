@@ -1,4 +1,5 @@
-"""A generator and its weights for inference, from any file sr_jax can read.
+"""A generator and its weights for inference: a training run's workdir, or
+any weights file sr_jax can read (sr_jax.weights.generators).
 
   module, variables, scale = load_generator_for_inference(weights='x4.pth')
   run_batch = make_run_batch(module, variables)   # [K,h,w,3] -> [K,sh,sw,3]
@@ -12,11 +13,10 @@ Sources:
                       `save_params` .npz needs arch= (the other settings,
                       scale included, are read off the parameter shapes).
   weights=X.pth / .pt / .ckpt / .safetensors
-                      PyTorch weights converted on the fly; arch= or detected
-                      from the key names (RRDBNet, SRVGGNetCompact,
-                      MSRResNet).
+                      PyTorch weights converted on the fly; arch= or
+                      recognised from the key names (each model file's
+                      `recognise`).
 """
-import dataclasses
 import os
 import sys
 from typing import Any, Callable, Mapping
@@ -28,130 +28,12 @@ import numpy as np
 
 from sr_jax import checkpoint as checkpoint_lib
 from sr_jax import models
-from sr_jax import weights as weights_lib
-
-TORCH_SUFFIXES = ('.pth', '.pt', '.ckpt', '.bin', '.safetensors')
-_HOW_TO_GET = (
-    'Convert official PyTorch weights with `python -m sr_jax.convert ARCH '
-    'SRC.pth OUT.npz` (or pass the .pth / .safetensors directly), download '
-    'them with `python -m sr_jax.weights fetch NAME`, or use a training run '
-    'with --checkpoint WORKDIR.')
-
-
-class WeightsError(ValueError):
-  """Weights missing, unreadable or not fitting the model; says what to do."""
-
-
-def detect_arch(state_dict: Mapping[str, Any]) -> str | None:
-  """Generator arch from PyTorch key names (unwrapped), or None: the
-  generator whose file's `recognise` accepts them (models.arch_spec)."""
-  for name in models.GENERATORS.names():
-    if models.arch_spec(name).recognise(state_dict):
-      return name
-  return None
-
-
-def infer_model_kwargs(arch: str, variables: Mapping[str, Any],
-                       **given) -> dict[str, Any]:
-  """Model kwargs read off flax parameter shapes; `given` ones win.
-
-  Each architecture's file says how (`kwargs_from_params`); archs without
-  one get `given` only.
-  """
-  try:
-    kw = models.arch_spec(arch).kwargs_from_params(
-        variables.get('params', {}), **given)
-  except ValueError as e:
-    raise WeightsError(str(e)) from None
-  return {k: v for k, v in kw.items() if v is not None}
-
-
-def _check_fits(module: nn.Module, variables: Mapping[str, Any],
-                source: str) -> None:
-  """Raises WeightsError naming every missing / extra / mis-shaped variable."""
-  num_in = getattr(module, 'num_in_ch', 3)
-  try:
-    expected = jax.eval_shape(lambda: module.init(
-        jax.random.key(0), jnp.zeros((1, 16, 16, num_in)), train=False))
-  except (ValueError, TypeError) as e:
-    raise WeightsError(f'{source}: cannot build {module!r}: {e}') from e
-
-  def flat(tree):
-    return {'/'.join(str(k.key) for k in path): np.shape(leaf) for path, leaf
-            in jax.tree_util.tree_flatten_with_path(dict(tree))[0]}
-
-  want, have = flat(expected), flat(variables)
-  problems = []
-  if missing := sorted(set(want) - set(have)):
-    problems.append(f'missing {missing[:8]}{"..." if len(missing) > 8 else ""}')
-  if extra := sorted(set(have) - set(want)):
-    problems.append(f'unexpected {extra[:8]}{"..." if len(extra) > 8 else ""}')
-  if shapes := [f'{k}: file {have[k]} vs model {want[k]}'
-                for k in sorted(set(want) & set(have)) if have[k] != want[k]]:
-    problems.append(f'shape mismatches {shapes[:8]}')
-  if problems:
-    raise WeightsError(
-        f'{source} does not fit {type(module).__name__}('
-        f'{_describe(module)}): ' + '; '.join(problems) +
-        '. Check --arch / --scale, or pass the settings the shapes cannot '
-        'show with --model-kwargs \'{"name": value}\'.')
-
-
-def _describe(module: nn.Module) -> str:
-  skip = {'parent', 'name', 'dtype', 'param_dtype'}
-  return ', '.join(f'{f.name}={getattr(module, f.name)!r}'
-                   for f in dataclasses.fields(module) if f.name not in skip)
-
-
-def _from_npz(path: str, arch: str | None,
-              model_kwargs: dict[str, Any]) -> tuple[str, dict, dict]:
-  """(arch, kwargs, variables) of a converted or plain .npz."""
-  file_arch, file_kwargs, variables = None, {}, None
-  try:
-    file_arch, file_kwargs, variables = weights_lib.load_converted(path)
-  except ValueError as e:  # No metadata: a plain save_params file.
-    if arch is None:
-      raise WeightsError(
-          f'{e} Or, for weights saved with save_params, pass --arch (one '
-          f'of {models.GENERATORS.names()}).') from e
-  if variables is None:
-    try:
-      variables = weights_lib.load_params(path)
-    except (OSError, ValueError) as e:
-      raise WeightsError(f'Cannot read weights {path}: {e}') from e
-    variables = {k: v for k, v in variables.items() if not k.startswith('__')}
-  if file_arch is None:
-    if arch is None:
-      raise WeightsError(
-          f'{path} does not say which model it is for: pass --arch (one of '
-          f'{models.GENERATORS.names()}) and, if needed, --scale.')
-    return arch, infer_model_kwargs(arch, variables, **model_kwargs), \
-        variables
-  if arch is not None and arch != file_arch:
-    raise WeightsError(f'{path} holds {file_arch!r} weights, not --arch '
-                       f'{arch!r}: drop --arch or pick other weights.')
-  return file_arch, {**file_kwargs, **model_kwargs}, variables
-
-
-def _from_torch(path: str, arch: str | None,
-                model_kwargs: dict[str, Any]) -> tuple[str, dict, dict]:
-  convert = weights_lib
-  state_dict = convert.unwrap_state_dict(convert.load_torch_file(path))
-  if arch is None:
-    arch = detect_arch(state_dict)
-    if arch is None:
-      raise WeightsError(
-          f'Cannot tell the architecture of {path} from its keys (first: '
-          f'{sorted(state_dict)[:4]}); pass --arch (one of '
-          f'{list(convert.SUPPORTED_ARCHS)}).')
-  # `scale` is always read off the shapes; a --scale given as well is
-  # checked against them below instead of being forced on the converter.
-  hints = {k: v for k, v in model_kwargs.items() if k != 'scale'}
-  try:
-    variables, kwargs = convert.convert_with_config(arch, state_dict, **hints)
-  except ValueError as e:
-    raise WeightsError(f'Converting {path} as {arch!r}: {e}') from e
-  return arch, {**kwargs, **model_kwargs}, variables
+from sr_jax.weights import generators
+# Re-exported: part of sr_jax.inference's API.
+from sr_jax.weights.generators import TORCH_SUFFIXES  # noqa: F401
+from sr_jax.weights.generators import WeightsError  # noqa: F401
+from sr_jax.weights.generators import detect_arch  # noqa: F401
+from sr_jax.weights.generators import infer_model_kwargs  # noqa: F401
 
 
 def load_generator_for_inference(
@@ -200,29 +82,7 @@ def load_generator_for_inference(
     scale = int(getattr(module, 'scale', loaded.config.scale))
     return module, loaded.variables, scale
 
-  path = os.path.expanduser(os.fspath(weights))
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'Weights file {path!r} does not exist. '
-                            + _HOW_TO_GET)
-  suffix = os.path.splitext(path)[1].lower()
-  if suffix == '.npz':
-    arch, kwargs, variables = _from_npz(path, arch, model_kwargs)
-  elif suffix in TORCH_SUFFIXES:
-    arch, kwargs, variables = _from_torch(path, arch, model_kwargs)
-  else:
-    raise WeightsError(f'{path}: unknown weights format {suffix!r}; expected '
-                       f'.npz or one of {list(TORCH_SUFFIXES)}.')
-  if arch not in models.GENERATORS.names():
-    raise WeightsError(f'{path} holds {arch!r} weights, which is not a '
-                       f'generator ({models.GENERATORS.names()}).')
-  kwargs.pop('dtype', None)
-  try:
-    module = models.get_generator(arch, dtype=dtype, **kwargs)
-  except TypeError as e:
-    raise WeightsError(f'{path}: bad settings for {arch}: {e}') from e
-  _check_fits(module, variables, path)
-  variables = jax.tree.map(lambda x: np.asarray(x, np.float32), variables)
-  return module, variables, int(module.scale)
+  return generators.load_generator_file(weights, arch, model_kwargs, dtype)
 
 
 def input_multiple(module: nn.Module) -> int:

@@ -42,16 +42,20 @@ from sr_jax.weights.pretrained import PRETRAINED
 from sr_jax.weights.pretrained import fetch_pretrained
 from sr_jax.weights.pretrained import load_pretrained
 from sr_jax.weights.frozen import FROZEN_NETWORKS
+from sr_jax.weights.generators import WeightsError
+from sr_jax.weights.generators import load_generator_file
 from sr_jax.weights.frozen import load_frozen
 
 __all__ = [
     'CONVERSION_HINTS', 'FROZEN_NETWORKS', 'FetchError', 'PRETRAINED',
-    'SUPPORTED_ARCHS', 'VGG19_URL', 'WeightsNotFoundError', 'build_model',
+    'SUPPORTED_ARCHS', 'VGG19_URL', 'WeightsError', 'WeightsNotFoundError',
+    'build_model',
     'cache_dir', 'cached_lpips_path', 'cached_vgg19_path', 'check_like',
     'convert_file',
     'convert_state_dict', 'convert_vgg19_file', 'convert_with_config',
     'fetch_pretrained', 'fetch_vgg19', 'load_converted', 'load_frozen',
-    'load_like', 'load_lpips_params', 'load_metadata', 'load_params',
+    'load_generator_file', 'load_like', 'load_lpips_params',
+    'load_metadata', 'load_params',
     'load_pretrained', 'load_torch_file', 'load_vgg19_params',
     'read_safetensors', 'save_converted', 'save_params',
     'unwrap_state_dict',
