@@ -208,7 +208,19 @@ def _best_dirs(workdir: str) -> dict[str, str]:
     return {}
   entries = os.listdir(root)
   if any(re.fullmatch(r'\d+', e) for e in entries):
-    return {'': root}  # Before phases: best/<step>/.
+    # Before phases: one best/<step>/ for the whole run, filed under the
+    # phase its step belongs to.
+    manager = _open_read_only(root)
+    try:
+      step = manager.latest_step()
+      if step is None:
+        return {}
+      config = ml_collections.ConfigDict(manager.restore(
+          step, args=ocp.args.Composite(
+              config=ocp.args.JsonRestore()))['config'])
+    finally:
+      manager.close()
+    return {phase_of_step(config, step): root}
   return {e: os.path.join(root, e) for e in entries
           if os.path.isdir(os.path.join(root, e))}
 

@@ -64,6 +64,13 @@ def test_legacy_workdir_loads_for_inference(tmp_path):
                  ema)
     sr = loaded.module.apply(loaded.variables, np.zeros((1, 5, 6, 3)))
     assert sr.shape == (1, 20, 24, 3)
+  assert checkpoint.run_phases(str(tmp_path / 'old')) == ['psnr', 'gan']
+  # Its single best checkpoint (step 3) is filed under the GAN phase.
+  assert checkpoint.load_generator_from_workdir(
+      str(tmp_path / 'old'), 'best', 'gan').step == 3
+  with pytest.raises(FileNotFoundError, match="phase 'psnr'"):
+    checkpoint.load_generator_from_workdir(str(tmp_path / 'old'), 'best',
+                                           'psnr')
 
 
 @pytest.mark.slow
