@@ -242,6 +242,7 @@ def test_gaussian_noise_std_matches_sigma_per_sample():
   assert np.all(std > 0.97) and np.all(std < 30.9) and np.ptp(std) > 1
 
 
+@pytest.mark.slow
 def test_gaussian_gray_noise_is_shared_across_channels_and_clip_works():
   x = jnp.full((4, 64, 64, 3), 0.5, jnp.float32)  # same shape: no recompile
   y = _gaussian_noise(jax.random.key(0), x, (20, 20), gray_prob=1.0,
@@ -270,6 +271,7 @@ def test_poisson_noise_mean_and_variance(level, scale):
   np.testing.assert_allclose(d.var(axis=(1, 2, 3)), var, rtol=0.05)
 
 
+@pytest.mark.slow
 def test_poisson_gray_noise_and_basicsr_vals():
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.random((2, 64, 64, 3)), jnp.float32)

@@ -35,6 +35,7 @@ def _numpy_psnr(a, b, crop):
   return 10 * np.log10(255.0 ** 2 / np.mean((a - b) ** 2))
 
 
+@pytest.mark.slow
 def test_lr_folder_evaluation_uses_the_given_lr(tmp_path):
   rng = np.random.default_rng(0)
   hr = {n: rng.integers(0, 256, (32, 40, 3), np.uint8) for n in ('a', 'b')}
@@ -62,6 +63,7 @@ def test_lr_folder_evaluation_uses_the_given_lr(tmp_path):
     evaluate.build_evaluators(config)
 
 
+@pytest.mark.slow
 def test_lpips_is_a_registered_metric_with_its_weights(tmp_path):
   variables = jax.tree.map(jnp.abs, metrics.LPIPS(net='alex').init(
       jax.random.key(1), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1, 32, 32, 3))))

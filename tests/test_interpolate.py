@@ -242,6 +242,7 @@ def test_workdir_input_uses_the_ema_generator(tmp_path):
                                       scale=config.scale)
 
 
+@pytest.mark.slow
 def test_one_workdir_gives_its_warm_up_and_its_gan_generator(tmp_path, capsys):
   """--psnr W --gan W: the best of the run's first phase and of its last;
   a run with one validated phase is refused (it would mix G with itself)."""

@@ -221,6 +221,7 @@ def _smooth_image(shape, seed):
           * np.cos(yy[None, ..., None] - ph)).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_gradients_by_rounding_mode():
   x = _smooth_image((2, 20, 27, 3), 1)
   qs = jnp.array([30, 80])

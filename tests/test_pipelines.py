@@ -246,6 +246,7 @@ def test_usm_sharpen_matches_basicsr_formula_with_scipy():
   np.testing.assert_allclose(degradations.usm_sharpen(flat), flat, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_training_pairs_mixup_mixes_lr_and_hr_alike():
   from sr_jax.train_step import make_training_pairs  # pylint: disable=g-import-not-at-top
   # Constant images per sample: bicubic keeps them, so mixing weights can be
