@@ -31,6 +31,9 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
   if config.data.gt_size % config.scale:
     raise ConfigError(f'config.data.gt_size={config.data.gt_size} must be a '
                       f'multiple of config.scale={config.scale}.')
+  if config.get('on_nonfinite', 'stop') not in ('stop', 'skip'):
+    raise ConfigError(f'config.on_nonfinite={config.on_nonfinite!r}; use '
+                      '"stop" or "skip".')
   for name in ('log_every', 'eval_every', 'checkpoint_every'):
     if config[name] <= 0:
       raise ConfigError(f'config.{name} must be positive.')

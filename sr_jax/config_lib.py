@@ -130,6 +130,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.frozen_drop_if_missing = False
 
   c.ema_decay = 0.999
+  # A non-finite loss, gradient norm or parameter: 'stop' (exit code 3,
+  # nothing saved from that state) or 'skip' (drop the update, count it;
+  # stop after max_nonfinite_skips in a row).
+  c.on_nonfinite = 'stop'
+  c.max_nonfinite_skips = 10
 
   c.phases = ('psnr', 'gan')
   # Phase 1: PSNR warm-up (ESRGAN paper: L1, lr 2e-4 halved every 200k).

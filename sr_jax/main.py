@@ -55,6 +55,9 @@ def main(argv):
   from sr_jax.data import bad_inputs  # pylint: disable=g-import-not-at-top
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except train.NonFiniteError as e:
+    print(f'\nerror: {e}', file=sys.stderr)
+    sys.exit(3)
   except (train.ConfigError, weights.WeightsNotFoundError,
           FileNotFoundError, bad_inputs.TooManyBadFilesError,
           checkpoint.CheckpointMismatchError) as e:

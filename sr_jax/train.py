@@ -54,6 +54,10 @@ def _make_writer(workdir):
       metric_writers.SummaryWriter(os.path.join(workdir, 'tensorboard')))
 
 
+class NonFiniteError(RuntimeError):
+  """A loss, gradient or parameter went non-finite; nothing was saved."""
+
+
 class _Preemption:
   """Turns SIGTERM (preemption, scancel, docker stop) into a clean stop."""
 
@@ -79,6 +83,31 @@ class _SaveGuard:
   data_state_before: Any = None
   state_is_finite: bool = True
 
+  def check_finite(self, state, step_metrics, config) -> int:
+    """Raises NonFiniteError (nothing is saved from then on) if an update
+    went non-finite, or too many were skipped in a row; returns how many
+    updates config.on_nonfinite='skip' dropped so far."""
+    health = {k: int(v) for k, v in jax.device_get(state.health).items()}
+    limit = int(config.get('max_nonfinite_skips', 10))
+    if health['first_bad_step'] < 0 and health['streak'] < limit:
+      return health['skipped']
+    self.state_is_finite = False
+    names = sorted(step_metrics)
+    if health['first_bad_step'] >= 0:
+      bad = [n for i, n in enumerate(names) if health['bad_terms'] >> i & 1]
+      what = (f'at step {health["first_bad_step"]} '
+              f'{", ".join(bad) if bad else "the updated parameters"} '
+              'became non-finite')
+    else:
+      what = (f'{health["streak"]} updates in a row were non-finite and '
+              f'skipped (config.max_nonfinite_skips={limit})')
+    last = (f'the last checkpoint is step {self.last_saved}'
+            if self.last_saved is not None else 'no checkpoint was saved')
+    raise NonFiniteError(
+        f'Training stopped: {what}. Nothing was saved from this state; '
+        f'{last}. Lower the learning rates or loss weights and rerun to '
+        "resume, or set --config.on_nonfinite=skip to drop such updates.")
+
   def before_fetch(self, step, train_iter):
     self.fetch_step, self.data_state_before = step, train_iter.get_state()
 
@@ -87,6 +116,9 @@ class _SaveGuard:
     if not self.state_is_finite:
       return
     try:
+      health = jax.device_get(state.health)
+      if int(health['first_bad_step']) >= 0:
+        return  # Never save a non-finite state.
       saved_step = int(jax.device_get(state.step))
       if saved_step == self.last_saved:
         return
@@ -210,7 +242,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       progress.report_eval(step, values, name)
 
   # --- Loop.
-  step = start_step
+  step, step_metrics = start_step, {}
   guard = _SaveGuard(last_saved=start_step if restored is not None else None)
   try:
     while step < end_step:
@@ -228,15 +260,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       state, step_metrics = steps[phase.name](state, batch, aux)
       step += 1
 
-      if _due(step, config.log_every, end_step):
+      logging_now = _due(step, config.log_every, end_step)
+      if logging_now or any(_due(step, every, end_step) for every in (
+          config.eval_every, config.checkpoint_every)) or (
+              preemption.requested):
+        # Before anything is logged, evaluated or saved.
+        skipped = guard.check_finite(state, step_metrics, config)
+      if logging_now:
         scalars = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-        if not all(np.isfinite(v) for v in scalars.values()):
-          guard.state_is_finite = False
-          raise FloatingPointError(
-              f'Non-finite loss at step {step}: {scalars}. Nothing was saved '
-              f'from this state; the last checkpoint is step '
-              f'{guard.last_saved}. Lower the learning rate or loss weights '
-              'and resume.')
+        if skipped:
+          scalars['skipped_updates'] = float(skipped)
         scalars.update(phase.learning_rates(step - 1))
         writer.write_scalars(step, {f'train/{k}': v for k, v in
                                     scalars.items()})
@@ -252,6 +285,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
               'same command to resume.', flush=True)
         break
     if guard.last_saved != step:
+      guard.check_finite(state, step_metrics, config)
       checkpointer.save(step, state, train_iter.get_state(), config,
                         force=True)
       guard.last_saved = step

@@ -44,6 +44,12 @@ class TrainState:
   opt_state: dict[str, Any]  # Network trained in this phase -> optax state.
   ema_params: dict[str, Any]  # Generator name -> EMA of its parameters.
   rng: jax.Array  # Per-step keys are fold_in(rng, step).
+  # The finite guard (train_step.make_phase_step), int32 scalars:
+  # first_bad_step (-1: none) and bad_terms (a bit per metric, sorted by
+  # name) of the first update with a non-finite loss, gradient norm or
+  # parameter; streak / skipped count updates dropped by
+  # config.on_nonfinite='skip' (in a row / in all).
+  health: dict[str, jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,7 +325,15 @@ def init_train_state(recipe: Recipe, rng: jax.Array,
       # Copies, not the same arrays: the train step donates both trees.
       ema_params={n: jax.tree.map(jnp.copy, params[n])
                   for n in recipe.generators()},
-      rng=keys[0])
+      rng=keys[0],
+      health=initial_health())
+
+
+def initial_health() -> dict[str, jax.Array]:
+  return {'first_bad_step': jnp.full((), -1, jnp.int32),
+          'bad_terms': jnp.zeros((), jnp.int32),
+          'streak': jnp.zeros((), jnp.int32),
+          'skipped': jnp.zeros((), jnp.int32)}
 
 
 def start_phase(state: TrainState, phase: Phase) -> TrainState:

@@ -56,6 +56,37 @@ def _update(phase, name, grads, state):
   return optax.apply_updates(state.params[name], updates), opt_state
 
 
+def guard_finite(state, new_state, metrics: dict, updated: list, skip: bool):
+  """The finite guard: one all-finite reduction over the metrics (losses,
+  gradient norms) and the updated parameters, recorded in state.health.
+
+  Without `skip`, the first non-finite update's step and metrics are
+  recorded (the trainer stops before saving anything); with it, the update
+  is dropped (the step still advances) and counted.
+  """
+  names = sorted(metrics)
+  term_ok = [jnp.all(jnp.isfinite(metrics[k])) for k in names]
+  finite = jnp.all(jnp.stack(term_ok + [
+      jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(updated)]))
+  bad_terms = sum(jnp.where(ok, 0, 1 << i).astype(jnp.int32)
+                  for i, ok in enumerate(term_ok))
+  health = dict(state.health)
+  if skip:
+    keep = lambda field: _select(finite, getattr(new_state, field),
+                                 getattr(state, field))
+    new_state = new_state.replace(
+        params=keep('params'), model_state=keep('model_state'),
+        opt_state=keep('opt_state'), ema_params=keep('ema_params'))
+    health['streak'] = jnp.where(finite, 0, health['streak'] + 1)
+    health['skipped'] = health['skipped'] + jnp.where(finite, 0, 1)
+  else:
+    first = (health['first_bad_step'] < 0) & ~finite
+    health['first_bad_step'] = jnp.where(first, state.step + 1,
+                                         health['first_bad_step'])
+    health['bad_terms'] = jnp.where(first, bad_terms, health['bad_terms'])
+  return new_state.replace(health=health), metrics
+
+
 def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
                     phase: 'ts.Phase') -> Callable:
   """The (unjitted) step of `phase`: (state, batch, aux) -> (state, metrics).
@@ -73,6 +104,7 @@ def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
   critics = [n for n, net in networks.items() if net.kind == 'discriminator']
   main = ts.MAIN_GENERATOR
   sr_trained = main in gens
+  skip = config.get('on_nonfinite', 'stop') == 'skip'
 
   def step(state: ts.TrainState, batch, aux):
     # Keys are fixed by (rng, step), so a resumed run is the same run.
@@ -167,7 +199,8 @@ def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
     new_state = state.replace(step=state.step + 1, params=params,
                               model_state=model_state, opt_state=opt_state,
                               ema_params=ema)
-    return new_state, metrics
+    return guard_finite(state, new_state, metrics,
+                        [params[n] for n in phase.train], skip)
 
   return step
 
