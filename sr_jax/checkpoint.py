@@ -110,6 +110,14 @@ class Checkpointer:
           f'{self.workdir}. Details: {str(e)[:300]}') from None
     return restored['state'], restored['data'], step
 
+  def saved_config(self, step: int) -> dict | None:
+    """The config a checkpoint was saved with (JSON), or None if unreadable."""
+    try:
+      return dict(self.latest.restore(step, args=ocp.args.Composite(
+          config=ocp.args.JsonRestore()))['config'])
+    except Exception:  # pylint: disable=broad-except
+      return None
+
   def wait_until_finished(self) -> None:
     self.latest.wait_until_finished()
     for manager in self._best.values():

@@ -3,6 +3,8 @@ written: `check_config(config)` raises ConfigError naming the setting and
 what to do, and returns the recipe (networks, phases, the degradation),
 built once for the whole run.
 """
+import json
+
 import jax
 import ml_collections
 import numpy as np
@@ -59,6 +61,45 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
                       f'{tuple(config.phases)} has 0 steps.')
   _check_per_sample(recipe, config)
   return recipe
+
+
+# Fields a resume may change freely: cadence, data loading, evaluation,
+# weight paths and how long the run goes on.
+RESUMABLE_CHANGES = (
+    'stop_at_step', 'log_every', 'eval_every', 'checkpoint_every',
+    'keep_checkpoints', 'num_val_strips', 'evals', 'best_metric', 'frozen',
+    'frozen_drop_if_missing', 'on_nonfinite', 'max_nonfinite_skips',
+    'data.num_workers', 'data.val_dir', 'data.val_max_images',
+    'data.val_max_size', 'data.cache_images', 'data.max_bad_fraction')
+
+
+def _flatten(tree, prefix=''):
+  if isinstance(tree, dict):
+    out = {}
+    for k, v in tree.items():
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    return out
+  return {prefix[:-1]: tree}
+
+
+def config_changes(saved: dict, config: ml_collections.ConfigDict
+                   ) -> list[str]:
+  """'field: saved -> now' for each setting that differs from a
+  checkpoint's config, except RESUMABLE_CHANGES and the last phase's steps
+  (training longer is a resume)."""
+  now = _flatten(json.loads(config.to_json_best_effort()))
+  before = _flatten(json.loads(json.dumps(saved)))
+  free = list(RESUMABLE_CHANGES)
+  if config.get('phases'):
+    free.append(f'{config.phases[-1]}.steps')
+  changes = []
+  for key in sorted(set(now) | set(before)):
+    if any(key == f or key.startswith(f + '.') for f in free):
+      continue
+    a, b = before.get(key, '<absent>'), now.get(key, '<absent>')
+    if a != b:
+      changes.append(f'{key}: {a!r} -> {b!r}')
+  return changes
 
 
 def _check_per_sample(recipe: ts.Recipe, config) -> None:

@@ -22,6 +22,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Directory for checkpoints, logs and images; an existing '
     'run there is resumed.')
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    'allow_config_change', False, 'Resume a workdir with a config that '
+    'differs from its checkpoint\'s (logged in WORKDIR/config_changes.log).')
 _DISTRIBUTED = flags.DEFINE_bool(
     'jax_distributed', False, 'Call jax.distributed.initialize() first '
     '(multi-host GPU clusters and TPU pods).')
@@ -50,17 +53,20 @@ def main(argv):
   if _DISTRIBUTED.value:
     jax.distributed.initialize()
   from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from sr_jax import run_lock  # pylint: disable=g-import-not-at-top
   from sr_jax import train  # pylint: disable=g-import-not-at-top
   from sr_jax import weights  # pylint: disable=g-import-not-at-top
   from sr_jax.data import bad_inputs  # pylint: disable=g-import-not-at-top
   try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                             _ALLOW_CONFIG_CHANGE.value)
   except train.NonFiniteError as e:
     print(f'\nerror: {e}', file=sys.stderr)
     sys.exit(3)
   except (train.ConfigError, weights.WeightsNotFoundError,
           FileNotFoundError, bad_inputs.TooManyBadFilesError,
-          checkpoint.CheckpointMismatchError) as e:
+          checkpoint.CheckpointMismatchError,
+          run_lock.WorkdirBusyError) as e:
     # (Too many bad files mid-run: the trainer has saved a checkpoint first.)
     # Problems the user can fix: the message says how; no stack trace.
     print(f'\nerror: {e}', file=sys.stderr)

@@ -5,10 +5,12 @@ before anything is written), mesh, input, state (init or resume), steps
 (one jitted step per phase, explicit shardings), loop (log, evaluate,
 checkpoint).
 """
+import contextlib
 import dataclasses
 import functools
 import os
 import signal
+import time
 from typing import Any
 
 from absl import logging
@@ -20,11 +22,13 @@ import ml_collections
 import numpy as np
 
 from sr_jax import checkpoint as ckpt_lib
+from sr_jax import config_checks
 # ConfigError and check_config are part of this module's API.
 from sr_jax.config_checks import ConfigError  # noqa: F401
 from sr_jax.config_checks import check_config
 from sr_jax import data
 from sr_jax import evaluate as eval_lib
+from sr_jax import run_lock
 from sr_jax import train_state as ts
 from sr_jax.progress import ProgressReporter
 from sr_jax.train_step import data_parallel_mesh
@@ -134,21 +138,50 @@ class _SaveGuard:
       logging.error('Could not save a checkpoint on exit: %s', save_error)
 
 
+def _check_resume_config(checkpointer, step, config, workdir,
+                         allow: bool) -> None:
+  """Refuses to resume with a different config, unless allowed (then the
+  difference is logged in the workdir)."""
+  saved = checkpointer.saved_config(step)
+  if saved is None:
+    return
+  changes = config_checks.config_changes(saved, config)
+  if not changes:
+    return
+  listed = '; '.join(changes[:10]) + (
+      f'; and {len(changes) - 10} more' if len(changes) > 10 else '')
+  if not allow:
+    raise ConfigError(
+        f'The config differs from the one {workdir} was trained with (step '
+        f'{step}): {listed}. Rerun with the same settings, use a new '
+        '--workdir, or pass --allow_config_change to resume with these.')
+  print(f'Resuming with a changed config: {listed}.', flush=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, 'config_changes.log'), 'a') as f:
+      f.write(f'{time.strftime("%Y-%m-%d %H:%M:%S")} at step {step}: '
+              f'{listed}\n')
+
+
 def _due(step: int, every: int, end_step: int) -> bool:
   """Periodic actions run every `every` steps and at the last step."""
   return step % every == 0 or step == end_step
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
-  """Trains (or resumes) the run in `workdir`; returns the final state."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       allow_config_change: bool = False):
+  """Trains (or resumes) the run in `workdir`; returns the final state.
+
+  A resume whose config differs from the checkpoint's (beyond logging,
+  evaluation and checkpointing cadence, data loading and the last phase's
+  length) is refused, unless allow_config_change: then the change is
+  appended to W/config_changes.log.
+  """
   # --- Recipe: networks, phases and frozen weights, before anything slow.
   recipe = check_config(config)
   recipe, aux = load_frozen_networks(recipe, config)
 
   # --- Mesh: one data-parallel axis over every device of every process.
   mesh = data_parallel_mesh()
-  replicated = NamedSharding(mesh, P())
-  batch_sharding = NamedSharding(mesh, P('data'))
   logging.info('Mesh: %d devices (%s), %d processes.', jax.device_count(),
                jax.devices()[0].platform, jax.process_count())
 
@@ -168,7 +201,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         'The training source is paired (data.train_lr_dir / data.tfds_name), '
         'so its LR images are used and config.degradation.name=%r is not '
         'applied.', config.degradation.name)
-  os.makedirs(workdir, exist_ok=True)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(f'Cannot create --workdir {workdir}: {e}.') from None
+  # One trainer per workdir (process 0 holds the lock for all processes).
+  with (run_lock.RunLock(workdir) if jax.process_index() == 0
+        else contextlib.nullcontext()):
+    return _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
+                  allow_config_change)
+
+
+def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
+           allow_config_change):
+  """State (restore or init), steps and loop of train_and_evaluate."""
+  replicated = NamedSharding(mesh, P())
+  batch_sharding = NamedSharding(mesh, P('data'))
   writer = _make_writer(workdir)
 
   # --- State: restore the latest checkpoint, else initialise on the mesh.
@@ -182,6 +230,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   latest = checkpointer.latest_step()
   restored = None
   if latest is not None:
+    _check_resume_config(checkpointer, latest, config, workdir,
+                         allow_config_change)
     # A checkpoint at a phase boundary holds the finished phase's layout,
     # or the next one's if the run stopped right after entering it.
     candidates = [recipe.phase_of_checkpoint(latest), recipe.phase_at(latest)]

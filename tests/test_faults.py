@@ -1,7 +1,9 @@
 """Faults a long run meets, injected: nothing trained is lost or corrupted,
 and each ends with one clear line."""
 import glob
+import json
 import os
+import socket
 
 import jax
 import numpy as np
@@ -77,3 +79,53 @@ def test_non_finite_exits_3_with_one_line(tmp_path, random_vgg19_weights):
   assert result.returncode == 3, result.stdout + result.stderr
   assert 'Traceback' not in result.stderr
   assert 'became non-finite' in result.stderr
+
+
+def _psnr_config(**overrides):
+  config = load_config('rrdb_psnr')
+  config.psnr.steps = 3
+  for k, v in overrides.items():
+    config[k] = v
+  return config
+
+
+def test_a_second_trainer_is_refused_and_a_stale_lock_taken_over(tmp_path):
+  from sr_jax import run_lock  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / 'run')
+  os.makedirs(workdir)
+  with run_lock.RunLock(workdir):  # A running trainer (this process).
+    with pytest.raises(run_lock.WorkdirBusyError,
+                       match=f'pid {os.getpid()}'):
+      run_lock.RunLock(workdir).acquire()
+    assert not os.path.isdir(os.path.join(workdir, 'checkpoints'))
+  assert not os.path.exists(os.path.join(workdir, 'run.lock'))  # Released.
+  # A lock left by a process that is gone is taken over.
+  dead = run_python(['-c', 'import os; print(os.getpid())'])
+  with open(os.path.join(workdir, 'run.lock'), 'w') as f:
+    json.dump({'host': socket.gethostname(), 'pid': int(dead.stdout),
+               'started': 'earlier'}, f)
+  with run_lock.RunLock(workdir) as lock:
+    assert lock.held
+  # Another host's lock is never taken over.
+  with open(os.path.join(workdir, 'run.lock'), 'w') as f:
+    json.dump({'host': 'elsewhere', 'pid': 1, 'started': 'earlier'}, f)
+  with pytest.raises(run_lock.WorkdirBusyError, match='elsewhere'):
+    run_lock.RunLock(workdir).acquire()
+
+
+@pytest.mark.slow
+def test_resume_with_another_config_is_refused_unless_allowed(tmp_path):
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(_psnr_config(stop_at_step=1), workdir)
+  changed = _psnr_config()
+  changed.psnr.optimizers.generator.lr = 1e-3
+  with pytest.raises(train.ConfigError,
+                     match=r'psnr.optimizers.generator.lr: 0.0002 -> 0.001'):
+    train.train_and_evaluate(changed, workdir)
+  # Cadence and the last phase's length are not changes.
+  train.train_and_evaluate(_psnr_config(stop_at_step=2, log_every=5),
+                           workdir)
+  state = train.train_and_evaluate(changed, workdir, allow_config_change=True)
+  assert int(state.step) == 3
+  with open(os.path.join(workdir, 'config_changes.log')) as f:
+    assert 'psnr.optimizers.generator.lr' in f.read()
