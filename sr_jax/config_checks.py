@@ -90,8 +90,9 @@ def config_changes(saved: dict, config: ml_collections.ConfigDict
   now = _flatten(json.loads(config.to_json_best_effort()))
   before = _flatten(json.loads(json.dumps(saved)))
   free = list(RESUMABLE_CHANGES)
-  if config.get('phases'):
-    free.append(f'{config.phases[-1]}.steps')
+  active = [p for p in config.get('phases', ()) if config[p].steps > 0]
+  if active:
+    free.append(f'{active[-1]}.steps')
   changes = []
   for key in sorted(set(now) | set(before)):
     if any(key == f or key.startswith(f + '.') for f in free):

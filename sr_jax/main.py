@@ -6,6 +6,7 @@ Settings are overridable as --config.a.b=value; the workdir holds
 checkpoints (auto-resume), TensorBoard logs and validation image strips.
 """
 import os
+import re
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -60,6 +61,14 @@ def main(argv):
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
                              _ALLOW_CONFIG_CHANGE.value)
+  except train.Preempted as e:
+    # Saved; the scheduler should requeue (launch/*.sbatch do).
+    print(f'\n{e}', file=sys.stderr)
+    sys.exit(train.RESUMABLE_EXIT_CODE)
+  except KeyboardInterrupt:
+    # A second Ctrl-C: the emergency save has run (or said why not).
+    print('\nInterrupted; rerun the same command to resume.', file=sys.stderr)
+    sys.exit(train.RESUMABLE_EXIT_CODE)
   except train.NonFiniteError as e:
     print(f'\nerror: {e}', file=sys.stderr)
     sys.exit(3)
@@ -73,5 +82,28 @@ def main(argv):
     sys.exit(2)
 
 
+QUOTES = '\'"'
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with config mistakes (an unknown field, a value
+  of the wrong type) reported in one line and exit code 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    text = ' '.join(str(e).replace('\\n', ' ').replace('\\', '').split())
+    name = re.search(r"'([^']+)'", text)
+    hint = re.search(r'Did you mean .*', text)
+    hint = hint.group(0).rstrip(QUOTES) if hint else ''
+    message = (f'unknown field {name.group(1)!r}. {hint}' if name and hint
+               else text)
+    print(f'error: bad --config override: {message} (see the config file '
+          'for the fields it has).', file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -62,19 +62,51 @@ class NonFiniteError(RuntimeError):
   """A loss, gradient or parameter went non-finite; nothing was saved."""
 
 
+class Preempted(Exception):
+  """SIGTERM or SIGINT stopped the run after saving it; rerun to resume.
+  `python -m sr_jax.main` exits with RESUMABLE_EXIT_CODE for it."""
+
+  def __init__(self, step: int, signame: str):
+    super().__init__(f'{signame} received: saved step {step}; rerun the same '
+                     'command to resume.')
+    self.step = step
+
+
+# What `python -m sr_jax.main` returns when preempted (128 + SIGTERM), so a
+# scheduler can tell "preempted, requeue" from "finished" (0).
+RESUMABLE_EXIT_CODE = 143
+
+
 class _Preemption:
-  """Turns SIGTERM (preemption, scancel, docker stop) into a clean stop."""
+  """Turns SIGTERM (preemption, scancel, docker stop) and a first Ctrl-C
+  into a clean stop at the next step boundary; a second Ctrl-C interrupts
+  at once (the emergency save still runs)."""
 
   def __init__(self):
-    self.requested = False
-    try:
-      signal.signal(signal.SIGTERM, self._handler)
-    except ValueError:  # Not the main thread (e.g. notebooks): no handler.
-      pass
+    self.signame = None
+    self._previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      try:
+        self._previous[sig] = signal.signal(sig, self._handler)
+      except ValueError:  # Not the main thread (e.g. notebooks): no handler.
+        pass
+
+  @property
+  def requested(self) -> bool:
+    return self.signame is not None
 
   def _handler(self, signum, frame):
-    del signum, frame
-    self.requested = True
+    del frame
+    self.signame = signal.Signals(signum).name
+    if signum == signal.SIGINT:  # The next Ctrl-C interrupts right away.
+      signal.signal(signal.SIGINT, signal.default_int_handler)
+
+  def restore(self):
+    for sig, handler in self._previous.items():
+      try:
+        signal.signal(sig, handler)
+      except (ValueError, TypeError):
+        pass
 
 
 @dataclasses.dataclass
@@ -302,7 +334,16 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
         logging.info('Step %d: phase %r starts (%s).', step, phase.name,
                      phase.start_mode)
       guard.before_fetch(step, train_iter)
-      batch = next(train_iter)
+      try:
+        batch = next(train_iter)
+      except Exception:  # pylint: disable=broad-except
+        if not preemption.requested:
+          raise
+        # The signal also reached the grain workers (kill of the process
+        # group): the state has not consumed this fetch; save it with the
+        # iterator position from before.
+        train_iter = _FrozenIterator(guard.data_state_before)
+        break
       # 'hr', and 'lr' from paired sources (else made on the device).
       batch = {k: jax.make_array_from_process_local_data(
           batch_sharding, np.asarray(v)) for k, v in batch.items()
@@ -331,8 +372,6 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
                           force=step == end_step)
         guard.last_saved = step
       if preemption.requested:
-        print(f'SIGTERM received: saving step {step} and stopping; rerun the '
-              'same command to resume.', flush=True)
         break
     if guard.last_saved != step:
       guard.check_finite(state, step_metrics, config)
@@ -344,9 +383,22 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
     guard.emergency_save(checkpointer, state, train_iter, config, workdir)
     raise
   finally:
+    preemption.restore()
     checkpointer.wait_until_finished()
     checkpointer.close()
     writer.flush()
     writer.close()
+  if preemption.requested and step < end_step:
+    raise Preempted(step, preemption.signame)
   progress.report_done(step)
   return state
+
+
+class _FrozenIterator:
+  """Stands in for an iterator whose workers died: only its last state."""
+
+  def __init__(self, state):
+    self._state = state
+
+  def get_state(self):
+    return self._state

@@ -3,13 +3,17 @@ and each ends with one clear line."""
 import glob
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from conftest import REPO
 from conftest import load_config
 from conftest import run_python
 from sr_jax import train
@@ -129,3 +133,40 @@ def test_resume_with_another_config_is_refused_unless_allowed(tmp_path):
   assert int(state.step) == 3
   with open(os.path.join(workdir, 'config_changes.log')) as f:
     assert 'psnr.optimizers.generator.lr' in f.read()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('workers', [0, 2])
+def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path, workers):
+  """SIGTERM to the whole process group (grain workers included): a
+  checkpoint, exit 143 and no traceback; the rerun resumes and exits 0."""
+  workdir = tmp_path / 'run'
+  args = [sys.executable, '-m', 'sr_jax.main',
+          '--config=configs/rrdb_psnr.py:runlocal', f'--workdir={workdir}',
+          '--config.psnr.steps=100000', '--config.log_every=1',
+          '--config.checkpoint_every=100000', '--config.eval_every=100000',
+          f'--config.data.num_workers={workers}']
+  env = dict(os.environ, PYTHONPATH=REPO)
+  proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          start_new_session=True)
+  try:
+    for line in proc.stdout:
+      if 'step 3/' in line:
+        break
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+  finally:
+    if proc.poll() is None:
+      os.killpg(proc.pid, signal.SIGKILL)
+  assert proc.returncode == 143, err[-3000:]
+  assert 'Traceback' not in err, err[-3000:]
+  assert 'SIGTERM received: saved step' in err
+  saved = [int(s) for s in os.listdir(workdir / 'checkpoints')
+           if s.isdigit()]
+  assert saved and max(saved) >= 3
+  assert not os.path.exists(workdir / 'run.lock')  # Released.
+  rerun = [a for a in args[1:] if 'psnr.steps' not in a]
+  result = run_python(rerun + [f'--config.psnr.steps={max(saved) + 1}'])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f'Resuming from step {max(saved)}' in result.stdout

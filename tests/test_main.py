@@ -129,3 +129,17 @@ def test_degradation_preview_writes_one_picture_per_pipeline(tmp_path):
   for name in ('bicubic', 'srrescgan', 'denoise'):
     with Image.open(tmp_path / f'{name}.png') as picture:
       assert picture.size == (128, 128)  # 2 draws of HR | LR, 64 px each
+
+
+def test_config_mistakes_are_one_line_before_any_write(tmp_path):
+  for override, needle in (
+      ('--config.gan.adversarial_los=x', 'Did you mean "adversarial_loss"'),
+      ('--config.gan.adversarial_loss=foo', "'foo'"),
+      ('--config.gan.steps=abc', 'invalid literal')):
+    result = run_python(
+        ['-m', 'sr_jax.main', '--config=configs/esrgan.py:runlocal',
+         f'--workdir={tmp_path / "run"}', override])
+    assert result.returncode == 2, (override, result.stderr[-2000:])
+    assert 'Traceback' not in result.stderr and needle in result.stderr, (
+        override, result.stderr[-2000:])
+    assert not os.path.exists(tmp_path / 'run')
