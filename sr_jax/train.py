@@ -177,6 +177,12 @@ def _check_resume_config(checkpointer, step, config, workdir,
   saved = checkpointer.saved_config(step)
   if saved is None:
     return
+  if 'phases' not in saved:
+    raise ckpt_lib.CheckpointMismatchError(
+        f'{workdir} was written by an sr_jax from before training phases, '
+        'whose train state cannot be resumed. Start a new --workdir from '
+        'its generator with --config.generator.init_from='
+        f'{os.path.abspath(workdir)}.')
   changes = config_checks.config_changes(saved, config)
   if not changes:
     return
