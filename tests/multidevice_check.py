@@ -19,10 +19,9 @@ from sr_jax.train_step import make_phase_step
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def main(vgg_path, broken=False):
-  """broken=True simulates a sharding error on the 4-device mesh: every
-  device sees the first device's shard (as if gradients were not reduced
-  over the batch); the comparison must then fail."""
+def run_steps(vgg_path):
+  """Returns compare(broken): one PSNR and one GAN step on 1 and 4 devices,
+  compared. The jitted steps are built once and shared by both calls."""
   assert jax.device_count() == 4, jax.devices()
   spec = importlib.util.spec_from_file_location(
       'esrgan_fft', os.path.join(REPO, 'configs', 'esrgan_fft.py'))
@@ -38,22 +37,34 @@ def main(vgg_path, broken=False):
   gan_step = make_phase_step(config, recipe, gan)
   gt = config.data.gt_size
   hr = np.random.default_rng(0).integers(0, 256, (8, gt, gt, 3), np.uint8)
+  jitted = {n: (jit_for_mesh(psnr_step, data_parallel_mesh(jax.devices()[:n])),
+                jit_for_mesh(gan_step, data_parallel_mesh(jax.devices()[:n])))
+            for n in (1, 4)}
 
-  results = {}
-  for n in (1, 4):
-    mesh = data_parallel_mesh(jax.devices()[:n])
-    images = np.concatenate([hr[:2]] * 4) if broken and n == 4 else hr
-    batch = {'hr': jax.device_put(images, jax.sharding.NamedSharding(
-        mesh, jax.sharding.PartitionSpec('data')))}
-    assert len(batch['hr'].addressable_shards) == n
-    # A fresh (identical) initial state for each mesh: steps donate it.
-    state0 = ts.init_train_state(recipe, jax.random.key(0))
-    state, psnr_metrics = jit_for_mesh(psnr_step, mesh)(state0, batch, aux)
-    state = ts.start_phase(state, gan)
-    state = state.replace(step=state.step * 0 + gan.start)
-    state, gan_metrics = jit_for_mesh(gan_step, mesh)(state, batch, aux)
-    results[n] = jax.device_get((psnr_metrics, gan_metrics, state))
+  def compare(broken):
+    """broken=True simulates a sharding error on the 4-device mesh: every
+    device sees the first device's shard (as if gradients were not reduced
+    over the batch); the comparison must then fail."""
+    results = {}
+    for n in (1, 4):
+      mesh = data_parallel_mesh(jax.devices()[:n])
+      images = np.concatenate([hr[:2]] * 4) if broken and n == 4 else hr
+      batch = {'hr': jax.device_put(images, jax.sharding.NamedSharding(
+          mesh, jax.sharding.PartitionSpec('data')))}
+      assert len(batch['hr'].addressable_shards) == n
+      # A fresh (identical) initial state for each mesh: steps donate it.
+      state0 = ts.init_train_state(recipe, jax.random.key(0))
+      state, psnr_metrics = jitted[n][0](state0, batch, aux)
+      state = ts.start_phase(state, gan)
+      state = state.replace(step=state.step * 0 + gan.start)
+      state, gan_metrics = jitted[n][1](state, batch, aux)
+      results[n] = jax.device_get((psnr_metrics, gan_metrics, state))
+    _compare(results)
 
+  return compare
+
+
+def _compare(results):
   (p1, g1, s1), (p4, g4, s4) = results[1], results[4]
   for name in list(p1) + list(g1):
     a = p1.get(name, g1.get(name))
@@ -79,8 +90,20 @@ def main(vgg_path, broken=False):
     for x, y in zip(leaves1, leaves4):
       np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-4 * scale,
                                  err_msg=field)
+
+
+
+def main(vgg_path):
+  compare = run_steps(vgg_path)
+  compare(broken=False)
   print('devices=4 same as devices=1')
+  try:
+    compare(broken=True)
+  except AssertionError as e:
+    print(f'a sharding error is caught: {str(e).splitlines()[1]}')
+  else:
+    raise AssertionError('the comparison passed with a broken batch split')
 
 
 if __name__ == '__main__':
-  main(sys.argv[1], broken=len(sys.argv) > 2 and sys.argv[2] == 'broken')
+  main(sys.argv[1])

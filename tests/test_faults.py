@@ -48,19 +48,6 @@ def _saved_states(workdir):
 
 
 @pytest.mark.slow
-def test_a_nan_mid_gan_stops_and_saves_nothing_broken(tmp_path,
-                                                      random_vgg19_weights):
-  workdir = str(tmp_path / 'run')
-  with pytest.raises(train.NonFiniteError) as info:
-    train.train_and_evaluate(_gan_config(random_vgg19_weights), workdir)
-  message = str(info.value)
-  assert 'at step 3' in message and 'l_g_' in message, message
-  assert 'the last checkpoint is step 2' in message
-  saved = _saved_states(workdir)
-  assert sorted(saved) == [1, 2] and all(saved.values()), saved
-
-
-@pytest.mark.slow
 def test_skip_drops_non_finite_updates_then_stops(tmp_path,
                                                  random_vgg19_weights):
   workdir = str(tmp_path / 'run')
@@ -73,16 +60,25 @@ def test_skip_drops_non_finite_updates_then_stops(tmp_path,
 
 
 @pytest.mark.slow
-def test_non_finite_exits_3_with_one_line(tmp_path, random_vgg19_weights):
+def test_a_nan_mid_gan_stops_with_code_3_and_saves_nothing_broken(
+    tmp_path, random_vgg19_weights):
+  workdir = tmp_path / 'run'
   result = run_python(
       ['-m', 'sr_jax.main', '--config=configs/esrgan.py:runlocal',
-       f'--workdir={tmp_path / "run"}',
-       f'--config.frozen.vgg19={random_vgg19_weights}',
-       '--config.gan.optimizers.generator.lr=1e30', '--config.gan.steps=3',
-       '--config.psnr.steps=1'])
+       f'--workdir={workdir}', f'--config.frozen.vgg19={random_vgg19_weights}',
+       # lr 1e30: the first GAN update makes parameters ~1e30, the next
+       # inf / NaN.
+       '--config.gan.optimizers.generator.lr=1e30', '--config.gan.steps=5',
+       '--config.psnr.steps=1', '--config.checkpoint_every=1',
+       '--config.keep_checkpoints=10', '--config.eval_every=100'])
   assert result.returncode == 3, result.stdout + result.stderr
   assert 'Traceback' not in result.stderr
-  assert 'became non-finite' in result.stderr
+  message = result.stderr.strip().splitlines()[-1]
+  assert 'at step 3' in message and 'l_g_' in message, message
+  assert 'became non-finite' in message
+  assert 'the last checkpoint is step 2' in message
+  saved = _saved_states(str(workdir))
+  assert sorted(saved) == [1, 2] and all(saved.values()), saved
 
 
 def _psnr_config(**overrides):
@@ -136,8 +132,7 @@ def test_resume_with_another_config_is_refused_unless_allowed(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('workers', [0, 2])
-def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path, workers):
+def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path):
   """SIGTERM to the whole process group (grain workers included): a
   checkpoint, exit 143 and no traceback; the rerun resumes and exits 0."""
   workdir = tmp_path / 'run'
@@ -145,7 +140,7 @@ def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path, workers):
           '--config=configs/rrdb_psnr.py:runlocal', f'--workdir={workdir}',
           '--config.psnr.steps=100000', '--config.log_every=1',
           '--config.checkpoint_every=100000', '--config.eval_every=100000',
-          f'--config.data.num_workers={workers}']
+          '--config.data.num_workers=2']
   env = dict(os.environ, PYTHONPATH=REPO)
   proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True,

@@ -164,19 +164,9 @@ def test_one_device_and_four_devices_give_the_same_step(random_vgg19_weights):
       env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
   assert result.returncode == 0, result.stdout + result.stderr
   assert 'devices=4 same as devices=1' in result.stdout, result.stdout
-
-
-@pytest.mark.slow
-def test_the_device_check_catches_a_sharding_error(random_vgg19_weights):
-  """The comparison above can fail: with every device fed the first
-  device's shard (unreduced gradients), it does."""
-  result = run_python(
-      [os.path.join(REPO, 'tests', 'multidevice_check.py'),
-       random_vgg19_weights, 'broken'],
-      env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
-  assert result.returncode != 0, result.stdout
-  assert 'AssertionError' in result.stderr, result.stderr[-2000:]
-  assert 'devices=4 same as devices=1' not in result.stdout
+  # The comparison can fail: with every device fed the first device's shard
+  # (unreduced gradients), it does.
+  assert 'a sharding error is caught' in result.stdout, result.stdout
 
 
 def test_config_errors_name_the_setting():
