@@ -36,6 +36,9 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
   if config.get('on_nonfinite', 'stop') not in ('stop', 'skip'):
     raise ConfigError(f'config.on_nonfinite={config.on_nonfinite!r}; use '
                       '"stop" or "skip".')
+  if config.keep_checkpoints < 1:
+    raise ConfigError(f'config.keep_checkpoints={config.keep_checkpoints} '
+                      'would keep nothing to resume from; use 1 or more.')
   for name in ('log_every', 'eval_every', 'checkpoint_every'):
     if config[name] <= 0:
       raise ConfigError(f'config.{name} must be positive.')
@@ -68,6 +71,7 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
 RESUMABLE_CHANGES = (
     'stop_at_step', 'log_every', 'eval_every', 'checkpoint_every',
     'keep_checkpoints', 'num_val_strips', 'evals', 'best_metric', 'frozen',
+    'variant',
     'frozen_drop_if_missing', 'on_nonfinite', 'max_nonfinite_skips',
     'data.num_workers', 'data.val_dir', 'data.val_max_images',
     'data.val_max_size', 'data.cache_images', 'data.max_bad_fraction')

@@ -161,7 +161,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every = 100
   c.eval_every = 5_000
   c.checkpoint_every = 5_000
-  c.keep_checkpoints = 3
+  c.keep_checkpoints = 3  # >= 1: the newest is what a rerun resumes.
+  c.variant = ''  # Set by apply_variant: '', 'runlocal' or 'demo'.
   c.num_val_strips = 3  # LR | bicubic | SR | HR strips written per eval.
   # Evaluations by name (sr_jax.evaluate.build_evaluators): HR images
   # (hr_dir, '' = data.val_dir), LR source (lr_dir + lr_filename_tmpl, or
@@ -199,6 +200,7 @@ def apply_variant(c: ml_collections.ConfigDict,
                   arg) -> ml_collections.ConfigDict:
   """Applies a named variant: '' (full size), 'runlocal' or 'demo'."""
   arg = arg or ''
+  c.variant = arg  # Recorded: e.g. sample-photo training is expected there.
   if arg == '':
     return c
   if arg == 'runlocal':

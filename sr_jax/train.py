@@ -234,6 +234,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     # Mismatched pairs, too many bad files, images too small or too large:
     # the message names the files and the data.* setting to change.
     raise ConfigError(str(e)) from None
+  if (not config.data.train_dir and not config.data.get('tfds_name')
+      and config.get('variant', '') not in ('demo', 'runlocal')
+      and jax.process_index() == 0):
+    print('Training on the sample photos shipped with scikit-image: '
+          'data.train_dir is not set (e.g. --config.data.train_dir='
+          '/data/DIV2K/DIV2K_train_HR).', flush=True)
   if data.is_paired(config.data) and config.degradation.name != 'bicubic':
     logging.warning(
         'The training source is paired (data.train_lr_dir / data.tfds_name), '

@@ -239,3 +239,12 @@ def test_missing_frozen_weights_stop_or_are_dropped_loudly(tmp_path,
       if t.key not in ('perceptual', 'lpips')]
   out = capsys.readouterr().out
   assert 'DISABLED' in out and 'gan.losses.perceptual' in out
+
+
+def test_keep_checkpoints_zero_is_refused():
+  from sr_jax import train  # pylint: disable=g-import-not-at-top
+  config = load_config('rrdb_psnr')
+  assert config.variant == 'runlocal'
+  config.keep_checkpoints = 0
+  with pytest.raises(train.ConfigError, match='keep_checkpoints=0'):
+    train.check_config(config)
