@@ -254,16 +254,13 @@ def load_generator_from_workdir(workdir: str, which: str = 'best',
           '--workdir of a run that has validated at least once? (Use '
           'which="latest" / --which latest for the newest checkpoint.)')
     if phase is None:
-      directory = None
+      # The last phase of the run (in its own order) that has validated.
       try:
         order = [p for p, _ in phase_names(_latest_config(workdir, best))]
       except FileNotFoundError:
         order = []
-      for name in reversed(order + sorted(best)):
-        if name in best:
-          directory = best[name]
-          break
-      directory = directory or next(iter(best.values()))
+      ranked = [p for p in order if p in best] or sorted(best)
+      directory = best[ranked[-1]]
     elif phase in best:
       directory = best[phase]
     else:

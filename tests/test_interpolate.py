@@ -264,6 +264,8 @@ def test_one_workdir_gives_its_warm_up_and_its_gan_generator(tmp_path, capsys):
   saver.wait_until_finished()
   saver.close()
 
+  # Inference tools default to the final phase's best generator.
+  assert checkpoint.load_generator_from_workdir(str(workdir)).phase == 'gan'
   out = tmp_path / 'c.npz'
   assert interpolate.main(['--psnr', str(workdir), '--gan', str(workdir),
                            '--alpha', '0.25', '--out', str(out)]) == 0
