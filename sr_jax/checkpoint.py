@@ -113,8 +113,7 @@ class Checkpointer:
   def saved_config(self, step: int) -> dict | None:
     """The config a checkpoint was saved with (JSON), or None if unreadable."""
     try:
-      return dict(self.latest.restore(step, args=ocp.args.Composite(
-          config=ocp.args.JsonRestore()))['config'])
+      return dict(_restore_config(self.latest, step))
     except Exception:  # pylint: disable=broad-except
       return None
 
@@ -174,6 +173,24 @@ def _open_read_only(directory: str) -> ocp.CheckpointManager:
                      'config': ocp.JsonCheckpointHandler()})
 
 
+def _restore_config(manager, step) -> dict:
+  return manager.restore(step, args=ocp.args.Composite(
+      config=ocp.args.JsonRestore()))['config']
+
+
+def _newest_config(directory: str) -> tuple[int, ml_collections.ConfigDict
+                                            ] | None:
+  """(step, config) of the newest checkpoint in `directory`, or None."""
+  manager = _open_read_only(directory)
+  try:
+    step = manager.latest_step()
+    if step is None:
+      return None
+    return step, ml_collections.ConfigDict(_restore_config(manager, step))
+  finally:
+    manager.close()
+
+
 def _restore_on_this_host(manager, step) -> tuple[dict, dict]:
   """(state tree, config) of `step` on one local device, whatever mesh
   wrote it: the target is built from the checkpoint's own metadata."""
@@ -193,7 +210,7 @@ def _generator_module(config: ml_collections.ConfigDict):
   g = config.generator
   kwargs = dict(g.kwargs)
   cls = models.GENERATORS.get(g.name)
-  if 'scale' in {f.name for f in dataclasses.fields(cls)}:
+  if 'scale' in models.module_fields(cls):
     kwargs.setdefault('scale', config.scale)
   dtype = jnp.dtype(config.get('dtype', 'float32'))
   return models.get_generator(g.name, dtype=dtype, **kwargs)
@@ -218,16 +235,10 @@ def _best_dirs(workdir: str) -> dict[str, str]:
   if any(re.fullmatch(r'\d+', e) for e in entries):
     # Before phases: one best/<step>/ for the whole run, filed under the
     # phase its step belongs to.
-    manager = _open_read_only(root)
-    try:
-      step = manager.latest_step()
-      if step is None:
-        return {}
-      config = ml_collections.ConfigDict(manager.restore(
-          step, args=ocp.args.Composite(
-              config=ocp.args.JsonRestore()))['config'])
-    finally:
-      manager.close()
+    newest = _newest_config(root)
+    if newest is None:
+      return {}
+    step, config = newest
     return {phase_of_step(config, step): root}
   return {e: os.path.join(root, e) for e in entries
           if os.path.isdir(os.path.join(root, e))}
@@ -293,17 +304,8 @@ def load_generator_from_workdir(workdir: str, which: str = 'best',
 def _latest_config(workdir: str, best: dict[str, str]) -> dict:
   for directory in [os.path.join(workdir, 'checkpoints')] + list(
       best.values()):
-    if not os.path.isdir(directory):
-      continue
-    manager = _open_read_only(directory)
-    try:
-      step = manager.latest_step()
-      if step is not None:
-        return ml_collections.ConfigDict(manager.restore(
-            step, args=ocp.args.Composite(
-                config=ocp.args.JsonRestore()))['config'])
-    finally:
-      manager.close()
+    if os.path.isdir(directory) and (newest := _newest_config(directory)):
+      return newest[1]
   raise FileNotFoundError(workdir)
 
 

@@ -222,10 +222,9 @@ def build_generator(psnr: Source, gan: Source, arch: Optional[str],
 
 @dataclasses.dataclass
 class Lpips:
-  fn: Any  # make_lpips_fn(...) or None.
   net: str
   note: str  # Why LPIPS is n/a, or ''.
-  variables: Any = None
+  variables: Any = None  # The LPIPS weights, or None when n/a.
 
 
 def load_lpips(net: str, path: Optional[str]) -> Lpips:
@@ -236,24 +235,24 @@ def load_lpips(net: str, path: Optional[str]) -> Lpips:
     if path:
       raise
     first = str(e).splitlines()[0]
-    return Lpips(None, net, f'LPIPS n/a: {first} Run python -m sr_jax.weights '
+    return Lpips(net, f'LPIPS n/a: {first} Run python -m sr_jax.weights '
                  f'fetch lpips_{net} (or pass --lpips-weights) to get it.')
-  return Lpips(metrics.make_lpips_fn(variables, net), net, '', variables)
+  return Lpips(net, '', variables)
 
 
 def evaluate_alpha(super_resolve, variables, val_set, scale: int,
                    lpips: Lpips) -> dict[str, Optional[float]]:
   """Mean PSNR / SSIM (Y, crop scale) and LPIPS over val_set for variables,
   through the evaluator that training validation uses."""
-  names = ('psnr', 'ssim') + ((_LPIPS_METRIC[lpips.net],)
-                              if lpips.fn is not None else ())
+  has_lpips = lpips.variables is not None
+  names = ('psnr', 'ssim') + ((_LPIPS_METRIC[lpips.net],) if has_lpips
+                              else ())
   evaluator = evaluate.Evaluator(
       'sweep', val_set, names, 0,
-      {f'lpips_{lpips.net}': lpips.variables} if lpips.fn else {})
+      {f'lpips_{lpips.net}': lpips.variables} if has_lpips else {})
   values, _ = evaluator.run(super_resolve, variables, scale)
   return {'psnr': values['psnr'], 'ssim': values['ssim'],
-          'lpips': (values[_LPIPS_METRIC[lpips.net]] if lpips.fn is not None
-                    else None)}
+          'lpips': values[_LPIPS_METRIC[lpips.net]] if has_lpips else None}
 
 
 # The registered LPIPS metric of each --lpips-net.
@@ -461,8 +460,9 @@ def _run_sweep(args, psnr: Source, gan: Source) -> None:
       val_max_size=0)), scale)
   lpips = load_lpips(args.lpips_net, args.lpips_weights)
   smallest = min(min(hr.shape[:2]) for _, hr in val_set)
-  if lpips.fn and smallest < metrics.lpips.min_image_size(args.lpips_net):
-    lpips = Lpips(None, args.lpips_net, f'LPIPS n/a: an image is only '
+  if (lpips.variables is not None
+      and smallest < metrics.lpips.min_image_size(args.lpips_net)):
+    lpips = Lpips(args.lpips_net, f'LPIPS n/a: an image is only '
                   f'{smallest} px on a side, too small for {args.lpips_net}.')
 
   out = pathlib.Path(args.out).expanduser()

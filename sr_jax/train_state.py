@@ -133,10 +133,6 @@ def compute_dtype(config: ml_collections.ConfigDict):
   return names[config.dtype]
 
 
-def _fields(cls) -> set[str]:
-  return {f.name for f in dataclasses.fields(cls)}
-
-
 def build_network(config: ml_collections.ConfigDict, name: str) -> Network:
   """The Flax module of config entry `name` (kind, name, kwargs)."""
   entry = config[name]
@@ -145,13 +141,13 @@ def build_network(config: ml_collections.ConfigDict, name: str) -> Network:
   gt = config.data.gt_size
   if entry.kind == 'generator':
     cls = models.GENERATORS.get(entry.name)
-    if 'scale' in _fields(cls):
+    if 'scale' in models.module_fields(cls):
       kwargs.setdefault('scale', config.scale)
     module = models.get_generator(entry.name, dtype=dtype, **kwargs)
     side = gt if entry.get('input', 'lr') == 'hr' else gt // config.scale
   elif entry.kind == 'discriminator':
     cls = models.DISCRIMINATORS.get(entry.name)
-    if 'input_size' in _fields(cls):
+    if 'input_size' in models.module_fields(cls):
       kwargs.setdefault('input_size', gt)
     module = models.get_discriminator(entry.name, dtype=dtype, **kwargs)
     side = gt

@@ -79,6 +79,13 @@ def arch_spec(name: str) -> ArchSpec:
       input_multiple=getattr(file, 'input_multiple', lambda module: 1))
 
 
+def module_fields(module_or_class) -> list[str]:
+  """The settings a Flax module (class) takes: its dataclass fields, in
+  order, without Flax's own `parent` and `name`."""
+  return [f.name for f in dataclasses.fields(module_or_class)
+          if f.name not in ('parent', 'name')]
+
+
 def arch_names() -> list[str]:
   return GENERATORS.names() + DISCRIMINATORS.names()
 
@@ -105,5 +112,5 @@ __all__ = [
     'RRDBNet', 'ResidualDenseBlock', 'SRGANDiscriminator', 'SRResNet',
     'SRVGGNetCompact', 'UNetDiscriminatorSN', 'VGG19',
     'VGGStyleDiscriminator', 'arch_names', 'arch_spec', 'get_discriminator',
-    'get_generator',
+    'get_generator', 'module_fields',
 ]

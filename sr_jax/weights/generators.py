@@ -9,7 +9,6 @@ parameter shapes by the architecture's `kwargs_from_params`); PyTorch files
 are converted on the fly, their arch given or recognised from the key names
 (each model file's `recognise`).
 """
-import dataclasses
 import os
 from typing import Any, Mapping
 
@@ -92,9 +91,9 @@ def check_fits(module: nn.Module, variables: Mapping[str, Any],
 
 
 def _describe(module: nn.Module) -> str:
-  skip = {'parent', 'name', 'dtype', 'param_dtype'}
-  return ', '.join(f'{f.name}={getattr(module, f.name)!r}'
-                   for f in dataclasses.fields(module) if f.name not in skip)
+  return ', '.join(f'{f}={getattr(module, f)!r}'
+                   for f in models.module_fields(module)
+                   if f not in ('dtype', 'param_dtype'))
 
 
 def _from_npz(path: str, arch: str | None,

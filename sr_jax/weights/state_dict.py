@@ -20,7 +20,6 @@ off the tensor shapes, builds the flax model with them and checks every key
 against it (see torch_layout.convert_keys); the settings come back with the
 variables (`convert_with_config`), so a converted file can say what to build.
 """
-import dataclasses
 from typing import Any, Mapping
 
 import numpy as np
@@ -92,7 +91,7 @@ def convert_with_config(arch: str, state_dict: Mapping[str, Any],
                      f'{list(supported_archs())}.')
   module = (models.VGG19 if arch == 'vgg19' else
             models.arch_spec(arch).module)
-  fields = {f.name for f in dataclasses.fields(module)} - {'parent', 'name'}
+  fields = set(models.module_fields(module))
   unknown = sorted(set(model_kwargs) - fields)
   if unknown:
     raise ValueError(f'{arch} has no setting(s) {unknown}; it has '
