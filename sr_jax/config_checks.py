@@ -11,7 +11,6 @@ import numpy as np
 
 from sr_jax import data
 from sr_jax import evaluate as eval_lib
-from sr_jax import metrics
 from sr_jax import train_state as ts
 from sr_jax.training_pairs import make_training_pairs
 
@@ -42,12 +41,8 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
   for name in ('log_every', 'eval_every', 'checkpoint_every'):
     if config[name] <= 0:
       raise ConfigError(f'config.{name} must be positive.')
-  for name, entry in config.evals.items():
-    for metric in entry.metrics:
-      if metric not in metrics.METRICS.names():
-        raise ConfigError(f'config.evals.{name}.metrics names {metric!r}; '
-                          f'known metrics: {metrics.METRICS.names()}.')
   try:
+    eval_lib.check_metric_names(config)
     eval_lib.best_metric(config)
   except ValueError as e:
     raise ConfigError(str(e)) from None

@@ -135,6 +135,15 @@ def _fallback(value, default):
   return default if value in (None, '', -1) else value
 
 
+def check_metric_names(config) -> None:
+  """ValueError naming the first unknown metric of config.evals."""
+  for name, entry in config.evals.items():
+    for metric in entry.metrics:
+      if metric not in sr_metrics.METRICS.names():
+        raise ValueError(f'config.evals.{name}.metrics names {metric!r}; '
+                         f'known metrics: {sr_metrics.METRICS.names()}.')
+
+
 def build_evaluators(config) -> list[Evaluator]:
   """The evaluations of `config.evals`, with their images and frozen
   weights loaded (before training starts, so a missing folder or weight
@@ -144,13 +153,10 @@ def build_evaluators(config) -> list[Evaluator]:
   Raises ValueError naming the setting (unknown metric, unmatched LR
   folder) and WeightsNotFoundError for a metric's missing weights.
   """
+  check_metric_names(config)
   evaluators = []
   for name, entry in config.evals.items():
     where = f'config.evals.{name}'
-    for metric in entry.metrics:
-      if metric not in sr_metrics.METRICS.names():
-        raise ValueError(f'{where}.metrics names {metric!r}; known metrics: '
-                         f'{sr_metrics.METRICS.names()}.')
     data_config = config.data.copy_and_resolve_references()
     with data_config.unlocked():
       data_config.val_dir = _fallback(entry.get('hr_dir'), config.data.val_dir)
