@@ -4,25 +4,44 @@ Layout under the workdir:
   checkpoints/<step>/{state, data, config}  last `keep` steps; auto-resume
   best/<phase>/<step>/{state, config}       per phase, the best by its
                                             validation metric
-`state` is the whole TrainState, `data` the grain iterator state (JSON) and
-`config` the run's config (JSON), so a checkpoint says how it was made.
+`state` is the whole TrainState, `data` the grain iterator state (JSON),
+`config` the run's config (JSON), so a checkpoint says how it was made, and
+`checksums` (JSON) a CRC-32 of every array and of the iterator state, taken
+at save and verified on every restore, with whether all arrays were finite
+and the validation metrics of that step.
+
+A checkpoint that cannot be read, is incomplete or fails its checksums is
+corrupt: on resume it is moved aside to W/corrupt_checkpoints/ (never
+deleted) with a warning, and the newest intact one is used instead.
+`python -m sr_jax.checkpoints W` lists every checkpoint and its status.
 Every process must call save/restore (orbax coordinates multi-host writes).
 Workdirs of sr_jax before phases (best/<step>/, a TrainState with g_params /
 ema_params fields) still load for inference (`load_generator`).
 """
+from collections.abc import Callable
+import contextlib
 import dataclasses
+import functools
+import gc
 import json
+import logging as std_logging
 import os
 import re
-from typing import Any
+import sys
+import threading
+import time
+from typing import Any, NamedTuple
+import zlib
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from sr_jax import io_utils
 from sr_jax import models
 
 
@@ -30,8 +49,241 @@ class CheckpointMismatchError(ValueError):
   """A workdir's checkpoint does not fit this config; says how to go on."""
 
 
+class CorruptCheckpointError(RuntimeError):
+  """A checkpoint is unreadable, incomplete or fails its checksums."""
+
+
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written (full disk, quota, read-only); the
+  message names the step, the folder, why, and the last complete one."""
+
+
+class _OrbaxErrors(std_logging.Filter):
+  """Collects the errors orbax logs from its background save threads (a
+  traceback per array and thread on a full disk) instead of printing them;
+  the Checkpointer reports a failed save once, as CheckpointWriteError."""
+
+  def __init__(self):
+    super().__init__()
+    self.messages: list[str] = []
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    if record.levelno >= std_logging.ERROR and (
+        f'{os.sep}orbax{os.sep}' in record.pathname):
+      self.messages.append(record.getMessage())
+      return False
+    return True
+
+  def install(self) -> None:
+    std_logging.getLogger('absl').addFilter(self)
+    _drop_closed_loop_echoes()
+
+  def remove(self) -> None:
+    std_logging.getLogger('absl').removeFilter(self)
+
+  def take(self) -> list[str]:
+    messages, self.messages = self.messages, []
+    return messages
+
+
+@functools.cache
+def _drop_closed_loop_echoes() -> None:
+  """After a failed write, tensorstore's callbacks into orbax's closed event
+  loops each report 'RuntimeError: Event loop is closed' as unraisable,
+  some while Python exits. This process-wide hook drops exactly those
+  echoes and passes everything else on."""
+  previous = sys.unraisablehook
+
+  def unraisablehook(args):
+    if not _closed_loop_echo(args.exc_value):
+      previous(args)
+
+  sys.unraisablehook = unraisablehook
+
+
+def _closed_loop_echo(error) -> bool:
+  return isinstance(error, RuntimeError) and (
+      str(error) == 'Event loop is closed')
+
+
+CORRUPT_DIR = 'corrupt_checkpoints'
+WHY_FILE = 'CORRUPT.txt'
+_ITEM_HANDLERS = dict(
+    state=ocp.StandardCheckpointHandler, data=ocp.JsonCheckpointHandler,
+    config=ocp.JsonCheckpointHandler, checksums=ocp.JsonCheckpointHandler)
+
+
+def _path_name(path) -> str:
+  """'params/generator/conv_first/kernel' for a jax key path, the same for
+  a TrainState and for the nested dicts orbax's metadata gives."""
+  parts = []
+  for key in path:
+    for attr in ('name', 'key', 'idx'):
+      if hasattr(key, attr):
+        parts.append(str(getattr(key, attr)))
+        break
+    else:
+      parts.append(str(key))
+  return '/'.join(parts)
+
+
+def _host_array(x) -> np.ndarray | None:
+  """A leaf's values on this host (PRNG keys as their raw data); None for a
+  sharded array this host does not hold whole."""
+  if isinstance(x, jax.Array):
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      x = jax.random.key_data(x)
+    if not x.is_fully_addressable:
+      if not x.sharding.is_fully_replicated:
+        return None
+      x = x.addressable_data(0)
+  return np.ascontiguousarray(np.asarray(x))
+
+
+def _crc(data: bytes | np.ndarray) -> str:
+  return f'{zlib.crc32(memoryview(data).cast("B")):08x}'
+
+
+def _data_crc(data_state) -> str:
+  return _crc(json.dumps(data_state, sort_keys=True).encode())
+
+
+def checksum_record(state, data_state: dict | None = None,
+                    metrics: dict | None = None) -> dict:
+  """What a checkpoint records to be verified: a CRC-32 of every array of
+  `state` (by path) and of the iterator state, whether every float array
+  is finite, and the step's validation metrics."""
+  arrays, finite = {}, True
+  for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+    array = _host_array(leaf)
+    if array is None:
+      continue
+    arrays[_path_name(path)] = _crc(array)
+    if np.issubdtype(array.dtype, np.floating):
+      finite = finite and bool(np.isfinite(array).all())
+  record = {'format': 1, 'arrays': arrays, 'finite': finite,
+            'metrics': {k: float(v) for k, v in (metrics or {}).items()}}
+  if data_state is not None:
+    record['data'] = _data_crc(data_state)
+  return record
+
+
+def verify(record: dict, state, data_state: dict | None = None) -> None:
+  """Raises CorruptCheckpointError if restored `state` / `data_state` do
+  not match the checksums recorded at save."""
+  got = checksum_record(state)['arrays']
+  bad = sorted(k for k, v in record['arrays'].items() if got.get(k, v) != v)
+  missing = sorted(set(record['arrays']) - set(got))
+  if bad or missing:
+    names = bad + missing
+    raise CorruptCheckpointError(
+        f'{len(names)} array(s) fail their checksum ({", ".join(names[:3])}'
+        f'{", ..." if len(names) > 3 else ""})')
+  if data_state is not None and 'data' in record and (
+      _data_crc(data_state) != record['data']):
+    raise CorruptCheckpointError('its data-iterator state fails its checksum')
+
+
+def _short(error: BaseException) -> str:
+  """The first line of an error, at most 200 characters."""
+  text = str(error).strip().splitlines()
+  text = text[0].split(' See full TensorStore details')[0] if text else ''
+  return f'{type(error).__name__}: {text[:200]}'
+
+
+def _saved_shapes(manager, step) -> dict[str, tuple]:
+  """{path: shape} of a checkpoint's state, from its metadata."""
+  try:
+    metadata = manager.item_metadata(step)['state']
+    metadata = getattr(metadata, 'tree', metadata)
+    leaves = jax.tree_util.tree_flatten_with_path(metadata)[0]
+  except Exception as e:  # pylint: disable=broad-except
+    raise CorruptCheckpointError(
+        f'its state metadata is unreadable ({_short(e)})') from None
+  if not leaves:
+    raise CorruptCheckpointError('its state metadata is missing')
+  return {_path_name(p): tuple(m.shape) for p, m in leaves}
+
+
+def _stored_shape(x) -> tuple:
+  """The shape a leaf is stored with (PRNG keys as their raw data)."""
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    return tuple(jax.eval_shape(jax.random.key_data, x).shape)
+  return tuple(x.shape)
+
+
+def _shapes(tree) -> dict[str, tuple]:
+  return {_path_name(p): _stored_shape(x)
+          for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+@contextlib.contextmanager
+def _quiet_async_failures():
+  """While reading a checkpoint: when one array fails to read, orbax's
+  other reads in flight fail too, and each prints a traceback from its
+  thread, callback or coroutine (thousands of lines, some after the restore
+  has raised). The first error is what the restore raises; the echoes are
+  silenced, and on a failure the stragglers are given a moment to finish
+  while silenced."""
+  asyncio_logger = std_logging.getLogger('asyncio')
+  saved = (asyncio_logger.level, sys.unraisablehook, sys.excepthook,
+           threading.excepthook)
+  asyncio_logger.setLevel(std_logging.CRITICAL)
+  sys.unraisablehook = threading.excepthook = lambda unused_args: None
+  sys.excepthook = lambda *unused_args: None
+  try:
+    yield
+  except Exception:
+    time.sleep(1.0)
+    raise
+  finally:
+    gc.collect()  # Abandoned coroutines report now, while quiet.
+    asyncio_logger.setLevel(saved[0])
+    (sys.unraisablehook, sys.excepthook, threading.excepthook) = saved[1:]
+
+
+def _has_item(manager, step, item: str) -> bool:
+  return os.path.isdir(os.path.join(str(manager.directory), str(step), item))
+
+
+def _restore_verified(manager, step, abstract, items=('data',)) -> dict:
+  """Restores `state` (onto `abstract`) and `items` of one step and checks
+  them against its recorded checksums; CorruptCheckpointError if anything
+  cannot be read or does not match."""
+  args = {'state': ocp.args.StandardRestore(abstract)}
+  for item in items:
+    args[item] = ocp.args.JsonRestore()
+  checked = _has_item(manager, step, 'checksums')  # Older sr_jax: none.
+  if checked:
+    args['checksums'] = ocp.args.JsonRestore()
+  try:
+    with _quiet_async_failures():
+      restored = manager.restore(step, args=ocp.args.Composite(**args))
+  except Exception as e:  # pylint: disable=broad-except
+    raise CorruptCheckpointError(f'reading it failed ({_short(e)})') from None
+  data_state = restored['data'] if 'data' in items else None
+  if 'data' in items and (not isinstance(data_state, dict) or not data_state):
+    raise CorruptCheckpointError('its data-iterator state is empty')
+  if checked:
+    record = restored['checksums']
+    if not isinstance(record, dict) or 'arrays' not in record:
+      raise CorruptCheckpointError('its checksum record is unreadable')
+    verify(record, restored['state'], data_state)
+  else:
+    logging.warning('%s/%d has no checksums (written by an older sr_jax); '
+                    'restored unverified.', manager.directory, step)
+  return dict(restored)
+
+
 def _config_json(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json_best_effort())
+
+
+class Restored(NamedTuple):
+  state: Any
+  data_state: dict
+  step: int
+  layout: str  # Which of the layouts offered to restore_latest matched.
 
 
 class Checkpointer:
@@ -41,9 +293,14 @@ class Checkpointer:
     self.workdir = os.path.abspath(workdir)
     self.latest = ocp.CheckpointManager(
         os.path.join(self.workdir, 'checkpoints'),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
-        item_names=('state', 'data', 'config'))
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, cleanup_tmp_directories=True),
+        item_handlers={k: h() for k, h in _ITEM_HANDLERS.items()})
     self._best: dict[str, ocp.CheckpointManager] = {}
+    self._pending: list[int] = []  # Latest-checkpoint saves in flight.
+    self._last_step = -1  # Of the last save of any kind.
+    self._errors = _OrbaxErrors()
+    self._errors.install()
 
   def _best_manager(self, phase: str, mode: str) -> ocp.CheckpointManager:
     if phase not in self._best:
@@ -51,55 +308,172 @@ class Checkpointer:
           os.path.join(self.workdir, 'best', phase),
           options=ocp.CheckpointManagerOptions(
               max_to_keep=1, create=True, best_fn=lambda m: m['value'],
-              best_mode=mode, keep_checkpoints_without_metrics=False),
-          item_names=('state', 'config'))
+              best_mode=mode, keep_checkpoints_without_metrics=False,
+              cleanup_tmp_directories=True),
+          item_handlers={k: _ITEM_HANDLERS[k]()
+                         for k in ('state', 'config', 'checksums')})
     return self._best[phase]
 
   def latest_step(self) -> int | None:
     return self.latest.latest_step()
 
   def save(self, step: int, state, data_state: dict,
-           config: ml_collections.ConfigDict, force: bool = False) -> bool:
-    """Saves asynchronously; returns whether a checkpoint was started."""
-    saved = self.latest.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=ocp.args.JsonSave(data_state),
-            config=ocp.args.JsonSave(_config_json(config))),
-        force=force)
+           config: ml_collections.ConfigDict, force: bool = False,
+           metrics: dict | None = None) -> bool:
+    """Saves asynchronously (with its checksums); returns whether a
+    checkpoint was started. `finished(step)` tells when it is complete.
+
+    Raises CheckpointWriteError if this save, or one before it that was
+    still in flight, could not be written.
+    """
+    pending, self._pending = self._pending, []
+    self._last_step = step
+    self._check_space(step, state)
+    with self._write_errors(step):
+      saved = self.latest.save(
+          step,
+          args=ocp.args.Composite(
+              state=ocp.args.StandardSave(state),
+              data=ocp.args.JsonSave(data_state),
+              config=ocp.args.JsonSave(_config_json(config)),
+              checksums=ocp.args.JsonSave(
+                  checksum_record(state, data_state, metrics))),
+          force=force)
+    # orbax finished the previous save before starting this one.
+    self._check_written(pending)
     if saved:
+      self._pending = [step]
       logging.info('Saving checkpoint of step %d.', step)
     return saved
 
   def save_best(self, step: int, state, value: float,
                 config: ml_collections.ConfigDict, phase: str = 'run',
-                mode: str = 'max') -> None:
+                mode: str = 'max', metrics: dict | None = None) -> None:
     """Offers a validated state of `phase`; orbax keeps it only if its
     metric `value` is the best of that phase (mode 'max' or 'min')."""
-    self._best_manager(phase, mode).save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            config=ocp.args.JsonSave(_config_json(config))),
-        metrics={'value': float(value)}, force=True)
-
-  def restore_latest(self, abstract_state) -> tuple[Any, dict, int] | None:
-    """Returns (state, data_state, step) of the newest checkpoint, or None.
-
-    abstract_state: the TrainState's jax.ShapeDtypeStruct tree, with
-      shardings, so arrays are restored straight onto the mesh.
-    """
-    step = self.latest.latest_step()
-    if step is None:
-      return None
-    try:
-      restored = self.latest.restore(
+    self._last_step = step
+    self._check_space(step, state)
+    with self._write_errors(step):
+      self._best_manager(phase, mode).save(
           step,
           args=ocp.args.Composite(
-              state=ocp.args.StandardRestore(abstract_state),
-              data=ocp.args.JsonRestore()))
-    except (ValueError, KeyError, TypeError) as e:
+              state=ocp.args.StandardSave(state),
+              config=ocp.args.JsonSave(_config_json(config)),
+              checksums=ocp.args.JsonSave(
+                  checksum_record(state, metrics=metrics))),
+          metrics={'value': float(value)}, force=True)
+    self._check_written([])
+
+  @contextlib.contextmanager
+  def _write_errors(self, step: int):
+    """Turns a failed write inside orbax into CheckpointWriteError."""
+    try:
+      yield
+    except CheckpointWriteError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      if io_utils.is_write_failure(e) or self._errors.messages:
+        self._errors.take()
+        raise self._write_error(step, _short(e)) from None
+      raise
+
+  def _complete_steps(self) -> list[int]:
+    """Steps whose latest checkpoint is complete on disk (read from the
+    folder, not orbax's cache)."""
+    root = str(self.latest.directory)
+    names = os.listdir(root) if os.path.isdir(root) else []
+    return sorted(int(n) for n in names if n.isdigit() and os.path.exists(
+        os.path.join(root, n, 'commit_success.txt')))
+
+  def _write_error(self, step: int, detail: str) -> CheckpointWriteError:
+    why = io_utils.write_probe(self.workdir) or detail
+    complete = self._complete_steps()
+    last = (f'The last complete checkpoint, step {complete[-1]}, is intact'
+            if complete else 'No checkpoint of this run is complete yet')
+    return CheckpointWriteError(
+        f'Could not write the checkpoint of step {step} in {self.workdir}: '
+        f'{why}. {last}. Free space (or fix the folder) and rerun the same '
+        'command to resume.')
+
+  def _check_space(self, step: int, state) -> None:
+    """Refuses a save that cannot fit before orbax starts writing it."""
+    need = sum(x.nbytes for x in jax.tree.leaves(state)
+               if hasattr(x, 'nbytes')) * 1.1 + (1 << 20)
+    try:
+      stat = os.statvfs(self.workdir)
+    except (OSError, AttributeError):  # Not a local folder (gs://, ...).
+      return
+    free = stat.f_bavail * stat.f_frsize
+    if free < need:
+      raise self._write_error(
+          step, f'No space left on device ({free / 2**20:.0f} MB free, '
+          f'the checkpoint needs about {need / 2**20:.0f} MB)')
+
+  def _check_written(self, steps: list[int]) -> None:
+    """Raises CheckpointWriteError if orbax reported a failed write, or a
+    finished save of `steps` is not complete on disk."""
+    messages = self._errors.take()
+    missing = [s for s in steps if s not in self._complete_steps()]
+    if messages or missing:
+      step = missing[0] if missing else self._last_step
+      detail = messages[0].split('raised an exception: ')[-1][:200] if (
+          messages) else 'the save did not complete'
+      raise self._write_error(step, detail)
+
+  def finished(self, step: int) -> bool:
+    """Whether checkpoint `step` is complete on disk (after waiting for
+    any save in flight); an interrupted save is never reported as saved."""
+    try:
+      self.latest.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      logging.error('Saving checkpoint of step %d failed: %s', step, e)
+    self._errors.take()
+    return step in self._complete_steps()
+
+  def restore_latest(
+      self, abstract_for_step: Callable[[int], dict[str, Any]],
+      check_config: Callable[[int, dict], None] | None = None,
+  ) -> Restored | None:
+    """The newest intact checkpoint, or None if there is none.
+
+    Corrupt checkpoints (unreadable, incomplete, failing their checksums)
+    are moved aside to W/corrupt_checkpoints/ with a warning, newest first,
+    until an intact one is found.
+
+    abstract_for_step: step -> {layout name: TrainState layout} that a
+      checkpoint of that step may have (jax.ShapeDtypeStruct trees with
+      shardings, so arrays are restored straight onto the mesh); the first
+      whose arrays match the checkpoint's is used (Restored.layout).
+    check_config: called with (step, saved config) before restoring; may
+      raise to refuse the resume.
+    """
+    moved = []
+    while (step := self.latest.latest_step()) is not None:
+      try:
+        result = self._restore_step(step, abstract_for_step, check_config)
+      except CorruptCheckpointError as e:
+        moved.append(self._move_aside(step, str(e)))
+        continue
+      return result
+    if moved:
+      raise CorruptCheckpointError(
+          f'Every checkpoint of {self.workdir} is corrupt (moved to '
+          f'{", ".join(moved)}); nothing to resume. Rerun to start from '
+          'scratch, or use a new --workdir.')
+    return None
+
+  def _restore_step(self, step, abstract_for_step, check_config):
+    try:
+      saved_config = dict(_restore_config(self.latest, step))
+    except Exception as e:  # pylint: disable=broad-except
+      raise CorruptCheckpointError(
+          f'its config is unreadable ({_short(e)})') from None
+    if check_config is not None:
+      check_config(step, saved_config)
+    saved = _saved_shapes(self.latest, step)
+    layouts = [(name, a) for name, a in abstract_for_step(step).items()
+               if _shapes(a) == saved]
+    if not layouts:
       raise CheckpointMismatchError(
           f'Cannot resume from {self.latest.directory}/{step}: its train '
           'state does not match this config (did the model, the phases or '
@@ -107,25 +481,47 @@ class Checkpointer:
           'new --workdir, or the config the run was started with (saved in '
           f'{self.latest.directory}/{step}/config). To start a new run from '
           'its generator, set --config.generator.init_from='
-          f'{self.workdir}. Details: {str(e)[:300]}') from None
-    return restored['state'], restored['data'], step
+          f'{self.workdir}.')
+    layout, abstract = layouts[0]
+    restored = _restore_verified(self.latest, step, abstract)
+    return Restored(restored['state'], restored['data'], step, layout)
 
-  def saved_config(self, step: int) -> dict | None:
-    """The config a checkpoint was saved with (JSON), or None if unreadable."""
-    try:
-      return dict(_restore_config(self.latest, step))
-    except Exception:  # pylint: disable=broad-except
-      return None
+  def _move_aside(self, step: int, why: str) -> str:
+    """Moves a corrupt checkpoint out of orbax's sight; returns where."""
+    source = os.path.join(str(self.latest.directory), str(step))
+    target = os.path.join(self.workdir, CORRUPT_DIR,
+                          f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
+    if jax.process_index() == 0:
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      os.rename(source, target)
+      with open(os.path.join(target, WHY_FILE), 'w') as f:
+        f.write(f'Step {step}, moved aside on resume: {why}\n')
+      print(f'warning: checkpoint {source} is corrupt: {why}. Moved it to '
+            f'{target}; trying the previous one.', flush=True)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f'sr_jax moved aside {step}')
+    self.latest.reload()
+    return target
 
   def wait_until_finished(self) -> None:
-    self.latest.wait_until_finished()
-    for manager in self._best.values():
-      manager.wait_until_finished()
+    """Waits for every save in flight; CheckpointWriteError if one
+    failed."""
+    pending, self._pending = self._pending, []
+    step = pending[0] if pending else self._last_step
+    for manager in [self.latest] + list(self._best.values()):
+      with self._write_errors(step):
+        manager.wait_until_finished()
+    self._check_written(pending)
 
   def close(self) -> None:
-    self.latest.close()
-    for manager in self._best.values():
-      manager.close()
+    """Closes the managers; a failed save was reported by
+    wait_until_finished, and orbax raising it again here is dropped."""
+    for manager in [self.latest] + list(self._best.values()):
+      try:
+        manager.close()
+      except Exception as e:  # pylint: disable=broad-except
+        logging.info('Closing %s: %s', manager.directory, e)
+    self._errors.remove()
 
 
 def abstract_with_sharding(tree, sharding):
@@ -169,8 +565,7 @@ class LoadedGenerator:
 def _open_read_only(directory: str) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       directory, options=ocp.CheckpointManagerOptions(read_only=True),
-      item_handlers={'state': ocp.StandardCheckpointHandler(),
-                     'config': ocp.JsonCheckpointHandler()})
+      item_handlers={k: h() for k, h in _ITEM_HANDLERS.items()})
 
 
 def _restore_config(manager, step) -> dict:
@@ -191,19 +586,47 @@ def _newest_config(directory: str) -> tuple[int, ml_collections.ConfigDict
     manager.close()
 
 
-def _restore_on_this_host(manager, step) -> tuple[dict, dict]:
-  """(state tree, config) of `step` on one local device, whatever mesh
-  wrote it: the target is built from the checkpoint's own metadata."""
-  metadata = manager.item_metadata(step)['state']
-  metadata = getattr(metadata, 'tree', metadata)
+def _restore_on_this_host(manager, step, with_data: bool = False
+                          ) -> tuple[dict, dict, dict]:
+  """(state tree, config, checksum record or {}) of `step` on one local
+  device, whatever mesh wrote it (the target is built from the
+  checkpoint's own metadata), verified against its checksums (with_data:
+  the data-iterator state too)."""
+  try:
+    metadata = manager.item_metadata(step)['state']
+    metadata = getattr(metadata, 'tree', metadata)
+  except Exception as e:  # pylint: disable=broad-except
+    raise CorruptCheckpointError(
+        f'its state metadata is unreadable ({_short(e)})') from None
+  if not metadata:
+    raise CorruptCheckpointError('its state metadata is missing')
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   abstract = jax.tree.map(
       lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
       metadata)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract),
-      config=ocp.args.JsonRestore()))
-  return restored['state'], restored['config']
+  restored = _restore_verified(
+      manager, step, abstract,
+      items=('config', 'data') if with_data else ('config',))
+  return restored['state'], restored['config'], restored.get('checksums', {})
+
+
+def _newest_intact(manager, directory: str) -> tuple[int, dict, dict]:
+  """(step, state, config) of the newest verified checkpoint in a
+  read-only manager; corrupt ones are skipped with a warning (and left in
+  place: loading for inference never changes a workdir)."""
+  problems = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      return (step,) + _restore_on_this_host(manager, step)[:2]
+    except CorruptCheckpointError as e:
+      problems.append(f'{directory}/{step}: {e}')
+      print(f'warning: checkpoint {directory}/{step} is corrupt ({e}); '
+            'skipped.', flush=True)
+  if problems:
+    raise CorruptCheckpointError(
+        'No intact checkpoint: ' + '; '.join(problems) + '. Try '
+        '--which latest (or which="latest"), or another phase.')
+  raise FileNotFoundError(f'No finished checkpoint in {directory}.')
 
 
 def _generator_module(config: ml_collections.ConfigDict):
@@ -284,10 +707,7 @@ def load_generator_from_workdir(workdir: str, which: str = 'best',
         'that has saved at least once?')
   manager = _open_read_only(directory)
   try:
-    step = manager.latest_step()
-    if step is None:
-      raise FileNotFoundError(f'No finished checkpoint in {directory}.')
-    state, config = _restore_on_this_host(manager, step)
+    step, state, config = _newest_intact(manager, directory)
   finally:
     manager.close()
   config = ml_collections.ConfigDict(config)
@@ -326,3 +746,74 @@ def load_generator(workdir: str, which: str = 'best',
   """
   loaded = load_generator_from_workdir(workdir, which, phase)
   return loaded.module, loaded.variables, loaded.config
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointStatus:
+  """One checkpoint of a workdir, as `python -m sr_jax.checkpoints` lists."""
+  directory: str  # Its folder (checkpoints/, best/<phase>/, corrupt_...).
+  step: int | None
+  phase: str | None
+  problem: str | None  # None: intact (verified, or unverifiable if old).
+  verified: bool  # Checked against checksums recorded at save.
+  finite: bool | None
+  metrics: dict
+
+  @property
+  def intact(self) -> bool:
+    return self.problem is None
+
+
+def _finite(state) -> bool:
+  arrays = [_host_array(x) for x in jax.tree.leaves(state)]
+  return all(bool(np.isfinite(x).all()) for x in arrays
+             if x is not None and np.issubdtype(x.dtype, np.floating))
+
+
+def _inspect_manager(directory: str,
+                     resumable: bool) -> list[CheckpointStatus]:
+  manager = _open_read_only(directory)
+  out = []
+  try:
+    for step in sorted(manager.all_steps()):
+      try:
+        state, config, record = _restore_on_this_host(
+            manager, step, with_data=resumable)
+      except CorruptCheckpointError as e:
+        out.append(CheckpointStatus(directory, step, None, str(e), False,
+                                    None, {}))
+        continue
+      metrics = dict(record.get('metrics', {}))
+      if not metrics:
+        value = (manager.metrics(step) or {}).get('value')
+        metrics = {'value': value} if value is not None else {}
+      out.append(CheckpointStatus(
+          directory, step, phase_of_step(ml_collections.ConfigDict(config),
+                                         step),
+          None, bool(record), _finite(state), metrics))
+  finally:
+    manager.close()
+  return out
+
+
+def inspect_workdir(workdir: str) -> list[CheckpointStatus]:
+  """Every checkpoint of a workdir (resumable ones, the best of each phase,
+  and those moved aside as corrupt), each restored and verified."""
+  workdir = os.path.abspath(workdir)
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f'No workdir {workdir}.')
+  latest = os.path.join(workdir, 'checkpoints')
+  out = []
+  for directory in [latest] + sorted(_best_dirs(workdir).values()):
+    if os.path.isdir(directory):
+      out += _inspect_manager(directory, resumable=directory == latest)
+  aside = os.path.join(workdir, CORRUPT_DIR)
+  for name in sorted(os.listdir(aside)) if os.path.isdir(aside) else []:
+    why = os.path.join(aside, name, WHY_FILE)
+    reason = (open(why).read().strip() if os.path.isfile(why)
+              else 'moved aside')
+    step = re.match(r'\d+', name)
+    out.append(CheckpointStatus(os.path.join(aside, name),
+                                int(step.group()) if step else None, None,
+                                reason, False, None, {}))
+  return out

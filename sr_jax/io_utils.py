@@ -1,5 +1,7 @@
-"""File writing that never leaves a truncated file under the target name."""
+"""File writing that never leaves a truncated file under the target name,
+and telling a full or unwritable folder from other errors."""
 import contextlib
+import errno
 import os
 import pathlib
 import tempfile
@@ -41,3 +43,31 @@ def temporary_path(directory: str | os.PathLike,
   finally:
     if os.path.exists(tmp):
       os.unlink(tmp)
+
+
+# errno values that mean "this folder cannot take more data": fixable by
+# the user (free space, another --workdir), never worth a stack trace.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG,
+                          errno.EROFS, errno.EACCES, errno.EPERM,
+                          errno.ENOTDIR})
+
+
+def is_write_failure(error: BaseException) -> bool:
+  """An OSError of WRITE_ERRNOS (full disk, quota, file-size limit,
+  read-only or unwritable folder)."""
+  return isinstance(error, OSError) and error.errno in WRITE_ERRNOS
+
+
+def write_probe(directory: str | os.PathLike,
+                size: int = 1 << 20) -> str | None:
+  """Writes and deletes `size` bytes in `directory`; returns why that
+  failed (e.g. 'No space left on device'), or None if it worked."""
+  try:
+    with temporary_path(directory, suffix='.probe') as tmp:
+      with open(tmp, 'wb') as f:
+        f.write(b'\0' * size)
+        f.flush()
+        os.fsync(f.fileno())
+  except OSError as e:
+    return e.strerror or str(e)
+  return None

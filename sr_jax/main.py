@@ -54,6 +54,7 @@ def main(argv):
   if _DISTRIBUTED.value:
     jax.distributed.initialize()
   from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from sr_jax import io_utils  # pylint: disable=g-import-not-at-top
   from sr_jax import run_lock  # pylint: disable=g-import-not-at-top
   from sr_jax import train  # pylint: disable=g-import-not-at-top
   from sr_jax import weights  # pylint: disable=g-import-not-at-top
@@ -75,10 +76,19 @@ def main(argv):
   except (train.ConfigError, weights.WeightsNotFoundError,
           FileNotFoundError, bad_inputs.TooManyBadFilesError,
           checkpoint.CheckpointMismatchError,
+          checkpoint.CheckpointWriteError, checkpoint.CorruptCheckpointError,
           run_lock.WorkdirBusyError) as e:
     # (Too many bad files mid-run: the trainer has saved a checkpoint first.)
     # Problems the user can fix: the message says how; no stack trace.
     print(f'\nerror: {e}', file=sys.stderr)
+    sys.exit(2)
+  except OSError as e:
+    if not io_utils.is_write_failure(e):
+      raise
+    # A full disk or an unwritable folder while writing logs or images.
+    print(f'\nerror: cannot write {e.filename or _WORKDIR.value}: '
+          f'{e.strerror}. Free space (or use another --workdir) and rerun '
+          'the same command to resume.', file=sys.stderr)
     sys.exit(2)
 
 

@@ -28,6 +28,7 @@ from sr_jax.config_checks import ConfigError  # noqa: F401
 from sr_jax.config_checks import check_config
 from sr_jax import data
 from sr_jax import evaluate as eval_lib
+from sr_jax import io_utils
 from sr_jax import run_lock
 from sr_jax import train_state as ts
 from sr_jax.progress import ProgressReporter
@@ -151,6 +152,7 @@ class _SaveGuard:
     """Saves `state` on a crash or Ctrl-C, if sound and not yet saved."""
     if not self.state_is_finite:
       return
+    saved_step = None
     try:
       health = jax.device_get(state.health)
       if int(health['first_bad_step']) >= 0:
@@ -163,20 +165,22 @@ class _SaveGuard:
       data_state = (self.data_state_before if saved_step == self.fetch_step
                     else train_iter.get_state())
       checkpointer.save(saved_step, state, data_state, config, force=True)
+      if not checkpointer.finished(saved_step):
+        raise OSError('the save did not complete')
       self.last_saved = saved_step
       print(f'Interrupted: saved a checkpoint of step {saved_step} in '
             f'{workdir}; rerun the same command to resume.', flush=True)
     except Exception as save_error:  # pylint: disable=broad-except
-      logging.error('Could not save a checkpoint on exit: %s', save_error)
+      last = (f'the last complete checkpoint is step {self.last_saved}'
+              if self.last_saved is not None else 'no checkpoint was saved')
+      print(f'Could not save step {saved_step} on exit ({save_error}); '
+            f'{last}.', flush=True)
 
 
-def _check_resume_config(checkpointer, step, config, workdir,
-                         allow: bool) -> None:
-  """Refuses to resume with a different config, unless allowed (then the
-  difference is logged in the workdir)."""
-  saved = checkpointer.saved_config(step)
-  if saved is None:
-    return
+def _check_resume_config(step, saved, config, workdir, allow: bool) -> None:
+  """Refuses to resume from a checkpoint whose config `saved` differs
+  from `config`, unless allowed (then the difference is logged in the
+  workdir)."""
   if 'phases' not in saved:
     raise ckpt_lib.CheckpointMismatchError(
         f'{workdir} was written by an sr_jax from before training phases, '
@@ -249,6 +253,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
     raise ConfigError(f'Cannot create --workdir {workdir}: {e}.') from None
+  if (why := io_utils.write_probe(workdir, size=4096)) is not None:
+    raise ConfigError(f'Cannot write to --workdir {workdir}: {why}. Use a '
+                      'writable folder with free space.')
   # One trainer per workdir (process 0 holds the lock for all processes).
   with (run_lock.RunLock(workdir) if jax.process_index() == 0
         else contextlib.nullcontext()):
@@ -271,27 +278,22 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
 
   rng = jax.random.key(config.seed)
   checkpointer = ckpt_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
-  latest = checkpointer.latest_step()
-  restored = None
-  if latest is not None:
-    _check_resume_config(checkpointer, latest, config, workdir,
-                         allow_config_change)
+  def layouts(step):
     # A checkpoint at a phase boundary holds the finished phase's layout,
     # or the next one's if the run stopped right after entering it.
-    candidates = [recipe.phase_of_checkpoint(latest), recipe.phase_at(latest)]
-    if candidates[1] is candidates[0]:
-      candidates.pop()
-    for i, state_phase in enumerate(candidates):
-      try:
-        restored = checkpointer.restore_latest(
-            ckpt_lib.abstract_with_sharding(
-                jax.eval_shape(init_fn(state_phase), rng), replicated))
-        break
-      except ValueError:
-        if i == len(candidates) - 1:
-          raise
+    phases = {p.name: p for p in (recipe.phase_of_checkpoint(step),
+                                  recipe.phase_at(step))}
+    return {name: ckpt_lib.abstract_with_sharding(
+        jax.eval_shape(init_fn(p), rng), replicated)
+            for name, p in phases.items()}
+
+  restored = checkpointer.restore_latest(
+      layouts, functools.partial(
+          _check_resume_config, config=config, workdir=workdir,
+          allow=allow_config_change))
   if restored is not None:
-    state, data_state, start_step = restored
+    state, data_state, start_step = restored[:3]
+    state_phase = {p.name: p for p in recipe.phases}[restored.layout]
     train_iter.set_state(data_state)
     logging.info('Resumed from %s at step %d.', workdir, start_step)
     print(f'Resuming from step {start_step} ({workdir}).', flush=True)
@@ -317,13 +319,16 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
 
   best_eval, best_name, higher_is_better = eval_lib.best_metric(config)
 
-  def run_eval(step, phase):
+  def run_eval(step, phase) -> dict[str, float]:
+    """Runs every evaluator; returns {'<eval>/<metric>': value}."""
+    logged = {}
     for i, evaluator in enumerate(evaluators):
       values, strips = evaluator.run(
           super_resolve, ts.generator_variables(state), config.scale)
       name = evaluator.name
-      writer.write_scalars(step, {f'{name}/{k}': v for k, v in
-                                  values.items()})
+      scalars = {f'{name}/{k}': float(v) for k, v in values.items()}
+      writer.write_scalars(step, scalars)
+      logged.update(scalars)
       if strips and jax.process_index() == 0:
         writer.write_images(step, {f'{name}/{n}': s[None] for n, s in strips})
         folder = os.path.join(workdir, 'images', f'{step:08d}')
@@ -332,8 +337,10 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
       if name == best_eval:
         checkpointer.save_best(step, state, values[best_name], config,
                                phase=phase.name,
-                               mode='max' if higher_is_better else 'min')
+                               mode='max' if higher_is_better else 'min',
+                               metrics=scalars)
       progress.report_eval(step, values, name)
+    return logged
 
   # --- Loop.
   step, step_metrics = start_step, {}
@@ -377,11 +384,11 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
         writer.write_scalars(step, {f'train/{k}': v for k, v in
                                     scalars.items()})
         progress.report_train(step, phase.name, scalars)
-      if _due(step, config.eval_every, end_step):
-        run_eval(step, phase)
+      eval_values = (run_eval(step, phase)
+                     if _due(step, config.eval_every, end_step) else {})
       if _due(step, config.checkpoint_every, end_step):
         checkpointer.save(step, state, train_iter.get_state(), config,
-                          force=step == end_step)
+                          force=step == end_step, metrics=eval_values)
         guard.last_saved = step
       if preemption.requested:
         break
@@ -390,16 +397,20 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
       checkpointer.save(step, state, train_iter.get_state(), config,
                         force=True)
       guard.last_saved = step
-  except BaseException:
-    # Never lose training to a crash or Ctrl-C: save what we have, if sound.
-    guard.emergency_save(checkpointer, state, train_iter, config, workdir)
+  except BaseException as e:
+    # Never lose training to a crash or Ctrl-C: save what we have, if sound
+    # (not when the disk just refused a checkpoint: the last one stands).
+    if not isinstance(e, ckpt_lib.CheckpointWriteError):
+      guard.emergency_save(checkpointer, state, train_iter, config, workdir)
     raise
   finally:
     preemption.restore()
-    checkpointer.wait_until_finished()
-    checkpointer.close()
-    writer.flush()
-    writer.close()
+    try:
+      checkpointer.wait_until_finished()
+    finally:
+      checkpointer.close()
+      writer.flush()
+      writer.close()
   if preemption.requested and step < end_step:
     raise Preempted(step, preemption.signame)
   progress.report_done(step)

@@ -143,23 +143,44 @@ def test_state_restore_gives_identical_batches(colour_dir, cache_images):
 
 
 @pytest.mark.slow
-def test_state_restore_with_worker_processes(colour_dir):
+def test_state_restore_with_worker_processes_and_a_workers_change(colour_dir):
+  """Saved with 2 workers, resumed with 0 and with 3 (and saved with 0,
+  resumed with 2): the same batches as one uninterrupted stream."""
   cfg = _config(colour_dir, gt_size=16)
   expected = _take(iter(data.make_train_dataset(
-      cfg, global_batch_size=3, seed=2)), 6)
-  cfg.num_workers = 2
-  ds = data.make_train_dataset(cfg, global_batch_size=3, seed=2)
-  it = iter(ds)
-  got = _take(it, 3)
-  state = json.loads(json.dumps(it.get_state()))
-  it.close()
-  restored = iter(ds)
-  restored.set_state(state)
-  got += _take(restored, 3)
-  restored.close()
-  # Batching happens before the worker split, so workers change nothing.
-  for want, have in zip(expected, got):
-    np.testing.assert_array_equal(want, have)
+      cfg, global_batch_size=3, seed=2)), 7)
+
+  def resumed(workers_before, workers_after, taken):
+    cfg.num_workers = workers_before
+    it = iter(data.make_train_dataset(cfg, global_batch_size=3, seed=2))
+    got = _take(it, taken)
+    state = json.loads(json.dumps(it.get_state()))
+    it.close()
+    assert state == {'next_index': taken}
+    cfg.num_workers = workers_after
+    restored = iter(data.make_train_dataset(cfg, global_batch_size=3, seed=2))
+    restored.set_state(state)
+    got += _take(restored, 7 - taken)
+    restored.close()
+    return got
+
+  for before, after, taken in ((2, 0, 3), (0, 2, 4), (2, 3, 5)):
+    got = resumed(before, after, taken)
+    for want, have in zip(expected, got, strict=True):
+      np.testing.assert_array_equal(want, have)
+
+
+def test_grain_worker_states_of_older_checkpoints_are_read():
+  # grain's own mp_prefetch state (before ResumableBatches): the per-worker
+  # positions sum to the batches returned.
+  state = {'next_index_in_cycle': 1, 'next_index_in_datasets': 2,
+           'iterators_in_use_indices': [0, 1],
+           'iterators_in_use_states': [{'next_index': 3}, {'next_index': 2}],
+           'exhausted': [0, 0], 'future_states': {}}
+  assert data.pipeline.next_batch_index(state) == 5
+  assert data.pipeline.next_batch_index({'next_index': 7}) == 7
+  with pytest.raises(ValueError, match='Not a data iterator state'):
+    data.pipeline.next_batch_index({'foo': 1})
 
 
 # --------------------------------------------------------------- augmentation

@@ -3,20 +3,26 @@ and each ends with one clear line."""
 import glob
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from PIL import Image
 import pytest
 
 from conftest import REPO
 from conftest import load_config
 from conftest import run_python
+from sr_jax import checkpoint
+from sr_jax import checkpoints
 from sr_jax import train
+from sr_jax import upscale
 
 
 def _gan_config(vgg, **overrides):
@@ -161,7 +167,200 @@ def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path):
            if s.isdigit()]
   assert saved and max(saved) >= 3
   assert not os.path.exists(workdir / 'run.lock')  # Released.
-  rerun = [a for a in args[1:] if 'psnr.steps' not in a]
-  result = run_python(rerun + [f'--config.psnr.steps={max(saved) + 1}'])
+  # The rerun also changes the worker count (2 -> 0): the data position
+  # carries over.
+  rerun = [a for a in args[1:] if 'psnr.steps' not in a
+           and 'num_workers' not in a]
+  result = run_python(rerun + [f'--config.psnr.steps={max(saved) + 1}',
+                               '--config.data.num_workers=0'])
   assert result.returncode == 0, result.stderr[-3000:]
   assert f'Resuming from step {max(saved)}' in result.stdout
+  final = os.path.join(workdir, 'checkpoints', str(max(saved) + 1), 'data',
+                       'metadata')
+  with open(final) as f:
+    assert json.load(f) == {'next_index': max(saved) + 1}
+
+
+# ------------------------------------------------------- verified checkpoints
+
+
+def _tiny_state(value=1):
+  """Random (incompressible) arrays: a damaged file hits array data."""
+  w = np.random.default_rng(value).standard_normal((64, 64))
+  return {'params': {'w': w.astype(np.float32),
+                     'b': np.arange(16, dtype=np.float32) * value},
+          'step': np.int32(value), 'rng': jax.random.key(value)}
+
+
+def _abstract(state):
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  return {'only': jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+      state)}
+
+
+def _three_checkpoints(workdir):
+  config = ml_collections.ConfigDict({'phases': ('psnr',),
+                                      'psnr': {'steps': 10}})
+  saver = checkpoint.Checkpointer(workdir, keep=5)
+  for step in (1, 2, 3):
+    saver.save(step, _tiny_state(step), {'next_index': step}, config,
+               metrics={'val/psnr': 20.0 + step})
+  saver.wait_until_finished()
+  saver.close()
+
+
+def _biggest_array_file(step_dir):
+  files = glob.glob(os.path.join(step_dir, 'state', 'ocdbt.process_0', 'd',
+                                 '*'))
+  return max(files, key=os.path.getsize)
+
+
+def _truncate(step_dir):
+  path = _biggest_array_file(step_dir)
+  with open(path, 'r+b') as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+def _flip_a_bit(step_dir):
+  path = _biggest_array_file(step_dir)
+  data = bytearray(open(path, 'rb').read())
+  data[len(data) // 2] ^= 0x04
+  open(path, 'wb').write(bytes(data))
+
+
+def _delete_metadata(step_dir):
+  os.remove(os.path.join(step_dir, 'state', '_METADATA'))
+
+
+def _empty_data_state(step_dir):
+  open(os.path.join(step_dir, 'data', 'metadata'), 'w').close()
+
+
+@pytest.mark.parametrize('corrupt', [_truncate, _flip_a_bit,
+                                     _delete_metadata, _empty_data_state])
+def test_a_corrupt_newest_checkpoint_is_moved_aside_and_the_previous_used(
+    tmp_path, capsys, corrupt):
+  workdir = str(tmp_path / 'run')
+  _three_checkpoints(workdir)
+  corrupt(os.path.join(workdir, 'checkpoints', '3'))
+  saver = checkpoint.Checkpointer(workdir, keep=5)
+  seen = []
+  restored = saver.restore_latest(
+      lambda step: _abstract(_tiny_state()),
+      lambda step, saved: seen.append(step))
+  saver.close()
+  assert restored.step == 2 and restored.data_state == {'next_index': 2}
+  np.testing.assert_array_equal(restored.state['params']['w'],
+                                _tiny_state(2)['params']['w'])
+  out = capsys.readouterr().out
+  assert 'Traceback' not in out
+  warning = [line for line in out.splitlines() if 'is corrupt' in line]
+  assert len(warning) == 1 and 'checkpoints/3' in warning[0], out
+  aside = glob.glob(os.path.join(workdir, 'corrupt_checkpoints', '3-*'))
+  assert len(aside) == 1  # Moved, never deleted.
+  assert os.path.isfile(os.path.join(aside[0], 'CORRUPT.txt'))
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['1',
+                                                                      '2']
+  # The listing: two intact, one moved aside.
+  statuses = checkpoint.inspect_workdir(workdir)
+  assert [(c.step, c.intact, c.finite) for c in statuses] == [
+      (1, True, True), (2, True, True), (3, False, None)]
+  assert statuses[1].metrics == {'val/psnr': 22.0}
+
+
+def test_a_flipped_bit_fails_its_checksum_and_the_listing_says_so(
+    tmp_path, capsys):
+  state = _tiny_state(3)
+  record = checkpoint.checksum_record(state, {'next_index': 3})
+  flipped = jax.tree.map(lambda x: x, state)
+  flipped['params']['w'] = state['params']['w'].copy()
+  flipped['params']['w'].view(np.uint32)[5, 7] ^= 1  # One bit.
+  with pytest.raises(checkpoint.CorruptCheckpointError,
+                     match='params/w'):
+    checkpoint.verify(record, flipped, {'next_index': 3})
+  with pytest.raises(checkpoint.CorruptCheckpointError, match='iterator'):
+    checkpoint.verify(record, state, {'next_index': 4})
+  checkpoint.verify(record, state, {'next_index': 3})  # Intact.
+  # In a workdir, the listing names the broken checkpoint and exits 1.
+  workdir = str(tmp_path / 'run')
+  _three_checkpoints(workdir)
+  _flip_a_bit(os.path.join(workdir, 'checkpoints', '2'))
+  assert checkpoints.main([workdir]) == 1
+  out = capsys.readouterr().out
+  line = [x for x in out.splitlines() if x.split()[:1] == ['2']][0]
+  assert 'CORRUPT' in line, out
+  assert '1 corrupt' in out
+
+
+def test_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
+  workdir = str(tmp_path / 'run')
+  _three_checkpoints(workdir)
+  saver = checkpoint.Checkpointer(workdir, keep=5)
+  real = os.statvfs(workdir)
+
+  class Full:
+    f_bavail, f_frsize = 10, real.f_frsize
+
+  monkeypatch.setattr(os, 'statvfs', lambda path: Full())
+  with pytest.raises(checkpoint.CheckpointWriteError,
+                     match=r'step 4 .*No space left on device.*The last '
+                     r'complete checkpoint, step 3, is intact'):
+    saver.save(4, _tiny_state(4), {'next_index': 4}, {})
+  saver.close()
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == [
+      '1', '2', '3']
+
+
+@pytest.mark.slow
+def test_a_write_error_mid_run_stops_in_one_line_and_loses_nothing(
+    tmp_path, capfd):
+  """A real write error (a file-size limit, like a full disk for orbax):
+  CheckpointWriteError naming the last complete checkpoint, which stays
+  intact, and the rerun resumes from it. An unwritable workdir is refused
+  before training."""
+  workdir = str(tmp_path / 'run')
+  longer = _psnr_config(checkpoint_every=2, eval_every=100)
+  longer.psnr.steps = 4
+  train.train_and_evaluate(_psnr_config(checkpoint_every=2, eval_every=100,
+                                        stop_at_step=2), workdir)
+  soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+  previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+  try:
+    # Every array file of a checkpoint is bigger than 50 kB.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, hard))
+    with pytest.raises(checkpoint.CheckpointWriteError) as error:
+      train.train_and_evaluate(longer, workdir)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    with pytest.raises(train.ConfigError, match='Cannot write to --workdir'):
+      train.train_and_evaluate(_psnr_config(), str(tmp_path / 'other'))
+  finally:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, previous)
+  assert 'step 4' in str(error.value)
+  assert 'The last complete checkpoint, step 2, is intact' in str(error.value)
+  out, err = capfd.readouterr()
+  assert 'Traceback' not in out + err, (out + err)[-3000:]
+  assert 'Interrupted: saved' not in out
+  state = train.train_and_evaluate(longer, workdir)
+  assert int(state.step) == 4
+  assert 'Resuming from step 2' in capfd.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_workdir_trained_on_4_devices_upscales_and_resumes_on_1(tmp_path):
+  workdir = tmp_path / 'run'
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/rrdb_psnr.py:runlocal',
+       f'--workdir={workdir}', '--config.psnr.steps=2'],
+      env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert jax.device_count() == 1
+  Image.fromarray(np.full((12, 10, 3), 128, np.uint8)).save(tmp_path / 'a.png')
+  out = tmp_path / 'a_x4.png'
+  assert upscale.main([str(tmp_path / 'a.png'), '-o', str(out),
+                       '--checkpoint', str(workdir)]) == 0
+  assert Image.open(out).size == (40, 48)
+  config = _psnr_config()  # 3 steps: one more, on one device.
+  state = train.train_and_evaluate(config, str(workdir))
+  assert int(state.step) == 3

@@ -13,7 +13,8 @@ Training pipeline (a grain `MapDataset` until the last step, so each element
 is addressed by index and the iterator state is just a position):
 
   source [-> repeat k] -> shuffle (per epoch) -> repeat forever
-  -> random_map(crop+augment) -> batch -> to_iter_dataset [-> mp_prefetch]
+  -> random_map(crop+augment) -> batch -> [from batch N] to_iter_dataset
+  [-> mp_prefetch]   (ResumableBatches: state {'next_index': N})
 """
 from collections.abc import Sequence
 
@@ -277,16 +278,82 @@ def make_train_dataset(
     read_options = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
   else:
     read_options = grain.ReadOptions(num_threads=8, prefetch_buffer_size=8)
-  iter_ds = ds.to_iter_dataset(read_options)
   num_workers = int(_field(data_config, 'num_workers'))
-  if num_workers > 0:
-    if not flags.FLAGS.is_parsed():
-      # grain's workers read absl flags (with defaults); outside `app.run`
-      # (notebooks, pytest) that raises UnparsedFlagAccessError mid-stream.
-      flags.FLAGS.mark_as_parsed()
-    iter_ds = iter_ds.mp_prefetch(
-        grain.MultiprocessingOptions(num_workers=num_workers))
-  return iter_ds
+  if num_workers > 0 and not flags.FLAGS.is_parsed():
+    # grain's workers read absl flags (with defaults); outside `app.run`
+    # (notebooks, pytest) that raises UnparsedFlagAccessError mid-stream.
+    flags.FLAGS.mark_as_parsed()
+  return ResumableBatches(ds, read_options, num_workers)
+
+
+def next_batch_index(state: dict) -> int:
+  """The index of the next batch in an iterator state of this pipeline, or
+  of grain's own formats: in-process ({'next_index'}) or with worker
+  processes (per-worker positions, which sum to the batches returned)."""
+  if 'next_index' in state:
+    return int(state['next_index'])
+  if 'iterators_in_use_states' in state:
+    return sum(next_batch_index(s) for s in state['iterators_in_use_states'])
+  raise ValueError(f'Not a data iterator state of sr_jax: {state!r:.200}.')
+
+
+class ResumableBatches(grain.IterDataset):
+  """The batches of a MapDataset, resumable at any batch with any number of
+  worker processes.
+
+  Its iterator's state is {'next_index': N}, the index of the next batch it
+  returns, whatever `num_workers` is: restoring opens the stream at batch N
+  (a slice of the MapDataset, so batch N is the same batch), which is why
+  a resume may change data.num_workers. grain's own multi-worker state is
+  per worker and only restores with the same worker count.
+  """
+
+  def __init__(self, batches: grain.MapDataset,
+               read_options: grain.ReadOptions, num_workers: int):
+    super().__init__()
+    self.batches, self.read_options = batches, read_options
+    self.num_workers = num_workers
+
+  def stream(self, start: int) -> grain.IterDataset:
+    ds = self.batches[start:].to_iter_dataset(self.read_options)
+    if self.num_workers > 0:
+      ds = ds.mp_prefetch(
+          grain.MultiprocessingOptions(num_workers=self.num_workers))
+    return ds
+
+  def __iter__(self) -> '_ResumableIterator':
+    return _ResumableIterator(self)
+
+  def __str__(self) -> str:
+    return f'ResumableBatches(num_workers={self.num_workers})'
+
+
+class _ResumableIterator(grain.DatasetIterator):
+  """Counts the batches it returns; opens its stream lazily at `start`."""
+
+  def __init__(self, dataset: ResumableBatches):
+    super().__init__()
+    self._dataset = dataset
+    self._start, self._returned, self._it = 0, 0, None
+
+  def __next__(self):
+    if self._it is None:
+      self._it = iter(self._dataset.stream(self._start))
+    batch = next(self._it)
+    self._returned += 1
+    return batch
+
+  def get_state(self) -> dict:
+    return {'next_index': self._start + self._returned}
+
+  def set_state(self, state: dict) -> None:
+    self.close()
+    self._start, self._returned = next_batch_index(state), 0
+
+  def close(self) -> None:
+    if self._it is not None and hasattr(self._it, 'close'):
+      self._it.close()
+    self._it = None
 
 
 # --------------------------------------------------------------- validation
