@@ -49,11 +49,13 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
   training_pairs = _check_degradation(config)
   try:
     recipe = ts.build_recipe(config, training_pairs)
-  except (TypeError, ValueError, KeyError) as e:
+  except (ValueError, KeyError) as e:
+    raise ConfigError(str(e)) from None
+  except TypeError as e:  # A module given settings it does not have.
     raise ConfigError(
-        f'{e} (Networks: each generator and discriminator has its own '
-        "kwargs: set them with --config.generator.kwargs='{...}' when "
-        'changing generator.name.)') from None
+        f'{e} (each generator and discriminator has its own kwargs: set '
+        "them with --config.generator.kwargs='{...}' when changing "
+        'generator.name.)') from None
   if not recipe.phases:
     raise ConfigError(f'Nothing to train: every phase in config.phases '
                       f'{tuple(config.phases)} has 0 steps.')

@@ -1,4 +1,5 @@
 """Small name -> constructor registries, so configs pick components by name."""
+import difflib
 from typing import Any, Callable
 
 
@@ -21,9 +22,11 @@ class Registry:
     try:
       return self._entries[name]
     except KeyError:
+      close = difflib.get_close_matches(str(name), list(self._entries), n=1)
+      hint = f' Did you mean {close[0]!r}?' if close else ''
       raise ValueError(
-          f'Unknown {self.kind} {name!r}; known: {sorted(self._entries)}.'
-      ) from None
+          f'Unknown {self.kind} {name!r}.{hint} Known: '
+          f'{", ".join(sorted(self._entries))}.') from None
 
   def names(self) -> list[str]:
     return sorted(self._entries)
