@@ -133,8 +133,9 @@ class _SaveGuard:
     if health['first_bad_step'] >= 0:
       bad = [n for i, n in enumerate(names) if health['bad_terms'] >> i & 1]
       what = (f'at step {health["first_bad_step"]} '
-              f'{", ".join(bad) if bad else "the updated parameters"} '
-              'became non-finite')
+              + (f'{", ".join(bad)} became non-finite' if bad else
+                 'the updated parameters became non-finite or too large '
+                 '(|p| past ~1e19, where activations overflow)'))
     else:
       what = (f'{health["streak"]} updates in a row were non-finite and '
               f'skipped (config.max_nonfinite_skips={limit})')

@@ -58,7 +58,8 @@ def _update(phase, name, grads, state):
 
 def guard_finite(state, new_state, metrics: dict, updated: list, skip: bool):
   """The finite guard: one all-finite reduction over the metrics (losses,
-  gradient norms) and the updated parameters, recorded in state.health.
+  gradient norms) and the updated parameters' squared norm, recorded in
+  state.health.
 
   Without `skip`, the first non-finite update's step and metrics are
   recorded (the trainer stops before saving anything); with it, the update
@@ -66,8 +67,13 @@ def guard_finite(state, new_state, metrics: dict, updated: list, skip: bool):
   """
   names = sorted(metrics)
   term_ok = [jnp.all(jnp.isfinite(metrics[k])) for k in names]
-  finite = jnp.all(jnp.stack(term_ok + [
-      jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(updated)]))
+  # The updated parameters' squared norm in float32: non-finite if any
+  # parameter is, and also once any |p| passes ~1e19 (where every
+  # activation overflows: with a learning rate of 1e30 the parameters are
+  # "finite" 1e30s, and the next forward pass is all NaN).
+  squares = sum(jnp.sum(jnp.square(x.astype(jnp.float32)))
+                for x in jax.tree.leaves(updated))
+  finite = jnp.all(jnp.stack(term_ok + [jnp.isfinite(squares)]))
   bad_terms = sum(jnp.where(ok, 0, 1 << i).astype(jnp.int32)
                   for i, ok in enumerate(term_ok))
   health = dict(state.health)

@@ -80,11 +80,14 @@ def test_a_nan_mid_gan_stops_with_code_3_and_saves_nothing_broken(
   assert result.returncode == 3, result.stdout + result.stderr
   assert 'Traceback' not in result.stderr
   message = result.stderr.strip().splitlines()[-1]
-  assert 'at step 3' in message and 'l_g_' in message, message
-  assert 'became non-finite' in message
-  assert 'the last checkpoint is step 2' in message
+  # Step 2 (the first GAN update) leaves parameters of ~1e30: finite, but
+  # every activation overflows; the guard's squared norm catches them there,
+  # so no checkpoint of step 2 exists (it would validate as garbage).
+  assert 'at step 2 the updated parameters' in message, message
+  assert 'too large' in message
+  assert 'the last checkpoint is step 1' in message
   saved = _saved_states(str(workdir))
-  assert sorted(saved) == [1, 2] and all(saved.values()), saved
+  assert sorted(saved) == [1] and all(saved.values()), saved
 
 
 def _psnr_config(**overrides):
