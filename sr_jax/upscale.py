@@ -15,6 +15,17 @@ network's output with Pillow's Lanczos. --tile cuts large images into tiles
 (exact when --tile-pad covers the network's receptive field; see
 sr_jax/inference/tiling.py). Unreadable images are skipped with a message
 and make the exit status 1; outputs are written atomically.
+
+Host memory is about one copy of the output at its bit depth (W x H x
+channels bytes, twice that for 16 bits), filled tile by tile, plus the
+input and a few batches of tiles; PNGs are written a band of rows at a
+time. Other formats are encoded by Pillow from a copy of its own (4 bytes
+per pixel for RGB). --ensemble adds a float32 sum of the passes (12 bytes
+per pixel of the network output); --outscale keeps the network output in
+float32 (4 bytes per channel and pixel) for the Lanczos resize. Inputs above
+--max-pixels are refused from their header, before decoding. Out of memory,
+the message says what helps: a smaller --tile for the device, a smaller
+output for the host.
 """
 import argparse
 import glob
@@ -53,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('--model-kwargs', default='{}', metavar='JSON',
                  help='other generator settings, e.g. \'{"act_type": "relu"}\'')
   p.add_argument('--outscale', type=float,
-                 help='final scale (default: the network scale)')
+                 help='final scale (default: the network scale); the '
+                 'network output is then held in float32 for the resize '
+                 '(4 bytes per channel and network pixel)')
   p.add_argument('--tile', type=int, default=0,
                  help='tile size in input pixels; 0: whole image at once '
                  '(RRDBNet x2 / x1: rounded up to a multiple of 2 / 4)')
@@ -68,7 +81,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('--batch-tiles', type=int, default=4,
                  help='tiles per device call (default 4)')
   p.add_argument('--ensemble', action='store_true',
-                 help='x8 self-ensemble (rotations and flips; 8x slower)')
+                 help='x8 self-ensemble (rotations and flips; 8x slower; '
+                 'sums the passes in float32: 12 more bytes per pixel of '
+                 'the network output)')
   p.add_argument('--dtype', choices=('float32', 'bfloat16'),
                  default='float32', help='compute dtype (default float32)')
   p.add_argument('--suffix', default='out',
@@ -80,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('--jpeg-quality', type=int, default=95)
   p.add_argument('--recursive', action='store_true',
                  help='with a folder INPUT, also its sub-folders')
+  p.add_argument('--max-pixels', type=int,
+                 default=image_files.DEFAULT_MAX_PIXELS, metavar='N',
+                 help='skip inputs of more than N pixels (width x height, '
+                 'read from the header before decoding; default '
+                 f'{image_files.DEFAULT_MAX_PIXELS:,}; 0: no limit)')
   return p
 
 
@@ -154,29 +174,79 @@ class _Upscaler:
     self.multiple = generator_loading.input_multiple(module)
     self.bar = None
 
-  def _network(self, rgb):
+  def _network(self, rgb, sink) -> None:
     a = self.args
-    return tiling.upscale_tiled(
+    tiling.upscale_tiled(
         self.run_batch, rgb, self.scale, tile=a.tile, tile_pad=a.tile_pad,
         batch_tiles=a.batch_tiles, multiple=self.multiple,
-        pre_pad=a.pre_pad, progress=self.bar)
+        pre_pad=a.pre_pad, progress=self.bar, sink=sink)
 
-  def _rgb(self, rgb):
+  def _streamed(self, rgb, sink) -> None:
     if self.args.ensemble:
-      return tiling.self_ensemble(self._network, rgb)
-    return self._network(rgb)
+      tiling.self_ensemble(self._network, rgb, self.scale, sink)
+    else:
+      self._network(rgb, sink)
 
-  def __call__(self, image: image_files.ImageData) -> image_files.ImageData:
+  def __call__(self, image: image_files.ImageData,
+               bit_depth: int) -> image_files.ImageData:
     a = self.args
     alpha_passes = 2 if (image.alpha is not None
                          and a.alpha_upsampler == 'network') else 1
     self.bar = _TileBar((8 if a.ensemble else 1) * alpha_passes)
     try:
       return image_files.upscale_image_data(
-          image, self._rgb, outscale=a.outscale,
-          alpha_upsampler=a.alpha_upsampler)
+          image, self._streamed, self.scale, outscale=a.outscale,
+          alpha_upsampler=a.alpha_upsampler, bit_depth=bit_depth)
     finally:
       self.bar.close()
+
+
+def _gb(num_bytes: float) -> str:
+  return f'{num_bytes / 1e9:.1f} GB'
+
+
+def memory_hint(error: BaseException, args, scale: int,
+                image: image_files.ImageData | None = None,
+                bit_depth: int | None = None) -> str:
+  """What to try after `error`, if it is an out-of-memory error, else ''.
+
+  Device memory (XLA's RESOURCE_EXHAUSTED) depends on the tile size and
+  batch, never on the image size; host memory (MemoryError) holds the whole
+  output, so there only a smaller output (or a format written without a
+  copy) helps.
+  """
+  if 'RESOURCE_EXHAUSTED' in str(error):
+    if args.tile <= 0:
+      tips = ['--tile 512']
+    else:
+      tips = [f'--tile {max(args.tile // 2, 16)}' + (
+          ' --batch-tiles 1' if args.batch_tiles > 1 else '')]
+    if args.dtype != 'bfloat16':
+      tips.append('--dtype bfloat16')
+    return f' (out of device memory: try {" or ".join(tips)})'
+  if not isinstance(error, MemoryError):
+    return ''
+  if image is None:  # Failed while reading: the input itself is too large.
+    return (' (out of host memory reading it: try a smaller image, or a '
+            'lower --max-pixels to skip such images)')
+  h, w = image.size
+  size = (h * scale, w * scale) if args.outscale is None else (
+      tiling.output_size(h, w, args.outscale))
+  channels = image.pixels.shape[-1] + (image.alpha is not None)
+  depth = bit_depth or image.bit_depth
+  need = image_files.output_bytes(*size, channels, depth)
+  network_pixels = h * w * scale * scale  # Float32 copies are this size.
+  extra = []
+  if args.ensemble:
+    extra.append(f'--ensemble adds {_gb(network_pixels * 12)}')
+  if size != (h * scale, w * scale):
+    extra.append('--outscale adds '
+                 f'{_gb(network_pixels * 4 * image.pixels.shape[-1])}')
+  extra = f' ({"; ".join(extra)})' if extra else ''
+  return (f' (out of host memory: the {size[1]}x{size[0]} output needs '
+          f'{_gb(need)} at {depth} bits{extra}; try a smaller --outscale, '
+          'PNG output (other formats are encoded from a copy), or fewer or '
+          'smaller inputs at a time)')
 
 
 def _error(message: str) -> int:
@@ -226,8 +296,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
   failed, written, start = [], set(), time.time()
   for i, src in enumerate(inputs, 1):
+    image = depth = result = None  # Last image's arrays freed first.
     try:
-      image = image_files.read_image_file(src)
+      image = image_files.read_image_file(src, max_pixels=args.max_pixels)
       dst = (args.output if single_file_output
              else _output_path(src, root, args, image))
       if os.path.abspath(dst) in written:
@@ -243,16 +314,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               ['alpha'] if image.alpha is not None else [])
       print(f'[{i}/{len(inputs)}] {src} ({", ".join(about)}) -> {dst}',
             file=sys.stderr)
-      result = upscaler(image)
+      # Quantised once, straight to the depth the format stores.
+      depth, notes = image_files.output_bit_depth(dst, image.bit_depth)
+      result = upscaler(image, depth)
       os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-      for note in image_files.write_image_file(
-          dst, result, jpeg_quality=args.jpeg_quality):
+      notes += image_files.write_image_file(
+          dst, result, jpeg_quality=args.jpeg_quality)
+      for note in notes:
         print(f'  note: {note}', file=sys.stderr)
       written.add(os.path.abspath(dst))
     except (OSError, ValueError, RuntimeError, MemoryError) as e:
-      hint = (' (out of memory: try --tile 256 and --batch-tiles 1)'
-              if 'RESOURCE_EXHAUSTED' in str(e) or isinstance(e, MemoryError)
-              else '')
+      hint = memory_hint(e, args, scale, image, depth)
       print(f'  skipped {src}: {e}{hint}', file=sys.stderr)
       failed.append(src)
   print(f'Done: {len(inputs) - len(failed)} written, {len(failed)} failed, '

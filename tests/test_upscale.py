@@ -243,15 +243,15 @@ def lopsided(x):
 
 def test_ensemble_of_upsampling_is_upsampling():
   x = np.random.default_rng(2).random((5, 7, 3), dtype=np.float32)
-  np.testing.assert_allclose(tiling.self_ensemble(lambda v: nearest(v, 3), x),
-                             nearest(x, 3), atol=1e-6)
+  out = tiling.self_ensemble(tiling.whole_image(lambda v: nearest(v, 3)), x, 3)
+  np.testing.assert_allclose(out, nearest(x, 3), atol=1e-6)
 
 
 def test_ensemble_is_the_mean_of_the_inverted_outputs():
   x = np.random.default_rng(3).random((5, 7, 3), dtype=np.float32)
   expected = np.mean([inv(lopsided(np.ascontiguousarray(fwd(x))))
                       for fwd, inv in _DIHEDRAL], axis=0)
-  out = tiling.self_ensemble(lopsided, x)
+  out = tiling.self_ensemble(tiling.whole_image(lopsided), x, 2)
   np.testing.assert_allclose(out, expected, atol=1e-6)
   assert np.abs(out - lopsided(x)).max() > 1e-2  # Not a no-op.
 
@@ -273,8 +273,8 @@ def test_reads_hand_made_16bit_rgba_png(tmp_path):
   path.write_bytes(png_bytes(values, filters=(0, 1)))
   image = image_files.read_image_file(path)
   assert image.bit_depth == 16 and not image.grey
-  np.testing.assert_array_equal(np.round(image.pixels * 65535), values[..., :3])
-  np.testing.assert_array_equal(np.round(image.alpha * 65535), values[..., 3])
+  np.testing.assert_array_equal(image.pixels, values[..., :3])
+  np.testing.assert_array_equal(image.alpha, values[..., 3])
 
 
 @pytest.mark.parametrize('channels', [1, 2, 3, 4])
@@ -290,7 +290,7 @@ def test_16bit_png_written_and_read_back(tmp_path, channels):
   assert image_files.write_image_file(path, image) == []
   assert png_header(path) == (7, 300, 16, {1: 0, 2: 4, 3: 2, 4: 6}[channels])
   back = image_files.read_image_file(path)
-  np.testing.assert_array_equal(np.round(back.pixels * 65535), colour)
+  np.testing.assert_array_equal(back.pixels, colour)
   # Pillow, an independent decoder: 16-bit grey exactly, colour as v >> 8.
   with Image.open(path) as pil:
     pil_values = np.asarray(pil)
@@ -311,8 +311,7 @@ def test_modes_palette_grey_alpha(tmp_path):
   Image.fromarray(rgb).convert('LA').save(tmp_path / 'la.png')
   p = image_files.read_image_file(tmp_path / 'p.png')
   assert p.pixels.shape == (6, 8, 3) and p.alpha is None
-  np.testing.assert_array_equal(np.round(p.pixels * 255),
-                                np.asarray(pal.convert('RGB')))
+  np.testing.assert_array_equal(p.pixels, np.asarray(pal.convert('RGB')))
   pt = image_files.read_image_file(tmp_path / 'pt.png')
   assert pt.alpha is not None and pt.alpha.min() == 0 and not pt.grey
   la = image_files.read_image_file(tmp_path / 'la.png')
@@ -327,15 +326,21 @@ def test_upscale_image_data_grey_alpha_outscale():
   def fake(rgb):  # x2, weights the channels differently.
     return nearest(rgb * np.array([0.5, 1.0, 1.5], np.float32), 2)
 
-  out = image_files.upscale_image_data(image, fake)
+  def as_uint8(x):
+    return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+
+  out = image_files.upscale_image_data(image, tiling.whole_image(fake), 2)
   grey3 = nearest(image.pixels, 2) * np.array([0.5, 1.0, 1.5], np.float32)
-  np.testing.assert_allclose(out.pixels, grey3.mean(-1, keepdims=True),
-                             atol=1e-6)
-  np.testing.assert_allclose(out.alpha, nearest(image.alpha, 2), atol=1e-6)
-  resized = image_files.upscale_image_data(image, fake, outscale=1.5,
-                                           alpha_upsampler='bicubic')
+  assert out.pixels.dtype == np.uint8 and out.bit_depth == 8
+  assert np.abs(out.pixels.astype(int) - as_uint8(grey3.mean(
+      -1, keepdims=True))).max() <= 1
+  np.testing.assert_array_equal(out.alpha, as_uint8(nearest(image.alpha, 2)))
+  resized = image_files.upscale_image_data(
+      image, tiling.whole_image(fake), 2, outscale=1.5,
+      alpha_upsampler='bicubic', bit_depth=16)
   assert resized.pixels.shape == (8, 11, 1)  # round(7.5), round(10.5)
   assert resized.alpha.shape == (8, 11)
+  assert resized.pixels.dtype == resized.alpha.dtype == np.uint16
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
@@ -533,14 +538,14 @@ def test_cli_big_16bit_rgba_png_with_tiles(tmp_path, tiny_weights):
   assert sorted(os.listdir(out_dir)) == ['big_out.png']  # No temp files.
   back = image_files.read_image_file(dst)
   # Bicubic alpha at scale 1 is the identity: alpha kept to the last bit.
-  np.testing.assert_array_equal(np.round(back.alpha * 65535), values[..., 3])
+  np.testing.assert_array_equal(back.alpha, values[..., 3])
   # Colour: the whole image through the network at once, quantised.
   module, variables, _ = generator_loading.load_generator_for_inference(
       weights=tiny_weights[1], arch='rrdbnet')
   ref = direct(module, variables, values[..., :3].astype(np.float32) / 65535,
                multiple=4)
   ref = np.round(np.clip(ref, 0, 1) * 65535)
-  assert np.abs(np.round(back.pixels * 65535) - ref).max() <= 1
+  assert np.abs(back.pixels - ref).max() <= 1
 
 
 def test_cli_grey_jpeg_outscale_and_file_output(tmp_path, tiny_weights):

@@ -28,7 +28,7 @@ _UINT16_MAX = 65535
 # of our own refusal, or about an image the user allowed.
 _IGNORE_BOMB_WARNING = ('ignore', None, Image.DecompressionBombWarning, None, 0)
 # Serialises the rare opens that need Pillow's own limit lifted (see
-# `_with_open_image`), so concurrent lifts cannot restore a wrong value.
+# `with_open_image`), so concurrent lifts cannot restore a wrong value.
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
@@ -49,7 +49,7 @@ def _check_pixels(
         'sr_jax.data.extract_subimages`, or raise data.max_image_pixels.')
 
 
-def _with_open_image(
+def with_open_image(
     path: str, max_pixels: int | None, use: Callable[[Image.Image], T]
 ) -> T:
   """Opens `path` (header only), checks its size, then returns use(image).
@@ -152,7 +152,7 @@ def read_image(
   if not os.path.isfile(path):
     raise FileNotFoundError(f'Image file {path!r} does not exist.')
   try:
-    array = _with_open_image(path, max_pixels, lambda img: _decode(img, path))
+    array = with_open_image(path, max_pixels, lambda img: _decode(img, path))
   except (OSError, SyntaxError) as e:
     # UnidentifiedImageError and truncated-file errors are OSErrors; PIL's
     # messages do not always say which file was being read.
@@ -175,7 +175,7 @@ def image_size(
   """
   path = os.fspath(path)
   try:
-    width, height = _with_open_image(path, max_pixels, lambda img: img.size)
+    width, height = with_open_image(path, max_pixels, lambda img: img.size)
   except (OSError, SyntaxError) as e:
     raise ValueError(f'Could not read image header of {path!r}: {e}') from e
   return height, width
@@ -198,7 +198,7 @@ def display_size(
     return height, width
 
   try:
-    return _with_open_image(path, max_pixels, size_as_shown)
+    return with_open_image(path, max_pixels, size_as_shown)
   except (OSError, SyntaxError) as e:
     raise ValueError(f'Could not read image header of {path!r}: {e}') from e
 

@@ -5,15 +5,26 @@ keeps what a user expects to get back:
   * alpha: kept, upscaled separately (by the network, run on the alpha as a
     grey RGB image, like Real-ESRGAN's alpha_upsampler='realesrgan'; or by
     bicubic resize);
-  * 16 bits: 16-bit PNGs are read as v / 65535 and written back as uint16
-    PNGs; other formats are written at 8 bits;
+  * 16 bits: 16-bit PNGs are read as uint16 (fed to the network as
+    v / 65535) and written back as uint16 PNGs; other formats are written
+    at 8 bits;
   * grey: grey images (L, LA, I;16) run through the network as RGB with the
     grey replicated and come back grey, as the mean of the three output
     channels (equal weights: the network saw R = G = B);
   * palette images become RGB, or RGBA when they have transparency.
 Pillow cannot decode 16-bit colour PNGs beyond their high byte, so those are
-decoded by TensorFlow (already a dependency, imported only then) and written
-by the small PNG encoder below. EXIF orientation is applied (Pillow files).
+decoded by TensorFlow (already a dependency, imported only then). EXIF
+orientation is applied (Pillow files).
+
+Host memory. Images are kept at their stored depth (uint8 / uint16), never
+as float copies: the network gets float windows (inference.tiling), and the
+result is allocated once at the output's bit depth and filled block by
+block, each block quantised as it arrives (the same clip and round as
+quantising the whole float output, so the values are identical). PNGs are
+written a band of rows at a time (inference.png_writer); other formats go
+through Pillow, which makes one copy of its own (4 bytes per pixel for RGB).
+Inputs larger than max_pixels are refused from their header, before any
+pixel is decoded.
 
 Files are written to a temporary file next to the target and renamed into
 place, so a failure never leaves a partial output.
@@ -21,39 +32,43 @@ place, so a failure never leaves a partial output.
 import dataclasses
 import functools
 import os
-import struct
-from typing import BinaryIO, Callable
-import zlib
 
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
-from sr_jax.data.image_io import IMAGE_EXTENSIONS
 from sr_jax import io_utils
+from sr_jax.data import image_io
+from sr_jax.data.image_io import IMAGE_EXTENSIONS
+from sr_jax.inference import png_writer
 from sr_jax.inference import tiling
 
-# Extension -> Pillow format for outputs; '.png' with 16 bits uses _write_png16.
+# Extension -> Pillow format for outputs; PNGs are written by png_writer.
 WRITE_FORMATS = {'.png': 'PNG', '.jpg': 'JPEG', '.jpeg': 'JPEG',
                  '.webp': 'WEBP', '.bmp': 'BMP', '.tif': 'TIFF',
                  '.tiff': 'TIFF'}
+# Input pixels (width x height) read_image_file accepts by default; larger
+# headers are refused before decoding (0: no limit). Training's default
+# limit (data.max_image_pixels) is the same.
+DEFAULT_MAX_PIXELS = 100_000_000
 _NO_ALPHA_FORMATS = ('JPEG', 'BMP')
 _UINT16_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N')
-_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-# zlib level of 16-bit PNGs: level 3 is ~4x faster than 6 on 16-bit photos
-# and within a few % in size (16-bit noise barely compresses either way).
-PNG16_COMPRESS_LEVEL = 3
+_DTYPES = {8: np.uint8, 16: np.uint16}
 _RESAMPLE = {'lanczos': Image.Resampling.LANCZOS,
              'bicubic': Image.Resampling.BICUBIC}
+# Output rows quantised at a time from a resized float channel.
+_BAND_ROWS = 256
 
 
 @dataclasses.dataclass
 class ImageData:
   """An image in memory.
 
-  pixels: float32 [H, W, C] in [0, 1] (outputs may leave the range until
-    written); C = 1 for grey images, 3 for colour.
-  alpha: float32 [H, W] in [0, 1], or None.
+  pixels: [H, W, C], C = 1 for grey, 3 for colour. As read and as returned
+    by upscale_image_data: the stored values, uint8 (bit_depth 8) or uint16
+    (16). Float32 in [0, 1] is accepted too (clipped and rounded when
+    written).
+  alpha: [H, W], like pixels, or None.
   bit_depth: 8 or 16, the depth it was read at and will be written at.
   """
   pixels: np.ndarray
@@ -69,10 +84,16 @@ class ImageData:
     return self.pixels.shape[0], self.pixels.shape[1]
 
   def rgb(self) -> np.ndarray:
-    """[H, W, 3] float32: the pixels, grey replicated to three channels."""
+    """[H, W, 3] pixels, grey replicated (a read-only view, no copy)."""
     if self.grey:
-      return np.repeat(self.pixels, 3, axis=-1)
+      return np.broadcast_to(self.pixels, (*self.size, 3))
     return self.pixels
+
+
+def output_bytes(height: int, width: int, channels: int,
+                 bit_depth: int) -> int:
+  """Bytes of an output image at its bit depth (alpha counts as a channel)."""
+  return height * width * channels * bit_depth // 8
 
 
 # ------------------------------------------------------------------ reading --
@@ -81,10 +102,36 @@ def _png_bit_depth_and_colour(path: str) -> tuple[int, int] | None:
   """(bit depth, colour type) from a PNG's IHDR, None for other files."""
   with open(path, 'rb') as f:
     head = f.read(26)
-  if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) \
+  if len(head) < 26 or not head.startswith(png_writer.SIGNATURE) \
       or head[12:16] != b'IHDR':
     return None
   return head[24], head[25]
+
+
+def _check_pixels(path: str, size: tuple[int, int],
+                  max_pixels: int | None) -> None:
+  """Refuses a header of more than max_pixels pixels (None, 0: no limit)."""
+  width, height = size
+  if max_pixels and width * height > max_pixels:
+    raise image_io.ImageTooLargeError(
+        f'{path} is {width}x{height} = {width * height:,} pixels, above the '
+        f'limit of {max_pixels:,} (refused from its header, not decoded); '
+        'raise it with --max-pixels N, 0 for no limit.')
+
+
+def _open_checked(path: str, max_pixels: int | None, use):
+  """use(img) for `path` opened by Pillow (header only), once its size
+  passes max_pixels.
+
+  Opened through image_io's opener with its own limit off (0), which keeps
+  Pillow's decompression-bomb warning (above ~89 MP) and error (~179 MP)
+  out of the way: our limit alone decides, with a message naming the flag.
+  """
+  def checked(img: Image.Image):
+    _check_pixels(path, img.size, max_pixels)
+    return use(img)
+
+  return image_io.with_open_image(path, 0, checked)
 
 
 @functools.cache
@@ -113,7 +160,6 @@ def _read_png16_colour(path: str) -> ImageData:
     values = tf.io.decode_png(contents, channels=0, dtype=tf.uint16).numpy()
   except tf.errors.OpError as e:
     raise ValueError(f'Could not read image {path!r}: {e.message}') from e
-  values = values.astype(np.float32) / 65535.0
   channels = values.shape[-1]
   colour = values[..., :3] if channels >= 3 else values[..., :1]
   alpha = values[..., -1] if channels in (2, 4) else None
@@ -132,7 +178,8 @@ def _from_pil(img: Image.Image, path: str) -> ImageData:
     if values.min() < 0 or values.max() > 65535:
       raise ValueError(f'{path}: 32-bit integer image with values outside '
                        '[0, 65535]; convert it to an 8- or 16-bit PNG first.')
-    return ImageData(values.astype(np.float32)[..., None] / 65535.0, None, 16)
+    return ImageData(values.astype(np.uint16, copy=False)[..., None],
+                     None, 16)
   if mode in ('P', 'PA'):
     img = img.convert('RGBA' if mode == 'PA' or has_key else 'RGB')
   elif mode in ('L', 'RGB', '1') and has_key:
@@ -143,7 +190,7 @@ def _from_pil(img: Image.Image, path: str) -> ImageData:
     img = img.convert('RGBA')
   elif mode not in ('L', 'LA', 'RGB', 'RGBA'):
     img = img.convert('RGB')  # CMYK, YCbCr, LAB, HSV, RGBX.
-  values = np.asarray(img).astype(np.float32) / 255.0
+  values = np.asarray(img)  # uint8; colour and alpha stay views of it.
   if values.ndim == 2:
     values = values[..., None]
   alpha = values[..., -1] if img.mode in ('LA', 'RGBA') else None
@@ -151,11 +198,30 @@ def _from_pil(img: Image.Image, path: str) -> ImageData:
   return ImageData(colour, alpha, 8)
 
 
-def read_image_file(path: str | os.PathLike[str]) -> ImageData:
+def _decode(img: Image.Image, path: str) -> ImageData:
+  # In place: no copy of the decoded image when it has no orientation tag.
+  ImageOps.exif_transpose(img, in_place=True)
+  img.load()
+  return _from_pil(img, path)
+
+
+def read_image_file(path: str | os.PathLike[str],
+                    max_pixels: int | None = DEFAULT_MAX_PIXELS
+                    ) -> ImageData:
   """Reads an image for upscaling (see the module doc for what is kept).
+
+  Args:
+    path: an image file (any format Pillow reads; 16-bit colour PNGs too).
+    max_pixels: a file whose header says more pixels (width x height) is
+      refused before decoding; 0 or None: no limit (Pillow's own
+      decompression-bomb limit never applies).
+
+  Returns:
+    ImageData with uint8 or uint16 pixels (read-only arrays).
 
   Raises:
     FileNotFoundError: no such file.
+    ImageTooLargeError: (a ValueError) above max_pixels; says how to raise it.
     ValueError: not a readable image (the message names the file).
   """
   path = os.fspath(path)
@@ -164,17 +230,23 @@ def read_image_file(path: str | os.PathLike[str]) -> ImageData:
   try:
     png = _png_bit_depth_and_colour(path)
     if png is not None and png[0] == 16 and png[1] in (2, 4, 6):
+      _open_checked(path, max_pixels, lambda img: None)
       return _read_png16_colour(path)
-    with Image.open(path) as img:
-      img = ImageOps.exif_transpose(img)
-      img.load()
-      return _from_pil(img, path)
+    return _open_checked(path, max_pixels, lambda img: _decode(img, path))
   except (OSError, SyntaxError, Image.DecompressionBombError) as e:
     # PIL's messages do not always say which file was being read.
     raise ValueError(f'Could not read image {path!r}: {e}') from e
 
 
 # ------------------------------------------------------------------ writing --
+
+def _format(path: str) -> str:
+  ext = os.path.splitext(path)[1].lower()
+  if ext not in WRITE_FORMATS:
+    raise ValueError(f'Cannot write {path!r}: unknown image extension '
+                     f'{ext!r}; use one of {sorted(WRITE_FORMATS)}.')
+  return WRITE_FORMATS[ext]
+
 
 def output_extension(input_path: str, requested: str,
                      image: ImageData) -> str:
@@ -197,67 +269,63 @@ def output_extension(input_path: str, requested: str,
   return ext
 
 
-def _quantise(values: np.ndarray, bit_depth: int) -> np.ndarray:
-  top = 65535 if bit_depth == 16 else 255
-  out = np.clip(values, 0.0, 1.0) * np.float32(top)
-  return np.round(out).astype(np.uint16 if bit_depth == 16 else np.uint8)
+def output_bit_depth(path: str | os.PathLike[str],
+                     bit_depth: int) -> tuple[int, list[str]]:
+  """(depth an image of `bit_depth` is written at in path's format, notes).
 
-
-def _write_png16(f: BinaryIO, pixels: np.ndarray) -> None:
-  """Writes uint16 [H, W, C] (C = 1, 2, 3, 4: L, LA, RGB, RGBA) as a PNG.
-
-  Every row uses the 'Up' filter (difference to the row above), which is
-  vectorised here and compresses smooth photos well; rows are compressed in
-  blocks, so memory stays near one block beyond the image.
+  16 bits only in PNG; other formats get 8, with a note saying so.
   """
-  h, w, c = pixels.shape
-  colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-
-  def chunk(tag: bytes, data: bytes) -> None:
-    f.write(struct.pack('>I', len(data)) + tag + data +
-            struct.pack('>I', zlib.crc32(tag + data)))
-
-  f.write(_PNG_SIGNATURE)
-  chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 16, colour_type, 0, 0, 0))
-  rows = np.ascontiguousarray(pixels.astype('>u2')).view(np.uint8)
-  rows = rows.reshape(h, w * c * 2)
-  compressor = zlib.compressobj(PNG16_COMPRESS_LEVEL)
-  above = np.zeros(rows.shape[1], np.uint8)
-  for start in range(0, h, 256):
-    block = rows[start:start + 256]
-    filtered = np.empty((block.shape[0], block.shape[1] + 1), np.uint8)
-    filtered[:, 0] = 2  # Filter type 'Up'.
-    filtered[:, 1:] = block
-    filtered[0, 1:] -= above  # uint8 arithmetic wraps modulo 256, as PNG's.
-    filtered[1:, 1:] -= block[:-1]
-    above = block[-1]
-    data = compressor.compress(filtered.tobytes())
-    if data:
-      chunk(b'IDAT', data)
-  chunk(b'IDAT', compressor.flush())
-  chunk(b'IEND', b'')
+  return _depth_in(_format(os.fspath(path)), bit_depth)
 
 
-def _encode(f: BinaryIO, image: ImageData, fmt: str,
-            jpeg_quality: int) -> list[str]:
+def _depth_in(fmt: str, bit_depth: int) -> tuple[int, list[str]]:
+  if bit_depth == 16 and fmt != 'PNG':
+    return 8, [f'16-bit input written at 8 bits ({fmt}; use PNG for 16)']
+  return bit_depth, []
+
+
+def _quantise(values: np.ndarray, bit_depth: int) -> np.ndarray:
+  """round(clip(v, 0, 1) * (2^bits - 1)) of float32 values, as uint8/16.
+
+  In place on one float32 temporary (the size of `values`).
+  """
+  out = np.clip(values, 0.0, 1.0)
+  out *= np.float32(65535 if bit_depth == 16 else 255)
+  np.round(out, out=out)
+  return out.astype(_DTYPES[bit_depth])
+
+
+def _at_depth(values: np.ndarray, bit_depth: int) -> np.ndarray:
+  """Stored values of `bit_depth` bits: floats quantised, uint16 -> uint8
+  as round(v * 255 / 65535) (through v / 65535 in float32), else as is."""
+  if values.dtype == _DTYPES[bit_depth]:
+    return values
+  if np.issubdtype(values.dtype, np.floating):
+    return _quantise(values, bit_depth)
+  if values.dtype == np.uint16:
+    return _quantise(tiling.as_float(values), bit_depth)
+  raise ValueError(f'Cannot write {values.dtype} pixels at {bit_depth} bits.')
+
+
+def _encode(f, image: ImageData, fmt: str, jpeg_quality: int) -> list[str]:
   """Writes `image` to `f` in Pillow format `fmt`; returns notes on losses."""
   notes = []
   alpha = image.alpha
   if alpha is not None and fmt in _NO_ALPHA_FORMATS:
     notes.append(f'{fmt} cannot store alpha: alpha dropped')
     alpha = None
-  bit_depth = image.bit_depth
-  if bit_depth == 16 and fmt != 'PNG':
-    notes.append(f'16-bit input written at 8 bits ({fmt}; use PNG for 16)')
-    bit_depth = 8
-  planes = image.pixels if alpha is None else np.concatenate(
-      [image.pixels, alpha[..., None]], axis=-1)
-  values = _quantise(planes, bit_depth)
-  if bit_depth == 16:
-    _write_png16(f, values)
+  bit_depth, depth_notes = _depth_in(fmt, image.bit_depth)
+  notes += depth_notes
+  pixels = _at_depth(image.pixels, bit_depth)
+  alpha = None if alpha is None else _at_depth(alpha, bit_depth)
+  if fmt == 'PNG':
+    png_writer.write_png(f, pixels, alpha)  # Streams: no second copy.
     return notes
-  mode = {1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[values.shape[-1]]
-  pil = Image.fromarray(values[..., 0] if mode == 'L' else values, mode)
+  # Pillow keeps an image of its own (RGB: 4 bytes per pixel) to encode.
+  if alpha is not None:
+    pixels = np.concatenate([pixels, alpha[..., None]], axis=-1)
+  pil = Image.fromarray(np.ascontiguousarray(
+      pixels[..., 0] if pixels.shape[-1] == 1 else pixels))
   options = {'quality': jpeg_quality} if fmt in ('JPEG', 'WEBP') else {}
   pil.save(f, format=fmt, **options)
   return notes
@@ -267,73 +335,121 @@ def write_image_file(path: str | os.PathLike[str], image: ImageData, *,
                      jpeg_quality: int = 95) -> list[str]:
   """Writes `image` atomically; the format follows the path's extension.
 
-  Returns notes on what the format could not keep (alpha in JPEG, 16 bits
-  outside PNG). On any failure the target is untouched and no temporary file
-  remains.
+  PNG (8 / 16 bits) is written row band by row band (png_writer), other
+  formats by Pillow. Returns notes on what the format could not keep (alpha
+  in JPEG, 16 bits outside PNG). On any failure the target is untouched and
+  no temporary file remains.
   """
   path = os.fspath(path)
-  ext = os.path.splitext(path)[1].lower()
-  if ext not in WRITE_FORMATS:
-    raise ValueError(f'Cannot write {path!r}: unknown image extension '
-                     f'{ext!r}; use one of {sorted(WRITE_FORMATS)}.')
+  fmt = _format(path)
   with io_utils.atomic_write(path) as f:
-    notes = _encode(f, image, WRITE_FORMATS[ext], jpeg_quality)
+    notes = _encode(f, image, fmt, jpeg_quality)
   return notes
 
 
 # --------------------------------------------------------------- upscaling --
 
-def resize(values: np.ndarray, size: tuple[int, int],
-           method: str = 'lanczos') -> np.ndarray:
-  """Resizes float32 [H, W, C] to size=(h, w) with Pillow, channel by channel.
+def _quantise_plane(plane: Image.Image, out: np.ndarray,
+                    bit_depth: int) -> None:
+  """Quantises a float ('F') Pillow image into out ([h, w], a channel of the
+  result), a band of rows at a time."""
+  h, w = out.shape
+  for y in range(0, h, _BAND_ROWS):
+    band = np.asarray(plane.crop((0, y, w, min(y + _BAND_ROWS, h))))
+    out[y:y + band.shape[0]] = _quantise(band, bit_depth)
 
-  'lanczos' is Pillow's LANCZOS (a = 3, antialiased when shrinking), the
-  high-quality resize for --outscale; 'bicubic' is Pillow's BICUBIC
-  (a = -0.5). Float ('F') images: no 8-bit rounding in between.
+
+def _upscale_into(upscale: tiling.Streamed, source: np.ndarray,
+                  out: np.ndarray, net_size: tuple[int, int],
+                  bit_depth: int, grey: bool) -> None:
+  """Runs `upscale` on source [H, W, 3] and quantises its output into
+  `out` [h, w, C] (grey: the mean of the three output channels).
+
+  When out's size is not the network's (--outscale), the network output is
+  collected in float32 first, in Pillow images (4 bytes per channel per
+  network pixel), and Lanczos-resized channel by channel: Pillow's float
+  resize needs the whole channel, and rounding before it would change the
+  result.
   """
-  h, w = size
-  planes = [np.asarray(Image.fromarray(np.ascontiguousarray(
-      values[..., c], np.float32), 'F').resize((w, h), _RESAMPLE[method]))
-            for c in range(values.shape[-1])]
-  return np.stack(planes, axis=-1)
+  def values(block: np.ndarray) -> np.ndarray:
+    return block.mean(axis=-1, keepdims=True) if grey else block
+
+  if out.shape[:2] == net_size:
+    def quantise(y: int, x: int, block: np.ndarray) -> None:
+      out[y:y + block.shape[0], x:x + block.shape[1]] = _quantise(
+          values(block), bit_depth)
+
+    upscale(source, quantise)
+    return
+  planes = [Image.new('F', net_size[::-1]) for _ in range(out.shape[-1])]
+
+  def collect(y: int, x: int, block: np.ndarray) -> None:
+    block = values(block)
+    for c, plane in enumerate(planes):
+      plane.paste(Image.fromarray(np.ascontiguousarray(block[..., c])), (x, y))
+
+  upscale(source, collect)
+  for c in range(len(planes)):  # One resized channel at a time.
+    plane, planes[c] = planes[c], None
+    plane = plane.resize(out.shape[1::-1], _RESAMPLE['lanczos'])
+    _quantise_plane(plane, out[..., c], bit_depth)
 
 
-def upscale_image_data(image: ImageData,
-                       upscale_rgb: Callable[[np.ndarray], np.ndarray], *,
-                       outscale: float | None = None,
-                       alpha_upsampler: str = 'network') -> ImageData:
+def upscale_image_data(image: ImageData, upscale: tiling.Streamed,
+                       scale: int, *, outscale: float | None = None,
+                       alpha_upsampler: str = 'network',
+                       bit_depth: int | None = None) -> ImageData:
   """Upscales colour (and alpha) of an image with a network.
 
   Args:
     image: as read by read_image_file.
-    upscale_rgb: [H, W, 3] float32 -> [s H, s W, 3] float32 (the network,
-      tiled and/or ensembled).
+    upscale: the network, tiled and / or ensembled, as a tiling.Streamed:
+      upscale(rgb [H, W, 3], sink) hands its [s H, s W, 3] float32 output
+      to sink block by block (tiling.whole_image wraps a plain function).
+    scale: the network's scale s.
     outscale: final size round(H * outscale) x round(W * outscale) by Lanczos
       resize of the network output; None keeps the network's scale.
     alpha_upsampler: 'network' (alpha as a grey RGB image through
-      upscale_rgb, the mean of the 3 outputs) or 'bicubic'.
+      upscale, the mean of the 3 outputs) or 'bicubic'.
+    bit_depth: the depth to return (8, 16); default the image's. Pick the
+      depth the file will be written at (output_bit_depth): a 16-bit image
+      for a JPEG is then quantised once, to 8 bits.
+
   Returns:
-    ImageData at the new size, same channels and bit depth, values unclipped.
+    ImageData at the new size, same channels, uint8 / uint16 pixels:
+    round(clip(v, 0, 1) * (2^bits - 1)) of the network's float output v.
+    Memory: that result (allocated once), plus with outscale one float32
+    copy of the network output (see _upscale_into); bicubic alpha is
+    resized in float32 too (one channel at the network's size).
   """
   if alpha_upsampler not in ('network', 'bicubic'):
     raise ValueError(f'alpha_upsampler={alpha_upsampler!r}; use network or '
                      'bicubic.')
-  out = upscale_rgb(image.rgb())
-  if image.grey:
-    out = out.mean(axis=-1, keepdims=True)
+  bit_depth = bit_depth or image.bit_depth
+  if bit_depth not in _DTYPES:
+    raise ValueError(f'bit_depth must be 8 or 16; got {bit_depth}.')
+  h, w = image.size
+  net_size = (h * scale, w * scale)
+  size = net_size if outscale is None else tiling.output_size(h, w, outscale)
+  dtype = _DTYPES[bit_depth]
   alpha = None
   if image.alpha is not None:
-    if alpha_upsampler == 'network':
-      alpha = upscale_rgb(np.repeat(image.alpha[..., None], 3, axis=-1))
-      alpha = alpha.mean(axis=-1)
-    else:
-      alpha = resize(image.alpha[..., None], out.shape[:2], 'bicubic')[..., 0]
-  if outscale is not None:
-    size = tiling.output_size(*image.size, outscale)
-    if size != out.shape[:2]:
-      out = resize(out, size)
-      alpha = None if alpha is None else resize(alpha[..., None], size)[..., 0]
-  return ImageData(out, alpha, image.bit_depth)
+    alpha = np.empty(size, dtype)  # Apart from colour: written row by row.
+  if alpha is not None and alpha_upsampler == 'bicubic':
+    # First, before the colour exists: it resizes in float32.
+    plane = Image.fromarray(tiling.as_float(image.alpha)).resize(
+        net_size[::-1], _RESAMPLE['bicubic'])
+    if size != net_size:
+      plane = plane.resize(size[::-1], _RESAMPLE['lanczos'])
+    _quantise_plane(plane, alpha, bit_depth)
+    del plane
+  pixels = np.empty((*size, image.pixels.shape[-1]), dtype)
+  _upscale_into(upscale, image.rgb(), pixels, net_size, bit_depth,
+                grey=image.grey)
+  if alpha is not None and alpha_upsampler == 'network':
+    _upscale_into(upscale, np.broadcast_to(image.alpha[..., None], (h, w, 3)),
+                  alpha[..., None], net_size, bit_depth, grey=True)
+  return ImageData(pixels, alpha, bit_depth)
 
 
 def is_image_file(path: str) -> bool:
