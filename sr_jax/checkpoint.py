@@ -667,17 +667,48 @@ def _best_dirs(workdir: str) -> dict[str, str]:
           if os.path.isdir(os.path.join(root, e))}
 
 
+def _directory_of_step(workdir: str, step: int) -> str:
+  """The checkpoint folder (latest or a phase's best) that holds `step`."""
+  folders = [os.path.join(workdir, 'checkpoints')] + sorted(
+      _best_dirs(workdir).values())
+  for directory in folders:
+    if os.path.isdir(os.path.join(directory, str(step))):
+      return directory
+  have = sorted({int(n) for d in folders if os.path.isdir(d)
+                 for n in os.listdir(d) if n.isdigit()})
+  raise FileNotFoundError(f'No checkpoint of step {step} in {workdir} (has '
+                          f'steps {have or "none"}).')
+
+
 def load_generator_from_workdir(workdir: str, which: str = 'best',
-                                phase: str | None = None) -> LoadedGenerator:
+                                phase: str | None = None,
+                                step: int | None = None) -> LoadedGenerator:
   """Loads a trained EMA generator from a run's workdir.
 
   which: 'best' (the best validated state of `phase`; by default of the
     last phase that has one, i.e. the final phase once it has validated)
     or 'latest' (the newest checkpoint; `phase` must then match it).
+  step: a given step instead (from checkpoints/ or a best/ folder);
+    `which` and `phase` are then not used.
   """
   if which not in ('best', 'latest'):
     raise ValueError(f'which={which!r}; use "best" or "latest".')
   workdir = os.path.abspath(workdir)
+  if step is not None:
+    directory = _directory_of_step(workdir, step)
+    manager = _open_read_only(directory)
+    try:
+      state, config, _ = _restore_on_this_host(manager, step)
+    except CorruptCheckpointError as e:
+      raise CorruptCheckpointError(
+          f'Checkpoint {directory}/{step} is corrupt: {e}.') from None
+    finally:
+      manager.close()
+    config = ml_collections.ConfigDict(config)
+    return LoadedGenerator(
+        _generator_module(config),
+        jax.tree.map(np.asarray, _generator_variables(state)), config, step,
+        phase_of_step(config, step), os.path.join(directory, str(step)))
   if which == 'latest':
     directory = os.path.join(workdir, 'checkpoints')
   else:
@@ -737,14 +768,14 @@ def run_phases(workdir: str) -> list[str]:
 
 
 def load_generator(workdir: str, which: str = 'best',
-                   phase: str | None = None):
+                   phase: str | None = None, step: int | None = None):
   """(generator module, variables for module.apply, the run's config).
 
   The variables hold the EMA parameters, which BasicSR also evaluates. By
   default the final phase's best validated generator; see
   `load_generator_from_workdir` for `which` and `phase`.
   """
-  loaded = load_generator_from_workdir(workdir, which, phase)
+  loaded = load_generator_from_workdir(workdir, which, phase, step)
   return loaded.module, loaded.variables, loaded.config
 
 

@@ -42,7 +42,8 @@ def load_generator_for_inference(
     arch: str | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
     dtype: Any = jnp.float32,
-    which: str = 'best') -> tuple[nn.Module, dict[str, Any], int]:
+    which: str = 'best', phase: str | None = None,
+    step: int | None = None) -> tuple[nn.Module, dict[str, Any], int]:
   """Loads a generator for upscaling.
 
   Args:
@@ -56,6 +57,8 @@ def load_generator_for_inference(
     dtype: compute dtype, jnp.float32 or jnp.bfloat16 (or their names);
       parameters stay float32.
     which: 'best' or 'latest' checkpoint of the run.
+    phase: with 'best', that phase's best (default: the final phase's).
+    step: a given step of the run instead.
 
   Returns:
     (module, variables, scale): module.apply(variables, x, train=False) maps
@@ -69,6 +72,9 @@ def load_generator_for_inference(
   if (weights is None) == (checkpoint is None):
     raise ValueError('Pass exactly one of weights (--weights FILE) and '
                      'checkpoint (--checkpoint WORKDIR).')
+  if checkpoint is None and (phase is not None or step is not None):
+    raise ValueError('--phase / --step pick a checkpoint of a --checkpoint '
+                     'run, not of --weights.')
   dtype = jnp.dtype(dtype)
   model_kwargs = dict(model_kwargs or {})
   if checkpoint is not None:
@@ -76,7 +82,7 @@ def load_generator_for_inference(
       raise ValueError('--arch / --scale / --model-kwargs apply to --weights; '
                        'a --checkpoint run already says what it trained.')
     loaded = checkpoint_lib.load_generator_from_workdir(
-        os.fspath(checkpoint), which)
+        os.fspath(checkpoint), which, phase, step)
     print(f'Loaded {loaded.describe()}.', file=sys.stderr, flush=True)
     module = loaded.module.clone(dtype=dtype)
     scale = int(getattr(module, 'scale', loaded.config.scale))

@@ -1,6 +1,7 @@
 """Image quality metrics with BasicSR's evaluation protocol.
 
 `psnr` and `ssim` (numpy, float64) are the reference for reported numbers;
+`spectrum_discrepancy` compares the average 1D spectra of two image sets;
 `psnr_jax` and `ssim_jax` are batched float32 versions for jitted validation.
 `LPIPS` / `make_lpips_fn` is the learned perceptual distance (lower is
 better), with weights from `sr_jax.weights.load_lpips_params('alex' | 'vgg')`.
@@ -15,3 +16,4 @@ from sr_jax.metrics.registry import Metric
 from sr_jax.metrics.psnr_ssim import psnr_jax
 from sr_jax.metrics.psnr_ssim import ssim
 from sr_jax.metrics.psnr_ssim import ssim_jax
+from sr_jax.metrics.spectrum import spectrum_discrepancy

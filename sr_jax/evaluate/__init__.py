@@ -14,7 +14,9 @@ phase's best checkpoint, lower-is-better metrics included.
 """
 import dataclasses
 import os
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
+
+from absl import logging
 
 import jax
 import jax.numpy as jnp
@@ -85,35 +87,115 @@ def image_strip(lr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray,
 DEFAULT_METRICS = ('psnr', 'ssim', 'psnr_rgb')
 
 
+@dataclasses.dataclass
+class Scores:
+  """Metrics of one model on one image set.
+
+  means: {metric: value} of the model, '<metric>_bicubic' of bicubic
+    up-sampling of the same LR and, for no-reference metrics,
+    '<metric>_hr' of the HR images; per-image metrics are averaged, set
+    metrics computed on the whole set.
+  per_image: {image name: {metric: value, ...}} for per-image metrics.
+  failed: {metric: why} for metrics that could not be computed (e.g. an
+    image too small for NIQE's blocks); the others still are.
+  """
+  means: dict = dataclasses.field(default_factory=dict)
+  per_image: dict = dataclasses.field(default_factory=dict)
+  failed: dict = dataclasses.field(default_factory=dict)
+
+
+def _call(metric, images: Sequence, crop_border: int, aux: dict | None):
+  kw = {'variables': aux[metric.frozen]} if metric.frozen else {}
+  return float(metric.fn(*images, crop_border, **kw))
+
+
+def score_set(outputs: Iterable[tuple], metric_names: Sequence[str],
+              crop_border: int, aux: dict | None = None,
+              on_image: Callable[[int], None] | None = None,
+              score_hr: bool = False) -> Scores:
+  """Registered metrics of SR outputs (and of bicubic) against HR.
+
+  outputs: (name, hr, bicubic, sr) uint8 HxWx3 tuples; each is scored as
+    it comes (only set metrics keep the images). bicubic may be None.
+  crop_border: pixels cropped off each side before full-reference and
+    no-reference metrics (BasicSR: the scale).
+  aux: frozen networks' variables by name, for metrics with `frozen`.
+  on_image: called with the count of images scored so far (progress).
+  score_hr: also score the HR images with no-reference metrics
+    ('<metric>_hr'), the reference row of a table.
+  """
+  found = [(n, sr_metrics.METRICS.get(n)) for n in metric_names]
+  scores = Scores()
+  kept = {'sr': [], 'bicubic': [], 'hr': []}
+  keep = any(m.kind == 'set' for _, m in found)
+  for count, (name, hr, bicubic, sr) in enumerate(outputs, 1):
+    row = scores.per_image.setdefault(name, {})
+    for metric_name, metric in found:
+      if metric.kind == 'set' or metric_name in scores.failed:
+        continue
+      pairs = {metric_name: sr, f'{metric_name}_bicubic': bicubic}
+      if metric.kind == 'no_reference' and score_hr:
+        pairs[f'{metric_name}_hr'] = hr
+      try:
+        for key, image in pairs.items():
+          if image is not None:
+            row[key] = _call(metric, (image,) if metric.kind ==
+                             'no_reference' else (image, hr), crop_border,
+                             aux)
+      except ValueError as e:
+        scores.failed[metric_name] = f'{name}: {e}'
+    if keep:
+      kept['sr'].append(sr)
+      kept['hr'].append(hr)
+      kept['bicubic'].append(bicubic)
+    if on_image is not None:
+      on_image(count)
+  for key in {k for row in scores.per_image.values() for k in row}:
+    if key.removesuffix('_bicubic').removesuffix('_hr') not in scores.failed:
+      scores.means[key] = float(np.mean(
+          [row[key] for row in scores.per_image.values() if key in row]))
+  for metric_name, metric in found:
+    if metric.kind != 'set' or not kept['sr']:
+      continue
+    try:
+      scores.means[metric_name] = _call(metric, (kept['sr'], kept['hr']),
+                                        crop_border, aux)
+      if all(b is not None for b in kept['bicubic']):
+        scores.means[f'{metric_name}_bicubic'] = _call(
+            metric, (kept['bicubic'], kept['hr']), crop_border, aux)
+    except ValueError as e:
+      scores.failed[metric_name] = str(e)
+  return scores
+
+
 def evaluate(super_resolve: Callable, variables,
              val_set: Sequence[tuple], scale: int,
              num_strips: int = 0, metric_names: Sequence[str] = DEFAULT_METRICS,
              aux: dict | None = None
              ) -> tuple[dict, list[tuple[str, np.ndarray]]]:
-  """Mean of each registered metric over the set, for the model and as
-  '<name>_bicubic' for bicubic up-sampling, and the labelled strips of the
-  first `num_strips` images.
+  """Each registered metric over the set (`score_set`), for the model and
+  as '<name>_bicubic' for bicubic up-sampling, and the labelled strips of
+  the first `num_strips` images.
 
   val_set: (name, hr uint8) or (name, hr uint8, lr uint8) tuples.
   aux: frozen networks' variables for metrics that need them (LPIPS).
   """
-  found = [(name, sr_metrics.METRICS.get(name)) for name in metric_names]
-  per_image = {}
   strips = []
-  for i, (name, hr, *lr_given) in enumerate(val_set):
-    lr_in = lr_given[0][None] if lr_given else None
-    lr, bicubic, sr = jax.device_get(super_resolve(variables, hr[None],
-                                                   lr_in))
-    lr, bicubic, sr = to_uint8(lr[0]), to_uint8(bicubic[0]), to_uint8(sr[0])
-    for metric_name, metric in found:
-      kw = {'variables': aux[metric.frozen]} if metric.frozen else {}
-      per_image.setdefault(metric_name, []).append(
-          metric.fn(sr, hr, scale, **kw))
-      per_image.setdefault(f'{metric_name}_bicubic', []).append(
-          metric.fn(bicubic, hr, scale, **kw))
-    if i < num_strips:
-      strips.append((name, image_strip(lr, bicubic, sr, hr)))
-  return {k: float(np.mean(v)) for k, v in per_image.items()}, strips
+
+  def outputs():
+    for i, (name, hr, *lr_given) in enumerate(val_set):
+      lr_in = lr_given[0][None] if lr_given else None
+      lr, bicubic, sr = jax.device_get(super_resolve(variables, hr[None],
+                                                     lr_in))
+      lr, bicubic, sr = to_uint8(lr[0]), to_uint8(bicubic[0]), to_uint8(sr[0])
+      if i < num_strips:
+        strips.append((name, image_strip(lr, bicubic, sr, hr)))
+      yield name, hr, bicubic, sr
+
+  scores = score_set(outputs(), metric_names, scale, aux)
+  if scores.failed:
+    logging.warning('Metrics not computed: %s', scores.failed)
+  return scores.means, strips
 
 
 @dataclasses.dataclass(frozen=True)

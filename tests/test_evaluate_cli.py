@@ -1,0 +1,156 @@
+"""python -m sr_jax.evaluate: tables that say what the images measure, a
+bicubic row, LR folders by name, skipped files and metrics listed."""
+import csv
+
+import numpy as np
+from PIL import Image
+import pytest
+from skimage import data as skdata
+
+from test_upscale import random_variables
+from sr_jax import evaluate as eval_lib
+from sr_jax import metrics
+from sr_jax import models
+from sr_jax.evaluate import cli
+from sr_jax.metrics import registry
+from sr_jax.weights import params_io
+
+
+@pytest.fixture(scope='module')
+def tiny_x2(tmp_path_factory):
+  """A plain .npz of a tiny RRDBNet x2 with random weights."""
+  path = str(tmp_path_factory.mktemp('weights') / 'tiny_x2.npz')
+  module = models.RRDBNet(scale=2, num_feat=4, num_block=1, num_grow_ch=4)
+  params_io.save_params(path, random_variables(module))
+  return path
+
+
+@pytest.fixture(scope='module')
+def hr_dir(tmp_path_factory):
+  folder = tmp_path_factory.mktemp('hr')
+  for name in ('astronaut', 'chelsea', 'coffee'):
+    Image.fromarray(getattr(skdata, name)()[:41, :58]).save(
+        folder / f'{name}.png')
+  return folder
+
+
+def _read_csv(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def test_tables_agree_with_the_saved_images(tmp_path, tiny_x2, hr_dir):
+  out = tmp_path / 'out'
+  code = cli.main(['--weights', tiny_x2, '--arch', 'rrdbnet',
+                   '--datasets', f'mini={hr_dir}', '--metrics',
+                   'psnr,ssim,psnr_rgb,spectrum', '--save-images',
+                   '--out', str(out)])
+  assert code == 0
+  rows = _read_csv(out / 'results.csv')
+  assert [r['model'] for r in rows] == ['bicubic x2', 'tiny_x2']
+  assert all(r['images'] == '3' for r in rows)
+  per_image = _read_csv(out / 'per_image.csv')
+  model_rows = [r for r in per_image if r['model'] == 'tiny_x2']
+  assert len(model_rows) == 3
+  # Each reported value is the metric of the saved SR image against the HR
+  # (mod-cropped to the scale, border of 2 cropped).
+  for row in model_rows:
+    sr = np.asarray(Image.open(out / 'images' / 'tiny_x2' / 'mini' /
+                               f'{row["image"]}.png'))
+    hr = np.asarray(Image.open(hr_dir / f'{row["image"]}.png'))[:40, :58]
+    assert sr.shape == hr.shape
+    assert float(row['psnr']) == pytest.approx(
+        metrics.psnr(sr, hr, crop_border=2, test_y_channel=True), abs=1e-9)
+    assert float(row['psnr_rgb']) == pytest.approx(
+        metrics.psnr(sr, hr, crop_border=2), abs=1e-9)
+  mean = np.mean([float(r['psnr']) for r in model_rows])
+  assert float(rows[1]['psnr']) == pytest.approx(mean, abs=1e-9)
+  # The bicubic row is bicubic up-sampling of the same LR: much better than
+  # a random network.
+  assert float(rows[0]['psnr']) > float(rows[1]['psnr']) + 5
+  assert float(rows[0]['spectrum']) >= 0
+  text = (out / 'results.md').read_text()
+  assert '| mini | bicubic x2 | 3 |' in text and 'PSNR ↑' in text
+  assert 'SPECTRUM ↓' in text
+  assert (out / 'spectra_mini.png').stat().st_size > 1000
+
+
+def test_lr_folders_by_name_and_skipped_files(tmp_path, tiny_x2, hr_dir):
+  """BasicSR's '{}x2' LR names; a broken HR file and an HR without LR are
+  skipped and listed (exit 1), the rest evaluated."""
+  hr = tmp_path / 'hr'
+  lr = tmp_path / 'lr'
+  hr.mkdir()
+  lr.mkdir()
+  for name in ('astronaut', 'chelsea'):
+    image = np.asarray(Image.open(hr_dir / f'{name}.png'))[:40, :58]
+    Image.fromarray(image).save(hr / f'{name}.png')
+    Image.fromarray(image[::2, ::2]).save(lr / f'{name}x2.png')
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(hr / 'orphan.png')
+  (hr / 'broken.png').write_bytes(b'not a png')
+  out = tmp_path / 'out'
+  code = cli.main(['--weights', tiny_x2, '--arch', 'rrdbnet', '--datasets',
+                   f'pairs={hr}', '--lr-dirs', f'pairs={lr}',
+                   '--lr-template', '{}x2', '--out', str(out)])
+  assert code == 1
+  rows = _read_csv(out / 'results.csv')
+  assert [r['images'] for r in rows] == ['2', '2']
+  text = (out / 'results.md').read_text()
+  assert 'broken.png' in text and 'orphan.png' in text
+  assert 'no LR file orphanx2' in text
+  # The bicubic row up-samples the given LR (nearest-decimated here), not
+  # a bicubic down-scaling of the HR.
+  given = np.asarray(Image.open(lr / 'astronaut x2.png'.replace(' ', '')))
+  up = cli.bicubic_up(given, 2)
+  want = metrics.psnr(up, np.asarray(Image.open(hr / 'astronaut.png')),
+                      crop_border=2, test_y_channel=True)
+  per_image = _read_csv(out / 'per_image.csv')
+  got = [r for r in per_image if r['model'] == 'bicubic x2'
+         and r['image'] == 'astronaut'][0]
+  assert float(got['psnr']) == pytest.approx(want, abs=1e-9)
+
+
+def test_bad_arguments_and_missing_metric_weights(tmp_path, tiny_x2, hr_dir,
+                                                  capsys, monkeypatch):
+  assert cli.main(['--weights', tiny_x2, '--arch', 'rrdbnet', '--datasets',
+                   f'm={hr_dir}', '--metrics', 'psnr,ssmi']) == 2
+  err = capsys.readouterr().err
+  assert err.count('error:') == 1 and "Did you mean 'ssim'" in err
+  assert cli.main(['--datasets', f'm={hr_dir}']) == 2
+  assert 'at least one model' in capsys.readouterr().err
+  # LPIPS without weights: reported, the other metrics still computed.
+  monkeypatch.setenv('SR_JAX_CACHE_DIR', str(tmp_path / 'empty_cache'))
+  out = tmp_path / 'out'
+  code = cli.main(['--weights', tiny_x2, '--arch', 'rrdbnet', '--datasets',
+                   f'm={hr_dir}', '--metrics', 'psnr,lpips', '--out',
+                   str(out)])
+  assert code == 1
+  assert 'error: metric lpips skipped' in capsys.readouterr().err
+  rows = _read_csv(out / 'results.csv')
+  assert rows[1]['psnr'] and not rows[1]['lpips']
+  assert 'lpips: not computed' in (out / 'results.md').read_text()
+
+
+def test_no_reference_and_set_metrics_in_score_set(monkeypatch):
+  """A no-reference metric is scored on SR, bicubic and (for a table's
+  reference row) HR; a set metric once per set."""
+  entries = dict(metrics.METRICS._entries)  # pylint: disable=protected-access
+  entries['mean_level'] = registry.Metric(
+      lambda img, crop: float(np.mean(img[crop:-crop, crop:-crop])), True,
+      kind='no_reference')
+  entries['set_size'] = registry.Metric(
+      lambda srs, hrs, crop: float(len(srs) * 10 + len(hrs)), True,
+      kind='set')
+  monkeypatch.setattr(metrics.METRICS, '_entries', entries)
+  hr = np.full((8, 8, 3), 100, np.uint8)
+  sr = np.full((8, 8, 3), 50, np.uint8)
+  bicubic = np.full((8, 8, 3), 70, np.uint8)
+  scores = eval_lib.score_set(
+      [('a', hr, bicubic, sr), ('b', hr, bicubic, sr)],
+      ['mean_level', 'set_size'], 2, score_hr=True)
+  assert scores.means == {
+      'mean_level': 50.0, 'mean_level_bicubic': 70.0, 'mean_level_hr': 100.0,
+      'set_size': 22.0, 'set_size_bicubic': 22.0}
+  assert scores.per_image['b'] == {'mean_level': 50.0,
+                                   'mean_level_bicubic': 70.0,
+                                   'mean_level_hr': 100.0}
