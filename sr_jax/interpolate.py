@@ -36,12 +36,11 @@ from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from sr_jax import checkpoint
-from sr_jax import data as data_lib
 from sr_jax import evaluate
+from sr_jax.evaluate import image_sets
 from sr_jax import io_utils
 from sr_jax import metrics
 from sr_jax import weights
@@ -441,7 +440,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_sweep(args, psnr: Source, gan: Source) -> None:
-  data = data_lib
   if not args.eval_dir:
     raise ValueError('--sweep needs --eval-dir, a folder of HR images.')
   alphas = parse_alphas(args.sweep)
@@ -455,11 +453,18 @@ def _run_sweep(args, psnr: Source, gan: Source) -> None:
   check_compatible(template, psnr.variables,
                    f'the model ({type(module).__name__})',
                    f'--psnr {psnr.path}', compare_values=False)
-  val_set = data.load_validation_set(ml_collections.ConfigDict(dict(
-      val_dir=args.eval_dir, val_max_images=args.max_images,
-      val_max_size=0)), scale)
+  try:
+    image_set = image_sets.load_image_set(args.eval_dir, None, scale,
+                                          max_images=args.max_images)
+  except (OSError, ValueError) as e:
+    raise ValueError(f'--eval-dir {args.eval_dir}: {e}') from None
+  for path, why in image_set.skipped:
+    print(f'  skipped {path}: {why}', file=sys.stderr)
+  if not image_set.images:
+    raise ValueError(f'--eval-dir {args.eval_dir}: no readable images.')
+  val_set = image_set.images
   lpips = load_lpips(args.lpips_net, args.lpips_weights)
-  smallest = min(min(hr.shape[:2]) for _, hr in val_set)
+  smallest = min(min(hr.shape[:2]) for _, hr, _ in val_set)
   if (lpips.variables is not None
       and smallest < metrics.lpips.min_image_size(args.lpips_net)):
     lpips = Lpips(args.lpips_net, f'LPIPS n/a: an image is only '
@@ -478,7 +483,8 @@ def _run_sweep(args, psnr: Source, gan: Source) -> None:
   table = sweep_table(rows, args.lpips_net)
   notes = [f'{len(val_set)} images from {args.eval_dir}, x{scale}; PSNR/SSIM '
            f'on Y with {scale} border pixels cropped; LPIPS on the full RGB '
-           'image.']
+           'image.'] + [f'Skipped {path}: {why}.'
+                        for path, why in image_set.skipped]
   if lpips.note:
     notes.append(lpips.note)
   title = f'Interpolation {pathlib.Path(psnr.path).name} -> ' \

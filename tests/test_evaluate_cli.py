@@ -12,6 +12,7 @@ from sr_jax import evaluate as eval_lib
 from sr_jax import metrics
 from sr_jax import models
 from sr_jax.evaluate import cli
+from sr_jax.evaluate import image_sets
 from sr_jax.metrics import registry
 from sr_jax.weights import params_io
 
@@ -101,7 +102,7 @@ def test_lr_folders_by_name_and_skipped_files(tmp_path, tiny_x2, hr_dir):
   # The bicubic row up-samples the given LR (nearest-decimated here), not
   # a bicubic down-scaling of the HR.
   given = np.asarray(Image.open(lr / 'astronaut x2.png'.replace(' ', '')))
-  up = cli.bicubic_up(given, 2)
+  up = image_sets.bicubic_up(given, 2)
   want = metrics.psnr(up, np.asarray(Image.open(hr / 'astronaut.png')),
                       crop_border=2, test_y_channel=True)
   per_image = _read_csv(out / 'per_image.csv')

@@ -146,11 +146,16 @@ def test_sweep_writes_table_and_plot(tmp_path, monkeypatch, capsys):
     img = np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC))
     Image.fromarray(img).save(hr_dir / f'{name}.png')
     images[name] = img
+  (hr_dir / 'broken.png').write_bytes(b'truncated')  # Skipped and listed.
 
   args = ['--psnr', str(tmp_path / 'a.npz'), '--gan', str(tmp_path / 'b.npz'),
           '--sweep', '0:1:0.5', '--eval-dir', str(hr_dir)]
   assert interpolate.main(args + ['--out', str(tmp_path / 'no_lpips')]) == 0
-  printed = capsys.readouterr().out
+  captured = capsys.readouterr()
+  printed = captured.out
+  assert 'skipped' in captured.err and 'broken.png' in captured.err
+  assert 'Skipped' in printed and 'broken.png' in printed
+  assert '2 images from' in printed
   assert '| alpha | PSNR (dB) | SSIM | LPIPS (alex) |' in printed
   assert 'LPIPS n/a' in printed and 'fetch lpips_alex' in printed
   with open(tmp_path / 'no_lpips' / 'sweep.csv', newline='') as f:

@@ -28,6 +28,8 @@ from sr_jax import data as data_lib
 from sr_jax import degradations
 from sr_jax import metrics as sr_metrics
 from sr_jax import weights
+# to_uint8 is part of this module's API.
+from sr_jax.evaluate.image_sets import to_uint8  # noqa: F401
 from sr_jax.degradations.pipelines import bicubic_lr
 from sr_jax.inference.pre_pad import DEFAULT_PRE_PAD
 from sr_jax.inference.pre_pad import apply_pre_padded
@@ -59,9 +61,6 @@ def make_super_resolve_fn(generator, pre_pad: int = DEFAULT_PRE_PAD
   return run
 
 
-def to_uint8(x) -> np.ndarray:
-  return np.asarray(np.round(np.clip(np.asarray(x, np.float32), 0, 1) * 255),
-                    np.uint8)
 
 
 STRIP_LABELS = ('LR (nearest)', 'bicubic', 'SR', 'HR')

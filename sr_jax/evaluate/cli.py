@@ -39,22 +39,17 @@ import sys
 import time
 from typing import Callable, Optional, Sequence
 
-import jax
 import numpy as np
 from PIL import Image
 
-from sr_jax import degradations
 from sr_jax import evaluate as eval_lib
 from sr_jax import io_utils
 from sr_jax import metrics as sr_metrics
 from sr_jax import weights
-from sr_jax.data import folder
-from sr_jax.data import image_io
-from sr_jax.degradations.pipelines import bicubic_lr
+from sr_jax.evaluate import image_sets
 from sr_jax.inference import generator_loading
 from sr_jax.inference import tiling
 from sr_jax.metrics import spectrum
-from sr_jax.training_pairs import hr_to_float
 
 DEFAULT_METRICS = 'psnr,ssim'
 _RGB_VARIANT = {'psnr': 'psnr_rgb', 'ssim': 'ssim_rgb'}
@@ -177,7 +172,7 @@ def _runner(module, variables, scale: int, args) -> Callable:
     out = np.empty((lr.shape[0] * scale, lr.shape[1] * scale, 3), np.uint8)
 
     def sink(y, x, block):
-      out[y:y + block.shape[0], x:x + block.shape[1]] = eval_lib.to_uint8(
+      out[y:y + block.shape[0], x:x + block.shape[1]] = image_sets.to_uint8(
           block)
 
     if args.ensemble:
@@ -221,75 +216,6 @@ def load_models(args) -> list[Model]:
     models.append(Model(_label(path, used, suffix),
                         _runner(module, variables, scale, args), scale))
   return models
-
-
-@dataclasses.dataclass
-class Dataset:
-  name: str
-  images: list  # (name, hr uint8, lr uint8)
-  skipped: list  # (path, why)
-
-
-@functools.cache
-def _bicubic_fns():
-  down = jax.jit(lambda hr, s: bicubic_lr(hr_to_float(hr), s),
-                 static_argnums=1)
-  up = jax.jit(lambda lr, s: degradations.imresize(hr_to_float(lr), float(s)),
-               static_argnums=1)
-  return down, up
-
-
-def bicubic_down(hr: np.ndarray, scale: int) -> np.ndarray:
-  """MATLAB bicubic LR of a uint8 HR, quantised to uint8 (BasicSR)."""
-  return eval_lib.to_uint8(_bicubic_fns()[0](hr[None], scale)[0])
-
-
-def bicubic_up(lr: np.ndarray, scale: int) -> np.ndarray:
-  return eval_lib.to_uint8(_bicubic_fns()[1](lr[None], scale)[0])
-
-
-def _lr_files(lr_dir: str) -> dict[str, str]:
-  return {folder.relative_name(p, lr_dir): p
-          for p in image_io.list_images(lr_dir)}
-
-
-def load_dataset(name: str, hr_dir: str, lr_dir: str | None, scale: int,
-                 template: str, max_images: int = 0) -> Dataset:
-  """HR images (mod-cropped to the scale) with their LR; unreadable or
-  unmatched files are skipped and listed, never fatal."""
-  try:
-    paths = image_io.list_images(hr_dir)
-  except (OSError, ValueError) as e:
-    raise UsageError(f'--datasets {name}={hr_dir}: {e}') from None
-  lr_files = _lr_files(lr_dir) if lr_dir else {}
-  images, skipped = [], []
-  for path in sorted(paths)[:max_images or None]:
-    image_name = folder.relative_name(path, hr_dir)
-    try:
-      hr = image_io.read_image(path)
-      if lr_dir:
-        stem, base = os.path.split(image_name)
-        key = os.path.join(stem, template.format(base)).replace(os.sep, '/')
-        if key not in lr_files:
-          raise ValueError(f'no LR file {key}.* in {lr_dir}')
-        lr = image_io.read_image(lr_files[key])
-        h, w = lr.shape[0] * scale, lr.shape[1] * scale
-        if not (h <= hr.shape[0] < h + scale and w <= hr.shape[1] < w + scale):
-          raise ValueError(f'LR {lr.shape[1]}x{lr.shape[0]} is not the HR '
-                           f'{hr.shape[1]}x{hr.shape[0]} / {scale}')
-        hr = hr[:h, :w]
-      else:
-        h, w = hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[
-            1] % scale
-        if not h or not w:
-          raise ValueError(f'smaller than the scale {scale}')
-        hr = np.ascontiguousarray(hr[:h, :w])
-        lr = bicubic_down(hr, scale)
-    except (OSError, ValueError) as e:
-      skipped.append((path, str(e)))
-      continue
-    images.append((image_name, hr, lr))
-  return Dataset(name, images, skipped)
 
 
 class _Progress:
@@ -385,9 +311,13 @@ def evaluate_all(models: Sequence[Model], datasets: dict, lr_dirs: dict,
           model.scale)
       key = (dataset_name, model.scale)
       if key not in loaded:
-        loaded[key] = data = load_dataset(
-            dataset_name, hr_dir, lr_dirs.get(dataset_name), model.scale,
-            args.lr_template, args.max_images)
+        try:
+          loaded[key] = data = image_sets.load_image_set(
+              hr_dir, lr_dirs.get(dataset_name), model.scale,
+              args.lr_template, args.max_images)
+        except (OSError, ValueError) as e:
+          raise UsageError(f'--datasets {dataset_name}={hr_dir}: {e}'
+                           ) from None
         for path, why in data.skipped:
           results.notes.append(f'{dataset_name}: skipped {path} ({why})')
           results.problems += 1
@@ -397,7 +327,7 @@ def evaluate_all(models: Sequence[Model], datasets: dict, lr_dirs: dict,
           results.problems += 1
           continue
         label = f'bicubic x{model.scale}'
-        bicubic = [(n, hr, bicubic_up(lr, model.scale))
+        bicubic = [(n, hr, image_sets.bicubic_up(lr, model.scale))
                    for n, hr, lr in data.images]
         baseline = eval_lib.score_set(
             ((n, hr, None, b) for n, hr, b in bicubic), names, crop, aux,
