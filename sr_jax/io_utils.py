@@ -1,11 +1,19 @@
 """File writing that never leaves a truncated file under the target name,
-and telling a full or unwritable folder from other errors."""
+telling a full or unwritable folder from other errors, and downloading.
+
+Tests replace `download_file` (or urllib's `urlopen`) to serve files
+without a network.
+"""
 import contextlib
 import errno
+import hashlib
 import os
 import pathlib
+import sys
 import tempfile
 from typing import BinaryIO, Iterator
+import urllib.error
+import urllib.request
 
 
 @contextlib.contextmanager
@@ -71,3 +79,27 @@ def write_probe(directory: str | os.PathLike,
   except OSError as e:
     return e.strerror or str(e)
   return None
+
+
+# What a failed download raises: offline, DNS, HTTP errors, a reset socket.
+DOWNLOAD_ERRORS = (urllib.error.URLError, OSError)
+
+
+def download_file(url: str, f: BinaryIO, progress: bool) -> str:
+  """Streams url into f; returns the SHA-256 hex digest of what was written."""
+  sha = hashlib.sha256()
+  done = 0
+  with urllib.request.urlopen(url, timeout=60) as response:
+    headers = getattr(response, 'headers', None) or {}
+    total = int(headers.get('Content-Length') or 0)
+    while chunk := response.read(1 << 20):
+      f.write(chunk)
+      sha.update(chunk)
+      done += len(chunk)
+      if progress:
+        of_total = f' / {total / 2**20:.1f}' if total else ''
+        print(f'\rdownloading {url}: {done / 2**20:.1f}{of_total} MiB',
+              end='', file=sys.stderr, flush=True)
+  if progress:
+    print(file=sys.stderr)
+  return sha.hexdigest()

@@ -23,12 +23,14 @@ benchmark and in Real-ESRGAN's training), with LR in [0, 1] of shape
 training config so any of them can be overridden from the command line.
 """
 import dataclasses
+import functools
 import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from sr_jax.degradations import blur
 from sr_jax.degradations.imresize import imresize
@@ -118,6 +120,18 @@ def bicubic_lr(hr, scale: int):
   """hr: [N, H, W, C] float in [0, 1] -> MATLAB-bicubic LR on the 8-bit grid,
   as the LR images of the standard benchmarks (and validation) are made."""
   return _to_8bit(_bicubic_down(hr, scale))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _bicubic_lr_of_uint8(hr, scale: int):
+  return jnp.round(bicubic_lr(hr.astype(jnp.float32) / 255.0, scale) * 255.0
+                   ).astype(jnp.uint8)
+
+
+def bicubic_lr_uint8(hr: np.ndarray, scale: int) -> np.ndarray:
+  """uint8 [H, W, C] (H, W multiples of `scale`) -> its MATLAB-bicubic LR,
+  uint8: how the benchmarks' LR files are made (BasicSR's protocol)."""
+  return np.asarray(_bicubic_lr_of_uint8(hr[None], scale)[0])
 
 
 def _check_scale(name: str, scale) -> int:

@@ -149,10 +149,13 @@ def score_set(outputs: Iterable[tuple], metric_names: Sequence[str],
       kept['bicubic'].append(bicubic)
     if on_image is not None:
       on_image(count)
-  for key in {k for row in scores.per_image.values() for k in row}:
-    if key.removesuffix('_bicubic').removesuffix('_hr') not in scores.failed:
-      scores.means[key] = float(np.mean(
-          [row[key] for row in scores.per_image.values() if key in row]))
+  for metric_name, metric in found:  # In the order asked for.
+    if metric.kind == 'set' or metric_name in scores.failed:
+      continue
+    for key in (metric_name, f'{metric_name}_bicubic', f'{metric_name}_hr'):
+      values = [row[key] for row in scores.per_image.values() if key in row]
+      if values:
+        scores.means[key] = float(np.mean(values))
   for metric_name, metric in found:
     if metric.kind != 'set' or not kept['sr']:
       continue

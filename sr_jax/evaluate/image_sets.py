@@ -16,7 +16,7 @@ import numpy as np
 from sr_jax import degradations
 from sr_jax.data import folder
 from sr_jax.data import image_io
-from sr_jax.degradations.pipelines import bicubic_lr
+from sr_jax.degradations.pipelines import bicubic_lr_uint8
 from sr_jax.training_pairs import hr_to_float
 
 
@@ -32,23 +32,14 @@ class ImageSet:
   skipped: list  # (path, why)
 
 
-@functools.cache
-def _bicubic_fns():
-  down = jax.jit(lambda hr, s: bicubic_lr(hr_to_float(hr), s),
-                 static_argnums=1)
-  up = jax.jit(lambda lr, s: degradations.imresize(hr_to_float(lr), float(s)),
-               static_argnums=1)
-  return down, up
-
-
-def bicubic_down(hr: np.ndarray, scale: int) -> np.ndarray:
-  """MATLAB bicubic LR of a uint8 HR, quantised to uint8 (BasicSR)."""
-  return to_uint8(_bicubic_fns()[0](hr[None], scale)[0])
+@functools.partial(jax.jit, static_argnums=1)
+def _bicubic_up(lr, scale: int):
+  return degradations.imresize(hr_to_float(lr), float(scale))
 
 
 def bicubic_up(lr: np.ndarray, scale: int) -> np.ndarray:
   """MATLAB bicubic up-sampling of a uint8 LR: the baseline row."""
-  return to_uint8(_bicubic_fns()[1](lr[None], scale)[0])
+  return to_uint8(_bicubic_up(lr[None], scale)[0])
 
 
 def _pair(hr: np.ndarray, lr_path: str | None, scale: int):
@@ -57,7 +48,7 @@ def _pair(hr: np.ndarray, lr_path: str | None, scale: int):
     if not h or not w:
       raise ValueError(f'smaller than the scale {scale}')
     hr = np.ascontiguousarray(hr[:h, :w])
-    return hr, bicubic_down(hr, scale)
+    return hr, bicubic_lr_uint8(hr, scale)
   lr = image_io.read_image(lr_path)
   h, w = lr.shape[0] * scale, lr.shape[1] * scale
   if not (h <= hr.shape[0] < h + scale and w <= hr.shape[1] < w + scale):

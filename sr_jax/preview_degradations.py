@@ -1,6 +1,6 @@
 r"""Saves one HR | LR picture per degradation pipeline, for a person to look at.
 
-  python -m sr_jax.degradations.preview --out_dir=/tmp/degradations \
+  python -m sr_jax.preview_degradations --out_dir=/tmp/degradations \
       [--image=PATH] [--size=256] [--scale=4] [--seed=0] [--samples=3]
 
 Each pipeline gets `<out_dir>/<name>.png`: rows of HR target | LR input
