@@ -366,16 +366,15 @@ class Checkpointer:
 
   @contextlib.contextmanager
   def _write_errors(self, step: int):
-    """Turns a failed write inside orbax into CheckpointWriteError."""
+    """Turns a failed save inside orbax (whatever orbax raises: tensorstore
+    reports a full disk as a ValueError) into CheckpointWriteError."""
     try:
       yield
     except CheckpointWriteError:
       raise
     except Exception as e:  # pylint: disable=broad-except
-      if io_utils.is_write_failure(e) or self._errors.messages:
-        self._errors.take()
-        raise self._write_error(step, _short(e)) from None
-      raise
+      self._errors.take()
+      raise self._write_error(step, _short(e)) from None
 
   def _complete_steps(self) -> list[int]:
     """Steps whose latest checkpoint is complete on disk (read from the

@@ -122,8 +122,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Frozen networks of the loss terms: weight files by network name
   # ('' = $SR_JAX_VGG19_WEIGHTS or the cache: python -m sr_jax.weights).
-  c.frozen = ml_collections.ConfigDict(dict(vgg19='', lpips_vgg='',
-                                            lpips_alex=''))
+  c.frozen = ml_collections.ConfigDict(dict(
+      vgg19='', lpips_vgg='', lpips_alex='', inception_fid='', dists=''))
   # Only for the offline demo: without weights, drop the terms that need
   # them with a loud warning instead of stopping. Never trains with random
   # frozen networks.

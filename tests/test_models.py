@@ -253,9 +253,9 @@ def test_registry():
                                        'srvgg']
   assert models.DISCRIMINATORS.names() == ['srgan', 'unet_sn', 'vgg_style']
   assert isinstance(models.get_generator('rrdbnet'), models.RRDBNet)
-  with pytest.raises(ValueError, match="'rrdbnet', 'srresnet'"):
+  with pytest.raises(ValueError, match='Known: msrresnet, rrdbnet, srresnet'):
     models.get_generator('esrgan')
-  with pytest.raises(ValueError, match="'vgg_style'"):
+  with pytest.raises(ValueError, match='unet_sn, vgg_style'):
     models.get_discriminator('patchgan')
 
 

@@ -49,6 +49,7 @@ from sr_jax import weights
 from sr_jax.evaluate import image_sets
 from sr_jax.inference import generator_loading
 from sr_jax.inference import tiling
+from sr_jax.metrics import frechet_inception as fid_lib
 from sr_jax.metrics import spectrum
 
 DEFAULT_METRICS = 'psnr,ssim'
@@ -92,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('--test-y', action=argparse.BooleanOptionalAction,
                  default=True, help='PSNR / SSIM on Y of BT.601 (default) '
                  'or on RGB (--no-test-y)')
+  p.add_argument('--fid-patch', type=int, default=0, metavar='N',
+                 help='FID over non-overlapping NxN crops (the protocol for '
+                 'small SR test sets), reported as fid_patchN; 0: whole '
+                 'images')
   p.add_argument('--frozen', default='', metavar='NAME=PATH,...',
                  help='weights of the metrics\' networks, e.g. '
                  'lpips_alex=alex.npz (default: the sr_jax cache)')
@@ -126,12 +131,15 @@ def _named_list(spec: str, flag: str) -> dict[str, str]:
   return out
 
 
-def metric_names(spec: str, test_y: bool) -> list[str]:
+def metric_names(spec: str, test_y: bool, fid_patch: int = 0) -> list[str]:
   """The registered metrics of --metrics (psnr / ssim on RGB with
-  --no-test-y); UsageError with a did-you-mean for an unknown one."""
+  --no-test-y, FID over patches with --fid-patch); UsageError with a
+  did-you-mean for an unknown one."""
   names = []
   for name in filter(None, (s.strip() for s in spec.split(','))):
     name = name if test_y else _RGB_VARIANT.get(name, name)
+    if name == 'fid' and fid_patch:
+      name = fid_lib.patch_metric(fid_patch)
     try:
       sr_metrics.METRICS.get(name)
     except ValueError as e:
@@ -403,7 +411,9 @@ def plot_spectra(out: str, spectra: dict) -> list[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   try:
-    names = metric_names(args.metrics, args.test_y)
+    if args.fid_patch < 0:
+      raise UsageError(f'--fid-patch must be >= 0; got {args.fid_patch}.')
+    names = metric_names(args.metrics, args.test_y, args.fid_patch)
     datasets = _named_list(args.datasets, '--datasets')
     lr_dirs = _named_list(args.lr_dirs, '--lr-dirs')
     unknown = sorted(set(lr_dirs) - set(datasets))

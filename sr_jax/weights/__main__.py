@@ -1,8 +1,9 @@
 """python -m sr_jax.weights {fetch,convert,where}: manage pretrained weights.
 
 VGG19 (for the perceptual loss), the released generators of
-sr_jax.weights.pretrained.PRETRAINED (Real-ESRGAN, ESRGAN) and LPIPS
-(lpips_alex, lpips_vgg: the metric's linear layers and backbone).
+sr_jax.weights.pretrained.PRETRAINED (Real-ESRGAN, ESRGAN), LPIPS
+(lpips_alex, lpips_vgg: the metric's linear layers and backbone) and the
+metric networks inception_fid (FID) and dists (VGG16 + alpha / beta).
 """
 import argparse
 import functools
@@ -10,6 +11,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from sr_jax.weights import dists
+from sr_jax.weights import inception
 from sr_jax.weights import lpips as lpips_convert
 from sr_jax.weights import params_io
 from sr_jax.weights import pretrained
@@ -25,6 +28,9 @@ _WEIGHTS = {
        for name in pretrained.PRETRAINED},
     # LPIPS: the package's linear layers plus torchvision's backbone.
     **lpips_convert.WEIGHTS_CLI_ENTRIES,
+    # Metric networks: FID's InceptionV3, DISTS (VGG16 + alpha / beta).
+    **inception.INCEPTION_FID.cli_entries(),
+    **dists.DISTS_WEIGHTS.cli_entries(),
 }
 
 

@@ -1,4 +1,5 @@
-"""Frozen (pretrained, never trained) networks by name, for loss terms.
+"""Frozen (pretrained, never trained) networks by name, for loss terms
+and metrics.
 
 A loss term declares the frozen networks it reads (`losses.terms.
 FrozenNetwork(name, ...)`); the trainer loads each once with `load_frozen`
@@ -10,6 +11,8 @@ import functools
 from typing import Any
 
 from sr_jax.registry import Registry
+from sr_jax.weights import dists
+from sr_jax.weights import inception
 from sr_jax.weights import lpips
 from sr_jax.weights import vgg19
 
@@ -19,6 +22,8 @@ FROZEN_NETWORKS.register('lpips_alex')(
     functools.partial(lpips.load_lpips_params, 'alex'))
 FROZEN_NETWORKS.register('lpips_vgg')(
     functools.partial(lpips.load_lpips_params, 'vgg'))
+FROZEN_NETWORKS.register('inception_fid')(inception.INCEPTION_FID.load)
+FROZEN_NETWORKS.register('dists')(dists.DISTS_WEIGHTS.load)
 
 
 def load_frozen(name: str, path: str | None = None) -> Any:

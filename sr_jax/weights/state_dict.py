@@ -12,23 +12,36 @@
              (weight_orig / weight_u / weight_v -> params and the
              'spectral' collection)
   vgg19      torchvision vgg19 `features`                    models.VGG19
+  inception_fid  pytorch-fid's                               models.inception
+             pt_inception-2015-12-05-6726825d.pth            .InceptionV3FID
+             (the FID InceptionV3)
+  dists      DISTS_pytorch's DISTS, or torchvision's vgg16   metrics.dists.DISTS
+             (then with the released alpha / beta)
 
-Each model's converter lives in its own file (`convert_torch` in
-sr_jax/models/<arch>.py, found through `models.arch_spec`); VGG19's is here.
+Each generator's / discriminator's converter lives in its own file
+(`convert_torch` in sr_jax/models/<arch>.py, found through
+`models.arch_spec`). Other networks (feature extractors, metric networks)
+are one line each in NETWORKS below: the module class and its converter,
+which lives with the module (VGG19's is still here).
+
 A converter reads the architecture settings (num_feat, blocks, scale, ...)
 off the tensor shapes, builds the flax model with them and checks every key
 against it (see torch_layout.convert_keys); the settings come back with the
 variables (`convert_with_config`), so a converted file can say what to build.
 """
-from typing import Any, Mapping
+import dataclasses
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from sr_jax import models
+from sr_jax.metrics import dists_metric as dists_lib
+from sr_jax.models import inception as inception_lib
 from sr_jax.models import torch_layout as core
 from sr_jax.models.torch_layout import StateDict
 from sr_jax.models.torch_layout import unwrap_state_dict
 from sr_jax.models import vgg19 as vgg19_lib
+from sr_jax.registry import Registry
 
 Converted = core.Converted  # (variables, kwargs)
 
@@ -56,18 +69,42 @@ def _vgg19(sd: StateDict, **kwargs) -> core.Converted:
       ignore=lambda key: key.startswith('classifier.')), {}
 
 
+@dataclasses.dataclass(frozen=True)
+class Network:
+  """A convertible network that is not a generator or discriminator.
+
+  module: the Flax module class (build_model(name, **kwargs) builds it).
+  convert: (state_dict, **kwargs) -> (variables, kwargs), as convert_torch.
+  """
+  module: type
+  convert: Callable[..., Converted]
+
+
+NETWORKS = Registry('network')
+NETWORKS.register('vgg19')(Network(models.VGG19, _vgg19))
+NETWORKS.register('inception_fid')(Network(inception_lib.InceptionV3FID,
+                                           inception_lib.convert_torch))
+NETWORKS.register('dists')(Network(dists_lib.DISTS, dists_lib.convert_torch))
+
+
 def _converter(arch: str):
-  if arch == 'vgg19':
-    return _vgg19
+  if arch in NETWORKS.names():
+    return NETWORKS.get(arch).convert
   if arch in models.arch_names():
     return models.arch_spec(arch).convert_torch
   return None
 
 
+def _module(arch: str) -> type:
+  if arch in NETWORKS.names():
+    return NETWORKS.get(arch).module
+  return models.arch_spec(arch).module
+
+
 def supported_archs() -> tuple[str, ...]:
   """Every architecture with a converter: registered models whose file has
-  `convert_torch`, and 'vgg19'."""
-  return tuple(sorted(['vgg19'] + [
+  `convert_torch`, and the NETWORKS."""
+  return tuple(sorted(NETWORKS.names() + [
       a for a in models.arch_names()
       if models.arch_spec(a).convert_torch is not None]))
 
@@ -89,9 +126,7 @@ def convert_with_config(arch: str, state_dict: Mapping[str, Any],
   if converter is None:
     raise ValueError(f'No state-dict converter for {arch!r}; supported: '
                      f'{list(supported_archs())}.')
-  module = (models.VGG19 if arch == 'vgg19' else
-            models.arch_spec(arch).module)
-  fields = set(models.module_fields(module))
+  fields = set(models.module_fields(_module(arch)))
   unknown = sorted(set(model_kwargs) - fields)
   if unknown:
     raise ValueError(f'{arch} has no setting(s) {unknown}; it has '
@@ -108,7 +143,8 @@ def convert_state_dict(arch: str, state_dict: Mapping[str, Any],
 
   arch: one of SUPPORTED_ARCHS (see the module docstring for the sources):
     'rrdbnet', 'srvgg', 'msrresnet', 'srresnet' (for get_generator(arch)),
-    'vgg_style' (get_discriminator) or 'vgg19' (models.VGG19).
+    'vgg_style' (get_discriminator) or a NETWORKS name ('vgg19',
+    'inception_fid', 'dists').
   state_dict: {key: torch.Tensor or array}, optionally wrapped as BasicSR
     saves it ({'params': ...} / {'params_ema': ...}; params_ema preferred)
     or as {'state_dict': ...}.
@@ -123,13 +159,14 @@ def convert_state_dict(arch: str, state_dict: Mapping[str, Any],
 
 def build_model(arch: str, **model_kwargs):
   """The flax module a converter's output is for: get_generator(arch, ...)
-  for generators, get_discriminator('vgg_style', ...), or models.VGG19."""
-  if arch == 'vgg19':
-    return models.VGG19(**model_kwargs)
+  for generators, get_discriminator('vgg_style', ...), or the NETWORKS
+  module (models.VGG19, ...)."""
+  if arch in NETWORKS.names():
+    return NETWORKS.get(arch).module(**model_kwargs)
   if arch in models.DISCRIMINATORS.names():
     return models.get_discriminator(arch, **model_kwargs)
   return models.get_generator(arch, **model_kwargs)
 
 
-__all__ = ['CONVERSION_HINTS', 'SUPPORTED_ARCHS', 'build_model',
+__all__ = ['CONVERSION_HINTS', 'NETWORKS', 'SUPPORTED_ARCHS', 'build_model',
            'convert_state_dict', 'convert_with_config', 'unwrap_state_dict']
