@@ -64,3 +64,14 @@ def test_offline_fetch_says_what_to_download_then_prepare(tmp_path, capsys):
                           '--scales', '3']) == 0
   lr = Image.open(root / 'Set14' / 'LR_bicubic' / 'X3' / 'ax3.png')
   assert lr.size == (10, 10)
+
+
+def test_photos10_is_written_offline(tmp_path):
+  root = tmp_path / 'data'
+  assert benchmarks.main(['fetch', 'photos10', '--root', str(root),
+                          '--scales', '4']) == 0
+  names = sorted(os.listdir(root / 'Photos10' / 'HR'))
+  assert len(names) == 10 and 'moon.png' in names
+  moon = np.asarray(Image.open(root / 'Photos10' / 'HR' / 'moon.png'))
+  assert moon.shape == (512, 512, 3)  # Grey photos stored as RGB.
+  assert len(os.listdir(root / 'Photos10' / 'LR_bicubic' / 'X4')) == 10

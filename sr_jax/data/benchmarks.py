@@ -7,7 +7,8 @@
 `fetch` downloads a set's HR images into ROOT/<Set>/HR (Set5, Set14,
 BSD100, Urban100 from the eugenesiow/* Hugging Face datasets, which hold
 the usual SelfExSR compilations; DIV2K's 100 validation images from ETH
-Zurich), then does what `prepare` does: makes ROOT/<Set>/LR_bicubic/X<s>/
+Zurich; `photos10`: ten scikit-image photos, offline), then does what
+`prepare` does: makes ROOT/<Set>/LR_bicubic/X<s>/
 <name>x<s>.png for each --scales with MATLAB bicubic (sr_jax.degradations.
 imresize, antialiased, of the HR mod-cropped to the scale, on the 8-bit
 grid): BasicSR's layout, so
@@ -33,6 +34,7 @@ import zipfile
 
 import numpy as np
 from PIL import Image
+from skimage import data as skdata
 
 from sr_jax import io_utils
 from sr_jax.data import image_io
@@ -44,9 +46,17 @@ _HF = 'https://huggingface.co/datasets/eugenesiow'
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
   folder: str  # ROOT/<folder>/HR
-  url: str
+  url: str | None  # None: written from the photos in scikit-image's wheel.
   count: int  # HR images the set has.
   homepage: str
+
+
+# Ten photos shipped with scikit-image (offline; grey ones stored as RGB),
+# for trying `python -m sr_jax.evaluate` without a download. chelsea and
+# rocket are the demo's held-out validation photos; the others are not in
+# its training set either.
+PHOTOS10 = ('brick', 'cell', 'chelsea', 'coins', 'colorwheel', 'moon', 'page',
+            'retina', 'rocket', 'text')
 
 
 BENCHMARKS = {
@@ -61,10 +71,22 @@ BENCHMARKS = {
     'urban100': Benchmark(
         'Urban100', f'{_HF}/Urban100/resolve/main/data/Urban100_HR.tar.gz',
         100, f'{_HF}/Urban100'),
+    'photos10': Benchmark('Photos10', None, 10,
+                          'https://scikit-image.org/docs/stable/api/'
+                          'skimage.data.html'),
     'div2k_val': Benchmark(
         'DIV2K_val', 'http://data.vision.ee.ethz.ch/cvl/DIV2K/'
         'DIV2K_valid_HR.zip', 100, 'https://data.vision.ee.ethz.ch/cvl/DIV2K/'),
 }
+
+
+def _write_photos(target: str) -> None:
+  for name in PHOTOS10:
+    image = np.asarray(getattr(skdata, name)())
+    if image.ndim == 2:
+      image = np.repeat(image[..., None], 3, axis=2)
+    with io_utils.atomic_write(os.path.join(target, f'{name}.png')) as f:
+      Image.fromarray(image[..., :3].astype(np.uint8)).save(f, format='PNG')
 
 
 class BenchmarkError(RuntimeError):
@@ -121,6 +143,10 @@ def fetch(name: str, root: str, scales: Sequence[int] = (2, 3, 4),
   HR folder. url: another source (e.g. a mirror or a file:// archive)."""
   b = _get(name)
   target = hr_dir(root, name)
+  if b.url is None and url is None:
+    _write_photos(target)
+    prepare(name, root, scales)
+    return target
   with io_utils.temporary_path(root, suffix='.download') as tmp:
     try:
       with open(tmp, 'wb') as f:
