@@ -130,6 +130,9 @@ def test_bad_arguments_and_missing_metric_weights(tmp_path, tiny_x2, hr_dir,
   rows = _read_csv(out / 'results.csv')
   assert rows[1]['psnr'] and not rows[1]['lpips']
   assert 'lpips: not computed' in (out / 'results.md').read_text()
+  per_image = _read_csv(out / 'per_image.csv')
+  assert set(per_image[0]) == {'model', 'dataset', 'image', 'psnr'}
+  assert all(float(r['psnr']) > 0 for r in per_image)
 
 
 def test_no_reference_and_set_metrics_in_score_set(monkeypatch):

@@ -39,6 +39,7 @@ import sys
 import time
 from typing import Callable, Optional, Sequence
 
+from absl import logging
 import numpy as np
 from PIL import Image
 
@@ -67,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
       'report them.', epilog=__doc__.split('\n\n', 1)[1],
       formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--checkpoint', action='append', default=[],
-                 metavar='WORKDIR', help='a training run (repeatable)')
+                 metavar='WORKDIR[:PHASE]',
+                 help='a training run (repeatable); :PHASE takes that '
+                 'phase\'s best, e.g. W:psnr and W:gan to compare them')
   p.add_argument('--weights', action='append', default=[], metavar='FILE',
                  help='a weights file (repeatable)')
   p.add_argument('--phase', help='with --checkpoint: that phase\'s best '
@@ -192,6 +195,14 @@ def _runner(module, variables, scale: int, args) -> Callable:
   return run
 
 
+def split_phase(spec: str, default: str | None) -> tuple[str, str | None]:
+  """'W:gan' -> ('W', 'gan'); a path that exists, or has no ':', as is."""
+  path, sep, phase = spec.rpartition(':')
+  if sep and not os.path.exists(spec) and phase.isidentifier():
+    return path, phase
+  return spec, default
+
+
 def load_models(args) -> list[Model]:
   if not args.checkpoint and not args.weights:
     raise UsageError('Give at least one model: --checkpoint WORKDIR or '
@@ -207,11 +218,12 @@ def load_models(args) -> list[Model]:
                      + [('weights', p) for p in args.weights]):
     try:
       if kind == 'checkpoint':
+        path, phase = split_phase(path, args.phase)
         module, variables, scale = (
             generator_loading.load_generator_for_inference(
                 checkpoint=path, dtype=args.dtype, which=args.which,
-                phase=args.phase, step=args.step))
-        suffix = (f':{args.phase}' if args.phase else '') + (
+                phase=phase, step=args.step))
+        suffix = (f':{phase}' if phase else '') + (
             f'@{args.step}' if args.step is not None else '')
       else:
         module, variables, scale = (
@@ -410,6 +422,7 @@ def plot_spectra(out: str, spectra: dict) -> list[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
+  logging.set_verbosity(logging.ERROR)  # orbax's notes on read-only loads.
   try:
     if args.fid_patch < 0:
       raise UsageError(f'--fid-patch must be >= 0; got {args.fid_patch}.')
@@ -440,7 +453,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 2
   notes = [f'{m}: not computed ({why.splitlines()[0]})'
            for m, why in missing.items()] + results.notes
-  crop = args.crop_border if args.crop_border is not None else 'the scale'
+  crop = args.crop_border if args.crop_border is not None else ', '.join(
+      sorted({str(m.scale) for m in models}))
   notes.append(f'Border cropped: {crop} px; PSNR / SSIM on '
                f'{"Y (BT.601)" if args.test_y else "RGB"}; LR: '
                f'{"from --lr-dirs" if lr_dirs else "MATLAB bicubic"}'
@@ -448,7 +462,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   write_tables(args.out, names, results.rows, notes)
   with open(os.path.join(args.out, 'per_image.csv'), 'w', newline='') as f:
     writer = csv.writer(f)
-    writer.writerow(['model', 'dataset', 'image'] + list(names))
+    writer.writerow(['model', 'dataset', 'image'] + list(usable))
     writer.writerows([[('' if v is None else v) for v in row]
                       for row in results.per_image])
   plot_spectra(args.out, results.spectra)
