@@ -6,6 +6,8 @@ r"""Benchmarks. Figures go in notes and issues, never in timed tests.
       [--pipelines=bicubic,realesrgan] [--with_train]
   python -m sr_jax.bench upscale [--lr_size=512] [--tiles=128,256,512]
       [--dtypes=float32,bfloat16] [--batch_tiles=4] [--runs=3]
+  python -m sr_jax.bench metrics [--metrics=psnr,niqe,...] [--images=20]
+      [--size=512]
 
 `train` times one jitted train step of the config on synthetic batches over
 all local devices: compile time, then steps/s and GT megapixels/s. The VGG19
@@ -22,6 +24,11 @@ times faster than the step each stage is: the input side should be >= 2x.
 `upscale` times `python -m sr_jax.upscale`'s tiled inference of the full
 RRDBNet x4 (23 blocks, random weights) on one random lr_size x lr_size image,
 per tile size and dtype: compile time and LR megapixels/s (tile pad 10).
+
+`metrics` times each registered metric (default: all) on `images` crops of
+size x size of the sample photos against a noisy copy: seconds per 100
+images (set metrics on the whole set). Metrics whose weights are not in
+the cache (`python -m sr_jax.weights fetch ...`) are listed as skipped.
 """
 import functools
 import os
@@ -42,6 +49,9 @@ import numpy as np
 
 from sr_jax import data
 from sr_jax import degradations
+from sr_jax import metrics as sr_metrics
+from sr_jax import weights
+from sr_jax.data import sample_images
 from sr_jax import models
 from sr_jax.inference import generator_loading
 from sr_jax.inference import tiling
@@ -67,6 +77,9 @@ _DTYPES = flags.DEFINE_list('dtypes', ['float32', 'bfloat16'],
 _BATCH_TILES = flags.DEFINE_integer('batch_tiles', 4,
                                     '`upscale`: tiles per device call.')
 _RUNS = flags.DEFINE_integer('runs', 3, '`upscale`: timed runs per setting.')
+_METRICS = flags.DEFINE_list('metrics', [], '`metrics`: which (default all).')
+_IMAGES = flags.DEFINE_integer('images', 20, '`metrics`: timed images.')
+_SIZE = flags.DEFINE_integer('size', 512, '`metrics`: image side.')
 _WITH_TRAIN = flags.DEFINE_bool(
     'with_train', False, '`data`: also time the train step and compare.')
 
@@ -197,15 +210,64 @@ def bench_upscale(lr_size: int, tile: int, dtype: str, num_runs: int,
               lr_megapixels_per_s=lr_size * lr_size / seconds / 1e6)
 
 
+def bench_metrics(names, num_images: int, size: int) -> list[dict]:
+  """Seconds per 100 size x size images of each registered metric."""
+  rng = np.random.default_rng(0)
+  photos = [image for _, image in sample_images.train_images()
+            if min(image.shape[:2]) >= size] or [
+                np.asarray(rng.integers(0, 256, (size, size, 3)), np.uint8)]
+  hr = []
+  for i in range(num_images):
+    photo = photos[i % len(photos)]
+    y = rng.integers(0, photo.shape[0] - size + 1)
+    x = rng.integers(0, photo.shape[1] - size + 1)
+    hr.append(np.ascontiguousarray(photo[y:y + size, x:x + size]))
+  sr = [np.clip(h.astype(np.int16) + rng.integers(-8, 9, h.shape), 0, 255
+                ).astype(np.uint8) for h in hr]
+  rows = []
+  for name in names or sr_metrics.METRICS.names():
+    metric = sr_metrics.METRICS.get(name)
+    kw = {}
+    if metric.frozen:
+      try:
+        kw['variables'] = weights.load_frozen(metric.frozen)
+      except weights.WeightsNotFoundError:
+        rows.append(dict(metric=name, skipped=f'no {metric.frozen} weights'))
+        continue
+    crop = 4
+    if metric.kind == 'set':
+      metric.fn(sr[:2], hr[:2], crop, **kw)  # Compiles.
+      start = time.perf_counter()
+      metric.fn(sr, hr, crop, **kw)
+    else:
+      inputs = [(s,) if metric.kind == 'no_reference' else (s, h)
+                for s, h in zip(sr, hr)]
+      metric.fn(*inputs[0], crop, **kw)  # Compiles.
+      start = time.perf_counter()
+      for args in inputs:
+        metric.fn(*args, crop, **kw)
+    seconds = time.perf_counter() - start
+    rows.append(dict(metric=name, kind=metric.kind,
+                     seconds_per_100_images=seconds * 100 / num_images))
+  return rows
+
+
 def _print_row(result: dict) -> None:
   print(' | '.join(f'{k}: {v:.3f}' if isinstance(v, float) else f'{k}: {v}'
                    for k, v in result.items()), flush=True)
 
 
 def main(argv):
-  if len(argv) != 2 or argv[1] not in ('train', 'data', 'upscale'):
-    raise app.UsageError(
-        'Usage: python -m sr_jax.bench train|data --config=... | upscale')
+  if len(argv) != 2 or argv[1] not in ('train', 'data', 'upscale',
+                                       'metrics'):
+    raise app.UsageError('Usage: python -m sr_jax.bench train|data '
+                         '--config=... | upscale | metrics')
+  if argv[1] == 'metrics':
+    print(f'{_IMAGES.value} images of {_SIZE.value}x{_SIZE.value}, '
+          f'{jax.devices()[0].device_kind}', flush=True)
+    for row in bench_metrics(_METRICS.value, _IMAGES.value, _SIZE.value):
+      _print_row(row)
+    return
   if argv[1] == 'upscale':
     print(f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}',
           flush=True)

@@ -36,3 +36,15 @@ def test_bench_upscale_reports_lr_megapixels_per_second():
   assert row['tile'] == 16 and row['first_run_s'] > 0
   assert row['lr_megapixels_per_s'] == pytest.approx(
       24 * 24 / row['seconds_per_image'] / 1e6)
+
+
+def test_bench_metrics_times_each_metric_and_skips_missing_weights(
+    tmp_path, monkeypatch):
+  monkeypatch.setenv('SR_JAX_CACHE_DIR', str(tmp_path))
+  rows = bench.bench_metrics(['psnr', 'niqe', 'spectrum', 'lpips'], 2, 200)
+  by_name = {r['metric']: r for r in rows}
+  assert set(by_name) == {'psnr', 'niqe', 'spectrum', 'lpips'}
+  for name in ('psnr', 'niqe', 'spectrum'):
+    assert by_name[name]['seconds_per_100_images'] > 0
+  assert by_name['niqe']['kind'] == 'no_reference'
+  assert by_name['lpips']['skipped'] == 'no lpips_alex weights'
