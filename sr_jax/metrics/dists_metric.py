@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sr_jax.metrics import learned
 from sr_jax.metrics import registry
 from sr_jax.models import torch_layout as core
 from sr_jax.models import vgg16 as vgg16_lib
@@ -156,57 +157,18 @@ class DISTS(nn.Module):
 
 def make_dists_fn(variables: Any
                   ) -> Callable[[jax.Array, jax.Array], jax.Array]:
-  """fn(x, y) -> [N] float32 DISTS, with `variables` bound.
+  """fn(x, y) -> [N] float32 DISTS distances, with `variables` bound.
 
-  x, y: [N, H, W, 3] float in [0, 1]. As make_lpips_fn: x and y go through
-  the same jitted feature function one after the other (equal images give
-  bitwise-equal features, so fn(x, x) == 0 up to the c1 / c2 terms), at
-  'highest' matmul precision on every backend. Each shape compiles once.
+  x, y: [N, H, W, 3] float in [0, 1]; see
+  learned.make_feature_distance_fn (as make_lpips_fn).
   """
-  module = DISTS()
-
-  @jax.jit
-  def features(v, x):
-    with jax.default_matmul_precision('highest'):
-      return module.apply(v, x, method=DISTS.features)
-
-  @jax.jit
-  def distance(v, fx, fy):
-    with jax.default_matmul_precision('highest'):
-      return module.apply(v, fx, fy, method=DISTS.distance)
-
-  def dists_fn(x, y):
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    if not (jnp.issubdtype(x.dtype, jnp.floating)
-            and jnp.issubdtype(y.dtype, jnp.floating)):
-      raise TypeError(f'DISTS takes float images in [0, 1]; got {x.dtype} '
-                      f'and {y.dtype} (divide uint8 images by 255).')
-    if x.shape != y.shape:
-      raise ValueError(f'DISTS needs two batches of the same shape; got '
-                       f'{x.shape} and {y.shape}.')
-    return distance(variables, features(variables, x), features(variables, y))
-
-  return dists_fn
-
-
-# id(variables) -> (variables, fn): one jitted DISTS per weights.
-_DISTS_FNS: dict = {}
+  return learned.make_feature_distance_fn(DISTS(), variables, 'DISTS')
 
 
 def dists(sr: np.ndarray, hr: np.ndarray, variables: Any) -> float:
   """DISTS of two uint8 HxWx3 RGB images (whole images, as DISTS_pytorch
   computes it; no resize). Lower is better: 0 for identical images."""
-  sr, hr = np.asarray(sr), np.asarray(hr)
-  if sr.dtype != np.uint8 or hr.dtype != np.uint8:
-    raise TypeError(f'dists takes uint8 images; got {sr.dtype} and '
-                    f'{hr.dtype}.')
-  key = id(variables)
-  if key not in _DISTS_FNS or _DISTS_FNS[key][0] is not variables:
-    _DISTS_FNS[key] = (variables, make_dists_fn(variables))
-  fn = _DISTS_FNS[key][1]
-  x = sr.astype(np.float32)[None] / 255.0
-  y = hr.astype(np.float32)[None] / 255.0
-  return float(np.asarray(fn(x, y))[0])
+  return learned.image_distance(make_dists_fn, 'dists', sr, hr, variables)
 
 
 @registry.register('dists', higher_is_better=False, frozen='dists')

@@ -25,10 +25,10 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from sr_jax.models import alexnet as alexnet_lib
 from sr_jax.models import vgg16 as vgg16_lib
+from sr_jax.metrics import learned
 from sr_jax.metrics import registry
 from sr_jax.models.layers import Conv
 
@@ -143,50 +143,11 @@ def make_lpips_fn(variables: Any, net: str = 'alex'
                   ) -> Callable[[jax.Array, jax.Array], jax.Array]:
   """fn(x, y) -> [N] float32 LPIPS distances, with `variables` bound.
 
-  x, y: [N, H, W, 3] float in [0, 1] (uint8 is not accepted: divide by 255).
-  x and y go through the same jitted feature function one after the other:
-  half the peak memory of one pass over both, and bitwise-equal features
-  for equal images, so fn(x, x) == 0 and fn(x, y) == fn(y, x) exactly (in
-  one program XLA may fuse the two halves of a batch differently, ~1e-16).
-  Each new image shape compiles once.
+  x, y: [N, H, W, 3] float in [0, 1] (uint8 is not accepted: divide by 255);
+  see learned.make_feature_distance_fn (exact fn(x, x) == 0, symmetric,
+  full float32 on every backend, one compile per image shape).
   """
-  module = LPIPS(net=net)
-
-  # Full float32 convs even where the default is TF32 / bf16 passes (GPU,
-  # TPU): a reported metric should not depend on the accelerator.
-  @jax.jit
-  def features(v, x):
-    with jax.default_matmul_precision('highest'):
-      return module.apply(v, x, method=LPIPS.features)
-
-  @jax.jit
-  def distance(v, fx, fy):
-    with jax.default_matmul_precision('highest'):
-      return module.apply(v, fx, fy, method=LPIPS.distance)
-
-  def lpips_fn(x, y):
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    if not (jnp.issubdtype(x.dtype, jnp.floating)
-            and jnp.issubdtype(y.dtype, jnp.floating)):
-      raise TypeError(f'LPIPS takes float images in [0, 1]; got {x.dtype} '
-                      f'and {y.dtype} (divide uint8 images by 255).')
-    if x.shape != y.shape:
-      raise ValueError(f'LPIPS needs two batches of the same shape; got '
-                       f'{x.shape} and {y.shape}.')
-    return distance(variables, features(variables, x), features(variables, y))
-
-  return lpips_fn
-
-
-# (id(variables), net) -> (variables, fn): one jitted LPIPS per weights.
-_LPIPS_FNS: dict = {}
-
-
-def _cached_lpips_fn(variables, net: str):
-  key = (id(variables), net)
-  if key not in _LPIPS_FNS or _LPIPS_FNS[key][0] is not variables:
-    _LPIPS_FNS[key] = (variables, make_lpips_fn(variables, net))
-  return _LPIPS_FNS[key][1]
+  return learned.make_feature_distance_fn(LPIPS(net=net), variables, 'LPIPS')
 
 
 def _lpips_metric(net: str):
@@ -194,10 +155,8 @@ def _lpips_metric(net: str):
     """LPIPS of uint8 RGB images on the whole image (as the lpips package
     and BasicSR's calculate_lpips compute it: no border crop)."""
     del crop_border
-    fn = _cached_lpips_fn(variables, net)
-    x = np.asarray(sr, np.float32)[None] / 255.0
-    y = np.asarray(hr, np.float32)[None] / 255.0
-    return float(np.asarray(fn(x, y))[0])
+    return learned.image_distance(
+        lambda v: make_lpips_fn(v, net), f'lpips_{net}', sr, hr, variables)
   return metric
 
 
