@@ -30,6 +30,7 @@ from sr_jax import data
 from sr_jax import evaluate as eval_lib
 from sr_jax import io_utils
 from sr_jax import run_lock
+from sr_jax import scalar_csv
 from sr_jax import train_state as ts
 from sr_jax.progress import ProgressReporter
 from sr_jax.train_step import data_parallel_mesh
@@ -53,10 +54,14 @@ def load_frozen_networks(recipe: ts.Recipe, config) -> tuple[ts.Recipe, dict]:
 
 
 def _make_writer(workdir):
+  """TensorBoard events in W/tensorboard and scalars in W/scalars.csv,
+  written by process 0."""
   if jax.process_index() > 0:
     return metric_writers.MultiWriter([])
-  return metric_writers.AsyncWriter(
-      metric_writers.SummaryWriter(os.path.join(workdir, 'tensorboard')))
+  return metric_writers.MultiWriter([
+      metric_writers.AsyncWriter(
+          metric_writers.SummaryWriter(os.path.join(workdir, 'tensorboard'))),
+      scalar_csv.CsvScalarWriter(workdir)])
 
 
 class NonFiniteError(RuntimeError):

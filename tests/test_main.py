@@ -5,6 +5,7 @@ import os
 import pytest
 
 from conftest import run_python
+from sr_jax import scalar_csv
 
 
 pytestmark = pytest.mark.slow  # End-to-end runs.
@@ -32,6 +33,12 @@ def test_runlocal_trains_checkpoints_and_logs(config, tmp_path,
   assert os.path.isdir(workdir / 'best' / last_phase / '2')
   assert glob.glob(str(workdir / 'tensorboard' / 'events.out.tfevents.*'))
   assert glob.glob(str(workdir / 'images' / '00000002' / '*.png'))
+  # The same scalars as CSV, for notebooks without a TensorBoard reader.
+  scalars = scalar_csv.read_scalars(str(workdir))
+  assert [s for s, _ in scalars['train/l_g_total']] == [1, 2]
+  assert scalars['val/psnr'][-1][0] == 2
+  assert f'[eval] step 2 | PSNR {scalars["val/psnr"][-1][1]:.2f} dB' in (
+      result.stdout)
   if config == 'rrdb_psnr':
     assert '[gan]' not in result.stdout
   else:

@@ -1,0 +1,74 @@
+"""Training scalars as CSV beside TensorBoard's event files.
+
+`W/scalars.csv` has one row per scalar written: step, tag (e.g.
+'train/l_g_total', 'val/psnr'), value. Notebooks and scripts read it with
+any CSV reader (pandas, csv), no TensorBoard reader needed. Rows are
+appended and flushed as they are written, so a resumed run continues the
+same file (a step logged twice, before and after a crash, appears twice:
+keep the last).
+"""
+import csv
+import os
+from typing import Any, Mapping
+
+from clu.metric_writers import interface
+import numpy as np
+
+FILENAME = 'scalars.csv'
+
+
+class CsvScalarWriter(interface.MetricWriter):
+  """A clu MetricWriter that keeps only scalars, in W/scalars.csv."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, FILENAME)
+    new = not os.path.exists(self.path)
+    self._file = open(self.path, 'a', newline='')  # pylint: disable=consider-using-with
+    self._csv = csv.writer(self._file)
+    if new:
+      self._csv.writerow(['step', 'tag', 'value'])
+      self._file.flush()
+
+  def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
+    for tag, value in scalars.items():
+      self._csv.writerow([int(step), tag, repr(float(np.asarray(value)))])
+    self._file.flush()
+
+  # Images, texts and the rest go to TensorBoard only.
+  def write_images(self, step, images):
+    del step, images
+
+  def write_videos(self, step, videos):
+    del step, videos
+
+  def write_audios(self, step, audios, *, sample_rate):
+    del step, audios, sample_rate
+
+  def write_texts(self, step, texts):
+    del step, texts
+
+  def write_histograms(self, step, arrays, num_buckets=None):
+    del step, arrays, num_buckets
+
+  def write_hparams(self, hparams):
+    del hparams
+
+  def write_summaries(self, step, values, metadata=None):
+    del step, values, metadata
+
+  def flush(self) -> None:
+    self._file.flush()
+
+  def close(self) -> None:
+    if not self._file.closed:
+      self._file.close()
+
+
+def read_scalars(workdir: str) -> dict[str, list[tuple[int, float]]]:
+  """{tag: [(step, value), ...]} of W/scalars.csv, in step order, the last
+  value kept where a resumed run logged a step again."""
+  out: dict[str, dict[int, float]] = {}
+  with open(os.path.join(workdir, FILENAME), newline='') as f:
+    for row in csv.DictReader(f):
+      out.setdefault(row['tag'], {})[int(row['step'])] = float(row['value'])
+  return {tag: sorted(values.items()) for tag, values in out.items()}
