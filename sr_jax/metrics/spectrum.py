@@ -25,16 +25,77 @@ of the two average spectra:
   D = mean_k (mean_i s_i^SR[k] - mean_j s_j^HR[k])^2      (lower is better)
 
 so 0 means the same average spectrum, 1 the largest possible difference.
+
+Steps 2-5 are shared with the differentiable spectral loss
+(`sr_jax.losses.spectral`): `ring_index`, `log_power`, `azimuthal_average`
+and `min_max_normalise` take an array namespace `xp` (numpy here, in
+float64; jax.numpy there, in float32) and compute the same definition.
 """
 from typing import Sequence
 
+import jax
+import jax.numpy as jnp
 from matplotlib.figure import Figure
 import numpy as np
 
 from sr_jax.metrics import registry
 
-_GREY = np.array([0.299, 0.587, 0.114])
+GREY = np.array([0.299, 0.587, 0.114])  # Step 1's weights of R, G, B.
 _EPS = 1e-8
+
+
+def ring_index(height: int, width: int) -> np.ndarray:
+  """Step 4's ring of each pixel of the centred spectrum: int [H, W],
+  floor(hypot(x - (W - 1) / 2, y - (H - 1) / 2)) (Durall's centre)."""
+  y, x = np.indices((height, width))
+  return np.hypot(x - (width - 1) / 2, y - (height - 1) / 2).astype(int)
+
+
+def _magnitude(z, xp):
+  if xp is np:
+    return np.abs(z)
+  # |z| with a zero (not NaN) gradient where z == 0.
+  square = jnp.square(z.real) + jnp.square(z.imag)
+  positive = square > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, square, 1.0)), 0.0)
+
+
+def log_power(grey, xp=np):
+  """Steps 2-3: 20 log10(|fftshift(fft2(grey))| + 1e-8) over the last two
+  axes of grey [..., H, W]."""
+  axes = (-2, -1)
+  spectrum = xp.fft.fftshift(xp.fft.fft2(grey, axes=axes), axes=axes)
+  return 20 * xp.log10(_magnitude(spectrum, xp) + _EPS)
+
+
+def azimuthal_average(values, xp=np):
+  """Step 4: the mean of values [..., H, W] over each ring of `ring_index`
+  -> [..., R + 1], R the largest ring (every ring 0..R holds pixels)."""
+  height, width = values.shape[-2:]
+  rings = ring_index(height, width).ravel()
+  counts = np.bincount(rings)
+  lead = values.shape[:-2]
+  flat = values.reshape(lead + (height * width,))
+  if xp is np:
+    sums = np.stack([np.bincount(rings, v, len(counts))
+                     for v in flat.reshape(-1, height * width)])
+    sums = sums.reshape(lead + (len(counts),))
+  else:
+    sums = jax.ops.segment_sum(jnp.moveaxis(flat, -1, 0), jnp.asarray(rings),
+                               num_segments=len(counts))
+    sums = jnp.moveaxis(sums, 0, -1)
+  return sums / counts.astype(sums.dtype)
+
+
+def min_max_normalise(profile, xp=np):
+  """Step 5 over the last axis: (p - min) / (max - min), 0 where max ==
+  min. Under jax.grad the gradient flows through min and max too (to the
+  extreme rings), and is 0 for a flat profile (no NaN)."""
+  low = profile.min(axis=-1, keepdims=True)
+  span = profile.max(axis=-1, keepdims=True) - low
+  positive = span > 0
+  return xp.where(positive, (profile - low) / xp.where(positive, span, 1.0),
+                  0.0)
 
 
 def radial_spectrum(img: np.ndarray, normalise: bool = True) -> np.ndarray:
@@ -45,20 +106,9 @@ def radial_spectrum(img: np.ndarray, normalise: bool = True) -> np.ndarray:
   zero frequency). normalise: min-max scaled to [0, 1] (step 5).
   """
   img = np.asarray(img, np.float64)
-  grey = img @ _GREY if img.ndim == 3 else img
-  spectrum = np.fft.fftshift(np.fft.fft2(grey))
-  log_power = 20 * np.log10(np.abs(spectrum) + _EPS)
-  height, width = grey.shape
-  y, x = np.indices((height, width))
-  radius = np.hypot(x - (width - 1) / 2, y - (height - 1) / 2).astype(int)
-  sums = np.bincount(radius.ravel(), log_power.ravel())
-  counts = np.bincount(radius.ravel())
-  profile = sums / np.maximum(counts, 1)
-  if normalise:
-    low, high = profile.min(), profile.max()
-    profile = (profile - low) / (high - low) if high > low else (
-        np.zeros_like(profile))
-  return profile
+  grey = img @ GREY if img.ndim == 3 else img
+  profile = azimuthal_average(log_power(grey))
+  return min_max_normalise(profile) if normalise else profile
 
 
 def _resample(profile: np.ndarray, num_bins: int) -> np.ndarray:
