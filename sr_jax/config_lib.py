@@ -260,3 +260,37 @@ def apply_variant(c: ml_collections.ConfigDict,
     return c
   raise ValueError(f'Unknown config variant {arg!r}; use "", "runlocal" or '
                    '"demo", e.g. --config=configs/esrgan_fft.py:runlocal.')
+
+
+# ----------------------------------------------------------------- ablations
+
+ABLATION_SIZES = ('', 'tiny', 'runlocal')
+
+
+def split_ablation_arg(arg, variants) -> tuple[str, str]:
+  """An ablation config's arg 'VARIANT[,SIZE]' -> (variant, size):
+  'rcgan,tiny' -> ('rcgan', 'tiny'); 'runlocal' -> (the first, 'runlocal')."""
+  name, _, size = (arg or '').partition(',')
+  if name in ABLATION_SIZES[1:]:
+    name, size = '', name
+  name = name or next(iter(variants))
+  if name not in variants:
+    raise ValueError(f'Variant {name!r}; one of {", ".join(variants)}.')
+  if size not in ABLATION_SIZES:
+    raise ValueError(f'Size {size!r}: use one of {ABLATION_SIZES}.')
+  return name, size
+
+
+def ablation_size(c: ml_collections.ConfigDict,
+                  size: str) -> ml_collections.ConfigDict:
+  """'' the config's full size; 'runlocal' the tests'; 'tiny' the
+  notebooks' CPU size: the :demo networks on the embedded photos, 300
+  warm-up and 100 GAN steps (minutes per variant)."""
+  if size != 'tiny':
+    return apply_variant(c, size)
+  c = apply_variant(c, 'demo')
+  c.psnr.steps, c.gan.steps = 300, 100
+  c.eval_every = c.checkpoint_every = 100
+  c.log_every = 20
+  c.variant = 'tiny'
+  return c

@@ -245,7 +245,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     # the message names the files and the data.* setting to change.
     raise ConfigError(str(e)) from None
   if (not config.data.train_dir and not config.data.get('tfds_name')
-      and config.get('variant', '') not in ('demo', 'runlocal')
+      and config.get('variant', '') not in ('demo', 'runlocal', 'tiny')
       and jax.process_index() == 0):
     print('Training on the sample photos shipped with scikit-image: '
           'data.train_dir is not set (e.g. --config.data.train_dir='
