@@ -19,7 +19,8 @@ def _module(name):
   return module
 
 
-@pytest.mark.parametrize('ablation', ['adversarial', 'frequency'])
+@pytest.mark.parametrize('ablation', ['adversarial', 'frequency',
+                                      'perceptual'])
 def test_every_variant_builds_at_every_size(ablation):
   module = _module(ablation)
   for variant in module.VARIANTS:
@@ -30,6 +31,11 @@ def test_every_variant_builds_at_every_size(ablation):
       gan = config.gan
       if ablation == 'adversarial':
         assert gan.adversarial_loss == module.VARIANTS[variant]
+      elif ablation == 'perceptual':
+        term, _ = module.VARIANTS[variant]
+        assert gan.losses[term].weight == 1.0
+        assert {t.term.log_name for t in recipe.phases[-1].terms
+                if t.weight} >= {'pix', 'gan'}
       elif module.VARIANTS[variant] is not None:
         term, weight = module.VARIANTS[variant]
         assert gan.losses[term].weight == weight

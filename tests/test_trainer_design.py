@@ -15,6 +15,7 @@ from sr_jax import losses
 from sr_jax import models
 from sr_jax import optimizers
 from sr_jax import train_state as ts
+from sr_jax.metrics import dists_metric as dists_lib
 from sr_jax.metrics import lpips as lpips_lib
 
 
@@ -155,6 +156,28 @@ def test_lpips_term_equals_the_metric():
       lpips_lib.make_lpips_fn(variables, 'vgg')(sr, target)))
   np.testing.assert_allclose(float(term.fn(ctx)), expected, rtol=1e-4)
   assert expected > 0
+
+
+def test_dists_term_equals_the_metric_and_has_gradients():
+  term = losses.LOSS_TERMS.get('dists')({}, jnp.float32)
+  (frozen,) = term.frozen
+  assert frozen.name == 'dists'
+  variables = frozen.random_init(jax.random.key(4))
+  sr, target = _images(n=2)
+  sr, target = (jax.image.resize(x, (2, 40, 40, 3), 'nearest')
+                for x in (sr, target))
+
+  def loss(x):
+    return term.fn(losses.LossContext(
+        sr=x, target=target, real=target, lr=x, key=jax.random.key(0),
+        aux={'dists': variables}, apply=lambda name, y: y))
+
+  expected = np.mean(np.asarray(
+      dists_lib.make_dists_fn(variables)(sr, target)))
+  np.testing.assert_allclose(float(loss(sr)), expected, rtol=1e-4)
+  assert expected > 0
+  grad = jax.grad(loss)(sr)
+  assert np.all(np.isfinite(grad)) and float(jnp.abs(grad).max()) > 0
 
 
 def test_terms_are_data_and_keep_their_log_names():

@@ -27,6 +27,7 @@ from sr_jax.losses.fft import FFT_NORMS
 from sr_jax.losses.fft import fft_loss
 from sr_jax.losses.focal_frequency import focal_frequency_loss
 from sr_jax.losses.gradient_penalty import gradient_penalty
+from sr_jax.losses.dists_loss import make_dists_term
 from sr_jax.losses.lpips_loss import make_lpips_term
 from sr_jax.losses.perceptual import make_perceptual_loss_fn
 from sr_jax.losses.perceptual import perceptual_loss
