@@ -158,6 +158,7 @@ def test_lpips_term_equals_the_metric():
   assert expected > 0
 
 
+@pytest.mark.slow  # VGG16's gradient: ~20 s on 2 CPU cores.
 def test_dists_term_equals_the_metric_and_has_gradients():
   term = losses.LOSS_TERMS.get('dists')({}, jnp.float32)
   (frozen,) = term.frozen
