@@ -191,17 +191,24 @@ def _short(error: BaseException) -> str:
   return f'{type(error).__name__}: {text[:200]}'
 
 
-def _saved_shapes(manager, step) -> dict[str, tuple]:
-  """{path: shape} of a checkpoint's state, from its metadata."""
+def _state_metadata(manager, step):
+  """The metadata tree of a checkpoint's state (shapes and dtypes);
+  CorruptCheckpointError if it is unreadable or missing."""
   try:
     metadata = manager.item_metadata(step)['state']
     metadata = getattr(metadata, 'tree', metadata)
-    leaves = jax.tree_util.tree_flatten_with_path(metadata)[0]
   except Exception as e:  # pylint: disable=broad-except
     raise CorruptCheckpointError(
         f'its state metadata is unreadable ({_short(e)})') from None
-  if not leaves:
+  if not metadata:
     raise CorruptCheckpointError('its state metadata is missing')
+  return metadata
+
+
+def _saved_shapes(manager, step) -> dict[str, tuple]:
+  """{path: shape} of a checkpoint's state, from its metadata."""
+  leaves = jax.tree_util.tree_flatten_with_path(
+      _state_metadata(manager, step))[0]
   return {_path_name(p): tuple(m.shape) for p, m in leaves}
 
 
@@ -591,18 +598,10 @@ def _restore_on_this_host(manager, step, with_data: bool = False
   device, whatever mesh wrote it (the target is built from the
   checkpoint's own metadata), verified against its checksums (with_data:
   the data-iterator state too)."""
-  try:
-    metadata = manager.item_metadata(step)['state']
-    metadata = getattr(metadata, 'tree', metadata)
-  except Exception as e:  # pylint: disable=broad-except
-    raise CorruptCheckpointError(
-        f'its state metadata is unreadable ({_short(e)})') from None
-  if not metadata:
-    raise CorruptCheckpointError('its state metadata is missing')
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   abstract = jax.tree.map(
       lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-      metadata)
+      _state_metadata(manager, step))
   restored = _restore_verified(
       manager, step, abstract,
       items=('config', 'data') if with_data else ('config',))
@@ -703,11 +702,7 @@ def load_generator_from_workdir(workdir: str, which: str = 'best',
           f'Checkpoint {directory}/{step} is corrupt: {e}.') from None
     finally:
       manager.close()
-    config = ml_collections.ConfigDict(config)
-    return LoadedGenerator(
-        _generator_module(config),
-        jax.tree.map(np.asarray, _generator_variables(state)), config, step,
-        phase_of_step(config, step), os.path.join(directory, str(step)))
+    return _loaded_generator(state, config, step, directory)
   if which == 'latest':
     directory = os.path.join(workdir, 'checkpoints')
   else:
@@ -740,15 +735,21 @@ def load_generator_from_workdir(workdir: str, which: str = 'best',
     step, state, config = _newest_intact(manager, directory)
   finally:
     manager.close()
-  config = ml_collections.ConfigDict(config)
-  loaded_phase = phase_of_step(config, step)
-  if phase is not None and which == 'latest' and phase != loaded_phase:
+  loaded = _loaded_generator(state, config, step, directory)
+  if phase is not None and which == 'latest' and phase != loaded.phase:
     raise FileNotFoundError(
         f'The newest checkpoint of {workdir} (step {step}) is of phase '
-        f'{loaded_phase!r}, not {phase!r}; use which="best" for a phase.')
-  variables = jax.tree.map(np.asarray, _generator_variables(state))
-  return LoadedGenerator(_generator_module(config), variables, config, step,
-                         loaded_phase, os.path.join(directory, str(step)))
+        f'{loaded.phase!r}, not {phase!r}; use which="best" for a phase.')
+  return loaded
+
+
+def _loaded_generator(state: dict, config: dict, step: int,
+                      directory: str) -> LoadedGenerator:
+  config = ml_collections.ConfigDict(config)
+  return LoadedGenerator(
+      _generator_module(config),
+      jax.tree.map(np.asarray, _generator_variables(state)), config, step,
+      phase_of_step(config, step), os.path.join(directory, str(step)))
 
 
 def _latest_config(workdir: str, best: dict[str, str]) -> dict:
@@ -794,12 +795,6 @@ class CheckpointStatus:
     return self.problem is None
 
 
-def _finite(state) -> bool:
-  arrays = [_host_array(x) for x in jax.tree.leaves(state)]
-  return all(bool(np.isfinite(x).all()) for x in arrays
-             if x is not None and np.issubdtype(x.dtype, np.floating))
-
-
 def _inspect_manager(directory: str,
                      resumable: bool) -> list[CheckpointStatus]:
   manager = _open_read_only(directory)
@@ -820,7 +815,7 @@ def _inspect_manager(directory: str,
       out.append(CheckpointStatus(
           directory, step, phase_of_step(ml_collections.ConfigDict(config),
                                          step),
-          None, bool(record), _finite(state), metrics))
+          None, bool(record), checksum_record(state)['finite'], metrics))
   finally:
     manager.close()
   return out

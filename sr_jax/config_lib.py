@@ -196,6 +196,11 @@ def _every_optimizer(c):
       yield entry
 
 
+# Variants that train on the embedded sample photos by design (the others
+# say so in one line when data.train_dir is not set).
+SAMPLE_PHOTO_VARIANTS = ('demo', 'runlocal', 'tiny')
+
+
 def apply_variant(c: ml_collections.ConfigDict,
                   arg) -> ml_collections.ConfigDict:
   """Applies a named variant: '' (full size), 'runlocal' or 'demo'."""

@@ -23,6 +23,7 @@ import numpy as np
 
 from sr_jax import checkpoint as ckpt_lib
 from sr_jax import config_checks
+from sr_jax import config_lib
 # ConfigError and check_config are part of this module's API.
 from sr_jax.config_checks import ConfigError  # noqa: F401
 from sr_jax.config_checks import check_config
@@ -245,7 +246,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     # the message names the files and the data.* setting to change.
     raise ConfigError(str(e)) from None
   if (not config.data.train_dir and not config.data.get('tfds_name')
-      and config.get('variant', '') not in ('demo', 'runlocal', 'tiny')
+      and config.get('variant', '') not in config_lib.SAMPLE_PHOTO_VARIANTS
       and jax.process_index() == 0):
     print('Training on the sample photos shipped with scikit-image: '
           'data.train_dir is not set (e.g. --config.data.train_dir='

@@ -150,14 +150,16 @@ def score_set(outputs: Iterable[tuple], metric_names: Sequence[str],
     if on_image is not None:
       on_image(count)
   for metric_name, metric in found:  # In the order asked for.
-    if metric.kind == 'set' or metric_name in scores.failed:
+    if metric_name in scores.failed:
       continue
-    for key in (metric_name, f'{metric_name}_bicubic', f'{metric_name}_hr'):
-      values = [row[key] for row in scores.per_image.values() if key in row]
-      if values:
-        scores.means[key] = float(np.mean(values))
-  for metric_name, metric in found:
-    if metric.kind != 'set' or not kept['sr']:
+    if metric.kind != 'set':
+      for key in (metric_name, f'{metric_name}_bicubic',
+                  f'{metric_name}_hr'):
+        values = [row[key] for row in scores.per_image.values() if key in row]
+        if values:
+          scores.means[key] = float(np.mean(values))
+      continue
+    if not kept['sr']:
       continue
     try:
       scores.means[metric_name] = _call(metric, (kept['sr'], kept['hr']),

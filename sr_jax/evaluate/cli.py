@@ -49,6 +49,7 @@ from sr_jax import metrics as sr_metrics
 from sr_jax import weights
 from sr_jax.evaluate import image_sets
 from sr_jax.inference import generator_loading
+from sr_jax.inference import image_files
 from sr_jax.inference import tiling
 from sr_jax.metrics import frechet_inception as fid_lib
 from sr_jax.metrics import spectrum
@@ -179,18 +180,17 @@ def _runner(module, variables, scale: int, args) -> Callable:
       multiple=generator_loading.input_multiple(module),
       pre_pad=args.pre_pad)
 
-  def run(lr: np.ndarray) -> np.ndarray:
-    out = np.empty((lr.shape[0] * scale, lr.shape[1] * scale, 3), np.uint8)
-
-    def sink(y, x, block):
-      out[y:y + block.shape[0], x:x + block.shape[1]] = image_sets.to_uint8(
-          block)
-
+  def streamed(image, sink):
     if args.ensemble:
-      tiling.self_ensemble(lambda im, s: network(im, sink=s), lr, scale, sink)
+      tiling.self_ensemble(lambda im, s: network(im, sink=s), image, scale,
+                           sink)
     else:
-      network(lr, sink=sink)
-    return out
+      network(image, sink=sink)
+
+  def run(lr: np.ndarray) -> np.ndarray:
+    # Quantised tile by tile into one uint8 output, as upscale writes it.
+    return image_files.upscale_image_data(
+        image_files.ImageData(lr), streamed, scale, bit_depth=8).pixels
 
   return run
 
