@@ -375,8 +375,12 @@ def apply_init_from(config: ml_collections.ConfigDict, recipe: Recipe,
   else:
     loaded = weights.load_like(g.init_from, g.name, like, where,
                                **dict(g.kwargs))
+  # Copies: parameters and EMA get buffers of their own (the step donates
+  # both; a restored jax.Array put twice, or a numpy view of it, would be
+  # one buffer).
   put = lambda tree, ref: jax.tree.map(
-      lambda v, r: jax.device_put(jnp.asarray(v, r.dtype), r.sharding),
+      lambda v, r: jax.device_put(jnp.array(v, r.dtype, copy=True),
+                                  r.sharding),
       tree, ref)
   params = dict(state.params)
   params[MAIN_GENERATOR] = put(loaded['params'], params[MAIN_GENERATOR])

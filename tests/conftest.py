@@ -1,10 +1,25 @@
 """Shared test fixtures."""
+import atexit
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# One persistent XLA cache for the whole session, in-process and in every
+# subprocess (python -m sr_jax.main, notebook kernels): tests that build
+# the same programs (the runlocal steps, the evaluation's networks) compile
+# them once. Removed at exit.
+# Under pytest-xdist each worker has its own (no concurrent writers).
+if ('JAX_COMPILATION_CACHE_DIR' not in os.environ
+    or os.environ.get('PYTEST_XDIST_WORKER')):
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(
+      prefix='sr_jax_tests_xla_cache_')
+  atexit.register(shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'],
+                  True)
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
@@ -14,12 +29,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope='session')
-def compile_cache_dir(tmp_path_factory):
-  """A persistent XLA cache shared by in-process runs and subprocesses."""
-  path = str(tmp_path_factory.mktemp('xla_cache'))
-  jax.config.update('jax_compilation_cache_dir', path)
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
-  return path
+def compile_cache_dir():
+  """The session's persistent XLA cache (see above)."""
+  return os.environ['JAX_COMPILATION_CACHE_DIR']
 
 
 @pytest.fixture(scope='session')
@@ -56,3 +68,31 @@ def load_config(name, arg='runlocal'):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg)
+
+
+def execute_notebook(name, env):
+  """Runs notebooks/NAME in a fresh Jupyter kernel (nbclient), in the
+  notebooks folder as Jupyter would, with `env` added to the kernel's
+  environment; returns the executed notebook. A failing cell raises
+  nbclient's CellExecutionError with its traceback."""
+  import nbclient  # pylint: disable=g-import-not-at-top
+  import nbformat  # pylint: disable=g-import-not-at-top
+  folder = os.path.join(REPO, 'notebooks')
+  notebook = nbformat.read(os.path.join(folder, name), as_version=4)
+  kernel_env = dict(os.environ, **env)
+  kernel_env['PYTHONPATH'] = os.pathsep.join(
+      p for p in (REPO, kernel_env.get('PYTHONPATH', '')) if p)
+  kernel_env.setdefault('MPLBACKEND', 'module://matplotlib_inline.backend_inline')
+  client = nbclient.NotebookClient(
+      notebook, timeout=1200, kernel_name='python3',
+      resources={'metadata': {'path': folder}})
+  client.execute(env=kernel_env)
+  return notebook
+
+
+def notebook_outputs(notebook, output_type=None):
+  """Every output of the notebook's code cells (of one type)."""
+  return [o for cell in notebook.cells if cell.cell_type == 'code'
+          for o in cell.outputs
+          if output_type is None or o.output_type == output_type]
+

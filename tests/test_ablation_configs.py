@@ -1,13 +1,13 @@
 """The ablation configs: every variant is a valid recipe with the loss it
-names, at every size; :runlocal trains end to end (tests/test_sweep.py and
-the test below)."""
+names, at every size. They train end to end in the notebook tests
+(tests/test_notebooks.py: two variants of each config at the tiny size,
+the frequency terms among them) and, at runlocal, in tests/test_sweep.py."""
 import importlib.util
 import os
 
 import pytest
 
 from conftest import REPO
-from conftest import run_python
 from sr_jax import config_checks
 
 
@@ -44,18 +44,3 @@ def test_every_variant_builds_at_every_size(ablation):
                    if t in gan.losses)
   with pytest.raises(ValueError, match='one of'):
     module.get_config('nope')
-
-
-@pytest.mark.slow
-def test_frequency_runlocal_trains_with_each_term(tmp_path,
-                                                  random_vgg19_weights):
-  for variant in ('spectral_0.3', 'ffl_0.5'):
-    result = run_python(
-        ['-m', 'sr_jax.main',
-         f'--config=configs/ablations/frequency.py:{variant},runlocal',
-         f'--workdir={tmp_path / variant}',
-         f'--config.frozen.vgg19={random_vgg19_weights}'])
-    assert result.returncode == 0, result.stderr[-2000:]
-    term = {'spectral': 'spectral', 'ffl': 'focal_frequency',
-            'fft': 'fft'}[variant.split('_')[0]]
-    assert f'l_g_{term}' in result.stdout, result.stdout[-2000:]

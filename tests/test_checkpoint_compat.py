@@ -95,6 +95,12 @@ def test_init_from_a_workdir_starts_from_its_ema_generator(tmp_path):
                jax.device_get(state.params['generator']), ema)
   jax.tree.map(np.testing.assert_array_equal,
                jax.device_get(state.ema_params['generator']), ema)
+  # Parameters and EMA have buffers of their own: the step donates both
+  # (one buffer donated twice fails at the first step).
+  pointers = lambda tree: {x.unsafe_buffer_pointer()
+                           for x in jax.tree.leaves(tree)}
+  assert not pointers(state.params['generator']) & pointers(
+      state.ema_params['generator'])
   config.generator.kwargs = dict(TINY, num_feat=16)  # Does not fit.
   recipe = ts.build_recipe(config)
   with pytest.raises(ValueError, match='shape mismatches'):

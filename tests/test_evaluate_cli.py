@@ -158,3 +158,12 @@ def test_no_reference_and_set_metrics_in_score_set(monkeypatch):
   assert scores.per_image['b'] == {'mean_level': 50.0,
                                    'mean_level_bicubic': 70.0,
                                    'mean_level_hr': 100.0}
+
+
+def test_model_labels_keep_a_workdirs_whole_name(tmp_path):
+  (tmp_path / 'fft_0.3').mkdir()
+  used = set()
+  assert cli._label(str(tmp_path / 'fft_0.3'), used) == 'fft_0.3'
+  assert cli._label(str(tmp_path / 'esrgan.npz'), used) == 'esrgan'
+  assert cli._label(str(tmp_path / 'esrgan.pth'), used) == 'esrgan-2'
+  assert cli._label(str(tmp_path / 'fft_0.3'), used, ':gan') == 'fft_0.3:gan'

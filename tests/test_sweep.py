@@ -9,6 +9,7 @@ from skimage import data as skdata
 
 from conftest import REPO
 from sr_jax import sweep
+from sr_jax import sweep_report
 
 _ABLATION = '''
 from sr_jax import config_lib
@@ -48,20 +49,48 @@ def test_sweep_trains_evaluates_and_tabulates(tmp_path, random_vgg19_weights,
   lines = [line for line in text.splitlines()
            if line.startswith('| ') and not line.startswith('| ---')]
   assert lines[0] == '| variant | PSNR ↑ | SSIM ↑ | SPECTRUM ↓ |'
-  assert [line.split(' | ')[0] for line in lines[1:]] == ['| ragan',
-                                                          '| rahinge']
-  psnr = [line.split(' | ')[1] for line in lines[1:]]
+  assert [line.split(' | ')[0] for line in lines[1:]] == [
+      '| ragan', '| rahinge', '| *PSNR warm-up*', '| *bicubic x4*']
+  psnr = [line.split(' | ')[1] for line in lines[1:3]]
   assert sum('**' in p for p in psnr) >= 1 and all(
       ('**' in p) or ('<u>' in p) for p in psnr)
   assert 'broken: training failed' in text
   rows = (workdir / 'results.csv').read_text().splitlines()
   assert rows[0] == 'dataset,variant,psnr,ssim,spectrum'
-  assert len(rows) == 3
+  assert [r.split(',')[1] for r in rows[1:]] == [
+      'ragan', 'rahinge', '_warmup', 'bicubic x4']
   values = [float(r.split(',')[2]) for r in rows[1:]]
   assert all(np.isfinite(values))
-  # Rerun: finished variants are skipped.
+  # The warm-up (the only phase all variants share) was trained once, and
+  # each variant's GAN phase started from its generator.
+  assert os.path.exists(workdir / '_warmup' / 'DONE')
+  for variant in ('ragan', 'rahinge'):
+    steps = {int(line.split(',')[0]) for line in
+             (workdir / variant / 'scalars.csv').read_text().splitlines()[1:]}
+    assert steps and max(steps) <= 1  # One GAN step (runlocal), no warm-up.
+  assert out.out.count(
+      '[warm-up] psnr, shared by every variant: training') == 1
+  # Rerun: finished variants (and the warm-up) are skipped.
   sweep.main(args + ['--variants=ragan'])
-  assert 'ragan: finished earlier, skipped.' in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert 'ragan: finished earlier, skipped.' in out
+  assert 'every variant: finished earlier' in out
+  # The notebooks' figures, from this sweep.
+  result = sweep_report.open_sweep(str(config), str(workdir), run=False)
+  assert result.variants == ['ragan', 'rahinge'] and result.scale == 4
+  assert set(sweep_report.sr_images(result, 'ragan', 'mini')) == {
+      'astronaut', 'coffee'}
+  figures = [sweep_report.loss_curves(result, tags=('train/l_g_gan',)),
+             sweep_report.spectra(result),
+             sweep_report.crop_grid(result, size=16),
+             sweep_report.perception_distortion(result,
+                                                perception='spectrum')]
+  lines = figures[0].axes[0].get_lines()
+  assert [line.get_label() for line in lines] == ['ragan', 'rahinge']
+  assert len(figures[1].axes[0].get_lines()) == 4  # HR, bicubic, 2 variants
+  assert len(figures[2].axes) == 2 * 5  # 2 images x LR bicubic 2 HR
+  texts = [t.get_text() for t in figures[3].axes[0].texts]
+  assert texts == ['ragan', 'rahinge', 'PSNR warm-up', 'bicubic x4']
 
 
 def test_sweep_refuses_bad_arguments_in_one_line(tmp_path, capsys):
@@ -74,3 +103,34 @@ def test_sweep_refuses_bad_arguments_in_one_line(tmp_path, capsys):
   err = capsys.readouterr().err
   assert 'no such field' in err and 'gan.adversarial_loss' in err
   assert not os.listdir(tmp_path)  # Nothing trained.
+
+
+@pytest.mark.parametrize('ablation', ['adversarial', 'frequency',
+                                      'perceptual'])
+def test_thesis_ablations_share_their_psnr_warmup(ablation):
+  module = sweep.load_ablation(
+      os.path.join(REPO, 'configs', 'ablations', f'{ablation}.py'))
+  configs = {v: module.get_config(f'{v},tiny') for v in module.VARIANTS}
+  assert sweep.shared_warmup(configs) == ('psnr',)
+  first = next(iter(configs.values()))
+  warmup = sweep.warmup_config(first, ('psnr',))
+  assert warmup.phases == ('psnr',) and first.phases == ('psnr', 'gan')
+  variant = sweep.after_warmup(first, ('psnr',), '/w/_warmup')
+  assert variant.psnr.steps == 0 and variant.gan.steps == 100
+  assert variant.generator.init_from == '/w/_warmup'
+
+
+def test_no_shared_warmup_when_the_warmups_differ():
+  module = sweep.load_ablation(
+      os.path.join(REPO, 'configs', 'ablations', 'adversarial.py'))
+  a, b = module.get_config('ragan,tiny'), module.get_config('ragp,tiny')
+  assert sweep.shared_warmup({'a': a, 'b': b}) == ('psnr',)
+  b.psnr.optimizers.generator.lr = 1e-4  # A warm-up of its own.
+  assert sweep.shared_warmup({'a': a, 'b': b}) == ()
+  b = module.get_config('ragp,tiny')
+  b.gan.start = 'continue'  # Not started from the warm-up's EMA.
+  assert sweep.shared_warmup({'a': a, 'b': b}) == ()
+  b = module.get_config('ragp,tiny')
+  b.generator.kwargs = dict(b.generator.kwargs, num_block=1)
+  assert sweep.shared_warmup({'a': a, 'b': b}) == ()
+  assert sweep.shared_warmup({'a': a}) == ()  # One variant: nothing shared.

@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
   return p
 
 
-def _named_list(spec: str, flag: str) -> dict[str, str]:
+def named_list(spec: str, flag: str) -> dict[str, str]:
   """'a=X,b=Y' (or bare folders, named after themselves) -> {a: X, b: Y}."""
   out = {}
   for item in filter(None, (s.strip() for s in spec.split(','))):
@@ -162,7 +162,11 @@ class Model:
 
 
 def _label(path: str, used: set, suffix: str = '') -> str:
-  base = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+  """A model's name in the tables: a weights file's name without its
+  extension, a workdir's whole name ('fft_0.3' stays 'fft_0.3')."""
+  base = os.path.basename(os.path.normpath(path))
+  if not os.path.isdir(path):
+    base = os.path.splitext(base)[0]
   label, i = base + suffix, 2
   while label in used:
     label, i = f'{base}{suffix}-{i}', i + 1
@@ -427,8 +431,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.fid_patch < 0:
       raise UsageError(f'--fid-patch must be >= 0; got {args.fid_patch}.')
     names = metric_names(args.metrics, args.test_y, args.fid_patch)
-    datasets = _named_list(args.datasets, '--datasets')
-    lr_dirs = _named_list(args.lr_dirs, '--lr-dirs')
+    datasets = named_list(args.datasets, '--datasets')
+    lr_dirs = named_list(args.lr_dirs, '--lr-dirs')
     unknown = sorted(set(lr_dirs) - set(datasets))
     if unknown:
       raise UsageError(f'--lr-dirs names {unknown}, which --datasets does '
@@ -438,7 +442,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         ('--max-images', args.max_images)):
       if value < 0:
         raise UsageError(f'{flag} must be >= 0; got {value}.')
-    frozen_paths = _named_list(args.frozen, '--frozen')
+    frozen_paths = named_list(args.frozen, '--frozen')
     models = load_models(args)
   except UsageError as e:
     print(f'error: {e}', file=sys.stderr)

@@ -17,6 +17,7 @@ Sources:
                       recognised from the key names (each model file's
                       `recognise`).
 """
+import functools
 import os
 import sys
 from typing import Any, Callable, Mapping
@@ -110,5 +111,13 @@ def make_run_batch(module: nn.Module, variables: Mapping[str, Any]
   shape.
   """
   variables = jax.device_put(variables)
-  apply = jax.jit(lambda v, x: module.apply(v, x, train=False))
+  apply = _jitted_apply(module)
   return lambda batch: apply(variables, batch)
+
+
+@functools.lru_cache(maxsize=32)
+def _jitted_apply(module: nn.Module) -> Callable:
+  """One jitted inference function per distinct network: models of one
+  architecture (a sweep's variants, evaluated together) share their
+  compilations, one per input shape."""
+  return jax.jit(lambda v, x: module.apply(v, x, train=False))
