@@ -95,6 +95,12 @@ def apply_overrides(config, overrides) -> None:
     node = config
     for part in parents:
       node = node[part]
+    if leaf not in node and len(parents) >= 2 and parents[-2] in (
+        'losses', 'regularisers'):
+      # A loss term's or regulariser's option (gan.losses.fft.norm): they
+      # refuse options they do not have when the recipe is built.
+      node[leaf] = value
+      continue
     if leaf not in node:
       close = difflib.get_close_matches(leaf, list(node.keys()), n=1)
       hint = f' Did you mean {".".join(parents + close)}?' if close else ''

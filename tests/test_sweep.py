@@ -134,3 +134,16 @@ def test_no_shared_warmup_when_the_warmups_differ():
   b.generator.kwargs = dict(b.generator.kwargs, num_block=1)
   assert sweep.shared_warmup({'a': a, 'b': b}) == ()
   assert sweep.shared_warmup({'a': a}) == ()  # One variant: nothing shared.
+
+
+def test_set_reaches_loss_term_options_and_refuses_unknown_fields():
+  module = sweep.load_ablation(
+      os.path.join(REPO, 'configs', 'ablations', 'frequency.py'))
+  config = module.get_config('none,tiny')
+  assert 'norm' not in config.gan.losses.fft
+  sweep.apply_overrides(config, sweep.parse_overrides(
+      ['gan.losses.fft.norm=amplitude_phase', 'gan.steps=300']))
+  assert config.gan.losses.fft.norm == 'amplitude_phase'
+  assert config.gan.steps == 300
+  with pytest.raises(ValueError, match='Did you mean gan.steps'):
+    sweep.apply_overrides(config, [('gan.stepz', 3)])
