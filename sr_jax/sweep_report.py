@@ -225,7 +225,8 @@ def crop_grid(sweep: Sweep, dataset: Optional[str] = None,
   figure, axes = plt.subplots(len(names), len(columns), squeeze=False,
                               figsize=(1.6 * len(columns),
                                        1.8 * len(names)))
-  for row, name in zip(axes, names):
+  for r, name in enumerate(names):
+    row = axes[r]
     _, hr, lr, bicubic = by_name[name]
     y, x = _texture_box(hr, size)
     y, x = y // s * s, x // s * s
@@ -239,7 +240,7 @@ def crop_grid(sweep: Sweep, dataset: Optional[str] = None,
       ax.imshow(panel, interpolation='nearest')
       ax.set_xticks([])
       ax.set_yticks([])
-      if row is axes[0]:
+      if r == 0:
         ax.set_title(label, fontsize='small')
     row[0].set_ylabel(name, fontsize='small')
   figure.tight_layout()

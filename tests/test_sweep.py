@@ -89,6 +89,8 @@ def test_sweep_trains_evaluates_and_tabulates(tmp_path, random_vgg19_weights,
   assert [line.get_label() for line in lines] == ['ragan', 'rahinge']
   assert len(figures[1].axes[0].get_lines()) == 4  # HR, bicubic, 2 variants
   assert len(figures[2].axes) == 2 * 5  # 2 images x LR bicubic 2 HR
+  assert [ax.get_title() for ax in figures[2].axes[:5]] == [
+      'LR', 'bicubic', 'ragan', 'rahinge', 'HR']
   texts = [t.get_text() for t in figures[3].axes[0].texts]
   assert texts == ['ragan', 'rahinge', 'PSNR warm-up', 'bicubic x4']
 
