@@ -18,6 +18,7 @@ from sr_jax.models.rrdbnet import RRDB
 from sr_jax.models.rrdbnet import RRDBNet
 from sr_jax.models.rrdbnet import ResidualDenseBlock
 from sr_jax.models.srgan_discriminator import SRGANDiscriminator
+from sr_jax.models.srrescgan import SRResCGAN
 from sr_jax.models.srresnet import SRResNet
 from sr_jax.models.srvgg import SRVGGNetCompact
 from sr_jax.models.unet_sn import UNetDiscriminatorSN
@@ -32,6 +33,7 @@ GENERATORS.register('rrdbnet')(RRDBNet)
 GENERATORS.register('srresnet')(SRResNet)
 GENERATORS.register('srvgg')(SRVGGNetCompact)
 GENERATORS.register('msrresnet')(MSRResNet)
+GENERATORS.register('srrescgan')(SRResCGAN)
 DISCRIMINATORS.register('vgg_style')(VGGStyleDiscriminator)
 DISCRIMINATORS.register('unet_sn')(UNetDiscriminatorSN)
 DISCRIMINATORS.register('srgan')(SRGANDiscriminator)
