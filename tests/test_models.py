@@ -251,12 +251,14 @@ def test_vgg19_all_layers_and_unknown_names():
 def test_registry():
   assert models.GENERATORS.names() == ['msrresnet', 'rrdbnet', 'srrescgan',
                                        'srresnet', 'srvgg']
-  assert models.DISCRIMINATORS.names() == ['srgan', 'unet_sn', 'vgg_style']
+  assert models.DISCRIMINATORS.names() == ['patchgan', 'srgan', 'unet_sn',
+                                           'vgg_style']
   assert isinstance(models.get_generator('rrdbnet'), models.RRDBNet)
-  with pytest.raises(ValueError, match='Known: msrresnet, rrdbnet, srrescgan, srresnet'):
+  with pytest.raises(ValueError,
+                     match='Known: msrresnet, rrdbnet, srrescgan, srresnet'):
     models.get_generator('esrgan')
   with pytest.raises(ValueError, match='unet_sn, vgg_style'):
-    models.get_discriminator('patchgan')
+    models.get_discriminator('nlayer')
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from sr_jax.models.msrresnet import MSRResNet
 from sr_jax.models.rrdbnet import RRDB
 from sr_jax.models.rrdbnet import RRDBNet
 from sr_jax.models.rrdbnet import ResidualDenseBlock
+from sr_jax.models.patchgan import PatchGANDiscriminatorSN
 from sr_jax.models.srgan_discriminator import SRGANDiscriminator
 from sr_jax.models.srrescgan import SRResCGAN
 from sr_jax.models.srresnet import SRResNet
@@ -37,6 +38,7 @@ GENERATORS.register('srrescgan')(SRResCGAN)
 DISCRIMINATORS.register('vgg_style')(VGGStyleDiscriminator)
 DISCRIMINATORS.register('unet_sn')(UNetDiscriminatorSN)
 DISCRIMINATORS.register('srgan')(SRGANDiscriminator)
+DISCRIMINATORS.register('patchgan')(PatchGANDiscriminatorSN)
 
 
 @dataclasses.dataclass(frozen=True)

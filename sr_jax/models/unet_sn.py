@@ -103,6 +103,7 @@ class SpectralNormConv(nn.Module):
   kernel_size: int = 3
   strides: int = 1
   padding: int = 1
+  use_bias: bool = False  # True: spectral_norm(nn.Conv2d(..., bias=True)).
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -142,11 +143,16 @@ class SpectralNormConv(nn.Module):
     sigma = jnp.dot(u, jnp.matmul(w, v, precision=_HIGHEST),
                     precision=_HIGHEST)
     pad = self.padding
-    return jax.lax.conv_general_dilated(
+    y = jax.lax.conv_general_dilated(
         x.astype(self.dtype), (kernel / sigma).astype(self.dtype),
         window_strides=(self.strides, self.strides),
         padding=((pad, pad), (pad, pad)),
         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    if self.use_bias:
+      bias = self.param('bias', layers.torch_default_bias_init(num_v),
+                        (self.features,), self.param_dtype)
+      y = y + bias.astype(self.dtype)
+    return y
 
 
 class UNetDiscriminatorSN(nn.Module):
