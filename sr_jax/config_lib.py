@@ -72,11 +72,17 @@ def phase(steps: int, train: Sequence[str] = ('generator',),
 def evaluation(metrics: Sequence[str] = ('psnr', 'ssim', 'psnr_rgb'),
                hr_dir: str = '', lr_dir: str = '',
                lr_filename_tmpl: str = '{}', max_images: int = -1,
-               max_size: int = -1, num_strips: int = -1) -> dict[str, Any]:
-  """One `config.evals` entry (see base_config)."""
+               max_size: int = -1, num_strips: int = -1,
+               lr_from: str = 'bicubic') -> dict[str, Any]:
+  """One `config.evals` entry (see base_config).
+
+  lr_from, without lr_dir: 'bicubic' (MATLAB bicubic of the HR, BasicSR's
+  validation) or 'degradation' (the run's `config.degradation` applied once
+  to each HR with a fixed key, the same LR at every evaluation: e.g. the
+  noisy inputs of a denoising run, scored against the clean HR)."""
   return dict(metrics=tuple(metrics), hr_dir=hr_dir, lr_dir=lr_dir,
               lr_filename_tmpl=lr_filename_tmpl, max_images=max_images,
-              max_size=max_size, num_strips=num_strips)
+              max_size=max_size, num_strips=num_strips, lr_from=lr_from)
 
 
 def esrgan_perceptual(weight: float = 1.0, layer_weights=None,

@@ -49,17 +49,18 @@ class ProgressReporter:
     parts.append(' '.join(f'{k} {v:.4g}' for k, v in sorted(scalars.items())))
     print(' | '.join(parts), flush=True)
 
-  def report_eval(self, step: int, metrics: dict, name: str = 'val'
-                  ) -> None:
+  def report_eval(self, step: int, metrics: dict, name: str = 'val',
+                  baseline: str = 'bicubic') -> None:
     """One line per evaluation: '[eval]' for config.evals.val, else
-    '[eval NAME]'."""
+    '[eval NAME]'; the '<metric>_bicubic' values under `baseline` (at scale
+    1 they are the input's own: 'input')."""
     if self.enabled:
       model = ' '.join(_format(k, v) for k, v in metrics.items()
                        if not k.endswith('_bicubic'))
       bicubic = ' '.join(_format(k[:-len('_bicubic')], v)
                          for k, v in metrics.items() if k.endswith('_bicubic'))
       label = 'eval' if name == 'val' else f'eval {name}'
-      print(f'[{label}] step {step} | {model} | bicubic {bicubic} '
+      print(f'[{label}] step {step} | {model} | {baseline} {bicubic} '
             '(PSNR/SSIM on Y unless _rgb; border cropped)', flush=True)
     # Evaluation time must not count as training speed.
     if self._last is not None:

@@ -346,7 +346,8 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
                                phase=phase.name,
                                mode='max' if higher_is_better else 'min',
                                metrics=scalars)
-      progress.report_eval(step, values, name)
+      progress.report_eval(step, values, name,
+                           'bicubic' if config.scale > 1 else 'input')
     return logged
 
   # --- Loop.

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from conftest import load_config
 from sr_jax import checkpoint
 from sr_jax import config_lib
 from sr_jax import evaluate
@@ -105,3 +106,25 @@ def test_lower_is_better_keeps_the_lowest(tmp_path):
   saver.wait_until_finished()
   saver.close()
   assert os.listdir(tmp_path / 'run' / 'best' / 'gan') == ['2']
+
+
+def test_degradation_validation_set_is_fixed_noisy_inputs():
+  config = load_config('srgan_denoise')
+  rng = np.random.default_rng(0)
+  images = [(f'im{i}', rng.integers(0, 256, (16, 12, 3), dtype=np.uint8))
+            for i in range(2)]
+  first = evaluate.degraded_validation_set(images, config)
+  again = evaluate.degraded_validation_set(images, config)
+  for (name, hr), (n1, target, lr), (_, _, lr2) in zip(images, first, again):
+    assert n1 == name and lr.shape == hr.shape and lr.dtype == np.uint8
+    np.testing.assert_array_equal(target, hr)  # Denoising: the clean HR.
+    np.testing.assert_array_equal(lr, lr2)  # The same at every evaluation.
+    noise = lr.astype(np.float64) - hr
+    assert 10 < np.std(noise) < 130  # Sigma 25.5-127.5 (clipped at 0, 255).
+  assert not np.array_equal(first[0][2] - images[0][1],
+                            first[1][2] - images[1][1])  # A key per image.
+  with config.unlocked():
+    config.evals.val.lr_from = 'noisy'
+    config.data.val_dir = ''
+  with pytest.raises(ValueError, match="lr_from='noisy'"):
+    evaluate.build_evaluators(config)

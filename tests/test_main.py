@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow  # End-to-end runs.
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    'config', ['esrgan_fft', 'esrgan', 'rrdb_psnr', 'realesrgan', 'srgan'])
+    'config', ['esrgan_fft', 'esrgan', 'rrdb_psnr', 'realesrgan', 'srgan',
+               'srgan_denoise'])
 def test_runlocal_trains_checkpoints_and_logs(config, tmp_path,
                                               random_vgg19_weights,
                                               compile_cache_dir):
@@ -48,7 +49,14 @@ def test_runlocal_trains_checkpoints_and_logs(config, tmp_path,
     assert ('l_g_fft' in result.stdout) == (config == 'esrgan_fft')
     assert 'l_g_percep' in result.stdout
     assert ('l_g_pix' in result.stdout.split('[gan]')[1]) == (
-        config != 'srgan')  # SRGAN's GAN phase: VGG54 + adversarial only.
+        config not in ('srgan', 'srgan_denoise'))  # VGG54 + adversarial.
+  if config == 'srgan_denoise':
+    # Validation denoises: the noisy input against the clean HR, not inf.
+    evals = [line for line in result.stdout.splitlines()
+             if line.startswith('[eval]')]
+    assert evals and all('| input PSNR' in line for line in evals), output
+    assert 'inf' not in ' '.join(evals)
+    assert scalars['val/psnr_bicubic'][-1][1] < 40.0  # Noise of 10-50%.
 
 
 def test_missing_vgg_weights_stop_the_run_with_instructions(tmp_path):

@@ -260,6 +260,12 @@ def build_evaluators(config) -> list[Evaluator]:
           data_config.get('max_image_pixels'))
     else:
       images = data_lib.load_validation_set(data_config, config.scale)
+      lr_from = entry.get('lr_from', 'bicubic')
+      if lr_from == 'degradation':
+        images = degraded_validation_set(images, config)
+      elif lr_from != 'bicubic':
+        raise ValueError(f"{where}.lr_from={lr_from!r}: use 'bicubic' or "
+                         "'degradation'.")
     aux = {}
     for metric in entry.metrics:
       frozen = sr_metrics.METRICS.get(metric).frozen
@@ -271,6 +277,20 @@ def build_evaluators(config) -> list[Evaluator]:
         num_strips=int(_fallback(entry.get('num_strips'),
                                  config.num_val_strips)), aux=aux))
   return evaluators
+
+
+def degraded_validation_set(images: Sequence[tuple], config,
+                            seed: int = 0) -> list[tuple]:
+  """(name, target, lr) uint8 of each (name, hr): the run's degradation
+  (`config.degradation`, at `config.scale`) applied once with a key fixed
+  per image, so every evaluation scores the same inputs."""
+  pipeline = jax.jit(degradations.pipeline_from_config(config))
+  out = []
+  for i, (name, hr) in enumerate(images):
+    key = jax.random.fold_in(jax.random.key(seed), i)
+    lr, target = pipeline(key, hr_to_float(hr[None]))
+    out.append((name, to_uint8(target[0]), to_uint8(lr[0])))
+  return out
 
 
 def best_metric(config) -> tuple[str, str, bool]:

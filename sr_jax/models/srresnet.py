@@ -62,8 +62,9 @@ class SRResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    if self.scale not in (2, 4, 8):
-      raise ValueError(f'SRResNet supports scale 2, 4 or 8; got {self.scale}.')
+    if self.scale not in (1, 2, 4, 8):
+      raise ValueError(f'SRResNet supports scale 1 (no up-sampling blocks: '
+                       f'denoising), 2, 4 or 8; got {self.scale}.')
     if x.ndim != 4 or x.shape[-1] != self.num_in_ch:
       raise ValueError(f'SRResNet expects [N, H, W, {self.num_in_ch}] input; '
                        f'got shape {x.shape}.')
