@@ -63,6 +63,7 @@ def test_matches_torch_spectral_norm_patchgan(train):
   np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_each_logit_sees_70x70_pixels():
   d = models.get_discriminator('patchgan', num_feat=4)
   x = jnp.zeros((1, 128, 128, 3))

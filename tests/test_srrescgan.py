@@ -160,6 +160,7 @@ def test_converter_names_missing_and_unexpected_keys():
   assert "'stray'" in str(e.value)
 
 
+@pytest.mark.slow
 def test_tiny_size_has_gradients_and_its_kwargs_read_off_the_params():
   generator = models.get_generator('srrescgan', scale=4,
                                    **models.arch_spec('srrescgan').tiny_kwargs)
