@@ -131,7 +131,7 @@ def shared_warmup(configs: Mapping[str, ml_collections.ConfigDict]
   shared = ()
   for k in range(1, len(phases)):
     head, later = phases[:k], phases[k:]
-    if (tuple(first[head[-1]].train) != ('generator',)
+    if (any(tuple(first[p].train) != ('generator',) for p in head)
         or first[head[-1]].steps <= 0
         or any(c[later[0]].start != 'ema' for c in configs.values())):
       continue
@@ -237,11 +237,9 @@ def _mark(values: list, higher_is_better: bool) -> list[str]:
   out = []
   for v in values:
     text = _format(v)
-    if v is None:
-      pass
-    elif v == present[0]:
+    if v is not None and v == present[0]:
       text = f'**{text}**'
-    elif len(present) > 1 and v == present[1]:
+    elif v is not None and len(present) > 1 and v == present[1]:
       text = f'<u>{text}</u>'
     out.append(text)
   return out
@@ -253,6 +251,11 @@ def references(models: Sequence[str]) -> list[str]:
   return ([WARMUP] * (WARMUP in models)
           + [m for m in models if m.startswith('bicubic')]
           + ['HR'] * ('HR' in models))
+
+
+def reference_label(model: str) -> str:
+  """A model's name in the tables and plots ('PSNR warm-up' for W/_warmup)."""
+  return 'PSNR warm-up' if model == WARMUP else model
 
 
 def thesis_table(rows: list[dict], variants: Sequence[str],
@@ -268,14 +271,13 @@ def thesis_table(rows: list[dict], variants: Sequence[str],
                f'{m.upper()} {"↑" if METRICS.get(m).higher_is_better else "↓"}'
                for m in metrics) + ' |',
            '|' + ' --- |' * (1 + len(metrics))]
-    columns = [_mark([_number(by_model[v].get(m)) for v in present],
+    columns = [_mark([number(by_model[v].get(m)) for v in present],
                      METRICS.get(m).higher_is_better) for m in metrics]
     for i, variant in enumerate(present):
       md.append(f'| {variant} | ' + ' | '.join(c[i] for c in columns) + ' |')
     for ref in references(list(by_model)):
-      label = 'PSNR warm-up' if ref == WARMUP else ref
-      md.append(f'| *{label}* | ' + ' | '.join(
-          _format(_number(by_model[ref].get(m))) for m in metrics) + ' |')
+      md.append(f'| *{reference_label(ref)}* | ' + ' | '.join(
+          _format(number(by_model[ref].get(m))) for m in metrics) + ' |')
     for model in present + references(list(by_model)):
       table.append([dataset, model] + [by_model[model].get(m, '')
                                        for m in metrics])
@@ -283,7 +285,8 @@ def thesis_table(rows: list[dict], variants: Sequence[str],
   return '\n'.join(md), table
 
 
-def _number(text):
+def number(text):
+  """A results.csv cell as a float; None where the metric is missing."""
   return float(text) if text not in (None, '') else None
 
 
@@ -317,7 +320,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        f'{", ".join(variants)}.')
     metrics = evaluate_cli.metric_names(args.metrics, test_y=True)
     overrides = parse_overrides(args.set)
-    apply_overrides(module.get_config(f'{names[0]},runlocal'), overrides)
     size = '' if args.size == 'full' else args.size
     first = module.get_config(f'{names[0]},{size}' if size else names[0])
     apply_overrides(first, overrides)
@@ -361,8 +363,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   unscored = [v for v in trained if v not in evaluated]
   notes += [f'- {v}: trained but not in the evaluation' for v in unscored]
   title = f'# {os.path.basename(args.config)} ({args.size})'
+  text = '\n\n'.join([title, markdown, '\n'.join(notes)]) + '\n'
   with open(os.path.join(args.workdir, 'results.md'), 'w') as f:
-    f.write('\n\n'.join([title, markdown, '\n'.join(notes)]) + '\n')
+    f.write(text)
   with open(os.path.join(args.workdir, 'results.csv'), 'w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(['dataset', 'variant'] + list(metrics))
@@ -372,7 +375,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    variants=trained, failed=failed,
                    datasets=evaluate_cli.named_list(datasets, '--datasets'),
                    metrics=list(metrics), scale=scale), f, indent=1)
-  print(open(os.path.join(args.workdir, 'results.md')).read())
+  print(text)
   return 1 if failed or unscored else 0
 
 

@@ -50,14 +50,6 @@ class Sweep:
   markdown: str  # W/results.md
   rows: list  # W/evaluation/results.csv: every model, bicubic and HR.
 
-  def row(self, model: str, dataset: Optional[str] = None) -> dict:
-    dataset = dataset or next(iter(self.datasets))
-    for r in self.rows:
-      if r['model'] == model and r['dataset'] == dataset:
-        return r
-    raise KeyError(f'{model} has no evaluation row on {dataset} in '
-                   f'{self.workdir}/evaluation/results.csv.')
-
   @property
   def references(self) -> list:
     """The reference models of the evaluation (warm-up, bicubic, HR)."""
@@ -103,13 +95,6 @@ def load_sweep(workdir: str) -> Sweep:
                markdown=markdown, rows=rows)
 
 
-def _last_per_step(points):
-  """A resumed run logs some steps twice: keep the last of each."""
-  by_step = dict(points)
-  steps = sorted(by_step)
-  return np.asarray(steps), np.asarray([by_step[s] for s in steps])
-
-
 def loss_curves(sweep: Sweep, tags: Sequence[str] = LOSS_TAGS,
                 variants: Sequence[str] = ()) -> matplotlib.figure.Figure:
   """One panel per tag (default: G's adversarial loss and D's loss), one
@@ -117,11 +102,13 @@ def loss_curves(sweep: Sweep, tags: Sequence[str] = LOSS_TAGS,
   variants = list(variants) or sweep.variants
   figure, axes = plt.subplots(1, len(tags), figsize=(5.5 * len(tags), 3.8),
                               squeeze=False)
+  # In step order, the last value of a step logged twice (a resume).
+  scalars = {v: scalar_csv.read_scalars(os.path.join(sweep.workdir, v))
+             for v in variants}
   for ax, tag in zip(axes[0], tags):
     for variant in variants:
-      scalars = scalar_csv.read_scalars(os.path.join(sweep.workdir, variant))
-      if scalars.get(tag):
-        ax.plot(*_last_per_step(scalars[tag]), label=variant)
+      if scalars[variant].get(tag):
+        ax.plot(*zip(*scalars[variant][tag]), label=variant)
     ax.set_title(tag)
     ax.set_xlabel('step')
     ax.grid(alpha=0.3)
@@ -257,9 +244,8 @@ def perception_distortion(sweep: Sweep, dataset: Optional[str] = None,
   dataset = _dataset(sweep, dataset)
   rows = {r['model']: r for r in sweep.rows if r['dataset'] == dataset}
 
-  def value(model, metric):
-    text = rows.get(model, {}).get(metric, '')
-    return float(text) if text not in ('', None) else None
+  value = lambda model, metric: sweep_lib.number(
+      rows.get(model, {}).get(metric))
 
   if perception is None:
     perception = next((m for m in ('lpips', 'niqe', 'brisque')
@@ -277,9 +263,9 @@ def perception_distortion(sweep: Sweep, dataset: Optional[str] = None,
     ref = model in refs
     ax.scatter([x], [y], marker='s' if ref else 'o',
                color='grey' if ref else None)
-    label = 'PSNR warm-up' if model == sweep_lib.WARMUP else model
-    ax.annotate(label, (x, y), textcoords='offset points', xytext=(4, 4),
-                fontsize='small', color='grey' if ref else 'black')
+    ax.annotate(sweep_lib.reference_label(model), (x, y),
+                textcoords='offset points', xytext=(4, 4), fontsize='small',
+                color='grey' if ref else 'black')
   arrow = lambda m: '↑' if METRICS.get(m).higher_is_better else '↓'
   ax.set_xlabel(f'{distortion.upper()} {arrow(distortion)} (distortion)')
   ax.set_ylabel(f'{perception.upper()} {arrow(perception)} (perception)')

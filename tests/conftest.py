@@ -29,12 +29,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope='session')
-def compile_cache_dir():
-  """The session's persistent XLA cache (see above)."""
-  return os.environ['JAX_COMPILATION_CACHE_DIR']
-
-
-@pytest.fixture(scope='session')
 def random_vgg19_weights(tmp_path_factory):
   """VGG19 weights with random values, written on purpose for tests.
 

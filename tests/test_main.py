@@ -16,14 +16,12 @@ pytestmark = pytest.mark.slow  # End-to-end runs.
     'config', ['esrgan_fft', 'esrgan', 'rrdb_psnr', 'realesrgan', 'srgan',
                'srgan_denoise'])
 def test_runlocal_trains_checkpoints_and_logs(config, tmp_path,
-                                              random_vgg19_weights,
-                                              compile_cache_dir):
+                                              random_vgg19_weights):
   workdir = tmp_path / 'run'
   result = run_python(
       ['-m', 'sr_jax.main', f'--config=configs/{config}.py:runlocal',
        f'--workdir={workdir}',
-       f'--config.frozen.vgg19={random_vgg19_weights}'],
-      env_extra={'JAX_COMPILATION_CACHE_DIR': compile_cache_dir})
+       f'--config.frozen.vgg19={random_vgg19_weights}'])
   output = result.stdout + result.stderr
   assert result.returncode == 0, output
   assert 'Done at step 2' in result.stdout, output

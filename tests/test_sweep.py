@@ -8,6 +8,7 @@ import pytest
 from skimage import data as skdata
 
 from conftest import REPO
+from sr_jax import config_lib
 from sr_jax import sweep
 from sr_jax import sweep_report
 
@@ -136,6 +137,12 @@ def test_no_shared_warmup_when_the_warmups_differ():
   b.generator.kwargs = dict(b.generator.kwargs, num_block=1)
   assert sweep.shared_warmup({'a': a, 'b': b}) == ()
   assert sweep.shared_warmup({'a': a}) == ()  # One variant: nothing shared.
+  # A discriminator warm-up first: only the generator would be carried over.
+  for c in (a, b):
+    c.d_warmup = config_lib.phase(5, train=('discriminator',))
+    c.phases = ('d_warmup', 'psnr', 'gan')
+  b.generator.kwargs = dict(a.generator.kwargs)
+  assert sweep.shared_warmup({'a': a, 'b': b}) == ()
 
 
 def test_set_reaches_loss_term_options_and_refuses_unknown_fields():

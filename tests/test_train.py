@@ -35,9 +35,8 @@ def _leaves(state):
 
 
 @pytest.fixture(scope='module')
-def straight_run(tmp_path_factory, random_vgg19_weights, compile_cache_dir):
+def straight_run(tmp_path_factory, random_vgg19_weights):
   """A 4-step run (2 warm-up + 2 GAN) without interruption."""
-  del compile_cache_dir  # Only needed for speed.
   workdir = str(tmp_path_factory.mktemp('straight'))
   state = train.train_and_evaluate(_two_phase_config(random_vgg19_weights),
                                    workdir)

@@ -259,13 +259,13 @@ def build_evaluators(config) -> list[Evaluator]:
           entry.get('lr_filename_tmpl', '{}'), data_config.val_max_images,
           data_config.get('max_image_pixels'))
     else:
-      images = data_lib.load_validation_set(data_config, config.scale)
       lr_from = entry.get('lr_from', 'bicubic')
-      if lr_from == 'degradation':
-        images = degraded_validation_set(images, config)
-      elif lr_from != 'bicubic':
+      if lr_from not in ('bicubic', 'degradation'):
         raise ValueError(f"{where}.lr_from={lr_from!r}: use 'bicubic' or "
                          "'degradation'.")
+      images = data_lib.load_validation_set(data_config, config.scale)
+      if lr_from == 'degradation':
+        images = degraded_validation_set(images, config)
     aux = {}
     for metric in entry.metrics:
       frozen = sr_metrics.METRICS.get(metric).frozen
