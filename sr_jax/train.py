@@ -306,8 +306,9 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
     print(f'Resuming from step {start_step} ({workdir}).', flush=True)
   else:
     state_phase = recipe.phases[0]
-    state = ts.apply_init_from(config, recipe,
-                               init_fn(state_phase)(rng))
+    state = ts.apply_frozen_submodules(
+        config, recipe,
+        ts.apply_init_from(config, recipe, init_fn(state_phase)(rng)))
     start_step = 0
   aux = jax.device_put(aux, replicated)
 

@@ -161,6 +161,23 @@ def build_network(config: ml_collections.ConfigDict, name: str) -> Network:
                  mixes_samples='batch_stats' in abstract)
 
 
+def frozen_submodules(network: Network) -> dict[str, str]:
+  """{top-level parameter subtree: pretrained network name} of the parts
+  of a network that are loaded from pretrained weights and never trained
+  (a module's FROZEN_SUBMODULES, e.g. the VGG19 trunk of 'vgg19_feature')."""
+  return dict(getattr(network.module, 'FROZEN_SUBMODULES', None) or {})
+
+
+def _freeze(tx: optax.GradientTransformation,
+            frozen: Mapping[str, str]) -> optax.GradientTransformation:
+  """tx on the trainable subtrees, zero updates (and no optimizer state)
+  on the frozen ones."""
+  labels = lambda params: {k: 'frozen' if k in frozen else 'train'
+                           for k in params}
+  return optax.multi_transform({'train': tx, 'frozen': optax.set_to_zero()},
+                               labels)
+
+
 def _build_phase(config, name: str, start: int, networks) -> Phase:
   cfg = config[name]
   where = f'config.{name}'
@@ -195,6 +212,9 @@ def _build_phase(config, name: str, start: int, networks) -> Phase:
                        'the phase trains.')
     optimizers[n], schedules[n] = optimizers_lib.build_optimizer(
         cfg.optimizers[n], f'{where}.optimizers.{n}')
+    frozen = frozen_submodules(networks[n])
+    if frozen:
+      optimizers[n] = _freeze(optimizers[n], frozen)
   if cfg.net_d_iters < 1 or cfg.net_d_init_iters < 0:
     raise ValueError(f'{where}.net_d_iters must be >= 1 and '
                      'net_d_init_iters >= 0.')
@@ -247,6 +267,12 @@ def build_recipe(config: ml_collections.ConfigDict,
       if t.term.needs_critic and p.adversarial is None:
         raise ValueError(f'config.{p.name}.losses.{t.key} needs a '
                          'discriminator; add one to the config.')
+      absent = [n for n in t.term.networks if n not in networks]
+      if absent:
+        raise ValueError(
+            f'config.{p.name}.losses.{t.key} runs the network(s) {absent}, '
+            f'which the run does not have; add a generator entry '
+            f'config.{absent[0]} and list it in config.{p.name}.train.')
       for f in t.term.frozen:
         frozen.setdefault(f.name, f)
   return Recipe(networks=networks, phases=tuple(phases), frozen=frozen,
@@ -391,6 +417,49 @@ def apply_init_from(config: ml_collections.ConfigDict, recipe: Recipe,
       k: put(loaded[k], v)
       for k, v in state.model_state[MAIN_GENERATOR].items()}
   return state.replace(params=params, ema_params=ema, model_state=model_state)
+
+
+def apply_frozen_submodules(config: ml_collections.ConfigDict, recipe: Recipe,
+                            state: TrainState) -> TrainState:
+  """Loads the pretrained weights of every network's frozen parts (see
+  `frozen_submodules`) into a fresh state, on the host, once; from then on
+  the checkpoint holds them. Weights come from config.frozen.<name> or the
+  cache (python -m sr_jax.weights); without them the run stops with how to
+  get them, except for the offline demo (config.frozen_drop_if_missing),
+  where the part stays at its random initialisation (still frozen), loudly.
+  """
+  params = dict(state.params)
+  for name, network in recipe.networks.items():
+    for sub, weights_name in frozen_submodules(network).items():
+      where = f'config.{name} ({network.module.__class__.__name__}).{sub}'
+      path = config.frozen.get(weights_name, '') if 'frozen' in config else ''
+      try:
+        loaded = weights.load_frozen(weights_name, path or None)
+      except weights.WeightsNotFoundError:
+        if not config.get('frozen_drop_if_missing', False):
+          raise
+        banner = '!' * 78
+        print(f'\n{banner}\nWARNING: no {weights_name} weights; {where} '
+              'stays at its RANDOM initialisation (frozen) for this demo '
+              f'run. Get them with `python -m sr_jax.weights fetch '
+              f'{weights_name}`.\n{banner}\n', flush=True)
+        continue
+      current = params[name][sub]
+      # Pretrained files may hold more layers than the part uses.
+      source = loaded.get('params', loaded)
+      extra = [k for k in current if k not in source]
+      if extra:
+        raise ValueError(f'{where}: the {weights_name} weights have no '
+                         f'{extra}.')
+      subset = {'params': {k: source[k] for k in current}}
+      checked = weights.check_like(subset, {'params': current}, where,
+                                   path or weights_name)
+      params[name] = dict(params[name])
+      params[name][sub] = jax.tree.map(
+          lambda v, r: jax.device_put(jnp.array(v, r.dtype, copy=True),
+                                      r.sharding),
+          checked['params'], current)
+  return state.replace(params=params)
 
 
 def generator_variables(state: TrainState, use_ema: bool = True,

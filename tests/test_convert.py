@@ -305,5 +305,6 @@ def test_missing_unexpected_and_misshaped_keys_are_named():
 def test_unknown_arch_lists_supported():
   with pytest.raises(ValueError, match="'rrdbnet', 'srrescgan', 'srresnet', "
                                        "'srvgg', "
-                                       "'unet_sn', 'vgg19', 'vgg_style'"):
+                                       "'unet_sn', 'vgg19', 'vgg_style', "
+                                       "'wdrn'"):
     convert.convert_state_dict('edsr', {})

@@ -249,15 +249,17 @@ def test_vgg19_all_layers_and_unknown_names():
 # --------------------------------------------------------- registry, dtype --
 
 def test_registry():
-  assert models.GENERATORS.names() == ['msrresnet', 'rrdbnet', 'srrescgan',
-                                       'srresnet', 'srvgg']
-  assert models.DISCRIMINATORS.names() == ['patchgan', 'srgan', 'unet_sn',
-                                           'vgg_style']
+  assert models.GENERATORS.names() == ['dsgan', 'msrresnet', 'rrdbnet',
+                                       'srrescgan', 'srresnet', 'srvgg',
+                                       'wdrn']
+  assert models.DISCRIMINATORS.names() == ['dsgan_highpass', 'patchgan',
+                                           'srgan', 'unet_sn',
+                                           'vgg19_feature', 'vgg_style']
   assert isinstance(models.get_generator('rrdbnet'), models.RRDBNet)
-  with pytest.raises(ValueError,
-                     match='Known: msrresnet, rrdbnet, srrescgan, srresnet'):
+  with pytest.raises(ValueError, match='Known: dsgan, msrresnet, rrdbnet, '
+                     'srrescgan, srresnet'):
     models.get_generator('esrgan')
-  with pytest.raises(ValueError, match='unet_sn, vgg_style'):
+  with pytest.raises(ValueError, match='unet_sn, vgg19_feature, vgg_style'):
     models.get_discriminator('nlayer')
 
 

@@ -82,6 +82,8 @@ class LossTerm:
   frozen: tuple[FrozenNetwork, ...] = ()
   # Whether fn calls context.critic (the phase must have a discriminator).
   needs_critic: bool = False
+  # Networks of the run fn calls through context.apply (config entries).
+  networks: tuple[str, ...] = ()
 
 
 LOSS_TERMS = Registry('generator loss term')

@@ -13,6 +13,8 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from sr_jax.models.dsgan import DSGANDiscriminator
+from sr_jax.models.dsgan import DSGANGenerator
 from sr_jax.models.msrresnet import MSRResNet
 from sr_jax.models.rrdbnet import RRDB
 from sr_jax.models.rrdbnet import RRDBNet
@@ -24,7 +26,9 @@ from sr_jax.models.srresnet import SRResNet
 from sr_jax.models.srvgg import SRVGGNetCompact
 from sr_jax.models.unet_sn import UNetDiscriminatorSN
 from sr_jax.models.vgg19 import VGG19
+from sr_jax.models.vgg19_feature_discriminator import VGG19FeatureDiscriminator
 from sr_jax.models.vgg_style_discriminator import VGGStyleDiscriminator
+from sr_jax.models.wdrn import WDRN
 from sr_jax.registry import Registry
 
 GENERATORS = Registry('generator')
@@ -35,10 +39,14 @@ GENERATORS.register('srresnet')(SRResNet)
 GENERATORS.register('srvgg')(SRVGGNetCompact)
 GENERATORS.register('msrresnet')(MSRResNet)
 GENERATORS.register('srrescgan')(SRResCGAN)
+GENERATORS.register('wdrn')(WDRN)
+GENERATORS.register('dsgan')(DSGANGenerator)
 DISCRIMINATORS.register('vgg_style')(VGGStyleDiscriminator)
 DISCRIMINATORS.register('unet_sn')(UNetDiscriminatorSN)
 DISCRIMINATORS.register('srgan')(SRGANDiscriminator)
 DISCRIMINATORS.register('patchgan')(PatchGANDiscriminatorSN)
+DISCRIMINATORS.register('vgg19_feature')(VGG19FeatureDiscriminator)
+DISCRIMINATORS.register('dsgan_highpass')(DSGANDiscriminator)
 
 
 @dataclasses.dataclass(frozen=True)

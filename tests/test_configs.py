@@ -1,0 +1,30 @@
+"""Every shipped config builds, at each of its variants: the checks a run
+makes before reading data pass (networks, phases, terms, optimizers,
+degradation, evaluation)."""
+import glob
+import os
+
+import pytest
+
+from conftest import REPO
+from conftest import load_config
+from sr_jax import config_checks
+
+CONFIGS = sorted(os.path.basename(p)[:-3]
+                 for p in glob.glob(os.path.join(REPO, 'configs', '*.py')))
+
+
+def test_the_issue_configs_are_shipped():
+  assert {'srgan', 'srgan_denoise', 'srgan_wdrn', 'srrescycgan',
+          'esrgan_fft'} <= set(CONFIGS)
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+@pytest.mark.parametrize('variant', ['', 'runlocal', 'demo'])
+def test_config_passes_the_checks(name, variant):
+  config = load_config(name, variant or None)
+  assert config.variant == variant
+  recipe = config_checks.check_config(config)
+  assert recipe.phases
+  if variant == 'runlocal':
+    assert recipe.total_steps == 2
