@@ -30,6 +30,8 @@ on the fly. SRResCycGAN+ is the x8 self-ensemble at test time:
       --config.data.train_dir=/data/DIV2K/DIV2K_train_HR
 Variants: `:runlocal` (tiny, 2 steps, tests) and `:demo`.
 """
+import math
+
 from sr_jax import config_lib
 
 
@@ -64,14 +66,19 @@ def get_config(arg=None):
   config.gan.adversarial_loss = 'ragan'
   config.gan.optimizers = {'generator': amsgrad(), 'generator_lr': amsgrad(),
                            'discriminator': amsgrad()}
-  # Validation LR made as the training LR (noise / JPEG, fixed per image):
-  # the model is scored on the task it learns, against bicubic of that LR.
-  config.evals.val.lr_from = 'degradation'
+  # Validation LR of the real-world track (bicubic, then noise or JPEG,
+  # fixed per image), also when training on DSGAN pairs: the model is
+  # scored on the task it learns, against bicubic up-sampling of that LR.
+  config.evals.val.lr_from = 'srrescgan'
   config = config_lib.apply_variant(config, arg)
   if arg == 'demo':
     # Minutes on a CPU: 32 features (not 64), and an L1 warm-up in place of
-    # the released pretrained G_SR (pretrainedModelPath).
-    config.generator.kwargs = dict(depth=5, num_feat=32)
+    # the released pretrained G_SR (pretrainedModelPath). From scratch, the
+    # released alpha (log 2) holds the output to bilinear up-sampling (the
+    # noise estimate on the x4 bilinear image is ~0.004 levels; see
+    # sr_jax/models/srrescgan.py): alpha starts at log 2000 instead.
+    config.generator.kwargs = dict(depth=5, num_feat=32,
+                                   alpha_init=math.log(2000.0))
     config.generator_lr.kwargs = dict(num_feat=32, num_block=2,
                                       downscale=config.scale)
     config.psnr.steps = 1_500

@@ -107,9 +107,10 @@ def bench_train(config, phase: str, num_steps: int) -> dict:
   aux = jax.device_put(aux, replicated)
   gt = config.data.gt_size
   rng = np.random.default_rng(0)
-  batches = [{'hr': jax.device_put(
-      rng.integers(0, 256, (config.batch_size, gt, gt, 3), np.uint8),
-      batch_sharding)} for _ in range(2)]
+  spec = data.batch_spec(config.data, config.batch_size, config.scale)
+  batches = [{k: jax.device_put(rng.integers(0, 256, v.shape, np.uint8),
+                                batch_sharding) for k, v in spec.items()}
+             for _ in range(2)]
 
   jitted = jit_for_mesh(make_phase_step(config, recipe, the_phase), mesh)
   t0 = time.perf_counter()

@@ -43,6 +43,7 @@ import orbax.checkpoint as ocp
 
 from sr_jax import io_utils
 from sr_jax import models
+from sr_jax import weights
 
 
 class CheckpointMismatchError(ValueError):
@@ -777,6 +778,29 @@ def load_generator(workdir: str, which: str = 'best',
   """
   loaded = load_generator_from_workdir(workdir, which, phase, step)
   return loaded.module, loaded.variables, loaded.config
+
+
+def load_trained_generator(source: str, arch: str,
+                           what: str) -> tuple[Any, dict]:
+  """(module, variables) of the EMA generator of a run's workdir (its best
+  checkpoint, else the newest), or of a weights file; ValueError naming
+  `what` when it is not an `arch` generator."""
+  if os.path.isdir(source):
+    try:
+      run = load_generator_from_workdir(source, 'best')
+    except FileNotFoundError:
+      run = load_generator_from_workdir(source, 'latest')
+    if run.config.generator.name != arch:
+      raise ValueError(f'{what}: {source} trained a '
+                       f'{run.config.generator.name!r} generator, not a '
+                       f'{arch!r} one.')
+    print(f'{what}: {run.describe()}.', flush=True)
+    return run.module, run.variables
+  if not os.path.isfile(source):
+    raise FileNotFoundError(f'{what}: {source} is neither a workdir nor a '
+                            'weights file.')
+  module, variables, _ = weights.load_generator_file(source, arch)
+  return module, dict(variables)
 
 
 @dataclasses.dataclass(frozen=True)

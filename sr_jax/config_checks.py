@@ -7,7 +7,6 @@ import json
 
 import jax
 import ml_collections
-import numpy as np
 
 from sr_jax import data
 from sr_jax import evaluate as eval_lib
@@ -133,16 +132,14 @@ def _check_degradation(config: ml_collections.ConfigDict):
   deg = config.get('degradation')
   where = (f"config.degradation ('{deg.name}')" if deg is not None
            else 'the bicubic degradation')
-  gt = config.data.gt_size
-  batch = {'hr': jax.ShapeDtypeStruct((1, gt, gt, 3), np.uint8)}
-  if data.is_paired(config.data):
-    lr_size = gt // config.scale
-    batch['lr'] = jax.ShapeDtypeStruct((1, lr_size, lr_size, 3), np.uint8)
+  batch = data.batch_spec(config.data, 1, config.scale)
   try:
     training_pairs = make_training_pairs(config)
     # Abstract evaluation: catches bad options and kernels too large for the
     # patch size without running or compiling anything.
-    jax.eval_shape(training_pairs, jax.random.key(0), batch)
+    aux = {f.name: jax.eval_shape(f.random_init, jax.random.key(0))
+           for f in training_pairs.frozen}
+    jax.eval_shape(training_pairs, jax.random.key(0), batch, aux)
   except (ValueError, TypeError) as e:
     raise ConfigError(
         f'{where} does not work with scale {config.scale} and '

@@ -77,9 +77,11 @@ def evaluation(metrics: Sequence[str] = ('psnr', 'ssim', 'psnr_rgb'),
   """One `config.evals` entry (see base_config).
 
   lr_from, without lr_dir: 'bicubic' (MATLAB bicubic of the HR, BasicSR's
-  validation) or 'degradation' (the run's `config.degradation` applied once
+  validation), 'degradation' (the run's `config.degradation` applied once
   to each HR with a fixed key, the same LR at every evaluation: e.g. the
-  noisy inputs of a denoising run, scored against the clean HR)."""
+  noisy inputs of a denoising run, scored against the clean HR) or the name
+  of a degradation pipeline (its options from config.degradation.<name>):
+  e.g. 'srrescgan' for a run that trains on DSGAN pairs."""
   return dict(metrics=tuple(metrics), hr_dir=hr_dir, lr_dir=lr_dir,
               lr_filename_tmpl=lr_filename_tmpl, max_images=max_images,
               max_size=max_size, num_strips=num_strips, lr_from=lr_from)

@@ -26,8 +26,11 @@ _SIZE = flags.DEFINE_integer('size', 256, 'Centre crop of the HR image.')
 _SCALE = flags.DEFINE_integer('scale', 4, 'SR scale (denoise always uses 1).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
 _SAMPLES = flags.DEFINE_integer('samples', 3, 'Random draws per pipeline.')
-_PIPELINES = flags.DEFINE_list('pipelines', list(pipelines.PIPELINES),
-                               'Which pipelines to show.')
+# Pipelines that need no trained network ('dsgan' needs a checkpoint).
+_PIPELINES = flags.DEFINE_list(
+    'pipelines', [n for n in pipelines.PIPELINES
+                  if 'checkpoint' not in pipelines.PIPELINE_DEFAULTS[n]],
+    'Which pipelines to show.')
 
 
 def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:

@@ -318,7 +318,8 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
   start_phase = {p.name: jax.jit(functools.partial(ts.start_phase, phase=p),
                                  out_shardings=replicated, donate_argnums=0)
                  for p in recipe.phases}
-  super_resolve = eval_lib.make_super_resolve_fn(recipe.generator)
+  super_resolve = (eval_lib.make_super_resolve_fn(recipe.generator)
+                   if evaluators else None)
 
   end_step = min(recipe.total_steps, config.stop_at_step or
                  recipe.total_steps)
@@ -352,6 +353,7 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
     return logged
 
   # --- Loop.
+  batch_keys = data.batch_keys(config.data)
   step, step_metrics = start_step, {}
   guard = _SaveGuard(last_saved=start_step if restored is not None else None)
   try:
@@ -372,10 +374,11 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
         # iterator position from before.
         train_iter = _FrozenIterator(guard.data_state_before)
         break
-      # 'hr', and 'lr' from paired sources (else made on the device).
+      # 'hr', 'lr' from paired sources (else made on the device), 'real'
+      # with data.real_dir.
       batch = {k: jax.make_array_from_process_local_data(
           batch_sharding, np.asarray(v)) for k, v in batch.items()
-               if k in ('hr', 'lr')}
+               if k in batch_keys}
       state, step_metrics = steps[phase.name](state, batch, aux)
       step += 1
 

@@ -275,10 +275,12 @@ def build_recipe(config: ml_collections.ConfigDict,
             f'config.{absent[0]} and list it in config.{p.name}.train.')
       for f in t.term.frozen:
         frozen.setdefault(f.name, f)
+  training_pairs = (training_pairs or
+                    training_pairs_lib.make_training_pairs(config))
+  for f in getattr(training_pairs, 'frozen', ()):
+    frozen.setdefault(f.name, f)
   return Recipe(networks=networks, phases=tuple(phases), frozen=frozen,
-                training_pairs=(training_pairs or
-                                training_pairs_lib.make_training_pairs(
-                                    config)))
+                training_pairs=training_pairs)
 
 
 def load_aux(recipe: Recipe, config: ml_collections.ConfigDict,
@@ -295,6 +297,10 @@ def load_aux(recipe: Recipe, config: ml_collections.ConfigDict,
   for i, (name, frozen) in enumerate(sorted(recipe.frozen.items())):
     if random:
       aux[name] = jax.jit(frozen.random_init)(jax.random.key(1000 + i))
+      continue
+    if frozen.source:
+      aux[name] = checkpoint.load_trained_generator(frozen.source,
+                                                    frozen.arch, name)[1]
       continue
     path = config.frozen.get(name, '') if 'frozen' in config else ''
     try:

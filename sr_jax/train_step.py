@@ -115,7 +115,8 @@ def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
   def step(state: ts.TrainState, batch, aux):
     # Keys are fixed by (rng, step), so a resumed run is the same run.
     step_key = jax.random.fold_in(state.rng, state.step)
-    lr, target, real = training_pairs(jax.random.fold_in(step_key, 1), batch)
+    lr, target, real = training_pairs(jax.random.fold_in(step_key, 1), batch,
+                                      aux)
     # BasicSR counts iterations from 1 within a phase.
     phase_iter = state.step - phase.start + 1
     update_g = ((phase_iter % phase.net_d_iters == 0) &

@@ -6,6 +6,15 @@ device from HR by the config's degradation pipeline (`config.degradation`,
 MATLAB bicubic by default; see `sr_jax.degradations.pipelines`), with a key
 derived from the state's rng and the step, so a resumed run degrades exactly
 as an uninterrupted one.
+
+Down-sampling generators (DSGAN, configs/dsgan.py) learn an LR -> LR map
+from unpaired data: with `degradation.target='lr'` the loss terms aim at the
+generator's own input (the bicubic LR), and the discriminator's real images
+are the batch's unpaired 'real' LR-domain patches (data.real_dir) or, with
+`degradation.real_domain` naming a pipeline, a synthetic real domain: that
+pipeline applied to the batch's HR patches rolled by one sample (so no
+image meets its own degraded copy), as DSGAN's own synthetic-artifact
+experiments do.
 """
 from typing import Callable, NamedTuple
 
@@ -14,6 +23,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from sr_jax import degradations
+from sr_jax import losses
+from sr_jax import models
 
 
 def hr_to_float(hr_uint8: jax.Array) -> jax.Array:
@@ -26,8 +37,33 @@ class TrainingPairs(NamedTuple):
   real: jax.Array  # What the discriminator sees as real, [N, P, P, 3].
 
 
+def _degradation_network(pipeline: 'degradations.NetworkPipeline',
+                         name: str):
+  """(FrozenNetwork, aux -> network fn) for a pipeline that runs a trained
+  generator: the trainer loads its weights into aux[name]; the module is
+  built from their shapes (its settings need not be configured)."""
+  arch = pipeline.arch
+  spec = models.arch_spec(arch)
+
+  def random_init(key):
+    module = models.get_generator(arch, **(spec.tiny_kwargs or {}))
+    return module.init(key, jnp.zeros((1, 8, 8, 3)))
+
+  def network(aux):
+    variables = aux[name]
+    module = models.get_generator(
+        arch, **spec.kwargs_from_params(variables['params']))
+    return lambda x: module.apply(variables, x, train=False)
+
+  frozen = losses.terms.FrozenNetwork(name=name, random_init=random_init,
+                                      source=pipeline.source, arch=arch)
+  return frozen, network
+
+
 def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
-  """Builds `pairs(key, batch) -> TrainingPairs`, float32 in [0, 1].
+  """Builds `pairs(key, batch, aux=None) -> TrainingPairs`, float32 in
+  [0, 1]. `pairs.frozen` lists the frozen networks it reads from aux (a
+  degradation that runs a trained generator: 'dsgan').
 
   LR comes from the batch when the source is paired, else from the config's
   degradation pipeline; batch-level augmentations (mixup, coarse dropout of
@@ -38,23 +74,48 @@ def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
   """
   degrade = degradations.pipeline_from_config(config)
   deg = config.get('degradation')
+  frozen, network = (), None
+  if isinstance(degrade, degradations.NetworkPipeline):
+    net, network = _degradation_network(degrade, f'degradation_{deg.name}')
+    frozen = (net,)
   get = lambda name, default: deg.get(name, default) if deg else default
   mixup_prob = float(get('mixup_prob', 0.0))
   mixup_alpha = float(get('mixup_alpha', 1.2))
   dropout_prob = float(get('coarse_dropout_prob', 0.0))
   usm = bool(get('usm_sharpen_gt', False))
+  target_is_lr = get('target', 'hr') == 'lr'
+  if get('target', 'hr') not in ('hr', 'lr'):
+    raise ValueError(f"degradation.target={get('target', 'hr')!r}; use 'hr' "
+                     "(super-resolution) or 'lr' (a down-sampling generator's "
+                     'own input).')
+  real_domain = get('real_domain', '')
+  if target_is_lr and not (real_domain or config.data.get('real_dir', '')):
+    raise ValueError(
+        "degradation.target='lr' trains a down-sampling generator, whose "
+        'discriminator needs images of the real LR domain: set '
+        'data.real_dir to a folder of them, or degradation.real_domain to '
+        "a pipeline that makes them (e.g. 'srrescgan').")
+  make_real = None
+  if real_domain:
+    options = deg.get(real_domain)
+    make_real = degradations.get_pipeline(
+        real_domain, scale=config.scale,
+        **(dict(options) if options is not None else {}))
   if usm and deg.name == 'perspective' and deg.perspective.aligned:
     raise ValueError('degradation.usm_sharpen_gt does not combine with the '
                      'aligned perspective pipeline (it warps the target).')
 
-  def pairs(key, batch):
+  def pairs(key, batch, aux=None):
     k_degrade, k_mixup, k_dropout = jax.random.split(key, 3)
     real = hr_to_float(batch['hr'])
     target = degradations.usm_sharpen(real) if usm else real
     if 'lr' in batch:
       lr = hr_to_float(batch['lr'])
     else:
-      lr, degraded_target = degrade(k_degrade, target)
+      if network is not None:
+        lr, degraded_target = degrade(k_degrade, target, network(aux))
+      else:
+        lr, degraded_target = degrade(k_degrade, target)
       if not usm:  # Pipelines that warp the HR return the warped target.
         target = real = degraded_target
     if mixup_prob > 0:
@@ -65,6 +126,16 @@ def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
       target, real = both[..., :3], both[..., 3:]
     if dropout_prob > 0:
       lr = degradations.coarse_dropout(k_dropout, lr, prob=dropout_prob)
+    if target_is_lr:
+      target = lr
+      if 'real' in batch:
+        real = hr_to_float(batch['real'])
+      elif make_real is not None:
+        real = make_real(jax.random.fold_in(key, 7),
+                         jnp.roll(real, 1, axis=0))[0]
+      else:
+        real = lr
     return TrainingPairs(lr, target, real)
 
+  pairs.frozen = frozen
   return pairs

@@ -22,6 +22,7 @@ if ('JAX_COMPILATION_CACHE_DIR' not in os.environ
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 
 import jax  # pylint: disable=g-import-not-at-top
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -40,6 +41,20 @@ def random_vgg19_weights(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('weights') / 'vgg19_random.npz')
   variables = models.VGG19(layers=('conv5_4',)).init(
       jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))
+  params_io.save_params(path, variables)
+  return path
+
+
+@pytest.fixture(scope='session')
+def random_lpips_alex_weights(tmp_path_factory):
+  """LPIPS (AlexNet) weights with random values (linear layers >= 0, as
+  LPIPS's are), written on purpose for tests, like random_vgg19_weights."""
+  from sr_jax import metrics  # pylint: disable=g-import-not-at-top
+  from sr_jax.weights import params_io  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path_factory.mktemp('weights') / 'lpips_alex_random.npz')
+  variables = jax.tree.map(jnp.abs, metrics.LPIPS(net='alex').init(
+      jax.random.key(1), np.zeros((1, 32, 32, 3), np.float32),
+      np.zeros((1, 32, 32, 3), np.float32)))
   params_io.save_params(path, variables)
   return path
 

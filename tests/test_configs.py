@@ -24,6 +24,13 @@ def test_the_issue_configs_are_shipped():
 def test_config_passes_the_checks(name, variant):
   config = load_config(name, variant or None)
   assert config.variant == variant
+  if (config.degradation.target == 'lr' and not config.degradation.real_domain
+      and not config.data.real_dir):
+    # Full-size DSGAN: the real LR domain is the user's folder (checked
+    # here without reading it).
+    with pytest.raises(config_checks.ConfigError, match='data.real_dir'):
+      config_checks.check_config(config)
+    config.data.real_dir = '/data/real_lr'
   recipe = config_checks.check_config(config)
   assert recipe.phases
   if variant == 'runlocal':

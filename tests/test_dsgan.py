@@ -7,8 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import load_config
 from conftest import run_python
 from sr_jax import convert
+from sr_jax import degradations
 from sr_jax import losses
 from sr_jax import models
 from sr_jax.degradations import frequency_split
@@ -202,7 +204,6 @@ def test_low_frequency_term_ignores_high_frequencies():
 
 
 def test_a_cycle_term_without_its_network_is_named(tmp_path):
-  from conftest import load_config  # pylint: disable=g-import-not-at-top
   from sr_jax import train_state  # pylint: disable=g-import-not-at-top
   config = load_config('srrescycgan')
   config.gan.train = ('generator', 'discriminator')
@@ -212,18 +213,132 @@ def test_a_cycle_term_without_its_network_is_named(tmp_path):
     train_state.build_recipe(config)
 
 
+def _dsgan_config(**degradation):
+  config = load_config('dsgan')
+  for key, value in degradation.items():
+    config.degradation[key] = value
+  return config
+
+
+def test_pairs_of_a_down_sampling_generator():
+  from sr_jax import training_pairs  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(5)
+  hr = rng.integers(0, 256, (3, 32, 32, 3), np.uint8)
+  real = rng.integers(0, 256, (3, 8, 8, 3), np.uint8)
+  config = _dsgan_config(real_domain='')
+  config.data.gt_size = 32
+  with pytest.raises(ValueError, match='data.real_dir'):
+    training_pairs.make_training_pairs(config)
+  config.data.real_dir = '/unused/here'
+  pairs = training_pairs.make_training_pairs(config)
+  lr, target, d_real = pairs(jax.random.key(0), {'hr': hr, 'real': real})
+  np.testing.assert_array_equal(target, lr)  # Aims at its own input.
+  np.testing.assert_allclose(lr, np.round(imresize(hr / 255.0, 0.25) * 255)
+                             / 255.0, atol=1e-6)
+  np.testing.assert_allclose(d_real, real / 255.0, atol=1e-7)
+  # A synthetic real domain: sensor noise on the bicubic LR of the OTHER
+  # images of the batch (rolled by one), so no pair is aligned.
+  config = _dsgan_config()
+  config.data.gt_size = 32
+  pairs = training_pairs.make_training_pairs(config)
+  lr, _, d_real = pairs(jax.random.key(0), {'hr': hr})
+  noise = np.asarray(d_real) - np.roll(np.asarray(lr), 1, axis=0)
+  assert 5 / 255 < noise.std() < 11 / 255  # Sigma 8, clipped, 8-bit.
+  with pytest.raises(ValueError, match="target='x'"):
+    training_pairs.make_training_pairs(_dsgan_config(target='x'))
+
+
+def test_real_dir_batches_are_unpaired_real_patches(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from sr_jax import data  # pylint: disable=g-import-not-at-top
+  (tmp_path / 'real').mkdir()
+  for i, value in enumerate((10, 200)):  # Flat images: known patches.
+    Image.fromarray(np.full((20, 24, 3), value, np.uint8)).save(
+        tmp_path / 'real' / f'{i}.png')
+  config = load_config('dsgan').data
+  config.gt_size, config.real_dir = 32, str(tmp_path / 'real')
+  it = iter(data.make_train_dataset(config, global_batch_size=4, seed=0,
+                                    scale=4))
+  batch = next(it)
+  assert set(batch) == {'hr', 'real'} == set(data.batch_keys(config))
+  assert batch['hr'].shape == (4, 32, 32, 3)
+  assert batch['real'].shape == (4, 8, 8, 3)
+  assert set(np.unique(batch['real'])) <= {10, 200}
+  state = it.get_state()
+  after = next(it)
+  it2 = iter(data.make_train_dataset(config, global_batch_size=4, seed=0,
+                                     scale=4))
+  it2.set_state(state)
+  again = next(it2)
+  for k in after:
+    np.testing.assert_array_equal(after[k], again[k])  # Resumes exactly.
+
+
+def test_dsgan_pipeline_is_bicubic_then_the_generator():
+  module = models.get_generator('dsgan', num_feat=4, num_block=1)
+  variables = module.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+  network = lambda x: module.apply(variables, x)
+  fn = degradations.get_pipeline('dsgan', scale=4, checkpoint='w')
+  hr = np.random.default_rng(6).random((2, 16, 16, 3), np.float32)
+  lr, target = fn(None, jnp.asarray(hr), network)
+  expected = np.round(np.asarray(network(imresize(hr, 0.25))) * 255) / 255
+  np.testing.assert_allclose(lr, expected, atol=1e-6)
+  np.testing.assert_array_equal(target, hr)
+  with pytest.raises(ValueError, match="trained 'dsgan' generator"):
+    fn(None, jnp.asarray(hr))
+
+
 @pytest.mark.slow
-def test_srrescycgan_runlocal_trains_both_generators(tmp_path,
-                                                     random_vgg19_weights):
-  workdir = tmp_path / 'run'
+def test_dsgan_then_srrescycgan_on_its_pairs_then_make_lr(
+    tmp_path, random_vgg19_weights, random_lpips_alex_weights):
+  """configs/dsgan.py trains (no SR validation: checkpoints by step);
+  SRResCycGAN trains on its pairs made in the step; make_lr writes the
+  same pairs."""
+  dsgan = tmp_path / 'dsgan'
   result = run_python(
-      ['-m', 'sr_jax.main', '--config=configs/srrescycgan.py:runlocal',
-       f'--workdir={workdir}',
-       f'--config.frozen.vgg19={random_vgg19_weights}'])
+      ['-m', 'sr_jax.main', '--config=configs/dsgan.py:runlocal',
+       f'--workdir={dsgan}',
+       f'--config.frozen.lpips_alex={random_lpips_alex_weights}'])
   output = result.stdout + result.stderr
   assert result.returncode == 0, output
   assert 'Done at step 2' in result.stdout, output
+  for name in ('l_g_low_freq', 'l_g_gan', 'l_g_lpips', 'l_d'):
+    assert name in result.stdout, (name, output)
+  assert '[eval]' not in result.stdout
+  assert (dsgan / 'checkpoints' / '2').is_dir()
+  assert not (dsgan / 'best').exists()
+
+  cyc = tmp_path / 'cyc'
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/srrescycgan.py:runlocal',
+       f'--workdir={cyc}', f'--config.frozen.vgg19={random_vgg19_weights}',
+       '--config.degradation.name=dsgan',
+       f'--config.degradation.dsgan.checkpoint={dsgan}'])
+  output = result.stdout + result.stderr
+  assert result.returncode == 0, output
+  assert 'Done at step 2' in result.stdout, output
+  assert "degradation_dsgan: the EMA generator of phase 'gan' at step 2" in (
+      result.stdout)
   for name in ('l_g_cycle', 'l_g_down_pix', 'l_g_tv', 'l_g_percep',
                'l_g_gan', 'grad_norm_generator_lr', 'lr_generator_lr'):
     assert name in result.stdout, (name, output)
   assert '[eval] step 2 | PSNR' in result.stdout
+
+  hr_dir, lr_dir = tmp_path / 'hr', tmp_path / 'lr'
+  hr_dir.mkdir()
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  hr = np.random.default_rng(7).integers(0, 256, (34, 41, 3), np.uint8)
+  Image.fromarray(hr).save(hr_dir / 'x.png')
+  result = run_python(['-m', 'sr_jax.data.make_lr', '--dsgan', str(dsgan),
+                       '--input', str(hr_dir), '--output', str(lr_dir)])
+  assert result.returncode == 0, result.stdout + result.stderr
+  written = np.asarray(Image.open(lr_dir / 'x.png'))
+  assert written.shape == (8, 10, 3)  # 32 x 40 after the mod crop.
+  module, variables = checkpoint.load_trained_generator(str(dsgan), 'dsgan',
+                                                        'test')
+  cropped = hr[:32, :40][None] / 255.0
+  expected = np.round(np.asarray(module.apply(
+      variables, imresize(jnp.asarray(cropped, jnp.float32), 0.25)))[0]
+                      * 255)
+  assert np.abs(written.astype(int) - expected).max() <= 1

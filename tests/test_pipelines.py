@@ -32,8 +32,13 @@ def _psnr(a, b):
   return 10 * np.log10(1.0 / np.mean((np.asarray(a) - np.asarray(b)) ** 2))
 
 
+# Pipelines that run no trained network ('dsgan': tests/test_dsgan.py).
+PLAIN = [n for n in degradations.PIPELINES
+         if 'checkpoint' not in pipelines.PIPELINE_DEFAULTS[n]]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize('name', degradations.PIPELINES)
+@pytest.mark.parametrize('name', PLAIN)
 def test_pipeline_jits_is_deterministic_and_in_range(name):
   scale = 1 if name == 'denoise' else 4
   fn = _jitted(name, scale)
@@ -173,6 +178,10 @@ def test_every_config_option_is_a_pipeline_option():
   for name in degradations.PIPELINES:
     options = dict(config[name])
     assert set(options) == set(pipelines.PIPELINE_DEFAULTS[name]) - {'scale'}
+    if name not in PLAIN:
+      with pytest.raises(ValueError, match='checkpoint'):
+        degradations.get_pipeline(name, scale=2, **options)
+      options['checkpoint'] = '/some/run'
     degradations.get_pipeline(name, scale=1 if name == 'denoise' else 2,
                               **options)
 

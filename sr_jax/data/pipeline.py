@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from absl import flags
 from absl import logging
 import grain
+import jax
 import ml_collections
 import numpy as np
 
@@ -50,6 +51,11 @@ def default_data_config() -> ml_collections.ConfigDict:
       train_lr_dir='',
       # LR base name from the HR one: '{}x4' for DIV2K_train_LR_bicubic/X4.
       lr_filename_tmpl='{}',
+      # Unpaired images of the real LR domain (DSGAN's target domain, e.g.
+      # the source images of an NTIRE real-world track): batches then also
+      # hold 'real' patches of gt_size // scale cropped from them, drawn
+      # independently of 'hr', which the discriminator sees as real.
+      real_dir='',
       # A TFDS dataset instead of train_dir, e.g. 'div2k/bicubic_x4',
       # prepared with `tfds build NAME --file_format=array_record` (nothing is
       # downloaded here). Paired (HR + its 'lr') when given a scale.
@@ -185,6 +191,47 @@ def _train_source(
   return _embedded_train_source(min_size, **shard), True, False
 
 
+def batch_keys(data_config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The arrays of a training batch: 'hr', 'lr' from paired sources and
+  'real' (unpaired real-domain LR patches) with data.real_dir."""
+  return (('hr',) + (('lr',) if is_paired(data_config) else ())
+          + (('real',) if _field(data_config, 'real_dir') else ()))
+
+
+def batch_spec(data_config: ml_collections.ConfigDict, batch_size: int,
+               scale: int) -> dict:
+  """{key: jax.ShapeDtypeStruct} of one training batch of `batch_size`."""
+  gt = int(_field(data_config, 'gt_size'))
+  sides = {'hr': gt, 'lr': gt // scale, 'real': gt // scale}
+  return {k: jax.ShapeDtypeStruct((batch_size, sides[k], sides[k], 3),
+                                  np.uint8) for k in batch_keys(data_config)}
+
+
+def _real_batches(data_config, *, gt_size: int, scale: int | None,
+                  batch_size: int, seed: int, process_index: int,
+                  process_count: int, flips: dict) -> grain.MapDataset:
+  """Endless batches of 'real' LR-domain patches from data.real_dir."""
+  real_dir = _field(data_config, 'real_dir')
+  if scale is None or gt_size % scale:
+    raise ValueError(f'data.real_dir is set: make_train_dataset needs the '
+                     f'scale (a divisor of gt_size {gt_size}).')
+  size = gt_size // scale
+  source = folder.folder_train_source(
+      real_dir, min_size=size, cache_images=bool(
+          _field(data_config, 'cache_images')),
+      max_pixels=int(_field(data_config, 'max_image_pixels')),
+      max_bad_fraction=float(_field(data_config, 'max_bad_fraction')),
+      process_index=process_index, process_count=process_count)
+  # Own streams: the real patches are unpaired with the HR ones.
+  shuffle_seed, augment_seed = _process_seeds(seed + 7919, process_index)
+  return (grain.MapDataset.source(source)
+          .shuffle(seed=shuffle_seed)
+          .repeat(None)
+          .random_map(transforms.RandomPatch(gt_size=size, **flips),
+                      seed=augment_seed)
+          .batch(batch_size, drop_remainder=True))
+
+
 def is_paired(data_config: ml_collections.ConfigDict) -> bool:
   """Whether training batches carry their own 'lr' (paired folders or a
   TFDS SR dataset); otherwise LR inputs are made on the device."""
@@ -219,8 +266,9 @@ def make_train_dataset(
     IterDataset of {'hr': uint8 [B, P, P, 3]} in [0, 255] with
     B = global_batch_size // process_count and P = data_config.gt_size;
     paired sources add 'lr': uint8 [B, P // scale, P // scale, 3], aligned
-    with 'hr'. Its iterator's `get_state()` is a small JSON-serialisable
-    dict; `set_state` resumes at exactly the next batch.
+    with 'hr'; data.real_dir adds 'real' (unpaired, the same shape). Its
+    iterator's `get_state()` is a small JSON-serialisable dict; `set_state`
+    resumes at exactly the next batch.
   """
   if global_batch_size <= 0 or global_batch_size % process_count:
     raise ValueError(
@@ -270,6 +318,12 @@ def make_train_dataset(
       # Batching on the MapDataset makes batch i a pure function of i: the
       # same batches in-process and with any number of workers.
       .batch(batch_size, drop_remainder=True))
+  if _field(data_config, 'real_dir'):
+    real = _real_batches(
+        data_config, gt_size=gt_size, scale=scale, batch_size=batch_size,
+        seed=seed, process_index=process_index, process_count=process_count,
+        flips=flips)
+    ds = ds.map_with_index(lambda i, b: {**b, 'real': real[i]['hr']})
   # Threads prefetch whole batches by index, and the iterator state is the
   # index of the next batch to *return*, so prefetching keeps it exact.
   # Cropping cached images is cheap and threads would only fight over the

@@ -40,6 +40,7 @@ from sr_jax.degradations.perspective import scale_homography
 from sr_jax.degradations.perspective import warp_perspective
 from sr_jax.degradations.pipelines import default_degradation_config
 from sr_jax.degradations.pipelines import get_pipeline
+from sr_jax.degradations.pipelines import NetworkPipeline
 from sr_jax.degradations.pipelines import pipeline_from_config
 from sr_jax.degradations.pipelines import PIPELINES
 from sr_jax.degradations.resampling import random_resize
@@ -50,13 +51,14 @@ from sr_jax.degradations.resampling import resize_canvas
 from sr_jax.degradations.sharpen import usm_sharpen
 
 __all__ = [
-    'PIPELINES', 'apply_kernels', 'apply_with_prob', 'coarse_dropout',
+    'apply_kernels', 'apply_with_prob', 'coarse_dropout',
     'default_degradation_config', 'gaussian_kernel', 'gaussian_noise',
     'generalized_gaussian_kernel', 'get_pipeline', 'imresize', 'jpeg',
-    'mixup', 'pad_kernel', 'pipeline_from_config', 'plateau_kernel',
-    'poisson_noise', 'quality_to_tables', 'random_jpeg', 'random_kernels',
-    'random_mixed_kernel', 'random_perspective', 'random_resize',
-    'random_resize_to', 'random_sinc_kernels', 'refill', 'resize',
-    'resize_canvas', 'rotation_homography', 'scale_homography', 'sinc_kernel',
+    'mixup', 'NetworkPipeline', 'pad_kernel', 'pipeline_from_config',
+    'PIPELINES', 'plateau_kernel', 'poisson_noise', 'quality_to_tables',
+    'random_jpeg', 'random_kernels', 'random_mixed_kernel',
+    'random_perspective', 'random_resize', 'random_resize_to',
+    'random_sinc_kernels', 'refill', 'resize', 'resize_canvas',
+    'rotation_homography', 'scale_homography', 'sinc_kernel',
     'usm_sharpen', 'warp_perspective',
 ]

@@ -15,6 +15,11 @@ accelerator, batched, with per-sample random parameters:
   perspective  a random 30-70 degree rotation of the image plane about the
                vertical axis (SRResCycGAN's licence-plate study), then
                bicubic; `aligned=True` warps the HR target the same way.
+  dsgan        bicubic, then a trained DSGAN generator (configs/dsgan.py;
+               `checkpoint` = its workdir or a 'dsgan' weights file): the
+               real-world degradation it learned, made inside the jitted
+               step (a `NetworkPipeline`: the trainer loads the generator's
+               weights once and passes them in with the frozen networks).
 
 Every pipeline ends on the 8-bit grid (LR images are 8-bit files in every
 benchmark and in Real-ESRGAN's training), with LR in [0, 1] of shape
@@ -104,6 +109,13 @@ PIPELINE_DEFAULTS: dict[str, dict[str, Any]] = {
         angle_range=(30.0, 70.0),  # Degrees about the vertical axis.
         random_sign=True,  # Turn left or right with probability 1/2 each.
         aligned=False,  # True: warp the HR target the same way.
+    ),
+    'dsgan': dict(
+        scale=4,
+        # A trained DSGAN: its workdir (the best, else the newest
+        # checkpoint's EMA generator) or a weights file of the 'dsgan'
+        # generator (.npz from sr_jax, or DSGAN's released .pth / .tar).
+        checkpoint='',
     ),
 }
 
@@ -195,6 +207,39 @@ def perspective(scale: int, angle_range, random_sign: bool,
     lr = _bicubic_down(warped, scale) if scale > 1 else warped
     return _to_8bit(lr), (warped if aligned else hr)
   return fn
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkPipeline:
+  """A pipeline whose degradation is a trained generator of the run's
+  registry: `fn(key, hr, network) -> (lr, hr)`, with network(x) applying
+  the generator `arch` whose weights come from `source`. Whoever runs it
+  loads the weights (the trainer: as a frozen network in `aux`)."""
+  fn: Callable[..., tuple[jax.Array, jax.Array]]
+  arch: str
+  source: str
+
+  def __call__(self, key, hr, network=None):
+    if network is None:
+      raise ValueError(
+          f'This degradation runs a trained {self.arch!r} generator '
+          f'({self.source}); it needs that network (the trainer passes it; '
+          'for validation LR use lr_from=<another pipeline> or lr_dir).')
+    return self.fn(key, hr, network)
+
+
+def dsgan(scale: int, checkpoint: str) -> NetworkPipeline:
+  if not checkpoint:
+    raise ValueError(
+        "Degradation 'dsgan' needs a trained DSGAN: set "
+        'config.degradation.dsgan.checkpoint to the workdir of a '
+        'configs/dsgan.py run or to a weights file of the dsgan generator.')
+
+  def fn(key, hr, network):
+    del key
+    _check_divisible('dsgan', hr, scale)
+    return _to_8bit(network(_bicubic_down(hr, scale))), hr
+  return NetworkPipeline(fn, 'dsgan', checkpoint)
 
 
 # -------------------------------------------------------------- Real-ESRGAN
@@ -356,6 +401,7 @@ _BUILDERS: dict[str, Callable[..., Pipeline]] = {
     'realesrgan': realesrgan,
     'denoise': denoise,
     'perspective': perspective,
+    'dsgan': dsgan,
 }
 PIPELINES = tuple(_BUILDERS)
 
@@ -419,6 +465,13 @@ def default_degradation_config() -> ml_collections.ConfigDict:
   # Real-ESRGAN's USM-sharpened ground truth: the LR is made from it and the
   # pixel / perceptual / FFT losses aim at it; D sees the plain HR.
   c.usm_sharpen_gt = False
+  # What the loss terms aim at: 'hr' (super-resolution) or 'lr', the
+  # generator's own LR input (a down-sampling generator: DSGAN). With 'lr'
+  # the discriminator's real images are the batch's unpaired 'real' patches
+  # (data.real_dir), or this pipeline's output on other HR patches of the
+  # batch (a synthetic real domain, e.g. 'srrescgan'); see training_pairs.
+  c.target = 'hr'
+  c.real_domain = ''
   return c
 
 

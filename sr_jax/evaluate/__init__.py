@@ -260,12 +260,18 @@ def build_evaluators(config) -> list[Evaluator]:
           data_config.get('max_image_pixels'))
     else:
       lr_from = entry.get('lr_from', 'bicubic')
-      if lr_from not in ('bicubic', 'degradation'):
-        raise ValueError(f"{where}.lr_from={lr_from!r}: use 'bicubic' or "
-                         "'degradation'.")
+      if lr_from not in ('bicubic', 'degradation') + degradations.PIPELINES:
+        raise ValueError(f"{where}.lr_from={lr_from!r}: use 'bicubic', "
+                         "'degradation' (the run's) or a degradation "
+                         f'pipeline: {", ".join(degradations.PIPELINES)}.')
       images = data_lib.load_validation_set(data_config, config.scale)
-      if lr_from == 'degradation':
-        images = degraded_validation_set(images, config)
+      if lr_from != 'bicubic':
+        try:
+          images = degraded_validation_set(
+              images, config, pipeline=None if lr_from == 'degradation'
+              else lr_from)
+        except ValueError as e:
+          raise ValueError(f'{where}.lr_from={lr_from!r}: {e}') from None
     aux = {}
     for metric in entry.metrics:
       frozen = sr_metrics.METRICS.get(metric).frozen
@@ -280,11 +286,25 @@ def build_evaluators(config) -> list[Evaluator]:
 
 
 def degraded_validation_set(images: Sequence[tuple], config,
-                            seed: int = 0) -> list[tuple]:
+                            seed: int = 0,
+                            pipeline: str | None = None) -> list[tuple]:
   """(name, target, lr) uint8 of each (name, hr): the run's degradation
-  (`config.degradation`, at `config.scale`) applied once with a key fixed
-  per image, so every evaluation scores the same inputs."""
-  pipeline = jax.jit(degradations.pipeline_from_config(config))
+  (`config.degradation`, at `config.scale`), or the pipeline named
+  `pipeline` with its options from config.degradation.<pipeline>, applied
+  once with a key fixed per image, so every evaluation scores the same
+  inputs."""
+  if pipeline is None:
+    fn = degradations.pipeline_from_config(config)
+  else:
+    options = config.degradation.get(pipeline)
+    fn = degradations.get_pipeline(
+        pipeline, scale=config.scale,
+        **(dict(options) if options is not None else {}))
+  if isinstance(fn, degradations.NetworkPipeline):
+    raise ValueError('the degradation runs a trained network (it makes '
+                     'training pairs); score on another pipeline\'s LR or on '
+                     'an LR folder (lr_dir).')
+  pipeline = jax.jit(fn)
   out = []
   for i, (name, hr) in enumerate(images):
     key = jax.random.fold_in(jax.random.key(seed), i)
@@ -295,7 +315,14 @@ def degraded_validation_set(images: Sequence[tuple], config,
 
 def best_metric(config) -> tuple[str, str, bool]:
   """(evaluation, metric, higher_is_better) of config.best_metric:
-  '<eval>/<metric>', or a metric of the first evaluation."""
+  '<eval>/<metric>', or a metric of the first evaluation. A run without
+  evaluations (config.evals empty, e.g. a down-sampling generator's) keeps
+  no best checkpoints: ('', '', True), with config.best_metric ''."""
+  if not config.evals:
+    if config.best_metric:
+      raise ValueError(f'config.best_metric={config.best_metric!r} but '
+                       "config.evals is empty; set --config.best_metric=''.")
+    return '', '', True
   value = config.best_metric
   eval_name, _, metric = value.rpartition('/')
   eval_name = eval_name or next(iter(config.evals))

@@ -39,9 +39,16 @@ class FrozenNetwork:
     use the same network share one copy.
   random_init: key -> variables with random values, for benchmarks and
     tests only (speed does not depend on the values); never used to train.
+  source / arch: set for a trained generator loaded from a workdir or a
+    weights file (sr_jax.train_state.load_aux) rather than by name.
   """
   name: str
   random_init: Callable[[jax.Array], Any]
+  # A trained generator of this run's registry instead of a registered
+  # pretrained network: its workdir or weights file, and its name (the
+  # `dsgan` degradation's generator).
+  source: str = ''
+  arch: str = ''
 
 
 @dataclasses.dataclass(frozen=True)

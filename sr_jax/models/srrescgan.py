@@ -35,6 +35,17 @@ What the released code computes, read closely:
   Conv2d weights [out, in, kh, kw], and per INPUT channel for the
   transposed conv's weight [in, out, kh, kw] (weight_g [64, 1, 1, 1]).
 
+A consequence of the released noise estimate, measured here: it is taken
+on the x4 bilinear image, whose finest diagonal wavelet coefficients are
+almost zero, so sigma is tiny (0.004 levels of 255 for an LR with sensor
+noise of sigma 8, 0.0005 for a clean one; the same with the released torch
+code). The projection then holds the residual to RMS ~ exp(alpha) * sigma:
+from the released alpha (log 2) the output is bilinear up-sampling, and it
+can move away only as fast as alpha grows (an Adam step of ~lr per step).
+The released training starts from a pretrained G (G_perceptual.pth);
+`alpha_init` (default log 2, as released) lets a from-scratch run start
+with a usable budget (configs/srrescycgan.py:demo uses log 2000).
+
 Depth 5 has 380,356 parameters. The parameters keep the weight-norm split
 (`v`, `g`), so training updates g and v as the released code does.
 """
@@ -165,6 +176,7 @@ class SRResCGAN(nn.Module):
   depth: int = 5
   num_feat: int = 64
   num_in_ch: int = 3
+  alpha_init: float = float(np.log(2.0))  # The released initial alpha.
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -179,8 +191,8 @@ class SRResCGAN(nn.Module):
                          (n, h * self.scale, w * self.scale, c), 'bilinear',
                          antialias=False)
     sigma = wmad_sigma(y) * 255.0
-    alpha = self.param('alpha', nn.initializers.constant(np.log(2.0)), (1,),
-                       self.param_dtype)
+    alpha = self.param('alpha', nn.initializers.constant(self.alpha_init),
+                       (1,), self.param_dtype)
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     r = WNConv(self.num_feat, 5, name='conv1', **kw)(_reflect(y, 2))
     for i in range(self.depth):
