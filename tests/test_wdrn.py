@@ -10,6 +10,7 @@ import pytest
 
 from sr_jax import convert
 from sr_jax import models
+from sr_jax.models import torch_layout
 from sr_jax.models import wdrn
 
 torch = pytest.importorskip('torch')
@@ -230,5 +231,5 @@ def test_wdrn_module_names():
                                 ('upsample.1.0', 'upsample_1_conv'),
                                 ('upsample.0.2', 'upsample_0_prelu'),
                                 ('conv_fusion', 'conv_fusion')]:
-    assert wdrn._rename(torch_name, wdrn._TO_FLAX) == flax_name
-    assert wdrn._rename(flax_name, wdrn._TO_TORCH) == torch_name
+    assert torch_layout.rename(torch_name, wdrn._TO_FLAX) == flax_name
+    assert torch_layout.rename(flax_name, wdrn._TO_TORCH) == torch_name

@@ -62,9 +62,7 @@ class DSGANGenerator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
-    if x.ndim != 4 or x.shape[-1] != self.num_in_ch:
-      raise ValueError(f'DSGANGenerator expects [N, H, W, {self.num_in_ch}] '
-                       f'input; got shape {x.shape}.')
+    layers.check_input(x, self.num_in_ch, 'DSGANGenerator')
     if self.downscale < 1:
       raise ValueError(f'downscale must be >= 1; got {self.downscale}.')
     if self.downscale > 1:
@@ -99,9 +97,7 @@ class DSGANDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    if x.ndim != 4 or x.shape[-1] != self.num_in_ch:
-      raise ValueError(f'DSGANDiscriminator expects [N, H, W, '
-                       f'{self.num_in_ch}] input; got shape {x.shape}.')
+    layers.check_input(x, self.num_in_ch, 'DSGANDiscriminator')
     x = x.astype(jnp.float32)
     if self.highpass:
       x = frequency_split.high_pass(x, self.kernel_size, self.gaussian)

@@ -137,6 +137,13 @@ def batch_norm(train: bool, dtype: Any, param_dtype: Any,
                       name=name)
 
 
+def check_input(x: jax.Array, channels: int, model: str) -> None:
+  """ValueError unless x is [N, H, W, channels] (at trace time)."""
+  if x.ndim != 4 or x.shape[-1] != channels:
+    raise ValueError(f'{model} expects [N, H, W, {channels}] input; got '
+                     f'shape {x.shape}.')
+
+
 def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:
   """F.pixel_shuffle in NHWC: [N, H, W, C*r*r] -> [N, H*r, W*r, C].
 

@@ -121,13 +121,6 @@ _SRGAN_MODULES_BACK = (
     (r'conv_last', 'conv3'))
 
 
-def _rename(name: str, table) -> str:
-  for pattern, replacement in table:
-    if re.fullmatch(pattern, name):
-      return re.sub(pattern, replacement, name)
-  return name
-
-
 def convert_torch(sd: torch_layout.StateDict,
                   **kwargs) -> torch_layout.Converted:
   """SRGAN's SRResNet (with BN) in Lornatang/SRGAN-PyTorch's layout.
@@ -168,8 +161,9 @@ def convert_torch(sd: torch_layout.StateDict,
                 num_block=len(torch_layout.indices(sd, r'trunk\.(\d+)\.')),
                 scale=2 ** len(ups))
   config.update(kwargs)
-  module_to_flax = lambda m: tuple(_rename(m, _SRGAN_MODULES).split('.'))
-  module_to_torch = lambda p: _rename('.'.join(p), _SRGAN_MODULES_BACK)
+  rename = torch_layout.rename
+  module_to_flax = lambda m: tuple(rename(m, _SRGAN_MODULES).split('.'))
+  module_to_torch = lambda p: rename('.'.join(p), _SRGAN_MODULES_BACK)
   return torch_layout.convert_module(
       sd, SRResNet(**config), (1, 4, 4, num_in_ch),
       module_to_flax=module_to_flax,

@@ -204,6 +204,15 @@ def default_module_to_torch(path: tuple[str, ...]) -> str:
   return re.sub(r'^body_(\d+)', r'body.\1', '.'.join(path))
 
 
+def rename(name: str, table) -> str:
+  """The first (pattern, replacement) of `table` whose pattern matches all
+  of `name`, applied (re.sub); `name` itself when none matches."""
+  for pattern, replacement in table:
+    if re.fullmatch(pattern, name):
+      return re.sub(pattern, replacement, name)
+  return name
+
+
 def indices(sd: Mapping[str, Any], pattern: str) -> list[int]:
   """Sorted distinct ints captured by `pattern` (matched at key start)."""
   return sorted({int(m.group(1)) for k in sd if (m := re.match(pattern, k))})

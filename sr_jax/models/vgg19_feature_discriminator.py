@@ -70,9 +70,7 @@ class VGG19FeatureDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
-    if x.ndim != 4 or x.shape[-1] != 3:
-      raise ValueError(f'VGG19FeatureDiscriminator expects [N, H, W, 3] '
-                       f'input; got shape {x.shape}.')
+    layers.check_input(x, 3, 'VGG19FeatureDiscriminator')
     need = self.min_input_size()
     if min(x.shape[1:3]) < need:
       raise ValueError(

@@ -48,7 +48,6 @@ conv_body, upsample_{i}_conv, upsample_{i}_prelu, conv_last.
 """
 import functools
 import math
-import re
 from typing import Any
 
 import flax.linen as nn
@@ -121,9 +120,7 @@ class WDRN(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
-    if x.ndim != 4 or x.shape[-1] != self.num_in_ch:
-      raise ValueError(f'WDRN expects [N, H, W, {self.num_in_ch}] input; got '
-                       f'shape {x.shape}.')
+    layers.check_input(x, self.num_in_ch, 'WDRN')
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     prelu = functools.partial(layers.PReLU, param_dtype=self.param_dtype)
     nf = self.num_feat
@@ -163,13 +160,6 @@ _TO_TORCH = ((r'body_(\d+)\.(.+)', r'body.\1.\2'),
              (r'upsample_(\d+)_conv', r'upsample.\1.0'),
              (r'upsample_(\d+)_prelu', r'upsample.\1.2'))
 _BLOCK_WEIGHT = 'block_weight'
-
-
-def _rename(name: str, table) -> str:
-  for pattern, replacement in table:
-    if re.fullmatch(pattern, name):
-      return re.sub(pattern, replacement, name)
-  return name
 
 
 def convert_torch(sd: torch_layout.StateDict,
@@ -221,8 +211,9 @@ def convert_torch(sd: torch_layout.StateDict,
         f'{weight_shape}\'].')
   variables = torch_layout.convert_keys(
       sd, template,
-      module_to_flax=lambda m: tuple(_rename(m, _TO_FLAX).split('.')),
-      module_to_torch=lambda p: _rename('.'.join(p), _TO_TORCH))
+      module_to_flax=lambda m: tuple(
+          torch_layout.rename(m, _TO_FLAX).split('.')),
+      module_to_torch=lambda p: torch_layout.rename('.'.join(p), _TO_TORCH))
   variables['params'][_BLOCK_WEIGHT] = block_weight.copy()
   return variables, config
 
