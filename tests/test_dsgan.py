@@ -342,3 +342,8 @@ def test_dsgan_then_srrescycgan_on_its_pairs_then_make_lr(
       variables, imresize(jnp.asarray(cropped, jnp.float32), 0.25)))[0]
                       * 255)
   assert np.abs(written.astype(int) - expected).max() <= 1
+  # Not a super-resolution model: inference says what to use instead.
+  from sr_jax import inference  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match='sr_jax.data.make_lr --dsgan'):
+    inference.load_generator_for_inference(checkpoint=str(dsgan),
+                                           which='latest')

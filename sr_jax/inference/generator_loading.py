@@ -84,6 +84,13 @@ def load_generator_for_inference(
                        'a --checkpoint run already says what it trained.')
     loaded = checkpoint_lib.load_generator_from_workdir(
         os.fspath(checkpoint), which, phase, step)
+    deg = loaded.config.get('degradation')
+    if deg is not None and deg.get('target', 'hr') == 'lr':
+      raise ValueError(
+          f'{checkpoint} trained a down-sampling generator '
+          f'({loaded.config.generator.name!r}: LR -> LR of the real domain), '
+          'not a super-resolution one; make LR images with it: python -m '
+          f'sr_jax.data.make_lr --dsgan {checkpoint} --input HR --output LR.')
     print(f'Loaded {loaded.describe()}.', file=sys.stderr, flush=True)
     module = loaded.module.clone(dtype=dtype)
     scale = int(getattr(module, 'scale', loaded.config.scale))
