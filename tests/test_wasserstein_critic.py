@@ -1,7 +1,8 @@
 """The WDRN SRGAN's critic: the vgg19_feature discriminator's trunk is
 loaded from the pretrained VGG19 file and never trained, the head trains;
-weight clipping and RMSprop (the original WGAN's critic) against their
-definitions and torch; srgan_wdrn trains through main."""
+weight clipping against its definition (RMSprop, the original WGAN's
+critic optimizer: tests/test_trainer_design.py); srgan_wdrn trains through
+main."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,26 +79,6 @@ def test_weight_clip_bounds_the_parameters_after_each_update():
   np.testing.assert_allclose(new, [0.01, -0.01, 0.01, -0.01], atol=1e-7)
   with pytest.raises(ValueError, match='weight_clip'):
     optimizers.build_optimizer(dict(name='adam', lr=0.5, weight_clip=-1))
-
-
-def test_rmsprop_matches_torch():
-  torch = pytest.importorskip('torch')
-  rng = np.random.default_rng(0)
-  p0 = rng.normal(size=(5,)).astype(np.float32)
-  param = torch.nn.Parameter(torch.tensor(p0))
-  opt = torch.optim.RMSprop([param], lr=1e-2, alpha=0.99, eps=1e-8)
-  tx, _ = optimizers.build_optimizer(dict(name='rmsprop', lr=1e-2))
-  params = jnp.asarray(p0)
-  state = tx.init(params)
-  for scale in (1.0, 0.1, 3.0, 0.01, 1.0):
-    g = rng.normal(size=(5,)).astype(np.float32) * scale
-    opt.zero_grad()
-    param.grad = torch.tensor(g)
-    opt.step()
-    updates, state = tx.update(jnp.asarray(g), state, params)
-    params = params + updates
-  np.testing.assert_allclose(np.asarray(params), param.detach().numpy(),
-                             rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
