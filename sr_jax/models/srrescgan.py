@@ -44,7 +44,7 @@ from the released alpha (log 2) the output is bilinear up-sampling, and it
 can move away only as fast as alpha grows (an Adam step of ~lr per step).
 The released training starts from a pretrained G (G_perceptual.pth);
 `alpha_init` (default log 2, as released) lets a from-scratch run start
-with a usable budget (configs/srrescycgan.py:demo uses log 1e6).
+with a usable budget (configs/srrescycgan.py:demo uses log 2000).
 
 Depth 5 has 380,356 parameters. The parameters keep the weight-norm split
 (`v`, `g`), so training updates g and v as the released code does.
