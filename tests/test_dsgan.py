@@ -220,6 +220,7 @@ def _dsgan_config(**degradation):
   return config
 
 
+@pytest.mark.slow
 def test_pairs_of_a_down_sampling_generator():
   from sr_jax import training_pairs  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(5)
@@ -274,6 +275,7 @@ def test_real_dir_batches_are_unpaired_real_patches(tmp_path):
     np.testing.assert_array_equal(after[k], again[k])  # Resumes exactly.
 
 
+@pytest.mark.slow
 def test_dsgan_pipeline_is_bicubic_then_the_generator():
   module = models.get_generator('dsgan', num_feat=4, num_block=1)
   variables = module.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))

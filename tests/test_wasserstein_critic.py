@@ -52,6 +52,7 @@ def test_vgg19_trunk_is_loaded_and_frozen(random_vgg19_weights):
                          start['head']['dense']['kernel'])
 
 
+@pytest.mark.slow
 def test_missing_trunk_weights_stop_the_run_or_warn_in_the_demo(tmp_path,
                                                                  capsys):
   from sr_jax import weights  # pylint: disable=g-import-not-at-top
