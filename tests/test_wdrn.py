@@ -129,6 +129,7 @@ def test_converter_names_missing_and_misshaped_keys():
     convert.convert_state_dict('wdrn', {**sd, 'block_weight': torch.ones(3)})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('scale', [2, 4])
 def test_output_shapes(scale):
   generator = models.get_generator('wdrn', scale=scale, **TINY)
@@ -174,6 +175,7 @@ def _shapes(tree):
   return jax.tree.map(lambda a: tuple(a.shape), tree)
 
 
+@pytest.mark.slow
 def test_vgg19_feature_discriminator():
   cls = models.DISCRIMINATORS.get('vgg19_feature')
   assert cls is models.VGG19FeatureDiscriminator
