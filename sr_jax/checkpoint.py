@@ -780,16 +780,22 @@ def load_generator(workdir: str, which: str = 'best',
   return loaded.module, loaded.variables, loaded.config
 
 
+def load_final_generator(workdir: str) -> LoadedGenerator:
+  """A run's final EMA generator: its best checkpoint (of the last phase
+  that validated), else its newest one (runs without evaluations)."""
+  try:
+    return load_generator_from_workdir(workdir, 'best')
+  except FileNotFoundError:
+    return load_generator_from_workdir(workdir, 'latest')
+
+
 def load_trained_generator(source: str, arch: str,
                            what: str) -> tuple[Any, dict]:
   """(module, variables) of the EMA generator of a run's workdir (its best
   checkpoint, else the newest), or of a weights file; ValueError naming
   `what` when it is not an `arch` generator."""
   if os.path.isdir(source):
-    try:
-      run = load_generator_from_workdir(source, 'best')
-    except FileNotFoundError:
-      run = load_generator_from_workdir(source, 'latest')
+    run = load_final_generator(source)
     if run.config.generator.name != arch:
       raise ValueError(f'{what}: {source} trained a '
                        f'{run.config.generator.name!r} generator, not a '

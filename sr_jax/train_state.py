@@ -302,14 +302,25 @@ def load_aux(recipe: Recipe, config: ml_collections.ConfigDict,
       aux[name] = checkpoint.load_trained_generator(frozen.source,
                                                     frozen.arch, name)[1]
       continue
-    path = config.frozen.get(name, '') if 'frozen' in config else ''
-    try:
-      aux[name] = weights.load_frozen(name, path or None)
-    except weights.WeightsNotFoundError:
-      if not config.get('frozen_drop_if_missing', False):
-        raise
+    variables = _load_frozen(config, name)
+    if variables is None:
       missing.append(name)
+    else:
+      aux[name] = variables
   return aux, missing
+
+
+def _load_frozen(config: ml_collections.ConfigDict, name: str):
+  """Pretrained network `name` from config.frozen.<name> or the cache; a
+  missing one raises WeightsNotFoundError (how to get it), or gives None
+  with config.frozen_drop_if_missing (the offline demo)."""
+  path = config.frozen.get(name, '') if 'frozen' in config else ''
+  try:
+    return weights.load_frozen(name, path or None)
+  except weights.WeightsNotFoundError:
+    if not config.get('frozen_drop_if_missing', False):
+      raise
+    return None
 
 
 def drop_terms(recipe: Recipe, missing: list[str]) -> tuple[Recipe,
@@ -377,6 +388,17 @@ def start_phase(state: TrainState, phase: Phase) -> TrainState:
       opt_state={n: phase.optimizers[n].init(params[n]) for n in phase.train})
 
 
+def _put_like(tree, ref):
+  """`tree`'s values as fresh device buffers with `ref`'s dtypes and
+  shardings. Copies: parameters and EMA get buffers of their own (the step
+  donates both; a restored jax.Array put twice, or a numpy view of it,
+  would be one buffer)."""
+  return jax.tree.map(
+      lambda v, r: jax.device_put(jnp.array(v, r.dtype, copy=True),
+                                  r.sharding),
+      tree, ref)
+
+
 def apply_init_from(config: ml_collections.ConfigDict, recipe: Recipe,
                     state: TrainState) -> TrainState:
   """Starts the generator and its EMA from `config.generator.init_from`.
@@ -398,29 +420,19 @@ def apply_init_from(config: ml_collections.ConfigDict, recipe: Recipe,
   if os.path.isdir(os.path.expanduser(g.init_from)):
     # Another run's workdir: its final phase's best (else latest) EMA
     # generator, whichever sr_jax version wrote it.
-    try:
-      run = checkpoint.load_generator_from_workdir(g.init_from, 'best')
-    except FileNotFoundError:
-      run = checkpoint.load_generator_from_workdir(g.init_from, 'latest')
+    run = checkpoint.load_final_generator(g.init_from)
     print(f'generator.init_from: {run.describe()}.', flush=True)
     loaded = weights.check_like(run.variables, like, where, g.init_from)
   else:
     loaded = weights.load_like(g.init_from, g.name, like, where,
                                **dict(g.kwargs))
-  # Copies: parameters and EMA get buffers of their own (the step donates
-  # both; a restored jax.Array put twice, or a numpy view of it, would be
-  # one buffer).
-  put = lambda tree, ref: jax.tree.map(
-      lambda v, r: jax.device_put(jnp.array(v, r.dtype, copy=True),
-                                  r.sharding),
-      tree, ref)
   params = dict(state.params)
-  params[MAIN_GENERATOR] = put(loaded['params'], params[MAIN_GENERATOR])
+  params[MAIN_GENERATOR] = _put_like(loaded['params'], params[MAIN_GENERATOR])
   ema = dict(state.ema_params)
-  ema[MAIN_GENERATOR] = put(loaded['params'], ema[MAIN_GENERATOR])
+  ema[MAIN_GENERATOR] = _put_like(loaded['params'], ema[MAIN_GENERATOR])
   model_state = dict(state.model_state)
   model_state[MAIN_GENERATOR] = {
-      k: put(loaded[k], v)
+      k: _put_like(loaded[k], v)
       for k, v in state.model_state[MAIN_GENERATOR].items()}
   return state.replace(params=params, ema_params=ema, model_state=model_state)
 
@@ -438,12 +450,8 @@ def apply_frozen_submodules(config: ml_collections.ConfigDict, recipe: Recipe,
   for name, network in recipe.networks.items():
     for sub, weights_name in frozen_submodules(network).items():
       where = f'config.{name} ({network.module.__class__.__name__}).{sub}'
-      path = config.frozen.get(weights_name, '') if 'frozen' in config else ''
-      try:
-        loaded = weights.load_frozen(weights_name, path or None)
-      except weights.WeightsNotFoundError:
-        if not config.get('frozen_drop_if_missing', False):
-          raise
+      loaded = _load_frozen(config, weights_name)
+      if loaded is None:
         banner = '!' * 78
         print(f'\n{banner}\nWARNING: no {weights_name} weights; {where} '
               'stays at its RANDOM initialisation (frozen) for this demo '
@@ -458,13 +466,12 @@ def apply_frozen_submodules(config: ml_collections.ConfigDict, recipe: Recipe,
         raise ValueError(f'{where}: the {weights_name} weights have no '
                          f'{extra}.')
       subset = {'params': {k: source[k] for k in current}}
+      source_name = (config.get('frozen', {}).get(weights_name, '')
+                     or weights_name)
       checked = weights.check_like(subset, {'params': current}, where,
-                                   path or weights_name)
+                                   source_name)
       params[name] = dict(params[name])
-      params[name][sub] = jax.tree.map(
-          lambda v, r: jax.device_put(jnp.array(v, r.dtype, copy=True),
-                                      r.sharding),
-          checked['params'], current)
+      params[name][sub] = _put_like(checked['params'], current)
   return state.replace(params=params)
 
 

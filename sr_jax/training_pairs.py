@@ -83,11 +83,12 @@ def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
   mixup_alpha = float(get('mixup_alpha', 1.2))
   dropout_prob = float(get('coarse_dropout_prob', 0.0))
   usm = bool(get('usm_sharpen_gt', False))
-  target_is_lr = get('target', 'hr') == 'lr'
-  if get('target', 'hr') not in ('hr', 'lr'):
-    raise ValueError(f"degradation.target={get('target', 'hr')!r}; use 'hr' "
+  target = get('target', 'hr')
+  if target not in ('hr', 'lr'):
+    raise ValueError(f"degradation.target={target!r}; use 'hr' "
                      "(super-resolution) or 'lr' (a down-sampling generator's "
                      'own input).')
+  target_is_lr = target == 'lr'
   real_domain = get('real_domain', '')
   if target_is_lr and not (real_domain or config.data.get('real_dir', '')):
     raise ValueError(
@@ -95,12 +96,8 @@ def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
         'discriminator needs images of the real LR domain: set '
         'data.real_dir to a folder of them, or degradation.real_domain to '
         "a pipeline that makes them (e.g. 'srrescgan').")
-  make_real = None
-  if real_domain:
-    options = deg.get(real_domain)
-    make_real = degradations.get_pipeline(
-        real_domain, scale=config.scale,
-        **(dict(options) if options is not None else {}))
+  make_real = (degradations.pipeline_from_config(config, real_domain)
+               if real_domain else None)
   if usm and deg.name == 'perspective' and deg.perspective.aligned:
     raise ValueError('degradation.usm_sharpen_gt does not combine with the '
                      'aligned perspective pipeline (it warps the target).')
@@ -128,13 +125,12 @@ def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
       lr = degradations.coarse_dropout(k_dropout, lr, prob=dropout_prob)
     if target_is_lr:
       target = lr
+      # One of the two exists (checked above); the batch's wins.
       if 'real' in batch:
         real = hr_to_float(batch['real'])
-      elif make_real is not None:
+      else:
         real = make_real(jax.random.fold_in(key, 7),
                          jnp.roll(real, 1, axis=0))[0]
-      else:
-        real = lr
     return TrainingPairs(lr, target, real)
 
   pairs.frozen = frozen

@@ -475,15 +475,18 @@ def default_degradation_config() -> ml_collections.ConfigDict:
   return c
 
 
-def pipeline_from_config(config: ml_collections.ConfigDict) -> Pipeline:
-  """The pipeline of a training config (`config.degradation`, `config.scale`).
+def pipeline_from_config(config: ml_collections.ConfigDict,
+                         name: str | None = None) -> Pipeline:
+  """The pipeline of a training config (`config.degradation`, `config.scale`),
+  or the pipeline `name` with its options from config.degradation.<name>
+  (a synthetic real domain, a validation LR).
 
   Configs without a `degradation` block get the classic bicubic pipeline.
   """
   deg = config.get('degradation')
   if deg is None:
-    return get_pipeline('bicubic', scale=config.scale)
-  name = deg.name
+    return get_pipeline(name or 'bicubic', scale=config.scale)
+  name = name or deg.name
   options = deg.get(name)
   overrides = dict(options) if options is not None else {}
   return get_pipeline(name, scale=config.scale, **overrides)

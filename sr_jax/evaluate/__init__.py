@@ -293,18 +293,9 @@ def degraded_validation_set(images: Sequence[tuple], config,
   `pipeline` with its options from config.degradation.<pipeline>, applied
   once with a key fixed per image, so every evaluation scores the same
   inputs."""
-  if pipeline is None:
-    fn = degradations.pipeline_from_config(config)
-  else:
-    options = config.degradation.get(pipeline)
-    fn = degradations.get_pipeline(
-        pipeline, scale=config.scale,
-        **(dict(options) if options is not None else {}))
-  if isinstance(fn, degradations.NetworkPipeline):
-    raise ValueError('the degradation runs a trained network (it makes '
-                     'training pairs); score on another pipeline\'s LR or on '
-                     'an LR folder (lr_dir).')
-  pipeline = jax.jit(fn)
+  # A pipeline that runs a trained network (dsgan) raises ValueError on
+  # the first call, saying to use another pipeline or an LR folder.
+  pipeline = jax.jit(degradations.pipeline_from_config(config, pipeline))
   out = []
   for i, (name, hr) in enumerate(images):
     key = jax.random.fold_in(jax.random.key(seed), i)
