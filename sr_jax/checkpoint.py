@@ -41,6 +41,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from sr_jax import distributed
 from sr_jax import io_utils
 from sr_jax import models
 from sr_jax import weights
@@ -287,11 +288,46 @@ def _config_json(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
+# In a multi-process run, `data` holds every process's iterator state (each
+# reads its own shard of the files): {PROCESSES_KEY: [state of process 0,
+# ...]}; a single process's is the state itself.
+PROCESSES_KEY = 'sr_jax_process_states'
+
+
+def _all_processes_data(data_state: dict) -> dict:
+  """This process's iterator state with every other's (a collective)."""
+  if jax.process_count() == 1:
+    return data_state
+  return {PROCESSES_KEY: distributed.allgather_json(data_state)}
+
+
+def _this_process_data(saved: dict, where: str) -> dict:
+  """This process's part of a saved `data` item."""
+  states = saved.get(PROCESSES_KEY, [saved]) if isinstance(saved, dict) else [
+      saved]
+  if len(states) != jax.process_count():
+    raise CheckpointMismatchError(
+        f'{where} was saved by a run of {len(states)} process(es), and '
+        f'this one has {jax.process_count()}: each process resumes its own '
+        'position in its shard of the data. Resume with the same number of '
+        'processes, or start a new --workdir from its generator with '
+        '--config.generator.init_from.')
+  return states[jax.process_index()]
+
+
 class Restored(NamedTuple):
   state: Any
   data_state: dict
   step: int
   layout: str  # Which of the layouts offered to restore_latest matched.
+
+
+def _barriers(manager: str) -> ocp.options.MultiprocessingOptions:
+  """Each manager's own names for its multi-process barriers: orbax names
+  them by step, so the latest and the best checkpoint of one step, saved
+  at once, would otherwise meet at the same barrier and fail."""
+  return ocp.options.MultiprocessingOptions(
+      barrier_sync_key_prefix=f'sr_jax_{manager}')
 
 
 class Checkpointer:
@@ -302,7 +338,8 @@ class Checkpointer:
     self.latest = ocp.CheckpointManager(
         os.path.join(self.workdir, 'checkpoints'),
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True, cleanup_tmp_directories=True),
+            max_to_keep=keep, create=True, cleanup_tmp_directories=True,
+            multiprocessing_options=_barriers('latest')),
         item_handlers={k: h() for k, h in _ITEM_HANDLERS.items()})
     self._best: dict[str, ocp.CheckpointManager] = {}
     self._pending: list[int] = []  # Latest-checkpoint saves in flight.
@@ -317,7 +354,8 @@ class Checkpointer:
           options=ocp.CheckpointManagerOptions(
               max_to_keep=1, create=True, best_fn=lambda m: m['value'],
               best_mode=mode, keep_checkpoints_without_metrics=False,
-              cleanup_tmp_directories=True),
+              cleanup_tmp_directories=True,
+              multiprocessing_options=_barriers(f'best_{phase}')),
           item_handlers={k: _ITEM_HANDLERS[k]()
                          for k in ('state', 'config', 'checksums')})
     return self._best[phase]
@@ -337,6 +375,7 @@ class Checkpointer:
     pending, self._pending = self._pending, []
     self._last_step = step
     self._check_space(step, state)
+    data_state = _all_processes_data(data_state)
     with self._write_errors(step):
       saved = self.latest.save(
           step,
@@ -491,7 +530,9 @@ class Checkpointer:
           f'{self.workdir}.')
     layout, abstract = layouts[0]
     restored = _restore_verified(self.latest, step, abstract)
-    return Restored(restored['state'], restored['data'], step, layout)
+    data_state = _this_process_data(restored['data'],
+                                    f'{self.latest.directory}/{step}')
+    return Restored(restored['state'], data_state, step, layout)
 
   def _move_aside(self, step: int, why: str) -> str:
     """Moves a corrupt checkpoint out of orbax's sight; returns where."""

@@ -27,8 +27,20 @@ _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     'allow_config_change', False, 'Resume a workdir with a config that '
     'differs from its checkpoint\'s (logged in WORKDIR/config_changes.log).')
 _DISTRIBUTED = flags.DEFINE_bool(
-    'jax_distributed', False, 'Call jax.distributed.initialize() first '
-    '(multi-host GPU clusters and TPU pods).')
+    'jax_distributed', False, 'Start JAX\'s distributed runtime first '
+    '(multi-process GPU clusters, TPU pods): the layout is read from the '
+    'cluster (SLURM, TPU pods, ...), or from the flags below. '
+    '`python -m sr_jax.distributed --dry-run` prints it.')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'HOST:PORT of process 0 (implies '
+    '--jax_distributed).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                      'Processes in the run.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None,
+                                   'This process\'s rank, 0 .. N-1.')
+_LOCAL_DEVICE_IDS = flags.DEFINE_list(
+    'local_device_ids', None, 'Devices of this process (default: one per '
+    'process under SLURM, else all it sees).')
 
 
 def _hide_gpus_from_tensorflow():
@@ -50,9 +62,16 @@ def main(argv):
     # lines carry what a user needs. --verbosity=0 brings INFO back.
     logging.set_verbosity(logging.WARNING)
   _hide_gpus_from_tensorflow()
-  import jax  # pylint: disable=g-import-not-at-top
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+  from sr_jax import distributed  # pylint: disable=g-import-not-at-top
+  if _DISTRIBUTED.value or _COORDINATOR.value is not None:
+    try:
+      distributed.initialize(
+          _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+          [int(i) for i in _LOCAL_DEVICE_IDS.value]
+          if _LOCAL_DEVICE_IDS.value else None)
+    except ValueError as e:
+      print(f'error: {e}', file=sys.stderr)
+      sys.exit(2)
   from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from sr_jax import io_utils  # pylint: disable=g-import-not-at-top
   from sr_jax import run_lock  # pylint: disable=g-import-not-at-top

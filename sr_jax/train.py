@@ -28,6 +28,7 @@ from sr_jax import config_lib
 from sr_jax.config_checks import ConfigError  # noqa: F401
 from sr_jax.config_checks import check_config
 from sr_jax import data
+from sr_jax import distributed
 from sr_jax import evaluate as eval_lib
 from sr_jax import io_utils
 from sr_jax import run_lock
@@ -47,11 +48,16 @@ def load_frozen_networks(recipe: ts.Recipe, config) -> tuple[ts.Recipe, dict]:
   if missing:
     recipe, dropped = ts.drop_terms(recipe, missing)
     banner = '!' * 78
-    print(f'\n{banner}\nWARNING: no weights for {missing}; the loss terms '
-          f'{dropped} are DISABLED for this demo run. Get them with '
-          f'`python -m sr_jax.weights fetch {missing[0]}`.\n{banner}\n',
-          flush=True)
+    _print0(f'\n{banner}\nWARNING: no weights for {missing}; the loss terms '
+            f'{dropped} are DISABLED for this demo run. Get them with '
+            f'`python -m sr_jax.weights fetch {missing[0]}`.\n{banner}\n')
   return recipe, aux
+
+
+def _print0(message: str) -> None:
+  """Console messages of the run: process 0 speaks for every process."""
+  if jax.process_index() == 0:
+    print(message, flush=True)
 
 
 def _make_writer(workdir):
@@ -101,6 +107,20 @@ class _Preemption:
   @property
   def requested(self) -> bool:
     return self.signame is not None
+
+  def agreed(self, sync_point: bool) -> bool:
+    """Whether to stop now. With several processes, every one must stop
+    at the same step (saving is collective), and a signal may reach them
+    at different steps: they agree at sync points (the logging steps,
+    where every process already waits for the device), and stop if any
+    was signalled; one process stops at once."""
+    if jax.process_count() == 1:
+      return self.requested
+    if not sync_point:
+      return False
+    if distributed.any_process(self.requested) and self.signame is None:
+      self.signame = 'SIGTERM (to another process)'
+    return self.requested
 
   def _handler(self, signum, frame):
     del frame
@@ -159,6 +179,15 @@ class _SaveGuard:
     """Saves `state` on a crash or Ctrl-C, if sound and not yet saved."""
     if not self.state_is_finite:
       return
+    if jax.process_count() > 1:
+      # Saving is collective: one process cannot save alone, and the
+      # others are not here (a stop they agree on saves: Preempted).
+      last = (f'step {self.last_saved}' if self.last_saved is not None
+              else 'none yet')
+      print(f'Process {jax.process_index()} stopped; a multi-process run '
+            f'saves only together (the last checkpoint: {last}).',
+            flush=True)
+      return
     saved_step = None
     try:
       health = jax.device_get(state.health)
@@ -204,7 +233,7 @@ def _check_resume_config(step, saved, config, workdir, allow: bool) -> None:
         f'The config differs from the one {workdir} was trained with (step '
         f'{step}): {listed}. Rerun with the same settings, use a new '
         '--workdir, or pass --allow_config_change to resume with these.')
-  print(f'Resuming with a changed config: {listed}.', flush=True)
+  _print0(f'Resuming with a changed config: {listed}.')
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'config_changes.log'), 'a') as f:
       f.write(f'{time.strftime("%Y-%m-%d %H:%M:%S")} at step {step}: '
@@ -303,7 +332,7 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
     state_phase = {p.name: p for p in recipe.phases}[restored.layout]
     train_iter.set_state(data_state)
     logging.info('Resumed from %s at step %d.', workdir, start_step)
-    print(f'Resuming from step {start_step} ({workdir}).', flush=True)
+    _print0(f'Resuming from step {start_step} ({workdir}).')
   else:
     state_phase = recipe.phases[0]
     state = ts.apply_frozen_submodules(
@@ -383,9 +412,9 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
       step += 1
 
       logging_now = _due(step, config.log_every, end_step)
+      stop = preemption.agreed(logging_now)
       if logging_now or any(_due(step, every, end_step) for every in (
-          config.eval_every, config.checkpoint_every)) or (
-              preemption.requested):
+          config.eval_every, config.checkpoint_every)) or stop:
         # Before anything is logged, evaluated or saved.
         skipped = guard.check_finite(state, step_metrics, config)
       if logging_now:
@@ -402,7 +431,7 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
         checkpointer.save(step, state, train_iter.get_state(), config,
                           force=step == end_step, metrics=eval_values)
         guard.last_saved = step
-      if preemption.requested:
+      if stop:
         break
     if guard.last_saved != step:
       guard.check_finite(state, step_metrics, config)
