@@ -3,7 +3,8 @@ r"""Multi-process start-up, and the process layout each rank would use.
   python -m sr_jax.main --jax_distributed ...     (SLURM, TPU pods: auto)
   python -m sr_jax.main --coordinator_address=HOST:PORT --num_processes=N \
       --process_id=I [--local_device_ids=0,1] ...                 (explicit)
-  python -m sr_jax.distributed --dry-run [--coordinator_address=...]
+  python -m sr_jax.distributed --dry-run [--coordinator_address=...] \
+      [-- COMMAND ...]
 
 `initialize` starts JAX's distributed runtime with the layout
 `resolve_layout` returns: what was given explicitly, the rest from the
@@ -144,9 +145,14 @@ def allgather_json(value: Any) -> list[Any]:
 
 
 def _main(argv: Sequence[str]) -> int:
+  """`--dry-run [layout flags] [-- COMMAND...]`: prints this rank's layout
+  (and the command it would run)."""
   import argparse  # pylint: disable=g-import-not-at-top
+  argv = list(argv)
+  command = argv[argv.index('--') + 1:] if '--' in argv else []
+  argv = argv[:argv.index('--')] if '--' in argv else argv
   p = argparse.ArgumentParser(
-      prog='python -m sr_jax.distributed',
+      prog='python -m sr_jax.distributed', allow_abbrev=False,
       description='Print the process layout this rank would start with.')
   p.add_argument('--dry-run', action='store_true', required=True,
                  help='print the layout; start nothing')
@@ -155,15 +161,15 @@ def _main(argv: Sequence[str]) -> int:
   p.add_argument('--process_id', type=int)
   p.add_argument('--local_device_ids',
                  type=lambda s: [int(v) for v in s.split(',') if v])
-  args, rest = p.parse_known_args(argv)
+  args = p.parse_args(argv)
   try:
     layout = resolve_layout(args.coordinator_address, args.num_processes,
                             args.process_id, args.local_device_ids)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  print(layout.describe() + (f' | would run with: {" ".join(rest)}'
-                             if rest else ''), flush=True)
+  print(layout.describe() + (f' | would run: {" ".join(command)}'
+                             if command else ''), flush=True)
   return 0
 
 
