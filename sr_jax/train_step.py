@@ -228,10 +228,18 @@ def jit_for_mesh(step_fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
 
   The state and the frozen networks (aux) are replicated and the state is
   donated, so an update happens in place. The same code serves 1 device
-  and N.
+  and N. Nothing in the step gathers the batch: the HLO test in
+  tests/multidevice_check.py finds no all-gather of image-sized arrays.
   """
   replicated = NamedSharding(mesh, P())
-  return jax.jit(step_fn,
+
+  def on_mesh(*args):
+    # Traced with the mesh known, so per-sample losses run on each device's
+    # shard (sr_jax.losses.shards) instead of gathering the batch.
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+      return step_fn(*args)
+
+  return jax.jit(on_mesh,
                  in_shardings=(replicated, NamedSharding(mesh, P('data')),
                                replicated),
                  out_shardings=(replicated, replicated), donate_argnums=0)

@@ -1,14 +1,20 @@
 """Run by test_train.py with 4 faked CPU devices (XLA_FLAGS set by the test).
 
-Takes one PSNR step and one GAN step (RaGP, perceptual, FFT) on the same
-batch with a 1-device mesh and a 4-device mesh, and checks that losses and
-updated parameters agree.
+Takes one PSNR step and one GAN step (RaGP, perceptual, FFT, spectral and
+focal frequency with its batch-wide options) on the same batch with a
+1-device mesh and a 4-device mesh, and checks that losses and updated
+parameters agree; then that the 4-device GAN step's compiled HLO has no
+all-gather of image-sized arrays (each device computes the per-sample
+losses on its own shard), and that this check finds the gathers XLA makes
+for a plain FFT loss.
 """
 import importlib.util
 import os
+import re
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from sr_jax import train_state as ts
@@ -30,6 +36,9 @@ def run_steps(vgg_path):
   config = module.get_config('runlocal')
   config.batch_size = 8
   config.frozen.vgg19 = vgg_path
+  config.gan.losses.spectral = dict(weight=0.01)
+  config.gan.losses.focal_frequency = dict(weight=0.1, ave_spectrum=True,
+                                           batch_matrix=True)
   recipe = ts.build_recipe(config)
   aux, _ = ts.load_aux(recipe, config)
   psnr, gan = recipe.phases
@@ -40,6 +49,14 @@ def run_steps(vgg_path):
   jitted = {n: (jit_for_mesh(psnr_step, data_parallel_mesh(jax.devices()[:n])),
                 jit_for_mesh(gan_step, data_parallel_mesh(jax.devices()[:n])))
             for n in (1, 4)}
+
+  def gan_step_hlo():
+    mesh = data_parallel_mesh(jax.devices())
+    batch = {'hr': jax.device_put(hr, jax.sharding.NamedSharding(
+        mesh, jax.sharding.PartitionSpec('data')))}
+    state = ts.start_phase(ts.init_train_state(recipe, jax.random.key(0)),
+                           gan)
+    return jitted[4][1].lower(state, batch, aux).compile().as_text()
 
   def compare(broken):
     """broken=True simulates a sharding error on the 4-device mesh: every
@@ -61,7 +78,38 @@ def run_steps(vgg_path):
       results[n] = jax.device_get((psnr_metrics, gan_metrics, state))
     _compare(results)
 
-  return compare
+  return compare, gan_step_hlo, hr
+
+
+def gathers(hlo: str, min_elements: int) -> list[str]:
+  """The all-gathers of `hlo` with an operand of >= min_elements."""
+  found = []
+  for line in hlo.splitlines():
+    if not re.search(r' all-gather(-start)?\(', line):
+      continue
+    shapes = re.findall(r'\w+\[([\d,]+)\]', line.split(' all-gather')[0])
+    sizes = [int(np.prod([int(d) for d in shape.split(',')]))
+             for shape in shapes]
+    if sizes and max(sizes) >= min_elements:
+      found.append(line.strip()[:200])
+  return found
+
+
+def check_no_batch_gathers(gan_step_hlo, hr):
+  """No image-sized all-gather in the 4-device GAN step; the same check
+  fires on a plain FFT loss, which XLA computes on the gathered batch."""
+  one_image = int(np.prod(hr.shape[1:]))
+  big = gathers(gan_step_hlo(), one_image // 3)
+  assert not big, '\n'.join(big)
+  print('no image-sized all-gather in the 4-device GAN step')
+  sharding = jax.sharding.NamedSharding(
+      data_parallel_mesh(jax.devices()), jax.sharding.PartitionSpec('data'))
+  images = jax.device_put(hr.astype(np.float32), sharding)
+  plain = jax.jit(jax.grad(lambda a, b: jnp.mean(jnp.abs(
+      jnp.fft.fft2(a - b, axes=(1, 2))))), in_shardings=(sharding, sharding))
+  assert gathers(plain.lower(images, images).compile().as_text(),
+                 one_image // 3), 'no gather found where XLA makes one'
+  print('the check finds the gathers of a plain FFT loss')
 
 
 def _compare(results):
@@ -94,7 +142,7 @@ def _compare(results):
 
 
 def main(vgg_path):
-  compare = run_steps(vgg_path)
+  compare, gan_step_hlo, hr = run_steps(vgg_path)
   compare(broken=False)
   print('devices=4 same as devices=1')
   try:
@@ -103,6 +151,7 @@ def main(vgg_path):
     print(f'a sharding error is caught: {str(e).splitlines()[1]}')
   else:
     raise AssertionError('the comparison passed with a broken batch split')
+  check_no_batch_gathers(gan_step_hlo, hr)
 
 
 if __name__ == '__main__':

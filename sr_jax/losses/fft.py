@@ -46,6 +46,7 @@ F is the 2-D DFT over (H, W) of each channel. `norm` picks the distance:
 """
 import jax.numpy as jnp
 
+from sr_jax.losses import shards
 from sr_jax.losses import terms
 
 FFT_NORMS = ('l2', 'l1', 'amplitude_phase')
@@ -96,8 +97,16 @@ def fft_loss(pred, target, eps=1e-8, norm='l2'):
   """pred, target: [N, H, W, C] float images. Returns a scalar.
 
   norm: 'l2' (in [0, 2]), 'l1' or 'amplitude_phase' (see the module
-  docstring). eps only enters 'l2' (its denominator).
+  docstring). eps only enters 'l2' (its denominator). Each is a mean over
+  the samples: in the train step it runs on each device's shard
+  (shards.per_shard).
   """
+  return _fft_loss(pred, target, eps=eps, norm=norm)
+
+
+@shards.per_shard
+def _fft_loss(pred, target, axis_name, eps, norm):
+  del axis_name  # Every form is a mean of per-sample values.
   pred = pred.astype(jnp.float32)
   target = target.astype(jnp.float32)
   if norm == 'l2':

@@ -20,6 +20,7 @@ frequencies. ave_spectrum: the spectra are averaged over the batch first
 import jax
 import jax.numpy as jnp
 
+from sr_jax.losses import shards
 from sr_jax.losses import terms
 
 
@@ -36,20 +37,37 @@ def _patch_spectra(x: jax.Array, patch_factor: int) -> jax.Array:
   return jnp.fft.fft2(patches, norm='ortho')
 
 
+def _batch_mean(x, axis_name):
+  """The mean over the (global) batch, kept as a batch of one."""
+  x = jnp.mean(x, axis=0, keepdims=True)
+  return x if axis_name is None else jax.lax.pmean(x, axis_name)
+
+
 def focal_frequency_loss(pred: jax.Array, target: jax.Array,
                          alpha: float = 1.0, patch_factor: int = 1,
                          ave_spectrum: bool = False,
                          log_matrix: bool = False,
                          batch_matrix: bool = False) -> jax.Array:
-  """FFL between NHWC float images (see the module docstring); a scalar."""
+  """FFL between NHWC float images (see the module docstring); a scalar.
+  In the train step it runs on each device's shard of the batch; the
+  batch-wide options (ave_spectrum, batch_matrix) reduce over all shards."""
   if int(patch_factor) != patch_factor or patch_factor < 1:
     raise ValueError(f'patch_factor must be a positive integer, got '
                      f'{patch_factor}.')
+  return _focal_frequency_loss(
+      pred, target, alpha=alpha, patch_factor=int(patch_factor),
+      ave_spectrum=ave_spectrum, log_matrix=log_matrix,
+      batch_matrix=batch_matrix)
+
+
+@shards.per_shard
+def _focal_frequency_loss(pred, target, axis_name, alpha, patch_factor,
+                          ave_spectrum, log_matrix, batch_matrix):
   f_pred = _patch_spectra(pred.astype(jnp.float32), int(patch_factor))
   f_target = _patch_spectra(target.astype(jnp.float32), int(patch_factor))
   if ave_spectrum:
-    f_pred = jnp.mean(f_pred, axis=0, keepdims=True)
-    f_target = jnp.mean(f_target, axis=0, keepdims=True)
+    f_pred = _batch_mean(f_pred, axis_name)
+    f_target = _batch_mean(f_target, axis_name)
   diff = f_pred - f_target
   distance = jnp.square(diff.real) + jnp.square(diff.imag)
 
@@ -57,7 +75,10 @@ def focal_frequency_loss(pred: jax.Array, target: jax.Array,
   if log_matrix:
     weight = jnp.log(weight + 1.0)
   if batch_matrix:
-    weight = weight / jnp.max(weight)
+    batch_max = jnp.max(weight)
+    if axis_name is not None:
+      batch_max = jax.lax.pmax(batch_max, axis_name)
+    weight = weight / batch_max
   else:
     weight = weight / jnp.max(weight, axis=(-2, -1), keepdims=True)
   weight = jnp.clip(jnp.where(jnp.isnan(weight), 0.0, weight), 0.0, 1.0)

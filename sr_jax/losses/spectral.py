@@ -33,6 +33,7 @@ loss are meaningful.
 import jax
 import jax.numpy as jnp
 
+from sr_jax.losses import shards
 from sr_jax.losses import terms
 from sr_jax.metrics import spectrum
 
@@ -55,7 +56,14 @@ def spectral_profiles(images: jax.Array) -> jax.Array:
 
 def spectral_loss(pred: jax.Array, target: jax.Array,
                   eps: float = 1e-6) -> jax.Array:
-  """Durall et al.'s BCE of the 1D spectra; pred, target [N, H, W, C]."""
+  """Durall et al.'s BCE of the 1D spectra; pred, target [N, H, W, C]
+  (per sample; on each device's shard in the train step)."""
+  return _spectral_loss(pred, target, eps=eps)
+
+
+@shards.per_shard
+def _spectral_loss(pred, target, axis_name, eps):
+  del axis_name
   p = jnp.clip(spectral_profiles(pred), eps, 1.0 - eps)
   t = spectral_profiles(target)
   bce = -(t * jnp.log(p) + (1.0 - t) * jnp.log1p(-p))
