@@ -252,7 +252,7 @@ def _quiet_async_failures():
 
 
 def _has_item(manager, step, item: str) -> bool:
-  return os.path.isdir(os.path.join(str(manager.directory), str(step), item))
+  return io_utils.path(manager.directory).joinpath(str(step), item).is_dir()
 
 
 def _restore_verified(manager, step, abstract, items=('data',)) -> dict:
@@ -334,7 +334,7 @@ class Checkpointer:
   """Owns the run's orbax CheckpointManagers: latest, and best per phase."""
 
   def __init__(self, workdir: str, keep: int = 3):
-    self.workdir = os.path.abspath(workdir)
+    self.workdir = io_utils.workdir_path(workdir)
     self.latest = ocp.CheckpointManager(
         os.path.join(self.workdir, 'checkpoints'),
         options=ocp.CheckpointManagerOptions(
@@ -426,10 +426,10 @@ class Checkpointer:
   def _complete_steps(self) -> list[int]:
     """Steps whose latest checkpoint is complete on disk (read from the
     folder, not orbax's cache)."""
-    root = str(self.latest.directory)
-    names = os.listdir(root) if os.path.isdir(root) else []
-    return sorted(int(n) for n in names if n.isdigit() and os.path.exists(
-        os.path.join(root, n, 'commit_success.txt')))
+    root = io_utils.path(self.latest.directory)
+    names = [p.name for p in root.iterdir()] if root.is_dir() else []
+    return sorted(int(n) for n in names if n.isdigit() and (
+        root / n / 'commit_success.txt').exists())
 
   def _write_error(self, step: int, detail: str) -> CheckpointWriteError:
     why = io_utils.write_probe(self.workdir) or detail
@@ -540,10 +540,10 @@ class Checkpointer:
     target = os.path.join(self.workdir, CORRUPT_DIR,
                           f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
     if jax.process_index() == 0:
-      os.makedirs(os.path.dirname(target), exist_ok=True)
-      os.rename(source, target)
-      with open(os.path.join(target, WHY_FILE), 'w') as f:
-        f.write(f'Step {step}, moved aside on resume: {why}\n')
+      io_utils.path(target).parent.mkdir(parents=True, exist_ok=True)
+      io_utils.path(source).rename(target)
+      io_utils.path(target).joinpath(WHY_FILE).write_text(
+          f'Step {step}, moved aside on resume: {why}\n')
       print(f'warning: checkpoint {source} is corrupt: {why}. Moved it to '
             f'{target}; trying the previous one.', flush=True)
     if jax.process_count() > 1:
@@ -692,9 +692,9 @@ def _generator_variables(state: dict) -> dict:
 def _best_dirs(workdir: str) -> dict[str, str]:
   """{phase: directory} of a workdir's best checkpoints, both layouts."""
   root = os.path.join(workdir, 'best')
-  if not os.path.isdir(root):
+  if not io_utils.path(root).is_dir():
     return {}
-  entries = os.listdir(root)
+  entries = [p.name for p in io_utils.path(root).iterdir()]
   if any(re.fullmatch(r'\d+', e) for e in entries):
     # Before phases: one best/<step>/ for the whole run, filed under the
     # phase its step belongs to.
@@ -704,7 +704,7 @@ def _best_dirs(workdir: str) -> dict[str, str]:
     step, config = newest
     return {phase_of_step(config, step): root}
   return {e: os.path.join(root, e) for e in entries
-          if os.path.isdir(os.path.join(root, e))}
+          if io_utils.path(root).joinpath(e).is_dir()}
 
 
 def _directory_of_step(workdir: str, step: int) -> str:
@@ -712,10 +712,10 @@ def _directory_of_step(workdir: str, step: int) -> str:
   folders = [os.path.join(workdir, 'checkpoints')] + sorted(
       _best_dirs(workdir).values())
   for directory in folders:
-    if os.path.isdir(os.path.join(directory, str(step))):
+    if io_utils.path(directory).joinpath(str(step)).is_dir():
       return directory
-  have = sorted({int(n) for d in folders if os.path.isdir(d)
-                 for n in os.listdir(d) if n.isdigit()})
+  have = sorted({int(p.name) for d in folders if io_utils.path(d).is_dir()
+                 for p in io_utils.path(d).iterdir() if p.name.isdigit()})
   raise FileNotFoundError(f'No checkpoint of step {step} in {workdir} (has '
                           f'steps {have or "none"}).')
 
@@ -733,7 +733,7 @@ def load_generator_from_workdir(workdir: str, which: str = 'best',
   """
   if which not in ('best', 'latest'):
     raise ValueError(f'which={which!r}; use "best" or "latest".')
-  workdir = os.path.abspath(workdir)
+  workdir = io_utils.workdir_path(workdir)
   if step is not None:
     directory = _directory_of_step(workdir, step)
     manager = _open_read_only(directory)
@@ -768,7 +768,7 @@ def load_generator_from_workdir(workdir: str, which: str = 'best',
       raise FileNotFoundError(
           f'No best checkpoint of phase {phase!r} in {workdir}/best (has: '
           f'{sorted(best) or "none"}).')
-  if not os.path.isdir(directory):
+  if not io_utils.path(directory).is_dir():
     raise FileNotFoundError(
         f'No checkpoints in {directory}: is {workdir} the --workdir of a run '
         'that has saved at least once?')
@@ -797,15 +797,16 @@ def _loaded_generator(state: dict, config: dict, step: int,
 def _latest_config(workdir: str, best: dict[str, str]) -> dict:
   for directory in [os.path.join(workdir, 'checkpoints')] + list(
       best.values()):
-    if os.path.isdir(directory) and (newest := _newest_config(directory)):
+    if io_utils.path(directory).is_dir() and (
+        newest := _newest_config(directory)):
       return newest[1]
   raise FileNotFoundError(workdir)
 
 
 def run_phases(workdir: str) -> list[str]:
   """The phases (with steps > 0) of the run in `workdir`, in order."""
-  config = _latest_config(os.path.abspath(workdir),
-                          _best_dirs(os.path.abspath(workdir)))
+  workdir = io_utils.workdir_path(workdir)
+  config = _latest_config(workdir, _best_dirs(workdir))
   return [p for p, n in phase_names(config) if n > 0]
 
 
@@ -835,7 +836,7 @@ def load_trained_generator(source: str, arch: str,
   """(module, variables) of the EMA generator of a run's workdir (its best
   checkpoint, else the newest), or of a weights file; ValueError naming
   `what` when it is not an `arch` generator."""
-  if os.path.isdir(source):
+  if io_utils.path(io_utils.workdir_path(source)).is_dir():
     run = load_final_generator(source)
     if run.config.generator.name != arch:
       raise ValueError(f'{what}: {source} trained a '
@@ -895,21 +896,21 @@ def _inspect_manager(directory: str,
 def inspect_workdir(workdir: str) -> list[CheckpointStatus]:
   """Every checkpoint of a workdir (resumable ones, the best of each phase,
   and those moved aside as corrupt), each restored and verified."""
-  workdir = os.path.abspath(workdir)
-  if not os.path.isdir(workdir):
+  workdir = io_utils.workdir_path(workdir)
+  if not io_utils.path(workdir).is_dir():
     raise FileNotFoundError(f'No workdir {workdir}.')
   latest = os.path.join(workdir, 'checkpoints')
   out = []
   for directory in [latest] + sorted(_best_dirs(workdir).values()):
-    if os.path.isdir(directory):
+    if io_utils.path(directory).is_dir():
       out += _inspect_manager(directory, resumable=directory == latest)
-  aside = os.path.join(workdir, CORRUPT_DIR)
-  for name in sorted(os.listdir(aside)) if os.path.isdir(aside) else []:
-    why = os.path.join(aside, name, WHY_FILE)
-    reason = (open(why).read().strip() if os.path.isfile(why)
-              else 'moved aside')
+  aside = io_utils.path(workdir) / CORRUPT_DIR
+  names = sorted(p.name for p in aside.iterdir()) if aside.is_dir() else []
+  for name in names:
+    why = aside / name / WHY_FILE
+    reason = why.read_text().strip() if why.exists() else 'moved aside'
     step = re.match(r'\d+', name)
-    out.append(CheckpointStatus(os.path.join(aside, name),
+    out.append(CheckpointStatus(os.path.join(str(aside), name),
                                 int(step.group()) if step else None, None,
                                 reason, False, None, {}))
   return out

@@ -15,6 +15,32 @@ from typing import BinaryIO, Iterator
 import urllib.error
 import urllib.request
 
+from etils import epath
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+  """Whether `path` is a URL of a file system other than this machine's
+  (gs://, s3://, ...: any etils / fsspec path)."""
+  text = os.fspath(path)
+  return '://' in text and not text.startswith('file://')
+
+
+def workdir_path(path: str | os.PathLike) -> str:
+  """A run folder as sr_jax uses it: a remote URL unchanged (never made
+  absolute against the current folder, which would turn gs://b/run into
+  ./gs:/b/run), file://X as the local X, a local path made absolute."""
+  text = os.fspath(path)
+  if is_remote(text):
+    return text.rstrip('/')
+  if text.startswith('file://'):
+    text = text[len('file://'):]
+  return os.path.abspath(os.path.expanduser(text))
+
+
+def path(name: str | os.PathLike) -> epath.Path:
+  """An etils Path for a local or remote file or folder."""
+  return epath.Path(name)
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:

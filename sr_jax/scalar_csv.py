@@ -3,36 +3,48 @@
 `W/scalars.csv` has one row per scalar written: step, tag (e.g.
 'train/l_g_total', 'val/psnr'), value. Notebooks and scripts read it with
 any CSV reader (pandas, csv), no TensorBoard reader needed. Rows are
-appended and flushed as they are written, so a resumed run continues the
+appended and flushed as they are written (in a remote workdir, gs:// and
+the like, the file is rewritten whole), so a resumed run continues the
 same file (a step logged twice, before and after a crash, appears twice:
 keep the last).
 """
 import csv
+import io
 import os
 from typing import Any, Mapping
 
 from clu.metric_writers import interface
+from etils import epath
 import numpy as np
 
 FILENAME = 'scalars.csv'
 
 
 class CsvScalarWriter(interface.MetricWriter):
-  """A clu MetricWriter that keeps only scalars, in W/scalars.csv."""
+  """A clu MetricWriter that keeps only scalars, in W/scalars.csv (a local
+  or remote workdir: an object store has no append, so there the file is
+  rewritten whole at each write)."""
 
   def __init__(self, workdir: str):
     self.path = os.path.join(workdir, FILENAME)
-    new = not os.path.exists(self.path)
-    self._file = open(self.path, 'a', newline='')  # pylint: disable=consider-using-with
+    self._remote = '://' in self.path
+    if self._remote:
+      target = epath.Path(self.path)
+      self._file = io.StringIO(newline='')
+      self._file.write(target.read_text() if target.exists() else '')
+      new = not self._file.tell()
+    else:
+      new = not os.path.exists(self.path)
+      self._file = open(self.path, 'a', newline='')  # pylint: disable=consider-using-with
     self._csv = csv.writer(self._file)
     if new:
       self._csv.writerow(['step', 'tag', 'value'])
-      self._file.flush()
+      self.flush()
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
     for tag, value in scalars.items():
       self._csv.writerow([int(step), tag, repr(float(np.asarray(value)))])
-    self._file.flush()
+    self.flush()
 
   # Images, texts and the rest go to TensorBoard only.
   def write_images(self, step, images):
@@ -57,10 +69,14 @@ class CsvScalarWriter(interface.MetricWriter):
     del step, values, metadata
 
   def flush(self) -> None:
-    self._file.flush()
+    if self._remote:
+      epath.Path(self.path).write_text(self._file.getvalue())
+    else:
+      self._file.flush()
 
   def close(self) -> None:
     if not self._file.closed:
+      self.flush()
       self._file.close()
 
 
@@ -68,7 +84,7 @@ def read_scalars(workdir: str) -> dict[str, list[tuple[int, float]]]:
   """{tag: [(step, value), ...]} of W/scalars.csv, in step order, the last
   value kept where a resumed run logged a step again."""
   out: dict[str, dict[int, float]] = {}
-  with open(os.path.join(workdir, FILENAME), newline='') as f:
-    for row in csv.DictReader(f):
-      out.setdefault(row['tag'], {})[int(row['step'])] = float(row['value'])
+  text = epath.Path(os.path.join(workdir, FILENAME)).read_text()
+  for row in csv.DictReader(io.StringIO(text, newline='')):
+    out.setdefault(row['tag'], {})[int(row['step'])] = float(row['value'])
   return {tag: sorted(values.items()) for tag, values in out.items()}

@@ -222,7 +222,7 @@ def _check_resume_config(step, saved, config, workdir, allow: bool) -> None:
         f'{workdir} was written by an sr_jax from before training phases, '
         'whose train state cannot be resumed. Start a new --workdir from '
         'its generator with --config.generator.init_from='
-        f'{os.path.abspath(workdir)}.')
+        f'{workdir}.')
   changes = config_checks.config_changes(saved, config)
   if not changes:
     return
@@ -235,9 +235,11 @@ def _check_resume_config(step, saved, config, workdir, allow: bool) -> None:
         '--workdir, or pass --allow_config_change to resume with these.')
   _print0(f'Resuming with a changed config: {listed}.')
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, 'config_changes.log'), 'a') as f:
-      f.write(f'{time.strftime("%Y-%m-%d %H:%M:%S")} at step {step}: '
-              f'{listed}\n')
+    log = io_utils.path(workdir) / 'config_changes.log'
+    # Read and rewritten (object stores have no append).
+    log.write_text((log.read_text() if log.exists() else '') +
+                   f'{time.strftime("%Y-%m-%d %H:%M:%S")} at step {step}: '
+                   f'{listed}\n')
 
 
 def _due(step: int, every: int, end_step: int) -> bool:
@@ -254,6 +256,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   length) is refused, unless allow_config_change: then the change is
   appended to W/config_changes.log.
   """
+  # A local folder, file://..., or any etils / fsspec URL (gs://...).
+  workdir = io_utils.workdir_path(workdir)
   # --- Recipe: networks, phases and frozen weights, before anything slow.
   recipe = check_config(config)
   recipe, aux = load_frozen_networks(recipe, config)
@@ -286,14 +290,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         'so its LR images are used and config.degradation.name=%r is not '
         'applied.', config.degradation.name)
   try:
-    os.makedirs(workdir, exist_ok=True)
+    io_utils.path(workdir).mkdir(parents=True, exist_ok=True)
   except OSError as e:
     raise ConfigError(f'Cannot create --workdir {workdir}: {e}.') from None
-  if (why := io_utils.write_probe(workdir, size=4096)) is not None:
+  remote = io_utils.is_remote(workdir)
+  if not remote and (
+      why := io_utils.write_probe(workdir, size=4096)) is not None:
     raise ConfigError(f'Cannot write to --workdir {workdir}: {why}. Use a '
                       'writable folder with free space.')
   # One trainer per workdir (process 0 holds the lock for all processes).
-  with (run_lock.RunLock(workdir) if jax.process_index() == 0
+  # An object store has no exclusive create: a remote workdir is not
+  # locked.
+  with (run_lock.RunLock(workdir) if jax.process_index() == 0 and not remote
         else contextlib.nullcontext()):
     return _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
                   allow_config_change)

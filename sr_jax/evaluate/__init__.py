@@ -13,6 +13,7 @@ are rounded to uint8; bicubic up-sampling of the same LR is the baseline
 phase's best checkpoint, lower-is-better metrics included.
 """
 import dataclasses
+import io
 import os
 from typing import Callable, Iterable, Sequence
 
@@ -26,6 +27,7 @@ from PIL import ImageDraw
 
 from sr_jax import data as data_lib
 from sr_jax import degradations
+from sr_jax import io_utils
 from sr_jax import metrics as sr_metrics
 from sr_jax import weights
 # to_uint8 is part of this module's API.
@@ -327,7 +329,12 @@ def best_metric(config) -> tuple[str, str, bool]:
 
 
 def save_strips(directory: str, strips: Sequence[tuple[str, np.ndarray]]):
-  os.makedirs(directory, exist_ok=True)
+  """Writes each strip as DIRECTORY/<name>.png (a local or remote
+  folder)."""
+  folder = io_utils.path(directory)
+  folder.mkdir(parents=True, exist_ok=True)
   for name, strip in strips:
     stem = os.path.splitext(os.path.basename(name))[0]
-    Image.fromarray(strip).save(os.path.join(directory, f'{stem}.png'))
+    png = io.BytesIO()
+    Image.fromarray(strip).save(png, format='PNG')
+    (folder / f'{stem}.png').write_bytes(png.getvalue())
