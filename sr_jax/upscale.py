@@ -29,7 +29,6 @@ output for the host.
 """
 import argparse
 import glob
-import json
 import os
 import sys
 import time
@@ -37,6 +36,7 @@ from typing import Optional, Sequence
 
 from sr_jax.inference import generator_loading
 from sr_jax.inference import image_files
+from sr_jax.inference import onnx_backend
 from sr_jax.inference import pre_pad
 from sr_jax.inference import tiling
 
@@ -52,17 +52,13 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('input', metavar='INPUT', help='image file, folder or glob')
   p.add_argument('-o', '--output', required=True, metavar='OUT',
                  help='output folder (or file, for one input file)')
-  src = p.add_mutually_exclusive_group(required=True)
-  src.add_argument('--weights', help='converted .npz, or .pth/.safetensors')
-  src.add_argument('--checkpoint', metavar='WORKDIR',
-                   help="a training run's --workdir (its EMA generator)")
-  p.add_argument('--which', choices=('best', 'latest'), default='best',
-                 help='checkpoint to use with --checkpoint (default best)')
-  p.add_argument('--arch', help='generator name, when the weights do not say')
-  p.add_argument('--scale', type=int,
-                 help='network scale (read off the weights when omitted)')
-  p.add_argument('--model-kwargs', default='{}', metavar='JSON',
-                 help='other generator settings, e.g. \'{"act_type": "relu"}\'')
+  generator_loading.add_source_flags(
+      p, weights_help='converted .npz, or .pth/.safetensors; or, with '
+      '--backend onnxruntime, an .onnx file from python -m sr_jax.export')
+  p.add_argument('--backend', choices=('jax', 'onnxruntime'), default='jax',
+                 help='what runs the network (default jax); onnxruntime '
+                 'runs an .onnx file, or exports the generator first (pip '
+                 'install jax2onnx onnxruntime)')
   p.add_argument('--outscale', type=float,
                  help='final scale (default: the network scale); the '
                  'network output is then held in float32 for the resize '
@@ -168,10 +164,10 @@ class _TileBar:
 class _Upscaler:
   """The network of one run: tiled, optionally ensembled, with progress."""
 
-  def __init__(self, args, module, variables, scale: int):
+  def __init__(self, args, run_batch: tiling.RunBatch, multiple: int,
+               scale: int):
     self.args, self.scale = args, scale
-    self.run_batch = generator_loading.make_run_batch(module, variables)
-    self.multiple = generator_loading.input_multiple(module)
+    self.run_batch, self.multiple = run_batch, multiple
     self.bar = None
 
   def _network(self, rgb, sink) -> None:
@@ -257,14 +253,9 @@ def _error(message: str) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   try:
-    model_kwargs = json.loads(args.model_kwargs)
-    if not isinstance(model_kwargs, dict):
-      raise ValueError('not a JSON object')
+    model_kwargs = generator_loading.model_kwargs_from_flags(args)
   except ValueError as e:
-    return _error(f'--model-kwargs {args.model_kwargs!r}: {e}; expected e.g. '
-                  '\'{"num_feat": 64}\'.')
-  if args.scale is not None:
-    model_kwargs['scale'] = args.scale
+    return _error(str(e))
   for flag, value, low in (('--tile', args.tile, 0),
                            ('--tile-pad', args.tile_pad, 0),
                            ('--pre-pad', args.pre_pad, 0),
@@ -285,14 +276,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   'it must be a folder.')
 
   try:
-    module, variables, scale = generator_loading.load_generator_for_inference(
-        weights=args.weights, checkpoint=args.checkpoint, arch=args.arch,
-        model_kwargs=model_kwargs, dtype=args.dtype, which=args.which)
+    if args.backend == 'onnxruntime':
+      net = onnx_backend.load_onnx_generator(
+          weights=args.weights, checkpoint=args.checkpoint, arch=args.arch,
+          model_kwargs=model_kwargs, dtype=args.dtype, which=args.which)
+      run_batch, multiple, scale = net, net.input_multiple, net.scale
+      about = f'{net.name} x{scale} (onnxruntime, {net.provider})'
+    else:
+      module, variables, scale = (
+          generator_loading.load_generator_for_inference(
+              weights=args.weights, checkpoint=args.checkpoint,
+              arch=args.arch, model_kwargs=model_kwargs, dtype=args.dtype,
+              which=args.which))
+      run_batch = generator_loading.make_run_batch(module, variables)
+      multiple = generator_loading.input_multiple(module)
+      about = f'{type(module).__name__} x{scale} ({args.dtype})'
   except (OSError, ValueError, ImportError) as e:
     return _error(str(e))
-  print(f'{type(module).__name__} x{scale} ({args.dtype}), '
-        f'{len(inputs)} image(s) -> {args.output}', file=sys.stderr)
-  upscaler = _Upscaler(args, module, variables, scale)
+  print(f'{about}, {len(inputs)} image(s) -> {args.output}', file=sys.stderr)
+  upscaler = _Upscaler(args, run_batch, multiple, scale)
 
   failed, written, start = [], set(), time.time()
   for i, src in enumerate(inputs, 1):

@@ -17,7 +17,9 @@ Sources:
                       recognised from the key names (each model file's
                       `recognise`).
 """
+import argparse
 import functools
+import json
 import os
 import sys
 from typing import Any, Callable, Mapping
@@ -76,6 +78,8 @@ def load_generator_for_inference(
   if checkpoint is None and (phase is not None or step is not None):
     raise ValueError('--phase / --step pick a checkpoint of a --checkpoint '
                      'run, not of --weights.')
+  if arch is not None:
+    models.GENERATORS.get(arch)  # ValueError listing the generators.
   dtype = jnp.dtype(dtype)
   model_kwargs = dict(model_kwargs or {})
   if checkpoint is not None:
@@ -97,6 +101,39 @@ def load_generator_for_inference(
     return module, loaded.variables, scale
 
   return generators.load_generator_file(weights, arch, model_kwargs, dtype)
+
+
+def add_source_flags(p: argparse.ArgumentParser,
+                     weights_help: str = 'converted .npz, or '
+                     '.pth/.safetensors') -> None:
+  """The command-line flags of load_generator_for_inference's arguments:
+  --weights / --checkpoint (one required), --which, --arch, --scale,
+  --model-kwargs (read back with model_kwargs_from_flags)."""
+  src = p.add_mutually_exclusive_group(required=True)
+  src.add_argument('--weights', help=weights_help)
+  src.add_argument('--checkpoint', metavar='WORKDIR',
+                   help="a training run's --workdir (its EMA generator)")
+  p.add_argument('--which', choices=('best', 'latest'), default='best',
+                 help='checkpoint to use with --checkpoint (default best)')
+  p.add_argument('--arch', help='generator name, when the weights do not say')
+  p.add_argument('--scale', type=int,
+                 help='network scale (read off the weights when omitted)')
+  p.add_argument('--model-kwargs', default='{}', metavar='JSON',
+                 help='other generator settings, e.g. \'{"act_type": "relu"}\'')
+
+
+def model_kwargs_from_flags(args: argparse.Namespace) -> dict[str, Any]:
+  """--model-kwargs with --scale merged in; ValueError saying the fix."""
+  try:
+    model_kwargs = json.loads(args.model_kwargs)
+    if not isinstance(model_kwargs, dict):
+      raise ValueError('not a JSON object')
+  except ValueError as e:
+    raise ValueError(f'--model-kwargs {args.model_kwargs!r}: {e}; expected '
+                     'e.g. \'{"num_feat": 64}\'.') from None
+  if args.scale is not None:
+    model_kwargs['scale'] = args.scale
+  return model_kwargs
 
 
 def input_multiple(module: nn.Module) -> int:
