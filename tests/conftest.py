@@ -59,6 +59,28 @@ def random_lpips_alex_weights(tmp_path_factory):
   return path
 
 
+def random_variables(module, seed=0):
+  """Variables of a generator `module` drawn in numpy (no per-leaf XLA
+  compiles): conv kernels N(0, 1/fan_in) so activations stay O(1) through
+  any depth and outputs near [0, 1], and biases, PReLU slopes and BN
+  statistics visibly non-trivial, so a truncated receptive field shows in
+  the output."""
+  rng = np.random.default_rng(seed)
+  shapes = jax.eval_shape(module.init, jax.random.key(0),
+                          jnp.zeros((1, 16, 16, module.num_in_ch)))
+
+  def draw(path, leaf):
+    name = path[-1].key
+    if name == 'kernel':
+      fan_in = int(np.prod(leaf.shape[:-1]))
+      return rng.normal(0, fan_in ** -0.5, leaf.shape).astype(np.float32)
+    offset = {'var': 1.0, 'scale': 1.0, 'negative_slope': 0.2}.get(name, 0.0)
+    return (offset + 0.1 * np.abs(rng.normal(size=leaf.shape))).astype(
+        np.float32)
+
+  return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
 def run_python(args, env_extra=None, timeout=600, cwd=REPO):
   """Runs `python ARGS` in the repo (or cwd); returns the CompletedProcess."""
   env = dict(os.environ)

@@ -12,6 +12,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from conftest import random_variables
+
 from sr_jax import models
 from sr_jax import upscale
 from sr_jax.inference import onnx_backend
@@ -24,26 +26,6 @@ from sr_jax import export  # noqa: E402  (needs jax2onnx)
 
 # (batch, height, width): odd, unequal sizes, so x2 / x1 RRDBNets pad.
 SIZES = ((1, 13, 18), (2, 22, 9))
-
-
-def random_variables(module, seed=0):
-  """Variables drawn in numpy: conv kernels N(0, 1/fan_in) so activations
-  stay O(1) and outputs near [0, 1] (the 1e-4 tolerance is absolute), and
-  biases / PReLU slopes non-trivial."""
-  rng = np.random.default_rng(seed)
-  shapes = jax.eval_shape(module.init, jax.random.key(0),
-                          jnp.zeros((1, 16, 16, module.num_in_ch)))
-
-  def draw(path, leaf):
-    name = path[-1].key
-    if name == 'kernel':
-      fan_in = int(np.prod(leaf.shape[:-1]))
-      return rng.normal(0, fan_in ** -0.5, leaf.shape).astype(np.float32)
-    offset = {'var': 1.0, 'scale': 1.0, 'negative_slope': 0.2}.get(name, 0.0)
-    return (offset + 0.1 * np.abs(rng.normal(size=leaf.shape))).astype(
-        np.float32)
-
-  return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
 def jax_reference(module, variables, x, multiple=1):
