@@ -63,11 +63,12 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
 
 
 # Fields a resume may change freely: cadence, data loading, evaluation,
-# weight paths and how long the run goes on.
+# weight paths, how long the run goes on, and rematerialisation (same
+# numbers, less memory: e.g. to resume on a smaller accelerator).
 RESUMABLE_CHANGES = (
     'stop_at_step', 'log_every', 'eval_every', 'checkpoint_every',
     'keep_checkpoints', 'num_val_strips', 'evals', 'best_metric', 'frozen',
-    'variant',
+    'variant', 'remat',
     'frozen_drop_if_missing', 'on_nonfinite', 'max_nonfinite_skips',
     'data.num_workers', 'data.val_dir', 'data.val_max_images',
     'data.val_max_size', 'data.cache_images', 'data.max_bad_fraction')

@@ -104,6 +104,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 16  # Global, split over all devices of all processes.
   # Compute dtype of the networks: 'float32' or 'bfloat16' (params stay f32).
   c.dtype = 'float32'
+  # Activation checkpointing: recompute each generator block's activations
+  # in the backward pass instead of keeping them (more compute, less
+  # memory on GPU / TPU; for batches / patches that do not fit otherwise).
+  # Same numbers, same parameters; generators with blocks: rrdbnet,
+  # srresnet, msrresnet, srvgg (models.layers.maybe_remat).
+  c.remat = False
 
   c.data = default_data_config()
   c.data.gt_size = 128

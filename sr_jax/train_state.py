@@ -143,6 +143,19 @@ def build_network(config: ml_collections.ConfigDict, name: str) -> Network:
     cls = models.GENERATORS.get(entry.name)
     if 'scale' in models.module_fields(cls):
       kwargs.setdefault('scale', config.scale)
+    if config.get('remat', False):
+      # Per-block rematerialisation (models.layers.maybe_remat), for every
+      # generator that has blocks; the SR generator must.
+      if 'remat' in models.module_fields(cls):
+        kwargs.setdefault('remat', True)
+      elif name == MAIN_GENERATOR:
+        able = [n for n in models.GENERATORS.names()
+                if 'remat' in models.module_fields(models.GENERATORS.get(n))]
+        raise ValueError(
+            f'config.remat=True, but config.{name}.name={entry.name!r} has '
+            f'no rematerialised blocks (generators with them: {able}); set '
+            'config.remat=False or give the module a `remat` field '
+            '(models.layers.maybe_remat).')
     module = models.get_generator(entry.name, dtype=dtype, **kwargs)
     side = gt if entry.get('input', 'lr') == 'hr' else gt // config.scale
   elif entry.kind == 'discriminator':

@@ -3,6 +3,7 @@ import pytest
 
 from sr_jax import bench
 from conftest import load_config
+from conftest import run_python
 
 
 pytestmark = pytest.mark.slow  # End-to-end runs.
@@ -48,3 +49,85 @@ def test_bench_metrics_times_each_metric_and_skips_missing_weights(
     assert by_name[name]['seconds_per_100_images'] > 0
   assert by_name['niqe']['kind'] == 'no_reference'
   assert by_name['lpips']['skipped'] == 'no lpips_alex weights'
+
+
+# XLA's CPU backend without LLVM optimisation: the tiny programs below then
+# compile in a fraction of the time (their speed is not what is tested).
+FAST_COMPILE = {'XLA_FLAGS': '--xla_backend_optimization_level=0'}
+
+
+def _fields(line: str) -> dict:
+  """A `_print_row` line -> {key: value string}."""
+  return dict(part.split(': ', 1) for part in line.split(' | '))
+
+
+def _table_rows(stdout: str) -> list[list[str]]:
+  lines = [line for line in stdout.splitlines() if line.startswith('| ')]
+  return [[c.strip() for c in line.strip('|').split('|')]
+          for line in lines[2:]]  # After the header and its rule.
+
+
+def test_peak_flops_by_device_kind():
+  assert bench.peak_flops('NVIDIA H100 80GB HBM3', 'bfloat16') == 989e12
+  assert bench.peak_flops('NVIDIA H100 PCIe', 'float32') == 378e12
+  assert bench.peak_flops('NVIDIA H200', 'float32') == 495e12
+  assert bench.peak_flops('NVIDIA A100-SXM4-80GB', 'bfloat16') == 312e12
+  assert bench.peak_flops('TPU v5 lite', 'bfloat16') == 197e12
+  assert bench.peak_flops('TPU v5p', 'bfloat16') == 459e12
+  assert bench.peak_flops('TPU v6 lite', 'float32') == 918e12
+  assert bench.peak_flops('cpu', 'float32') is None
+  assert bench.peak_flops('NVIDIA H100 NVL', 'bfloat16') is None
+
+
+def test_bench_suite_reduced_prints_every_row():
+  done = run_python(['-m', 'sr_jax.bench', 'suite', '--reduced'],
+                    env_extra=FAST_COMPILE)
+  assert done.returncode == 0, done.stderr[-3000:]
+  rows = _table_rows(done.stdout)
+  by_name = {}
+  for row in rows:
+    by_name.setdefault(row[0].split(' (')[0], []).append(row)
+  assert set(by_name) == {'GAN step', 'PSNR step', 'upscale RRDBNet x4',
+                          'input pipeline', 'torch ESRGAN step'}, rows
+  gan = by_name['GAN step']
+  assert sorted((int(r[1]), r[2]) for r in gan) == [
+      (2, 'bfloat16'), (2, 'float32'), (4, 'bfloat16'), (4, 'float32')]
+  for row in gan + by_name['PSNR step']:
+    assert float(row[3]) > 0  # Compile seconds.
+    assert float(row[4].removesuffix(' steps/s')) > 0
+    assert float(row[5]) > 0 and row[6] == 'n/a'  # GFLOP; MFU on a CPU.
+    assert float(row[7]) > 0  # XLA's temporary buffers, GiB.
+  flops = {(int(r[1]), r[2]): float(r[5]) for r in gan}
+  # FLOPs of a step grow with its batch (XLA's count, not a guess).
+  assert 1.6 < flops[(4, 'float32')] / flops[(2, 'float32')] < 2.4
+  assert [r[2] for r in by_name['upscale RRDBNet x4']] == ['float32',
+                                                           'bfloat16']
+  for row in by_name['upscale RRDBNet x4']:
+    assert float(row[4].removesuffix(' LR Mpx/s')) > 0
+  (data_row,) = by_name['input pipeline']
+  assert float(data_row[4].split(' HR patches/s')[0]) > 0
+  assert 'x the GAN step' in data_row[4]
+  torch_rows = by_name['torch ESRGAN step']
+  assert [r[2] for r in torch_rows] == ['float32', 'bf16 autocast']
+  for row in torch_rows:
+    assert float(row[4].removesuffix(' steps/s')) > 0, row
+
+
+def test_bench_compare_reports_both_sides_and_their_ratio():
+  done = run_python(['-m', 'sr_jax.bench', 'compare', '--repeats=1',
+                     '--infer_size=16', '--infer_blocks=1', '--num_feat=8',
+                     '--gan_batch=2', '--gan_gt_size=32', '--gan_blocks=1'],
+                    env_extra=FAST_COMPILE)
+  assert done.returncode == 0, done.stderr[-3000:]
+  lines = done.stdout.splitlines()
+  threads = int(lines[0].split('threads: ')[1].split()[0])
+  rows = [_fields(line) for line in lines if line.startswith('stage: ')]
+  assert [r['stage'].split(' (')[0] for r in rows] == [
+      'RRDBNet x4 inference', 'ESRGAN GAN step']
+  for row in rows:
+    assert int(row['threads']) == threads >= 1
+    torch_s, jax_s = float(row['torch_s']), float(row['jax_s'])
+    assert torch_s > 0 and jax_s > 0
+    assert float(row['ratio']) == pytest.approx(torch_s / jax_s, rel=0.02)
+  # JAX ran the torch weights, converted: the same network.
+  assert float(rows[0]['max_abs_diff']) < 1e-4

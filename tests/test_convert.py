@@ -1,12 +1,10 @@
 """Numerical parity of converted PyTorch weights with independent references.
 
-The PyTorch modules below are written from the published architectures
-(ESRGAN's RRDBNet as in BasicSR, BasicSR's VGGStyleDiscriminator, torchvision's
-vgg19 `features`), given random weights, converted with
+The PyTorch modules (sr_jax.torch_reference) are written from the published
+architectures (ESRGAN's RRDBNet as in BasicSR, BasicSR's VGGStyleDiscriminator,
+torchvision's vgg19 `features`), given random weights, converted with
 sr_jax.convert.convert_state_dict and run on the same random inputs.
 """
-import math
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from sr_jax import models
 from sr_jax.models import layers
 
 torch = pytest.importorskip('torch')
+from sr_jax import torch_reference  # noqa: E402  (needs torch)
 tnn = torch.nn
 F = torch.nn.functional
 
@@ -35,114 +34,26 @@ def rand_image(n, c, h, w, seed=0):
 
 
 # ------------------------------------------------- PyTorch reference models --
+# sr_jax.torch_reference: BasicSR's RRDBNet, VGGStyleDiscriminator (stages
+# generalised to any 4 * 2^k) and torchvision's vgg19 `features`, written
+# from the published code; small sizes here.
 
-class TorchRDB(tnn.Module):
-
-  def __init__(self, nf, gc):
-    super().__init__()
-    for i in range(1, 5):
-      setattr(self, f'conv{i}', tnn.Conv2d(nf + (i - 1) * gc, gc, 3, 1, 1))
-    self.conv5 = tnn.Conv2d(nf + 4 * gc, nf, 3, 1, 1)
-
-  def forward(self, x):
-    feats = [x]
-    for i in range(1, 5):
-      conv = getattr(self, f'conv{i}')
-      feats.append(F.leaky_relu(conv(torch.cat(feats, 1)), 0.2))
-    return self.conv5(torch.cat(feats, 1)) * 0.2 + x
+def TorchRRDBNet(scale, nf=8, nb=2, gc=4, nin=3, nout=3):
+  net = torch_reference.RRDBNet(nin, nout, scale, nf, nb, gc)
+  # PyTorch's default init everywhere: BasicSR's 0.1-scaled dense blocks
+  # would hide an error inside them behind the 0.2-scaled residuals.
+  for m in net.modules():
+    if isinstance(m, tnn.Conv2d):
+      m.reset_parameters()
+  return net
 
 
-class TorchRRDB(tnn.Module):
-
-  def __init__(self, nf, gc):
-    super().__init__()
-    self.rdb1, self.rdb2, self.rdb3 = (TorchRDB(nf, gc) for _ in range(3))
-
-  def forward(self, x):
-    return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
-
-
-def torch_pixel_unshuffle(x, s):
-  b, c, hh, ww = x.shape
-  x = x.view(b, c, hh // s, s, ww // s, s).permute(0, 1, 3, 5, 2, 4)
-  return x.reshape(b, c * s * s, hh // s, ww // s)
-
-
-class TorchRRDBNet(tnn.Module):
-
-  def __init__(self, scale, nf=8, nb=2, gc=4, nin=3, nout=3):
-    super().__init__()
-    self.scale = scale
-    in_ch = nin * {1: 16, 2: 4}.get(scale, 1)
-    self.conv_first = tnn.Conv2d(in_ch, nf, 3, 1, 1)
-    self.body = tnn.Sequential(*[TorchRRDB(nf, gc) for _ in range(nb)])
-    self.conv_body = tnn.Conv2d(nf, nf, 3, 1, 1)
-    self.ups = 3 if scale == 8 else 2
-    for i in range(1, self.ups + 1):
-      setattr(self, f'conv_up{i}', tnn.Conv2d(nf, nf, 3, 1, 1))
-    self.conv_hr = tnn.Conv2d(nf, nf, 3, 1, 1)
-    self.conv_last = tnn.Conv2d(nf, nout, 3, 1, 1)
-
-  def forward(self, x):
-    if self.scale in (1, 2):
-      x = torch_pixel_unshuffle(x, 4 // self.scale)
-    feat = self.conv_first(x)
-    feat = feat + self.conv_body(self.body(feat))
-    for i in range(1, self.ups + 1):
-      up = F.interpolate(feat, scale_factor=2, mode='nearest')
-      feat = F.leaky_relu(getattr(self, f'conv_up{i}')(up), 0.2)
-    return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
-
-
-class TorchVGGStyle(tnn.Module):
-  """BasicSR's VGGStyleDiscriminator, stages generalised to any 4 * 2^k."""
-
-  def __init__(self, nin, nf, input_size, use_bn=True):
-    super().__init__()
-    self.stages = int(math.log2(input_size // 4))
-    self.use_bn = use_bn
-    self.conv0_0 = tnn.Conv2d(nin, nf, 3, 1, 1, bias=True)
-    prev = nf
-    for i in range(self.stages):
-      ch = nf * min(2**i, 8)
-      if i > 0:
-        setattr(self, f'conv{i}_0', tnn.Conv2d(prev, ch, 3, 1, 1,
-                                               bias=not use_bn))
-        if use_bn:
-          setattr(self, f'bn{i}_0', tnn.BatchNorm2d(ch, affine=True))
-      setattr(self, f'conv{i}_1', tnn.Conv2d(ch, ch, 4, 2, 1, bias=not use_bn))
-      if use_bn:
-        setattr(self, f'bn{i}_1', tnn.BatchNorm2d(ch, affine=True))
-      prev = ch
-    self.linear1 = tnn.Linear(prev * 4 * 4, 100)
-    self.linear2 = tnn.Linear(100, 1)
-
-  def forward(self, x):
-    x = F.leaky_relu(self.conv0_0(x), 0.2)
-    for i in range(self.stages):
-      for j in ((0, 1) if i > 0 else (1,)):
-        x = getattr(self, f'conv{i}_{j}')(x)
-        if self.use_bn:
-          x = getattr(self, f'bn{i}_{j}')(x)
-        x = F.leaky_relu(x, 0.2)
-    x = F.leaky_relu(self.linear1(x.view(x.size(0), -1)), 0.2)
-    return self.linear2(x)
-
-
-VGG19_CFG = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M',
-             512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M']
+TorchVGGStyle = torch_reference.VGGStyleDiscriminator
 
 
 def torch_vgg19_features():
   """torchvision's vgg19().features: same module indices (features.0 ... 36)."""
-  modules, prev = [], 3
-  for v in VGG19_CFG:
-    if v == 'M':
-      modules.append(tnn.MaxPool2d(2, 2))
-    else:
-      modules += [tnn.Conv2d(prev, v, 3, padding=1), tnn.ReLU()]
-      prev = v
-  features = tnn.Sequential(*modules)
+  features = torch_reference.vgg19_features()
   for m in features:
     if isinstance(m, tnn.Conv2d):  # Keeps activations O(1) through 16 layers.
       tnn.init.kaiming_normal_(m.weight, nonlinearity='relu')

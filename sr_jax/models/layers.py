@@ -46,6 +46,33 @@ def torch_default_bias_init(fan_in: int) -> Initializer:
   return init
 
 
+def maybe_remat(target, remat: bool, static_argnums: tuple[int, ...] = ()):
+  """`target` rematerialised in the backward pass when `remat`, else itself.
+
+  The one mechanism behind `config.remat` (activation checkpointing): of a
+  rematerialised block only the input is kept for the backward pass, and
+  its inner activations are recomputed there, which costs about one more
+  forward pass of the blocks and frees most of the activation memory of a
+  deep trunk. Parameter names and values do not change, so checkpoints and
+  converted weights load either way. (XLA's CPU backend drops remat's
+  optimisation barriers and merges the recomputation back: the saving is
+  on GPUs and TPUs.)
+
+  target: a block's Module class, or a function (module, *args) that
+    creates and runs a unit of layers inside a compact method (for layers
+    that are siblings in the parameter tree, as in srvgg).
+  static_argnums: Python-valued arguments such as `train`, counting the
+    module as 0 (a block called as block(x, train): (2,)).
+
+  A generator opts in with a field `remat: bool = False` and its repeated
+  block built as `block = layers.maybe_remat(Block, self.remat)`; the
+  trainer sets it from config.remat.
+  """
+  if not remat:
+    return target
+  return nn.remat(target, static_argnums=static_argnums)
+
+
 def leaky_relu(x: jax.Array) -> jax.Array:
   """LeakyReLU(0.2), as used throughout ESRGAN and its discriminator."""
   return nn.leaky_relu(x, negative_slope=0.2)

@@ -57,6 +57,8 @@ class MSRResNet(nn.Module):
   and w work. `train` is unused (no BN) but kept so all generators share one
   signature. scale is BasicSR's `upscale`: 2 and 3 use one upconv1 + pixel
   shuffle by 2 or 3, 4 uses upconv1 and upconv2, each + pixel shuffle by 2.
+  remat=True rematerialises each residual block in the backward pass
+  (`layers.maybe_remat`); parameters are unchanged.
   """
   # The `:runlocal` size: the smallest with every kind of layer.
   TINY_KWARGS = dict(num_feat=8, num_block=1)
@@ -65,6 +67,7 @@ class MSRResNet(nn.Module):
   num_feat: int = 64
   num_block: int = 16
   scale: int = 4
+  remat: bool = False
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -90,9 +93,9 @@ class MSRResNet(nn.Module):
     x = x.astype(self.dtype)
 
     feat = _lrelu(conv(nf, name='conv_first')(x))
+    block = layers.maybe_remat(ResidualBlockNoBN, self.remat)
     for i in range(self.num_block):
-      feat = ResidualBlockNoBN(nf, self.dtype, self.param_dtype,
-                               name=f'body_{i}')(feat)
+      feat = block(nf, self.dtype, self.param_dtype, name=f'body_{i}')(feat)
     # Sub-pixel convolution; x4 is two x2 steps, as in BasicSR.
     steps = (2, 2) if self.scale == 4 else (self.scale,)
     for i, r in enumerate(steps, start=1):

@@ -49,6 +49,8 @@ class SRResNet(nn.Module):
   target is in [0, 1]; the paper's tanh output in [-1, 1] is not used so that
   all generators share one range). With train=True, apply with
   mutable=['batch_stats'] to update the BN running statistics.
+  remat=True rematerialises each residual block in the backward pass
+  (`layers.maybe_remat`); parameters are unchanged.
   """
   # The `:runlocal` size: the smallest with every kind of layer.
   TINY_KWARGS = dict(num_feat=8, num_block=1)
@@ -57,6 +59,7 @@ class SRResNet(nn.Module):
   scale: int = 4
   num_feat: int = 64
   num_block: int = 16
+  remat: bool = False
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -75,8 +78,9 @@ class SRResNet(nn.Module):
     feat = layers.Conv(nf, 9, name='conv_first', **kw)(x)
     feat = layers.PReLU(param_dtype=self.param_dtype, name='prelu_first')(feat)
     body = feat
+    block = layers.maybe_remat(ResidualBlockBN, self.remat, static_argnums=(2,))
     for i in range(self.num_block):
-      body = ResidualBlockBN(nf, name=f'body_{i}', **kw)(body, train)
+      body = block(nf, name=f'body_{i}', **kw)(body, train)
     body = layers.Conv(nf, 3, use_bias=False, name='conv_body', **kw)(body)
     feat = feat + layers.batch_norm(train, name='bn_body', **kw)(body)
 

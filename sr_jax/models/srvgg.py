@@ -39,6 +39,8 @@ class SRVGGNetCompact(nn.Module):
   scale is Real-ESRGAN's `upscale`; act_type is 'prelu' (per-channel
   PReLU, the released models), 'lrelu' (LeakyReLU 0.1) or 'relu'.
   Defaults are realesr-general-x4v3's (realesr-animevideov3: num_conv=16).
+  remat=True rematerialises each trunk unit (conv + activation) in the
+  backward pass (`layers.maybe_remat`); parameters are unchanged.
   """
   # The `:runlocal` size: the smallest with every kind of layer.
   TINY_KWARGS = dict(num_feat=8, num_conv=2)
@@ -48,6 +50,7 @@ class SRVGGNetCompact(nn.Module):
   num_conv: int = 32
   scale: int = 4
   act_type: str = 'prelu'
+  remat: bool = False
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -81,9 +84,15 @@ class SRVGGNetCompact(nn.Module):
                              param_dtype=self.param_dtype)
     x = x.astype(self.dtype)
     feat = self._activation(1, conv(self.num_feat, name='body_0')(x))
-    for k in range(1, self.num_conv + 1):
+
+    def unit(module, feat, k):
+      # Layers body_{2k} and body_{2k+1} stay siblings in the tree.
       feat = conv(self.num_feat, name=f'body_{2 * k}')(feat)
-      feat = self._activation(2 * k + 1, feat)
+      return module._activation(2 * k + 1, feat)
+
+    unit = layers.maybe_remat(unit, self.remat, static_argnums=(2,))
+    for k in range(1, self.num_conv + 1):
+      feat = unit(self, feat, k)
     r = self.scale
     feat = conv(self.num_out_ch * r * r,
                 name=f'body_{2 * self.num_conv + 2}')(feat)
