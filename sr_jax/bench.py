@@ -634,14 +634,18 @@ class SuiteSizes:
   input_batches: int = 50
   torch_steps: int = 10
   config_variant: str = ''  # The config's variant ('runlocal': tiny nets).
+  # Generator loss terms left out (weight 0) of the JAX steps.
+  drop_terms: tuple[str, ...] = ()
 
 
 FULL = SuiteSizes()
+# The tests' CPU smoke run: tiny networks, and no VGG19 perceptual term in
+# the JAX steps (its compile is most of a CPU's time on the table).
 REDUCED = SuiteSizes(batches=(2, 4), gan_steps=1, psnr_steps=2,
                      upscale_lr_size=24, upscale_tile=16,
                      upscale_batch_tiles=2, upscale_blocks=1, upscale_runs=1,
                      input_batches=2, torch_steps=1,
-                     config_variant='runlocal')
+                     config_variant='runlocal', drop_terms=('perceptual',))
 
 
 def _torch_rows_in_subprocess(config, sizes: SuiteSizes,
@@ -690,6 +694,9 @@ def bench_suite(config, sizes: SuiteSizes, remat: bool = False,
     c = copy.deepcopy(config)
     with c.unlocked():
       c.batch_size, c.dtype, c.remat = batch, dtype, remat
+      for term in sizes.drop_terms:
+        if term in c[phase].losses:
+          c[phase].losses[term].weight = 0.0
     steps.append(bench_train(c, phase, sizes.gan_steps if phase == 'gan'
                              else sizes.psnr_steps, cache))
     _print_row(steps[-1])

@@ -12,6 +12,7 @@ import importlib.util
 import os
 import re
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -99,7 +100,10 @@ def check_no_batch_gathers(gan_step_hlo, hr):
   """No image-sized all-gather in the 4-device GAN step; the same check
   fires on a plain FFT loss, which XLA computes on the gathered batch."""
   one_image = int(np.prod(hr.shape[1:]))
-  big = gathers(gan_step_hlo(), one_image // 3)
+  t0 = time.perf_counter()
+  hlo = gan_step_hlo()
+  print(f'HLO of the 4-device GAN step in {time.perf_counter() - t0:.1f} s')
+  big = gathers(hlo, one_image // 3)
   assert not big, '\n'.join(big)
   print('no image-sized all-gather in the 4-device GAN step')
   sharding = jax.sharding.NamedSharding(
@@ -142,8 +146,10 @@ def _compare(results):
 
 
 def main(vgg_path):
+  t0 = time.perf_counter()
   compare, gan_step_hlo, hr = run_steps(vgg_path)
   compare(broken=False)
+  print(f'first comparison in {time.perf_counter() - t0:.1f} s')
   print('devices=4 same as devices=1')
   try:
     compare(broken=True)

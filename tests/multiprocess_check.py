@@ -8,7 +8,7 @@ single-process reference run.
 
 A worker starts JAX's distributed runtime with sr_jax.distributed (CPU,
 gloo collectives, coordinator on 127.0.0.1), then trains configs/
-esrgan_fft.py:runlocal (1 PSNR + 2 GAN steps) through
+esrgan_fft.py:runlocal (1 PSNR + 2 GAN steps; RaGAN, no VGG19) through
 train.train_and_evaluate, unchanged, in two legs: process 1 sends itself
 SIGTERM while fetching the batch of step 2, so both processes must stop
 after step 2 (saved; train.Preempted), then both resume to step 3. It
@@ -47,10 +47,11 @@ def _config(data_dir, vgg):
   config.batch_size = 4
   config.data.train_dir = data_dir
   config.frozen.vgg19 = vgg
-  # VGG19's compile would double the test's time; the terms that meet
-  # across processes are the FFT (per sample) and RaGP (per-sample
-  # gradient penalty), plus L1 and the batch-coupled RaGAN.
+  # VGG19's compile would double the test's time, the gradient penalty's
+  # add a third: the terms that meet across processes are the FFT (per
+  # sample, on each shard) and L1, and the batch-coupled RaGAN.
   config.gan.losses.perceptual.weight = 0.0
+  config.gan.adversarial_loss = 'ragan'
   config.eval_every = 100  # At the end of each leg.
   return config
 
