@@ -641,7 +641,7 @@ class SuiteSizes:
 FULL = SuiteSizes()
 # The tests' CPU smoke run: tiny networks, and no VGG19 perceptual term in
 # the JAX steps (its compile is most of a CPU's time on the table).
-REDUCED = SuiteSizes(batches=(2, 4), gan_steps=1, psnr_steps=2,
+REDUCED = SuiteSizes(batches=(2,), gan_steps=1, psnr_steps=2,
                      upscale_lr_size=24, upscale_tile=16,
                      upscale_batch_tiles=2, upscale_blocks=1, upscale_runs=1,
                      input_batches=2, torch_steps=1,

@@ -1,12 +1,13 @@
 """Run by test_train.py with 4 faked CPU devices (XLA_FLAGS set by the test).
 
-Takes one PSNR step and one GAN step (RaGP, perceptual, FFT, spectral and
-focal frequency with its batch-wide options) on the same batch with a
-1-device mesh and a 4-device mesh, and checks that losses and updated
-parameters agree; then that the 4-device GAN step's compiled HLO has no
-all-gather of image-sized arrays (each device computes the per-sample
-losses on its own shard), and that this check finds the gathers XLA makes
-for a plain FFT loss.
+Takes one PSNR step and one GAN step (RaGP, perceptual, FFT) on the same
+batch with a 1-device mesh and a 4-device mesh, and checks that losses and
+updated parameters agree; then that the 4-device GAN step's compiled HLO
+has no all-gather of image-sized arrays (each device computes the
+per-sample losses on its own shard), and that this check finds the gathers
+XLA makes for a plain FFT loss; and that the spectral and focal frequency
+losses (with FFL's batch-wide options) on 4 shards equal them on the whole
+batch, values and gradients, without gathers.
 """
 import importlib.util
 import os
@@ -37,9 +38,6 @@ def run_steps(vgg_path):
   config = module.get_config('runlocal')
   config.batch_size = 8
   config.frozen.vgg19 = vgg_path
-  config.gan.losses.spectral = dict(weight=0.01)
-  config.gan.losses.focal_frequency = dict(weight=0.1, ave_spectrum=True,
-                                           batch_matrix=True)
   recipe = ts.build_recipe(config)
   aux, _ = ts.load_aux(recipe, config)
   psnr, gan = recipe.phases
@@ -116,6 +114,41 @@ def check_no_batch_gathers(gan_step_hlo, hr):
   print('the check finds the gathers of a plain FFT loss')
 
 
+def check_frequency_losses_on_shards(hr):
+  """FFT, spectral and focal frequency (ave_spectrum, batch_matrix) losses
+  on 4 shards equal them on the whole batch, values and gradients."""
+  from sr_jax import losses  # pylint: disable=g-import-not-at-top
+  mesh = data_parallel_mesh(jax.devices())
+  sharding = jax.sharding.NamedSharding(mesh,
+                                        jax.sharding.PartitionSpec('data'))
+  rng = np.random.default_rng(1)
+  pred = rng.random(hr.shape, np.float32)
+  target = hr.astype(np.float32) / 255.0
+
+  def total(p, t):
+    return (losses.fft_loss(p, t, norm='l1')
+            + losses.fft_loss(p, t, norm='amplitude_phase')
+            + losses.spectral_loss(p, t)
+            + losses.focal_frequency_loss(p, t, ave_spectrum=True,
+                                          batch_matrix=True))
+
+  def on_mesh(p, t):
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+      return jax.value_and_grad(total)(p, t)
+
+  value, grad = jax.jit(jax.value_and_grad(total))(pred, target)
+  sharded = jax.jit(on_mesh, in_shardings=(sharding, sharding))
+  args = (jax.device_put(pred, sharding), jax.device_put(target, sharding))
+  value4, grad4 = sharded(*args)
+  np.testing.assert_allclose(float(value4), float(value), rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(grad4), np.asarray(grad), rtol=1e-4,
+                             atol=1e-4 * float(np.max(np.abs(grad))))
+  one_image = int(np.prod(hr.shape[1:]))
+  assert not gathers(sharded.lower(*args).compile().as_text(),
+                     one_image // 3)
+  print('frequency losses on 4 shards equal the whole batch')
+
+
 def _compare(results):
   (p1, g1, s1), (p4, g4, s4) = results[1], results[4]
   for name in list(p1) + list(g1):
@@ -158,6 +191,7 @@ def main(vgg_path):
   else:
     raise AssertionError('the comparison passed with a broken batch split')
   check_no_batch_gathers(gan_step_hlo, hr)
+  check_frequency_losses_on_shards(hr)
 
 
 if __name__ == '__main__':

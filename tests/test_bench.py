@@ -92,15 +92,15 @@ def test_bench_suite_reduced_prints_every_row():
                           'input pipeline', 'torch ESRGAN step'}, rows
   gan = by_name['GAN step']
   assert sorted((int(r[1]), r[2]) for r in gan) == [
-      (2, 'bfloat16'), (2, 'float32'), (4, 'bfloat16'), (4, 'float32')]
+      (2, 'bfloat16'), (2, 'float32')]
   for row in gan + by_name['PSNR step']:
     assert float(row[3]) > 0  # Compile seconds.
     assert float(row[4].removesuffix(' steps/s')) > 0
     assert float(row[5]) > 0 and row[6] == 'n/a'  # GFLOP; MFU on a CPU.
     assert float(row[7]) > 0  # XLA's temporary buffers, GiB.
   flops = {(int(r[1]), r[2]): float(r[5]) for r in gan}
-  # FLOPs of a step grow with its batch (XLA's count, not a guess).
-  assert 1.6 < flops[(4, 'float32')] / flops[(2, 'float32')] < 2.4
+  # XLA's count, not a guess: the GAN step does more than the PSNR step.
+  assert flops[(2, 'float32')] > 1.5 * float(by_name['PSNR step'][0][5])
   assert [r[2] for r in by_name['upscale RRDBNet x4']] == ['float32',
                                                            'bfloat16']
   for row in by_name['upscale RRDBNet x4']:

@@ -167,6 +167,8 @@ def test_one_device_and_four_devices_give_the_same_step(random_vgg19_weights):
   assert 'no image-sized all-gather in the 4-device GAN step' in \
       result.stdout, result.stdout
   assert 'the check finds the gathers of a plain FFT loss' in result.stdout
+  assert 'frequency losses on 4 shards equal the whole batch' in \
+      result.stdout
 
 
 def test_config_errors_name_the_setting():
