@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 SBATCH = os.path.join(REPO, 'launch', 'slurm_multi_gpu.sbatch')
@@ -75,6 +77,7 @@ def _layouts(log, tasks):
   return rows
 
 
+@pytest.mark.slow
 def test_slurm_dry_run_gives_8_processes_8_distinct_gpus(tmp_path):
   env, log = _slurm_env(tmp_path, nodes=1, gpus=8)
   result = subprocess.run(
@@ -94,6 +97,7 @@ def test_slurm_dry_run_gives_8_processes_8_distinct_gpus(tmp_path):
           '--config.batch_size=64') in text
 
 
+@pytest.mark.slow
 def test_slurm_layout_when_each_task_is_bound_to_its_gpu(tmp_path):
   env, log = _slurm_env(tmp_path, nodes=2, gpus=2, BIND_GPUS='1')
   result = subprocess.run(

@@ -108,6 +108,7 @@ def _grad_norm(module):
                               for p in module.parameters())))
 
 
+@pytest.mark.slow
 def test_gan_step_matches_sr_jax_gan_step():
   config, recipe, phase, state, aux, hr, pairs, nets = _tiny_gan_setup()
   net_g, net_d, vgg = nets

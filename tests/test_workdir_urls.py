@@ -5,6 +5,7 @@ import os
 from etils.epath import gpath
 from etils.epath import testing as epath_testing
 import numpy as np
+import pytest
 
 from conftest import load_config
 from sr_jax import checkpoint as ckpt_lib
@@ -23,6 +24,7 @@ def test_workdir_path_keeps_urls():
       'file:///tmp/r') and not io_utils.is_remote('/tmp/r')
 
 
+@pytest.mark.slow
 def test_a_file_url_workdir_trains_resumes_and_loads(tmp_path,
                                                       monkeypatch):
   monkeypatch.chdir(tmp_path)
