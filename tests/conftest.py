@@ -20,12 +20,6 @@ if ('JAX_COMPILATION_CACHE_DIR' not in os.environ
   atexit.register(shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'],
                   True)
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
-# XLA's backend optimisations off: the tests' programs are tiny and compile
-# most of their time (measured on tests/test_main.py: 179 s -> 123 s, CPU
-# time -42%). Only XLA's CPU code generation changes, not the HLO; the runs
-# that fake several devices (multidevice_check, the 4-device run) set
-# their own XLA_FLAGS and compile as users' runs do.
-os.environ.setdefault('XLA_FLAGS', '--xla_backend_optimization_level=0')
 
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
@@ -33,6 +27,15 @@ import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# For the `python -m sr_jax.main ...:runlocal` runs the tests start
+# (run_python): XLA's backend optimisations off. Their programs are tiny
+# and compiling is most of their time (tests/test_main.py: 179 s -> 123 s,
+# CPU time -42%). Only XLA's CPU code generation changes, not the HLO.
+# Runs that set their own XLA_FLAGS (faked devices), this process and the
+# notebook kernels (hundreds of steps: optimised code pays there) compile
+# as users' runs do.
+FAST_COMPILE_XLA_FLAGS = '--xla_backend_optimization_level=0'
 
 
 @pytest.fixture(scope='session')
@@ -92,6 +95,7 @@ def run_python(args, env_extra=None, timeout=600, cwd=REPO):
   env = dict(os.environ)
   env['PYTHONPATH'] = os.pathsep.join(
       p for p in (REPO, env.get('PYTHONPATH', '')) if p)
+  env.setdefault('XLA_FLAGS', FAST_COMPILE_XLA_FLAGS)
   env.update(env_extra or {})
   return subprocess.run([sys.executable] + list(args), cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=timeout,

@@ -2,6 +2,7 @@
 import pytest
 
 from sr_jax import bench
+from conftest import FAST_COMPILE_XLA_FLAGS
 from conftest import load_config
 from conftest import run_python
 
@@ -54,7 +55,7 @@ def test_bench_metrics_times_each_metric_and_skips_missing_weights(
 
 # XLA's CPU backend without LLVM optimisation: the tiny programs below then
 # compile in a fraction of the time (their speed is not what is tested).
-FAST_COMPILE = {'XLA_FLAGS': '--xla_backend_optimization_level=0'}
+FAST_COMPILE = {'XLA_FLAGS': FAST_COMPILE_XLA_FLAGS}
 
 
 def _fields(line: str) -> dict:

@@ -91,6 +91,7 @@ def rrdb_x2(tmp_path_factory):
   return module, variables, weights, out
 
 
+@pytest.mark.slow
 def test_rrdbnet_x2_any_size(rrdb_x2):
   module, variables, _, out = rrdb_x2
   assert_round_trip(out, module, variables, multiple=2)
@@ -161,6 +162,7 @@ def test_srrescgan_refused_with_a_reason(tmp_path, capsys):
   assert not out.exists()
 
 
+@pytest.mark.slow
 def test_upscale_backend_onnxruntime_equals_jax(tmp_path, rrdb_x2, capsys):
   """Tiles (aligned to RRDBNet x2's multiple), pre-pad, x8 ensemble, alpha
   through the network and 16 bits: the .onnx file and the in-memory export
@@ -195,6 +197,7 @@ def test_upscale_backend_onnxruntime_equals_jax(tmp_path, rrdb_x2, capsys):
       assert diff <= level, (f, name, diff)
 
 
+@pytest.mark.slow
 def test_upscale_backend_onnxruntime_errors(tmp_path, rrdb_x2, capsys):
   _, _, weights, onnx_file = rrdb_x2
   Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / 'a.png')

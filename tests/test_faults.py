@@ -242,6 +242,7 @@ def _empty_data_state(step_dir):
 
 @pytest.mark.parametrize('corrupt', [_truncate, _flip_a_bit,
                                      _delete_metadata, _empty_data_state])
+@pytest.mark.slow
 def test_a_corrupt_newest_checkpoint_is_moved_aside_and_the_previous_used(
     tmp_path, capsys, corrupt):
   workdir = str(tmp_path / 'run')

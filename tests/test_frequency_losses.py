@@ -168,6 +168,7 @@ def test_focal_frequency_loss_against_numpy():
     losses.focal_frequency_loss(a, b, patch_factor=3)
 
 
+@pytest.mark.slow
 def test_focal_frequency_weight_gets_no_gradient():
   a, b = _pair(shape=(2, 8, 8, 3), seed=4)
   for options in _FFL_CASES:

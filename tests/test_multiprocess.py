@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from conftest import FAST_COMPILE_XLA_FLAGS
 from conftest import REPO
 
 # Three processes compiling the runlocal steps: ~2 minutes on 2 cores.
@@ -52,6 +53,7 @@ def runs(tmp_path_factory, random_vgg19_weights):
   common = [f'--data={data_dir}', f'--vgg={random_vgg19_weights}',
             f'--out={root / "out"}']
   env = dict(os.environ, PYTHONPATH=REPO)
+  env.setdefault('XLA_FLAGS', FAST_COMPILE_XLA_FLAGS)
   script = os.path.join(REPO, 'tests', 'multiprocess_check.py')
   port = _free_port()
   commands = [[sys.executable, script, 'worker', f'--process_id={i}',

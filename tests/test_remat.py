@@ -106,6 +106,7 @@ def _psnr_step(remat: bool):
   return recipe, traced, state, hr
 
 
+@pytest.mark.slow
 def test_config_remat_reaches_the_train_step_and_changes_no_number():
   runs, flops = {}, {}
   for remat in (False, True):

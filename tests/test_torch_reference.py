@@ -38,6 +38,7 @@ def nhwc(t):
   return np.asarray(t.detach().numpy()).transpose(0, 2, 3, 1)
 
 
+@pytest.mark.slow
 def test_esrgan_networks_match_sr_jax_at_their_default_sizes():
   """bench's networks (BasicSR's ESRGAN sizes and initialisation)."""
   torch.manual_seed(0)

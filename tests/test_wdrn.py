@@ -143,6 +143,7 @@ def test_output_shapes(scale):
                   int(math.log2(scale)))
 
 
+@pytest.mark.slow
 def test_block_weights_start_at_one_and_are_used():
   generator = models.get_generator('wdrn', **TINY)
   x = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (1, 6, 6, 3)),
