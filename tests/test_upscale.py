@@ -16,6 +16,7 @@ from PIL import Image
 import pytest
 
 from conftest import random_variables
+from conftest import save_tiny_run
 
 from sr_jax import models
 from sr_jax import upscale
@@ -439,30 +440,8 @@ def test_load_pth_and_npz_match_torch(tmp_path):
 
 def test_load_from_a_training_checkpoint(tmp_path, capsys):
   """--checkpoint WORKDIR: the EMA generator of a (tiny, untrained) run."""
-  from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  from sr_jax import config_lib  # pylint: disable=g-import-not-at-top
-  from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
-  config = config_lib.base_config()
-  config.gan.steps = 0
-  config = config_lib.apply_variant(config, 'runlocal')
-  config.scale = 2
-  abstract = jax.eval_shape(lambda: ts.init_train_state(
-      ts.build_recipe(config), jax.random.key(0)))
-  rng = np.random.default_rng(0)
-
-  def fill(leaf):  # Random values without compiling the real init.
-    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-      return jax.random.key(0)
-    if not jnp.issubdtype(leaf.dtype, jnp.floating):
-      return jnp.zeros(leaf.shape, leaf.dtype)
-    return jnp.asarray(rng.normal(size=leaf.shape), leaf.dtype)
-
-  state = jax.tree.map(fill, abstract)
   workdir = str(tmp_path / 'run')
-  saver = checkpoint.Checkpointer(workdir)
-  saver.save_best(3, state, 21.0, config, phase='psnr')
-  saver.wait_until_finished()
-  saver.close()
+  state = save_tiny_run(workdir)
   module, variables, scale = generator_loading.load_generator_for_inference(
       checkpoint=workdir, dtype='bfloat16')
   assert scale == 2 and module.dtype == jnp.bfloat16
