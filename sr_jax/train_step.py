@@ -125,8 +125,26 @@ def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
     params, model_state = dict(state.params), dict(state.model_state)
     opt_state, ema = dict(state.opt_state), dict(state.ema_params)
 
+    # Each trained discriminator's pass over the real batch, run once and
+    # kept for its backward pass: the G loss's critic(real) reads its logits
+    # (the same values: D in train mode with the same parameters) and the D
+    # update backpropagates through it. XLA merges the two passes over the
+    # fakes itself, but not a plain pass with a differentiated one, so
+    # without this D ran three times over the batch, BasicSR's G step pass
+    # over the reals included.
+    real_passes = {}
+    for name in discs:
+      net = networks[name]
+      logits, real_vjp, ms = jax.vjp(
+          lambda p, net=net, name=name: run_network(
+              net, p, state.model_state[name], real, True),
+          state.params[name], has_aux=True)
+      real_passes[name] = (logits, real_vjp, ms)
+
     def critic_fixed(x, name='discriminator'):
       # D in train mode (as BasicSR's G step sees it), statistics discarded.
+      if x is real and name in real_passes:
+        return jax.lax.stop_gradient(real_passes[name][0])
       return run_network(networks[name], state.params[name],
                          state.model_state[name], x, True)[0]
 
@@ -177,11 +195,12 @@ def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
       suffix = '' if name == 'discriminator' else f'_{name}'
       reg_key = jax.random.fold_in(step_key, 100 + i)
 
-      def d_loss_fn(d_params, name=name, reg_key=reg_key, suffix=suffix):
+      real_logits, real_vjp, real_ms = real_passes[name]
+
+      def d_loss_fn(d_params, real_logits, name=name, reg_key=reg_key,
+                    suffix=suffix, real_ms=real_ms):
         net = networks[name]
-        real_logits, ms = run_network(net, d_params, state.model_state[name],
-                                      real, True)
-        fake_logits, ms = run_network(net, d_params, ms, fake, True)
+        fake_logits, ms = run_network(net, d_params, real_ms, fake, True)
         terms = {f'l_d{suffix}': phase.adversarial.d_loss(real_logits,
                                                          fake_logits)}
         critic = lambda x: run_network(net, d_params, ms, x, True)[0]
@@ -195,8 +214,10 @@ def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
                                  f'out_d_fake{suffix}': jnp.mean(fake_logits)})
         return sum(terms.values()), (aux_out, ms)
 
-      (l_d_total, (d_aux, d_ms)), d_grads = jax.value_and_grad(
-          d_loss_fn, has_aux=True)(state.params[name])
+      (l_d_total, (d_aux, d_ms)), (d_grads, d_real) = jax.value_and_grad(
+          d_loss_fn, argnums=(0, 1), has_aux=True)(state.params[name],
+                                                   real_logits)
+      d_grads = jax.tree.map(jnp.add, d_grads, real_vjp(d_real)[0])
       params[name], opt_state[name] = _update(phase, name, d_grads, state)
       model_state[name] = d_ms
       metrics.update(d_aux)

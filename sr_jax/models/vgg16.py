@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax.models import layers
 from sr_jax.models import vgg_layout
 from sr_jax.models.layers import Conv
 
@@ -78,7 +79,7 @@ class VGG16(nn.Module):
       elif kind == 'relu':
         x = nn.relu(x)
       else:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2), padding='VALID')
+        x = layers.max_pool_2x2(x)
       if name in self.layers:
         out[name] = x.astype(jnp.float32)
     return out

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax.models import layers
 from sr_jax.models import vgg_layout
 from sr_jax.models.layers import Conv
 
@@ -81,7 +82,7 @@ class VGG19(nn.Module):
         x = nn.relu(x)
         if emit(f'relu{b}_{i}', x):
           return out
-      x = nn.max_pool(x, (2, 2), strides=(2, 2), padding='VALID')
+      x = layers.max_pool_2x2(x)
       if emit(f'pool{b}', x):
         return out
     return out
