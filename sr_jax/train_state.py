@@ -28,6 +28,7 @@ from sr_jax import checkpoint
 from sr_jax import config_lib
 from sr_jax import losses
 from sr_jax import models
+from sr_jax.models import layers
 from sr_jax import optimizers as optimizers_lib
 from sr_jax import training_pairs as training_pairs_lib
 from sr_jax import weights
@@ -320,6 +321,10 @@ def load_aux(recipe: Recipe, config: ml_collections.ConfigDict,
       missing.append(name)
     else:
       aux[name] = variables
+  if jax.default_backend() == 'cpu':
+    # Input-gradient kernels laid out once, not every step (XLA:CPU does
+    # not do it in the conv); see layers.with_flipped_kernels.
+    aux = {name: layers.with_flipped_kernels(v) for name, v in aux.items()}
   return aux, missing
 
 

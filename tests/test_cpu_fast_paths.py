@@ -1,8 +1,10 @@
 """The CPU fast paths of the GAN step: a strided conv's input gradient in
-space-to-depth form, VGG's 2x2 max pool as a reshape, and each trained
-discriminator's pass over the real batch run once (shared by the G loss and
-the D update). Each must give what it replaces: checked against PyTorch's
-autograd and lax's own convolution gradients, and in the compiled step."""
+space-to-depth form (or lax's with a cheaper kernel layout), frozen
+networks' input-gradient kernels laid out once, VGG's 2x2 max pool as a
+reshape, and each trained discriminator's pass over the real batch run once
+(shared by the G loss and the D update). Each must give what it
+replaces: checked against PyTorch's autograd and lax's own convolution
+gradients, and in the compiled step."""
 import collections
 import re
 
@@ -12,7 +14,9 @@ import numpy as np
 import pytest
 
 from sr_jax import bench
+from sr_jax import train_state as ts
 from sr_jax.models import layers
+from sr_jax.models import vgg19 as vgg19_lib
 
 torch = pytest.importorskip('torch')
 F = torch.nn.functional
@@ -70,16 +74,50 @@ def test_space_to_depth_conv_second_order_matches_lax(k, s, pad, h, w):
                              atol=1e-4 * float(jnp.max(jnp.abs(ref[1]))))
 
 
-def test_conv2d_takes_the_space_to_depth_path_only_for_large_strided_maps():
-  def calls(shape, stride):
-    x = jnp.zeros(shape)
+def test_conv2d_takes_its_own_gradient_for_strided_convs_on_the_cpu():
+  def custom(stride):
     jaxpr = jax.make_jaxpr(lambda v: layers.conv2d(
-        v, jnp.zeros((4, 4, shape[-1], 8)), stride, 1))(x)
+        v, jnp.zeros((4, 4, 3, 8)), stride, 1))(jnp.zeros((1, 16, 16, 3)))
     return 'custom_vjp' in str(jaxpr)
   assert jax.default_backend() == 'cpu'
-  assert calls((1, 64, 64, 3), 2)  # 32^2 output pixels.
-  assert not calls((1, 32, 32, 3), 2)  # 16^2: lax's own is faster.
-  assert not calls((1, 64, 64, 3), 1)
+  assert custom(2)
+  assert not custom(1)
+
+
+def test_frozen_network_input_gradient_with_flipped_kernels_is_the_same():
+  """VGG19 (a perceptual loss' network) given its kernels' input-gradient
+  layout once: the same features and input gradient, through it."""
+  vgg = vgg19_lib.VGG19(layers=('conv3_1', 'relu2_2'))
+  x = jnp.asarray(np.random.default_rng(0).random((2, 24, 20, 3)),
+                  jnp.float32)
+  variables = vgg.init(jax.random.key(0), x)
+  flipped = layers.with_flipped_kernels(variables)
+  assert set(flipped) == {'params', 'flipped'}
+  assert flipped['flipped']['conv2_1']['kernel'].shape == (3, 3, 128, 64)
+
+  def loss(v, image):
+    return sum(jnp.sum(jnp.abs(f) ** 1.5) for f in vgg.apply(v, image)
+               .values())
+
+  assert 'custom_vjp' in str(jax.make_jaxpr(loss)(flipped, x))
+  assert 'custom_vjp' not in str(jax.make_jaxpr(loss)(variables, x))
+  value, grad = jax.value_and_grad(loss, argnums=1)(variables, x)
+  value_f, grad_f = jax.value_and_grad(loss, argnums=1)(flipped, x)
+  np.testing.assert_allclose(value_f, value, rtol=1e-6)
+  np.testing.assert_allclose(grad_f, grad, rtol=1e-4,
+                             atol=1e-5 * float(jnp.max(jnp.abs(grad))))
+
+
+def test_load_aux_gives_frozen_networks_their_flipped_kernels_on_the_cpu():
+  config = bench.compare_config(gan_batch=2, gan_gt_size=32, gan_blocks=1,
+                                num_feat=8)
+  aux, missing = ts.load_aux(ts.build_recipe(config), config, random=True)
+  assert not missing
+  vgg = aux['vgg19']
+  np.testing.assert_array_equal(
+      vgg['flipped']['conv1_2']['kernel'],
+      np.asarray(vgg['params']['conv1_2']['kernel'])[::-1, ::-1]
+      .swapaxes(2, 3))
 
 
 @pytest.mark.parametrize('h,w', [(8, 8), (9, 7), (16, 5)])
