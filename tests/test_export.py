@@ -212,6 +212,7 @@ def test_upscale_backend_onnxruntime_errors(tmp_path, rrdb_x2, capsys):
     assert message in capsys.readouterr().err, args
 
 
+@pytest.mark.slow  # Not-slow budget (upscale's test shares the loader).
 def test_export_from_a_training_checkpoint(tmp_path, capsys):
   """--checkpoint WORKDIR: the EMA generator of a (tiny, untrained) run, as
   upscale loads it."""
