@@ -19,12 +19,16 @@ def _module(name):
   return module
 
 
+@pytest.mark.parametrize('sizes', [
+    ('runlocal',),
+    # The full and tiny sizes: not-slow budget.
+    pytest.param(('', 'tiny'), marks=pytest.mark.slow)])
 @pytest.mark.parametrize('ablation', ['adversarial', 'frequency',
                                       'perceptual'])
-def test_every_variant_builds_at_every_size(ablation):
+def test_every_variant_builds_at_every_size(ablation, sizes):
   module = _module(ablation)
   for variant in module.VARIANTS:
-    for size in ('', 'tiny', 'runlocal'):
+    for size in sizes:
       config = module.get_config(f'{variant},{size}' if size else variant)
       recipe = config_checks.check_config(config)
       assert recipe.phases[-1].name == 'gan'
