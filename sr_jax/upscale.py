@@ -11,7 +11,13 @@ Upscales images of any size with a trained or converted generator.
 The output format follows the input's extension unless --ext; images with
 alpha are written as PNG rather than JPEG. Alpha, 16-bit depth (PNG) and
 grey are kept (see sr_jax/inference/image_files.py). --outscale resizes the
-network's output with Pillow's Lanczos. --tile cuts large images into tiles
+network's output with Pillow's Lanczos (--outscale-filter cubic: ncnn's
+bicubic, as the released realesr-animevideov3-x2 / -x3 .param files end;
+given such a .param as --weights, that is the default, at its scale).
+--pre-pad defaults to 0 for released weights (a .pth / .safetensors /
+ncnn .param, or an .npz converted from one), as Real-ESRGAN's own
+inference_realesrgan.py runs them, and to 8 for sr_jax's runs (as their
+validation); the choice is printed. --tile cuts large images into tiles
 (exact when --tile-pad covers the network's receptive field; see
 sr_jax/inference/tiling.py). Unreadable images are skipped with a message
 and make the exit status 1; outputs are written atomically.
@@ -38,6 +44,7 @@ from sr_jax.inference import generator_loading
 from sr_jax.inference import image_files
 from sr_jax.inference import onnx_backend
 from sr_jax.inference import pre_pad
+from sr_jax.inference import resize
 from sr_jax.inference import tiling
 
 _GLOB_CHARS = '*?['
@@ -53,27 +60,37 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('-o', '--output', required=True, metavar='OUT',
                  help='output folder (or file, for one input file)')
   generator_loading.add_source_flags(
-      p, weights_help='converted .npz, or .pth/.safetensors; or, with '
-      '--backend onnxruntime, an .onnx file from python -m sr_jax.export')
+      p, weights_help='converted .npz, .pth/.safetensors or an ncnn .param '
+      '(its .bin beside it); or, with --backend onnxruntime, an .onnx file '
+      'from python -m sr_jax.export')
   p.add_argument('--backend', choices=('jax', 'onnxruntime'), default='jax',
                  help='what runs the network (default jax); onnxruntime '
                  'runs an .onnx file, or exports the generator first (pip '
                  'install jax2onnx onnxruntime)')
   p.add_argument('--outscale', type=float,
-                 help='final scale (default: the network scale); the '
-                 'network output is then held in float32 for the resize '
-                 '(4 bytes per channel and network pixel)')
+                 help='final scale (default: the network scale, or an '
+                 'ncnn .param\'s own resize); the network output is then '
+                 'held in float32 for the resize (4 bytes per channel and '
+                 'network pixel)')
+  p.add_argument('--outscale-filter', choices=resize.FILTERS,
+                 help='the --outscale resize: lanczos (Pillow\'s; the '
+                 'default) or cubic (ncnn\'s Interp bicubic, a=-0.75, no '
+                 'antialiasing: what realesr-animevideov3-x2/-x3.param do; '
+                 'the default for those)')
   p.add_argument('--tile', type=int, default=0,
                  help='tile size in input pixels; 0: whole image at once '
                  '(RRDBNet x2 / x1: rounded up to a multiple of 2 / 4)')
   p.add_argument('--tile-pad', type=int, default=10,
                  help='context pixels around each tile (default 10); tiled '
                  'equals untiled when it covers the receptive field')
-  p.add_argument('--pre-pad', type=int, default=pre_pad.DEFAULT_PRE_PAD,
+  p.add_argument('--pre-pad', type=int, default=None,
                  help='input pixels replicated around the image edges and '
                  'cropped off the output, so the network\'s zero padding '
-                 'leaves no line along them (default '
-                 f'{pre_pad.DEFAULT_PRE_PAD}, as validation; 0: off)')
+                 'leaves no line along them (default: '
+                 f'{pre_pad.RELEASE_PRE_PAD} for released weights, as '
+                 "Real-ESRGAN's inference; "
+                 f'{pre_pad.DEFAULT_PRE_PAD} for sr_jax runs, as their '
+                 'validation; 0: off)')
   p.add_argument('--batch-tiles', type=int, default=4,
                  help='tiles per device call (default 4)')
   p.add_argument('--ensemble', action='store_true',
@@ -192,7 +209,8 @@ class _Upscaler:
     try:
       return image_files.upscale_image_data(
           image, self._streamed, self.scale, outscale=a.outscale,
-          alpha_upsampler=a.alpha_upsampler, bit_depth=bit_depth)
+          alpha_upsampler=a.alpha_upsampler, bit_depth=bit_depth,
+          outscale_filter=a.outscale_filter or 'lanczos')
     finally:
       self.bar.close()
 
@@ -245,6 +263,29 @@ def memory_hint(error: BaseException, args, scale: int,
           'smaller inputs at a time)')
 
 
+def _release_defaults(args, scale: int) -> None:
+  """Fills --pre-pad (and, for an ncnn .param that ends with a resize,
+  --outscale / --outscale-filter) as the release runs the weights; says so
+  on stderr."""
+  if args.pre_pad is None:
+    args.pre_pad, why = pre_pad.default_pre_pad(args.weights, args.checkpoint)
+    print(f'pre-pad {args.pre_pad} ({why}; --pre-pad N to change it)',
+          file=sys.stderr)
+  file_resize = generator_loading.release_resize(args.weights)
+  if file_resize is None:
+    return
+  given = args.outscale is not None
+  if not given:
+    args.outscale = scale * file_resize.scale
+  if args.outscale_filter is None and file_resize.kind == 'bicubic':
+    args.outscale_filter = 'cubic'
+  print(f'{os.path.basename(args.weights)} ends with a {file_resize.kind} '
+        f'resize by {file_resize.scale:g}: the x{scale} network, then '
+        f'--outscale {args.outscale:g}'
+        + (' (given)' if given else '') + ' --outscale-filter '
+        f'{args.outscale_filter or "lanczos"}', file=sys.stderr)
+
+
 def _error(message: str) -> int:
   print(f'error: {message}', file=sys.stderr)
   return 2
@@ -260,7 +301,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            ('--tile-pad', args.tile_pad, 0),
                            ('--pre-pad', args.pre_pad, 0),
                            ('--batch-tiles', args.batch_tiles, 1)):
-    if value < low:
+    if value is not None and value < low:
       return _error(f'{flag} must be >= {low}; got {value}.')
   try:
     if args.outscale is not None:
@@ -291,6 +332,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       run_batch = generator_loading.make_run_batch(module, variables)
       multiple = generator_loading.input_multiple(module)
       about = f'{type(module).__name__} x{scale} ({args.dtype})'
+    _release_defaults(args, scale)
   except (OSError, ValueError, ImportError) as e:
     return _error(str(e))
   print(f'{about}, {len(inputs)} image(s) -> {args.output}', file=sys.stderr)

@@ -12,7 +12,8 @@ it is for (see `python -m sr_jax.convert --help`):
   sr = build_model(arch, **kwargs).apply(variables, lr)
 
 torch is only needed to read .pth files; .safetensors are read with numpy,
-and the converters take any mapping of arrays (or tensors).
+and the converters take any mapping of arrays (or tensors). ncnn models
+(the released Real-ESRGAN .param / .bin pairs) are read by read_ncnn.
 """
 from sr_jax.weights import CONVERSION_HINTS
 from sr_jax.weights import SUPPORTED_ARCHS
@@ -23,6 +24,7 @@ from sr_jax.weights import convert_with_config
 from sr_jax.weights import load_converted
 from sr_jax.weights import load_like
 from sr_jax.weights import load_torch_file
+from sr_jax.weights import read_ncnn
 from sr_jax.weights import read_safetensors
 from sr_jax.weights import save_converted
 from sr_jax.weights import unwrap_state_dict
@@ -30,6 +32,7 @@ from sr_jax.weights import unwrap_state_dict
 __all__ = [
     'CONVERSION_HINTS', 'SUPPORTED_ARCHS', 'build_model', 'convert_file',
     'convert_state_dict', 'convert_with_config', 'load_converted',
-    'load_like', 'load_torch_file', 'read_safetensors', 'save_converted',
+    'load_like', 'load_torch_file', 'read_ncnn', 'read_safetensors',
+    'save_converted',
     'unwrap_state_dict',
 ]

@@ -1,6 +1,7 @@
-"""python -m sr_jax.convert ARCH SRC OUT: PyTorch weights -> sr_jax .npz.
+"""python -m sr_jax.convert ARCH SRC OUT: PyTorch / ncnn weights -> sr_jax .npz.
 
   python -m sr_jax.convert rrdbnet RealESRGAN_x4plus.pth x4plus.npz
+  python -m sr_jax.convert rrdbnet realesrgan-x4plus.param x4plus.npz  # ncnn
   python -m sr_jax.convert srvgg realesr-general-x4v3.pth general.npz
   python -m sr_jax.convert rrdbnet net_g_400000.pth g.npz --key params
   python -m sr_jax.convert srvgg relu_model.safetensors m.npz \
@@ -8,7 +9,8 @@
 
 The .npz records ARCH and the model kwargs read off the shapes, so
 `sr_jax.convert.load_converted(OUT)` knows what to build. Reading .pth needs
-torch; .safetensors does not.
+torch; .safetensors and ncnn .param / .bin pairs (sr_jax.weights.ncnn: the
+graph is checked and gives every setting) do not.
 """
 import argparse
 import json
@@ -16,6 +18,7 @@ import sys
 from typing import Any, Optional, Sequence
 
 from sr_jax.weights import files
+from sr_jax.weights import ncnn
 from sr_jax.weights import state_dict
 
 
@@ -33,10 +36,12 @@ def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog='python -m sr_jax.convert',
       description='Convert PyTorch weights (.pth/.pt/.ckpt or .safetensors) '
-                  'into an sr_jax .npz that records the model it is for.')
+                  'or an ncnn model (.param, its .bin beside it) into an '
+                  'sr_jax .npz that records the model it is for.')
   parser.add_argument('arch', choices=state_dict.SUPPORTED_ARCHS,
                       help='the PyTorch architecture (see sr_jax.convert)')
-  parser.add_argument('src', help='PyTorch / safetensors weights file')
+  parser.add_argument('src', help='PyTorch / safetensors weights file, or '
+                      'ncnn .param')
   parser.add_argument('out', help='output .npz')
   parser.add_argument(
       '--key', default=None,
@@ -59,6 +64,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 1
   print(f'{args.src} -> {out}: {args.arch} {json.dumps(kwargs)}')
+  if ncnn.is_ncnn_param(args.src):
+    resize = ncnn.final_resize(ncnn.read_param(args.src))
+    if resize:
+      print(f'note: {args.src} ends with a {resize.kind} resize by '
+            f'{resize.scale:g}, not kept in {out} (the x{kwargs["scale"]} '
+            'network): python -m sr_jax.upscale ... --outscale '
+            f'{kwargs["scale"] * resize.scale:g} --outscale-filter cubic '
+            'gives the file\'s output.', file=sys.stderr)
   return 0
 
 

@@ -112,8 +112,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('--tile-pad', type=int, default=10)
   p.add_argument('--pre-pad', type=int, default=0,
                  help='LR edge pixels replicated around each image and '
-                 'cropped off (default 0, BasicSR\'s test protocol; '
-                 'training validation uses 8)')
+                 'cropped off (default 0 for every model: BasicSR\'s test '
+                 'protocol, and for released weights what Real-ESRGAN\'s '
+                 'inference and `python -m sr_jax.upscale` use; training '
+                 'validation, and upscale of sr_jax runs, use 8)')
   p.add_argument('--dtype', choices=('float32', 'bfloat16'),
                  default='float32')
   p.add_argument('--max-images', type=int, default=0,
@@ -461,7 +463,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       sorted({str(m.scale) for m in models}))
   notes.append(f'Border cropped: {crop} px; PSNR / SSIM on '
                f'{"Y (BT.601)" if args.test_y else "RGB"}; LR: '
-               f'{"from --lr-dirs" if lr_dirs else "MATLAB bicubic"}'
+               f'{"from --lr-dirs" if lr_dirs else "MATLAB bicubic"}; '
+               f'pre-pad {args.pre_pad}'
                f'{"; x8 self-ensemble" if args.ensemble else ""}.')
   write_tables(args.out, names, results.rows, notes)
   with open(os.path.join(args.out, 'per_image.csv'), 'w', newline='') as f:

@@ -16,6 +16,10 @@ Sources:
                       PyTorch weights converted on the fly; arch= or
                       recognised from the key names (each model file's
                       `recognise`).
+  weights=X.param     an ncnn model (its .bin beside it), e.g. the released
+                      realesrgan-x4plus.param (sr_jax.weights.ncnn); the
+                      network only: an x2 / x3 file's final resize is
+                      release_resize(X) (upscale applies it as --outscale).
 """
 import argparse
 import functools
@@ -32,6 +36,7 @@ import numpy as np
 from sr_jax import checkpoint as checkpoint_lib
 from sr_jax import models
 from sr_jax.weights import generators
+from sr_jax.weights import ncnn
 # Re-exported: part of sr_jax.inference's API.
 from sr_jax.weights.generators import TORCH_SUFFIXES  # noqa: F401
 from sr_jax.weights.generators import WeightsError  # noqa: F401
@@ -50,8 +55,8 @@ def load_generator_for_inference(
   """Loads a generator for upscaling.
 
   Args:
-    weights: a converted / plain .npz, or a PyTorch .pth/.pt/.ckpt/.bin or
-      .safetensors file (see the module doc).
+    weights: a converted / plain .npz, a PyTorch .pth/.pt/.ckpt/.bin or
+      .safetensors file, or an ncnn .param (see the module doc).
     checkpoint: a training run's workdir (instead of weights).
     arch: generator name (get_generator); needed for a plain .npz, otherwise
       read from the file / detected from PyTorch key names.
@@ -100,7 +105,41 @@ def load_generator_for_inference(
     scale = int(getattr(module, 'scale', loaded.config.scale))
     return module, loaded.variables, scale
 
+  if ncnn.is_ncnn_param(weights):
+    return _load_ncnn(weights, arch, model_kwargs, dtype)
   return generators.load_generator_file(weights, arch, model_kwargs, dtype)
+
+
+def _load_ncnn(path: str | os.PathLike, arch: str | None,
+               model_kwargs: dict[str, Any], dtype: Any
+               ) -> tuple[nn.Module, dict[str, Any], int]:
+  """(module, variables, scale) of an ncnn .param / .bin pair."""
+  path = os.path.expanduser(os.fspath(path))
+  try:
+    model = ncnn.read_ncnn_model(path)
+  except ValueError as e:
+    raise WeightsError(str(e)) from None
+  if arch is not None and arch != model.arch:
+    raise WeightsError(f'{path} holds {model.arch!r} weights, not --arch '
+                       f'{arch!r}: drop --arch or pick other weights.')
+  try:
+    module = models.get_generator(model.arch, dtype=dtype,
+                                  **{**model.kwargs, **model_kwargs})
+  except TypeError as e:
+    raise WeightsError(f'{path}: bad settings for {model.arch}: {e}') from e
+  generators.check_fits(module, model.variables, path)
+  variables = jax.tree.map(lambda x: np.asarray(x, np.float32),
+                           model.variables)
+  return module, variables, int(module.scale)
+
+
+def release_resize(weights: str | os.PathLike | None) -> ncnn.Resize | None:
+  """The resize an ncnn .param applies after its network (the released
+  realesr-animevideov3-x2 / -x3: bicubic by 0.5 / 0.75), else None."""
+  if weights is None or not ncnn.is_ncnn_param(weights):
+    return None
+  return ncnn.final_resize(ncnn.read_param(os.path.expanduser(
+      os.fspath(weights))))
 
 
 def add_source_flags(p: argparse.ArgumentParser,

@@ -41,6 +41,7 @@ from sr_jax import io_utils
 from sr_jax.data import image_io
 from sr_jax.data.image_io import IMAGE_EXTENSIONS
 from sr_jax.inference import png_writer
+from sr_jax.inference import resize as resize_lib
 from sr_jax.inference import tiling
 
 # Extension -> Pillow format for outputs; PNGs are written by png_writer.
@@ -349,6 +350,16 @@ def write_image_file(path: str | os.PathLike[str], image: ImageData, *,
 
 # --------------------------------------------------------------- upscaling --
 
+def _resize(plane: Image.Image, size: tuple[int, int],
+            outscale_filter: str) -> Image.Image:
+  """A float ('F') Pillow plane resized to size (h, w): Pillow's Lanczos,
+  or ncnn's cubic (inference.resize: the release's x2 / x3 resize)."""
+  if outscale_filter == 'lanczos':
+    return plane.resize(size[::-1], _RESAMPLE['lanczos'])
+  return Image.fromarray(resize_lib.cubic_resize(np.asarray(plane), size),
+                         'F')
+
+
 def _quantise_plane(plane: Image.Image, out: np.ndarray,
                     bit_depth: int) -> None:
   """Quantises a float ('F') Pillow image into out ([h, w], a channel of the
@@ -361,13 +372,15 @@ def _quantise_plane(plane: Image.Image, out: np.ndarray,
 
 def _upscale_into(upscale: tiling.Streamed, source: np.ndarray,
                   out: np.ndarray, net_size: tuple[int, int],
-                  bit_depth: int, grey: bool) -> None:
+                  bit_depth: int, grey: bool,
+                  outscale_filter: str = 'lanczos') -> None:
   """Runs `upscale` on source [H, W, 3] and quantises its output into
   `out` [h, w, C] (grey: the mean of the three output channels).
 
   When out's size is not the network's (--outscale), the network output is
   collected in float32 first, in Pillow images (4 bytes per channel per
-  network pixel), and Lanczos-resized channel by channel: Pillow's float
+  network pixel), and resized channel by channel (`outscale_filter`;
+  'cubic' adds a float32 copy of the rows-resized channel): Pillow's float
   resize needs the whole channel, and rounding before it would change the
   result.
   """
@@ -391,14 +404,15 @@ def _upscale_into(upscale: tiling.Streamed, source: np.ndarray,
   upscale(source, collect)
   for c in range(len(planes)):  # One resized channel at a time.
     plane, planes[c] = planes[c], None
-    plane = plane.resize(out.shape[1::-1], _RESAMPLE['lanczos'])
+    plane = _resize(plane, out.shape[:2], outscale_filter)
     _quantise_plane(plane, out[..., c], bit_depth)
 
 
 def upscale_image_data(image: ImageData, upscale: tiling.Streamed,
                        scale: int, *, outscale: float | None = None,
                        alpha_upsampler: str = 'network',
-                       bit_depth: int | None = None) -> ImageData:
+                       bit_depth: int | None = None,
+                       outscale_filter: str = 'lanczos') -> ImageData:
   """Upscales colour (and alpha) of an image with a network.
 
   Args:
@@ -407,8 +421,11 @@ def upscale_image_data(image: ImageData, upscale: tiling.Streamed,
       upscale(rgb [H, W, 3], sink) hands its [s H, s W, 3] float32 output
       to sink block by block (tiling.whole_image wraps a plain function).
     scale: the network's scale s.
-    outscale: final size round(H * outscale) x round(W * outscale) by Lanczos
+    outscale: final size round(H * outscale) x round(W * outscale) by a
       resize of the network output; None keeps the network's scale.
+    outscale_filter: that resize: 'lanczos' (Pillow's) or 'cubic' (ncnn's
+      Interp bicubic, as the realesr-animevideov3-x2 / -x3 files end;
+      inference.resize).
     alpha_upsampler: 'network' (alpha as a grey RGB image through
       upscale, the mean of the 3 outputs) or 'bicubic'.
     bit_depth: the depth to return (8, 16); default the image's. Pick the
@@ -422,6 +439,9 @@ def upscale_image_data(image: ImageData, upscale: tiling.Streamed,
     copy of the network output (see _upscale_into); bicubic alpha is
     resized in float32 too (one channel at the network's size).
   """
+  if outscale_filter not in resize_lib.FILTERS:
+    raise ValueError(f'outscale_filter={outscale_filter!r}; use one of '
+                     f'{resize_lib.FILTERS}.')
   if alpha_upsampler not in ('network', 'bicubic'):
     raise ValueError(f'alpha_upsampler={alpha_upsampler!r}; use network or '
                      'bicubic.')
@@ -440,15 +460,16 @@ def upscale_image_data(image: ImageData, upscale: tiling.Streamed,
     plane = Image.fromarray(tiling.as_float(image.alpha)).resize(
         net_size[::-1], _RESAMPLE['bicubic'])
     if size != net_size:
-      plane = plane.resize(size[::-1], _RESAMPLE['lanczos'])
+      plane = _resize(plane, size, outscale_filter)
     _quantise_plane(plane, alpha, bit_depth)
     del plane
   pixels = np.empty((*size, image.pixels.shape[-1]), dtype)
   _upscale_into(upscale, image.rgb(), pixels, net_size, bit_depth,
-                grey=image.grey)
+                grey=image.grey, outscale_filter=outscale_filter)
   if alpha is not None and alpha_upsampler == 'network':
     _upscale_into(upscale, np.broadcast_to(image.alpha[..., None], (h, w, 3)),
-                  alpha[..., None], net_size, bit_depth, grey=True)
+                  alpha[..., None], net_size, bit_depth, grey=True,
+                  outscale_filter=outscale_filter)
   return ImageData(pixels, alpha, bit_depth)
 
 

