@@ -395,19 +395,26 @@ class Checkpointer:
 
   def save_best(self, step: int, state, value: float,
                 config: ml_collections.ConfigDict, phase: str = 'run',
-                mode: str = 'max', metrics: dict | None = None) -> None:
+                mode: str = 'max', metrics: dict | None = None,
+                generator: str = 'ema') -> None:
     """Offers a validated state of `phase`; orbax keeps it only if its
-    metric `value` is the best of that phase (mode 'max' or 'min')."""
+    metric `value` is the best of that phase (mode 'max' or 'min').
+    generator: which of its generators scored `value` and is the one to
+    load for inference, 'ema' or 'raw' (config.best_weights)."""
+    if generator not in GENERATOR_WEIGHTS:
+      raise ValueError(f'generator={generator!r}; use one of '
+                       f'{GENERATOR_WEIGHTS}.')
     self._last_step = step
     self._check_space(step, state)
+    record = checksum_record(state, metrics=metrics)
+    record['generator'] = generator
     with self._write_errors(step):
       self._best_manager(phase, mode).save(
           step,
           args=ocp.args.Composite(
               state=ocp.args.StandardSave(state),
               config=ocp.args.JsonSave(_config_json(config)),
-              checksums=ocp.args.JsonSave(
-                  checksum_record(state, metrics=metrics))),
+              checksums=ocp.args.JsonSave(record)),
           metrics={'value': float(value)}, force=True)
     self._check_written([])
 
@@ -596,6 +603,10 @@ def phase_of_step(config: ml_collections.ConfigDict, step: int) -> str:
   return active[-1][0] if active else 'run'
 
 
+# A checkpoint's generators: its EMA and its raw (trained) weights.
+GENERATOR_WEIGHTS = ('ema', 'raw')
+
+
 @dataclasses.dataclass(frozen=True)
 class LoadedGenerator:
   module: Any
@@ -604,10 +615,13 @@ class LoadedGenerator:
   step: int
   phase: str
   directory: str
+  weights: str = 'ema'  # 'raw': it scored better than the EMA (best_weights).
 
   def describe(self) -> str:
-    return (f'the EMA generator of phase {self.phase!r} at step {self.step} '
-            f'({self.directory})')
+    which = ('EMA' if self.weights == 'ema' else
+             'raw (non-EMA; it validated better than the EMA)')
+    return (f'the {which} generator of phase {self.phase!r} at step '
+            f'{self.step} ({self.directory})')
 
 
 def _open_read_only(directory: str) -> ocp.CheckpointManager:
@@ -650,14 +664,15 @@ def _restore_on_this_host(manager, step, with_data: bool = False
   return restored['state'], restored['config'], restored.get('checksums', {})
 
 
-def _newest_intact(manager, directory: str) -> tuple[int, dict, dict]:
-  """(step, state, config) of the newest verified checkpoint in a
-  read-only manager; corrupt ones are skipped with a warning (and left in
-  place: loading for inference never changes a workdir)."""
+def _newest_intact(manager, directory: str) -> tuple[int, dict, dict, dict]:
+  """(step, state, config, checksum record) of the newest verified
+  checkpoint in a read-only manager; corrupt ones are skipped with a
+  warning (and left in place: loading for inference never changes a
+  workdir)."""
   problems = []
   for step in sorted(manager.all_steps(), reverse=True):
     try:
-      return (step,) + _restore_on_this_host(manager, step)[:2]
+      return (step,) + _restore_on_this_host(manager, step)
     except CorruptCheckpointError as e:
       problems.append(f'{directory}/{step}: {e}')
       print(f'warning: checkpoint {directory}/{step} is corrupt ({e}); '
@@ -679,9 +694,11 @@ def _generator_module(config: ml_collections.ConfigDict):
   return models.get_generator(g.name, dtype=dtype, **kwargs)
 
 
-def _generator_variables(state: dict) -> dict:
+def _generator_variables(state: dict, weights: str = 'ema') -> dict:
+  """The generator of a restored state: its EMA, or its raw parameters."""
   if 'model_state' in state:  # Phased layout.
-    return {'params': state['ema_params']['generator'],
+    params = state['ema_params' if weights == 'ema' else 'params']
+    return {'params': params['generator'],
             **state['model_state']['generator']}
   variables = {'params': state['ema_params']}  # Before phases.
   if state.get('g_batch_stats'):
@@ -723,7 +740,9 @@ def _directory_of_step(workdir: str, step: int) -> str:
 def load_generator_from_workdir(workdir: str, which: str = 'best',
                                 phase: str | None = None,
                                 step: int | None = None) -> LoadedGenerator:
-  """Loads a trained EMA generator from a run's workdir.
+  """Loads a trained generator from a run's workdir: the EMA one, or the
+  raw one where a best checkpoint records that it validated better
+  (config.best_weights; LoadedGenerator.weights says which).
 
   which: 'best' (the best validated state of `phase`; by default of the
     last phase that has one, i.e. the final phase once it has validated)
@@ -738,13 +757,13 @@ def load_generator_from_workdir(workdir: str, which: str = 'best',
     directory = _directory_of_step(workdir, step)
     manager = _open_read_only(directory)
     try:
-      state, config, _ = _restore_on_this_host(manager, step)
+      state, config, record = _restore_on_this_host(manager, step)
     except CorruptCheckpointError as e:
       raise CorruptCheckpointError(
           f'Checkpoint {directory}/{step} is corrupt: {e}.') from None
     finally:
       manager.close()
-    return _loaded_generator(state, config, step, directory)
+    return _loaded_generator(state, config, step, directory, record)
   if which == 'latest':
     directory = os.path.join(workdir, 'checkpoints')
   else:
@@ -774,10 +793,10 @@ def load_generator_from_workdir(workdir: str, which: str = 'best',
         'that has saved at least once?')
   manager = _open_read_only(directory)
   try:
-    step, state, config = _newest_intact(manager, directory)
+    step, state, config, record = _newest_intact(manager, directory)
   finally:
     manager.close()
-  loaded = _loaded_generator(state, config, step, directory)
+  loaded = _loaded_generator(state, config, step, directory, record)
   if phase is not None and which == 'latest' and phase != loaded.phase:
     raise FileNotFoundError(
         f'The newest checkpoint of {workdir} (step {step}) is of phase '
@@ -786,12 +805,16 @@ def load_generator_from_workdir(workdir: str, which: str = 'best',
 
 
 def _loaded_generator(state: dict, config: dict, step: int,
-                      directory: str) -> LoadedGenerator:
+                      directory: str, record: dict) -> LoadedGenerator:
+  """The generator a checkpoint keeps for inference: its EMA, or the raw
+  one where its record says that one scored better (best_weights)."""
   config = ml_collections.ConfigDict(config)
+  weights = record.get('generator', 'ema') if 'model_state' in state else 'ema'
   return LoadedGenerator(
       _generator_module(config),
-      jax.tree.map(np.asarray, _generator_variables(state)), config, step,
-      phase_of_step(config, step), os.path.join(directory, str(step)))
+      jax.tree.map(np.asarray, _generator_variables(state, weights)), config,
+      step, phase_of_step(config, step), os.path.join(directory, str(step)),
+      weights)
 
 
 def _latest_config(workdir: str, best: dict[str, str]) -> dict:
@@ -814,8 +837,10 @@ def load_generator(workdir: str, which: str = 'best',
                    phase: str | None = None, step: int | None = None):
   """(generator module, variables for module.apply, the run's config).
 
-  The variables hold the EMA parameters, which BasicSR also evaluates. By
-  default the final phase's best validated generator; see
+  The variables hold the EMA parameters, which BasicSR also evaluates (or,
+  in a best checkpoint whose raw generator validated better and
+  config.best_weights allowed it, the raw ones). By default the final
+  phase's best validated generator; see
   `load_generator_from_workdir` for `which` and `phase`.
   """
   loaded = load_generator_from_workdir(workdir, which, phase, step)
@@ -823,8 +848,9 @@ def load_generator(workdir: str, which: str = 'best',
 
 
 def load_final_generator(workdir: str) -> LoadedGenerator:
-  """A run's final EMA generator: its best checkpoint (of the last phase
-  that validated), else its newest one (runs without evaluations)."""
+  """A run's final generator (EMA, or raw where it validated better): its
+  best checkpoint (of the last phase that validated), else its newest one
+  (runs without evaluations)."""
   try:
     return load_generator_from_workdir(workdir, 'best')
   except FileNotFoundError:

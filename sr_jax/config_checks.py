@@ -8,6 +8,7 @@ import json
 import jax
 import ml_collections
 
+from sr_jax import config_lib
 from sr_jax import data
 from sr_jax import evaluate as eval_lib
 from sr_jax import train_state as ts
@@ -16,6 +17,9 @@ from sr_jax.training_pairs import make_training_pairs
 
 class ConfigError(ValueError):
   """A setting that cannot work; the message names it and what to do."""
+
+
+BEST_WEIGHTS = eval_lib.BEST_WEIGHTS
 
 
 def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
@@ -34,6 +38,14 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
   if config.get('on_nonfinite', 'stop') not in ('stop', 'skip'):
     raise ConfigError(f'config.on_nonfinite={config.on_nonfinite!r}; use '
                       '"stop" or "skip".')
+  if config.get('best_weights', 'ema') not in BEST_WEIGHTS:
+    raise ConfigError(f'config.best_weights={config.best_weights!r}; use one '
+                      f'of {", ".join(BEST_WEIGHTS)}.')
+  if config.get('ema_update_after_step', 0) < 0 or config.get(
+      'ema_power', 0.0) < 0 or not 0 <= config.ema_decay < 1:
+    raise ConfigError('config.ema_decay must be in [0, 1), and '
+                      'config.ema_update_after_step and config.ema_power '
+                      '>= 0.')
   if config.keep_checkpoints < 1:
     raise ConfigError(f'config.keep_checkpoints={config.keep_checkpoints} '
                       'would keep nothing to resume from; use 1 or more.')
@@ -67,11 +79,18 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
 # numbers, less memory: e.g. to resume on a smaller accelerator).
 RESUMABLE_CHANGES = (
     'stop_at_step', 'log_every', 'eval_every', 'checkpoint_every',
-    'keep_checkpoints', 'num_val_strips', 'evals', 'best_metric', 'frozen',
+    'keep_checkpoints', 'num_val_strips', 'evals', 'best_metric',
+    'best_weights', 'frozen',
     'variant', 'remat',
     'frozen_drop_if_missing', 'on_nonfinite', 'max_nonfinite_skips',
     'data.num_workers', 'data.val_dir', 'data.val_max_images',
     'data.val_max_size', 'data.cache_images', 'data.max_bad_fraction')
+
+
+# Fields added since checkpoints recorded their config, with the default
+# that behaves as before they existed.
+NEW_FIELDS = ('ema_update_after_step', 'ema_power', 'data.color_jitter_prob',
+              'data.color_jitter_saturation')
 
 
 def _flatten(tree, prefix=''):
@@ -94,11 +113,17 @@ def config_changes(saved: dict, config: ml_collections.ConfigDict
   active = [p for p in config.get('phases', ()) if config[p].steps > 0]
   if active:
     free.append(f'{active[-1]}.steps')
+  # A field added to sr_jax after the checkpoint was written, at the
+  # default that keeps the old behaviour, is no change.
+  defaults = _flatten(json.loads(config_lib.base_config()
+                                 .to_json_best_effort()))
   changes = []
   for key in sorted(set(now) | set(before)):
     if any(key == f or key.startswith(f + '.') for f in free):
       continue
     a, b = before.get(key, '<absent>'), now.get(key, '<absent>')
+    if a == '<absent>' and key in NEW_FIELDS and b == defaults.get(key):
+      continue
     if a != b:
       changes.append(f'{key}: {a!r} -> {b!r}')
   return changes

@@ -144,6 +144,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.frozen_drop_if_missing = False
 
   c.ema_decay = 0.999
+  # EMA warm-up (train_step.ema_decay_schedule; traiNNer-redux's
+  # ema_update_after_step / ema_power): the EMA copies the generator up to
+  # global step ema_update_after_step; with ema_power p > 0 its decay then
+  # warms up as min(ema_decay, 1 - (1 + e)^-p) over e updates (p = 2/3:
+  # 0.99 after 1000, 0.999 after ~31.6k). 0 and 0: BasicSR's constant decay.
+  c.ema_update_after_step = 0
+  c.ema_power = 0.0
+  # Validation scores the EMA generator ('<eval>/<metric>') and the raw one
+  # ('<eval>/<metric>_raw'); a phase's best checkpoint is picked by, and
+  # loads for inference, 'ema' (BasicSR's), 'raw', or 'better' (the one that
+  # scored better at that validation, recorded in the checkpoint): a short
+  # run's best is then never its lagging average.
+  c.best_weights = 'better'
   # A non-finite loss, gradient norm or parameter: 'stop' (exit code 3,
   # nothing saved from that state) or 'skip' (drop the update, count it;
   # stop after max_nonfinite_skips in a row).

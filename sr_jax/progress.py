@@ -56,12 +56,16 @@ class ProgressReporter:
     1 they are the input's own: 'input')."""
     if self.enabled:
       model = ' '.join(_format(k, v) for k, v in metrics.items()
-                       if not k.endswith('_bicubic'))
+                       if not k.endswith(('_bicubic', '_raw')))
+      raw = ' '.join(_format(k[:-len('_raw')], v)
+                     for k, v in metrics.items() if k.endswith('_raw'))
       bicubic = ' '.join(_format(k[:-len('_bicubic')], v)
                          for k, v in metrics.items() if k.endswith('_bicubic'))
       label = 'eval' if name == 'val' else f'eval {name}'
-      print(f'[{label}] step {step} | {model} | {baseline} {bicubic} '
-            '(PSNR/SSIM on Y unless _rgb; border cropped)', flush=True)
+      print(f'[{label}] step {step} | '
+            + (f'EMA {model} | raw {raw}' if raw else model)
+            + f' | {baseline} {bicubic} (PSNR/SSIM on Y unless _rgb; '
+            'border cropped)', flush=True)
     # Evaluation time must not count as training speed.
     if self._last is not None:
       self._last = (time.time(), self._last[1])

@@ -364,13 +364,19 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
   preemption = _Preemption()
 
   best_eval, best_name, higher_is_better = eval_lib.best_metric(config)
+  best_weights = config.get('best_weights', 'ema')
+  # The raw generator differs from its EMA unless the decay is 0.
+  validate_raw = config.ema_decay > 0
 
   def run_eval(step, phase) -> dict[str, float]:
-    """Runs every evaluator; returns {'<eval>/<metric>': value}."""
+    """Runs every evaluator on the EMA and the raw generator; returns
+    {'<eval>/<metric>': value} ('<eval>/<metric>_raw' for the raw one)."""
     logged = {}
     for i, evaluator in enumerate(evaluators):
       values, strips = evaluator.run(
-          super_resolve, ts.generator_variables(state), config.scale)
+          super_resolve, ts.generator_variables(state), config.scale,
+          raw_variables=(ts.generator_variables(state, use_ema=False)
+                         if validate_raw else None))
       name = evaluator.name
       scalars = {f'{name}/{k}': float(v) for k, v in values.items()}
       writer.write_scalars(step, scalars)
@@ -381,10 +387,12 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
         eval_lib.save_strips(folder if i == 0 else
                              os.path.join(folder, name), strips)
       if name == best_eval:
-        checkpointer.save_best(step, state, values[best_name], config,
+        value, weights = eval_lib.pick_best(values, best_name,
+                                            higher_is_better, best_weights)
+        checkpointer.save_best(step, state, value, config,
                                phase=phase.name,
                                mode='max' if higher_is_better else 'min',
-                               metrics=scalars)
+                               metrics=scalars, generator=weights)
       progress.report_eval(step, values, name,
                            'bicubic' if config.scale > 1 else 'input')
     return logged

@@ -46,6 +46,38 @@ def _ema(ema_params, params, decay):
                       ema_params, params)
 
 
+def ema_decay_schedule(decay: float, update_after_step: int = 0,
+                       power: float = 0.0) -> Callable[[jax.Array],
+                                                       jax.Array]:
+  """The EMA decay of the update that makes global step k (1, 2, ...).
+
+  power 0 and update_after_step 0: `decay` from the first update
+  (BasicSR's model_ema). update_after_step N: the EMA copies the weights
+  (decay 0) up to step N. power p > 0: a warm-up, ema_pytorch's (as
+  traiNNer-redux's ema_update_after_step / ema_power use it): with
+  e = k - N - 1 updates since the copies, decay min(`decay`,
+  1 - (1 + e)^-p), and 0 at e = 0. Its averaging window, 1 / (1 - decay),
+  grows as (1 + e)^p: with p = 2/3 about 100 steps at e = 1000 and 210 at
+  e = 3000 (decay 0.999 from e ~ 31.6k on), where a fixed decay 0.999
+  averages over ~1000 steps from the start and keeps a short run's EMA
+  behind its weights.
+  """
+  if update_after_step < 0 or power < 0:
+    raise ValueError('ema_update_after_step and ema_power must be >= 0.')
+
+  def at(k):
+    if not power and not update_after_step:
+      return decay  # A Python float: 1 - decay as BasicSR computes it.
+    k = jnp.asarray(k, jnp.float32)
+    if power > 0:
+      e = k - update_after_step - 1.0
+      warm = 1.0 - (1.0 + jnp.maximum(e, 0.0)) ** -power
+      return jnp.where(e <= 0, 0.0, jnp.minimum(decay, warm))
+    return jnp.where(k <= update_after_step, 0.0, decay)
+
+  return at
+
+
 def _select(pred, on_true, on_false):
   return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
@@ -103,7 +135,9 @@ def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
   and a `_<name>` suffix on the D metrics of other discriminators.
   """
   networks = recipe.networks
-  ema_decay = config.ema_decay
+  ema_decay = ema_decay_schedule(
+      config.ema_decay, int(config.get('ema_update_after_step', 0)),
+      float(config.get('ema_power', 0.0)))
   training_pairs = recipe.training_pairs
   gens = [n for n in phase.train if networks[n].kind == 'generator']
   discs = [n for n in phase.train if networks[n].kind == 'discriminator']
@@ -181,7 +215,8 @@ def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
             update_g, (new_params, new_opt, new_ms),
             (state.params[name], state.opt_state[name],
              state.model_state[name]))
-        ema[name] = _ema(state.ema_params[name], params[name], ema_decay)
+        ema[name] = _ema(state.ema_params[name], params[name],
+                         ema_decay(state.step + 1))
         metrics[f'grad_norm_{ts.short_name(name)}'] = optax.tree.norm(
             g_grads[name])
       metrics.update(g_terms, l_g_total=l_g_total)

@@ -324,7 +324,7 @@ def test_dsgan_then_srrescycgan_on_its_pairs_then_make_lr(
   for name in ('l_g_cycle', 'l_g_down_pix', 'l_g_tv', 'l_g_percep',
                'l_g_gan', 'grad_norm_generator_lr', 'lr_generator_lr'):
     assert name in result.stdout, (name, output)
-  assert '[eval] step 2 | PSNR' in result.stdout
+  assert '[eval] step 2 | EMA PSNR' in result.stdout
 
   hr_dir, lr_dir = tmp_path / 'hr', tmp_path / 'lr'
   hr_dir.mkdir()

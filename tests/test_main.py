@@ -25,7 +25,7 @@ def test_runlocal_trains_checkpoints_and_logs(config, tmp_path,
   output = result.stdout + result.stderr
   assert result.returncode == 0, output
   assert 'Done at step 2' in result.stdout, output
-  assert '[eval] step 2 | PSNR' in result.stdout, output
+  assert '[eval] step 2 | EMA PSNR' in result.stdout, output
   assert 'PSNR_RGB' in result.stdout, output
   assert os.path.isdir(workdir / 'checkpoints' / '2')
   last_phase = 'psnr' if config == 'rrdb_psnr' else 'gan'
@@ -36,8 +36,11 @@ def test_runlocal_trains_checkpoints_and_logs(config, tmp_path,
   scalars = scalar_csv.read_scalars(str(workdir))
   assert [s for s, _ in scalars['train/l_g_total']] == [1, 2]
   assert scalars['val/psnr'][-1][0] == 2
-  assert f'[eval] step 2 | PSNR {scalars["val/psnr"][-1][1]:.2f} dB' in (
-      result.stdout)
+  # The EMA generator, then the raw one (config.best_weights picks).
+  assert (f'[eval] step 2 | EMA PSNR {scalars["val/psnr"][-1][1]:.2f} dB'
+          in result.stdout)
+  assert (f'| raw PSNR {scalars["val/psnr_raw"][-1][1]:.2f} dB'
+          in result.stdout)
   if config == 'rrdb_psnr':
     assert '[gan]' not in result.stdout
   else:

@@ -95,4 +95,4 @@ def test_srgan_wdrn_runlocal_trains_with_the_gradient_penalty(
   gan = result.stdout.split('[gan]')[1]
   for name in ('l_d_gp', 'l_g_gan', 'l_g_percep', 'out_d_real'):
     assert name in gan, (name, output)
-  assert '[eval] step 2 | PSNR' in result.stdout
+  assert '[eval] step 2 | EMA PSNR' in result.stdout

@@ -213,10 +213,43 @@ class Evaluator:
   num_strips: int
   aux: dict  # Frozen networks the metrics need.
 
-  def run(self, super_resolve: Callable, variables, scale: int):
-    """({metric: value, '<metric>_bicubic': value}, strips)."""
-    return evaluate(super_resolve, variables, self.images, scale,
-                    self.num_strips, self.metrics, self.aux)
+  def run(self, super_resolve: Callable, variables, scale: int,
+          raw_variables=None):
+    """({metric: value, '<metric>_bicubic': value}, strips) of the
+    generator `variables` (the EMA one in training); with raw_variables
+    (the raw generator), also '<metric>_raw' for those, without strips."""
+    values, strips = evaluate(super_resolve, variables, self.images, scale,
+                              self.num_strips, self.metrics, self.aux)
+    if raw_variables is not None:
+      raw, _ = evaluate(super_resolve, raw_variables, self.images, scale, 0,
+                        self.metrics, self.aux)
+      values.update({f'{k}{RAW_SUFFIX}': v for k, v in raw.items()
+                     if not k.endswith('_bicubic')})
+    return values, strips
+
+
+# Training validation's scores of the raw (non-EMA) generator.
+RAW_SUFFIX = '_raw'
+# config.best_weights: which generator picks (and is kept as) a phase's
+# best checkpoint.
+BEST_WEIGHTS = ('ema', 'raw', 'better')
+
+
+def pick_best(values: dict, metric: str, higher_is_better: bool,
+              best_weights: str) -> tuple[float, str]:
+  """(value, 'ema' or 'raw'): the score a best checkpoint is ranked by and
+  the generator it keeps. values: one validation's {metric: value,
+  '<metric>_raw': value} (no '_raw' entry: the EMA's alone counts)."""
+  if best_weights not in BEST_WEIGHTS:
+    raise ValueError(f'config.best_weights={best_weights!r}; use one of '
+                     f'{", ".join(BEST_WEIGHTS)}.')
+  ema, raw = values[metric], values.get(f'{metric}{RAW_SUFFIX}')
+  if raw is None or best_weights == 'ema':
+    return ema, 'ema'
+  if best_weights == 'raw':
+    return raw, 'raw'
+  raw_wins = raw > ema if higher_is_better else raw < ema
+  return (raw, 'raw') if raw_wins else (ema, 'ema')
 
 
 def _fallback(value, default):
