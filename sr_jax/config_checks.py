@@ -81,7 +81,7 @@ RESUMABLE_CHANGES = (
     'stop_at_step', 'log_every', 'eval_every', 'checkpoint_every',
     'keep_checkpoints', 'num_val_strips', 'evals', 'best_metric',
     'best_weights', 'frozen',
-    'variant', 'remat',
+    'variant', 'remat', 'generator.init_from',
     'frozen_drop_if_missing', 'on_nonfinite', 'max_nonfinite_skips',
     'data.num_workers', 'data.val_dir', 'data.val_max_images',
     'data.val_max_size', 'data.cache_images', 'data.max_bad_fraction')
@@ -90,7 +90,7 @@ RESUMABLE_CHANGES = (
 # Fields added since checkpoints recorded their config, with the default
 # that behaves as before they existed.
 NEW_FIELDS = ('ema_update_after_step', 'ema_power', 'data.color_jitter_prob',
-              'data.color_jitter_saturation')
+              'data.color_jitter_saturation', 'data.channel_mix_prob')
 
 
 def _flatten(tree, prefix=''):

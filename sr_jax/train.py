@@ -289,6 +289,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         'The training source is paired (data.train_lr_dir / data.tfds_name), '
         'so its LR images are used and config.degradation.name=%r is not '
         'applied.', config.degradation.name)
+  # A new run's generator.init_from must exist (a resume never reads it).
+  if (why := ts.missing_init_from(config)) is not None and not (
+      io_utils.path(workdir).joinpath('checkpoints').is_dir()):
+    raise ConfigError(why)
   try:
     io_utils.path(workdir).mkdir(parents=True, exist_ok=True)
   except OSError as e:
@@ -315,9 +319,9 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
   writer = _make_writer(workdir)
 
   # --- State: restore the latest checkpoint, else initialise on the mesh.
-  def init_fn(phase):
+  def init_fn(phase, loaded=()):
     return jax.jit(functools.partial(ts.init_train_state, recipe,
-                                     phase=phase),
+                                     phase=phase, loaded=loaded),
                    out_shardings=replicated)
 
   rng = jax.random.key(config.seed)
@@ -343,9 +347,12 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
     _print0(f'Resuming from step {start_step} ({workdir}).')
   else:
     state_phase = recipe.phases[0]
+    # A generator loaded from init_from is not randomly initialised first.
+    loaded = ((ts.MAIN_GENERATOR,) if config.generator.get('init_from')
+              else ())
     state = ts.apply_frozen_submodules(
         config, recipe,
-        ts.apply_init_from(config, recipe, init_fn(state_phase)(rng)))
+        ts.apply_init_from(config, recipe, init_fn(state_phase, loaded)(rng)))
     start_step = 0
   aux = jax.device_put(aux, replicated)
 

@@ -360,18 +360,29 @@ def drop_terms(recipe: Recipe, missing: list[str]) -> tuple[Recipe,
 
 
 def init_train_state(recipe: Recipe, rng: jax.Array,
-                     phase: Phase | None = None) -> TrainState:
+                     phase: Phase | None = None,
+                     loaded: tuple[str, ...] = ()) -> TrainState:
   """Random initial state (call under jit or jax.eval_shape), with the
   optimizer states of `phase` (default: the first).
 
-  For config.generator.init_from, follow with `apply_init_from`.
+  loaded: networks whose variables are zeros here because the caller fills
+  them from a file next (`apply_init_from` for config.generator.init_from):
+  their random initialisation is skipped, which for a 23-block RRDBNet is
+  most of the compile time of the init. The other networks' values do not
+  depend on it.
   """
   phase = phase or recipe.phases[0]
   keys = jax.random.split(rng, len(recipe.networks) + 1)
   params, model_state = {}, {}
   for key, (name, net) in zip(keys[1:], recipe.networks.items()):
-    variables = dict(net.module.init(key, jnp.zeros(net.input_shape),
-                                     train=False))
+    init = lambda key, net=net: net.module.init(
+        key, jnp.zeros(net.input_shape), train=False)
+    if name in loaded:
+      variables = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                               jax.eval_shape(init, key))
+    else:
+      variables = init(key)
+    variables = dict(variables)
     params[name] = variables.pop('params')
     model_state[name] = variables
   return TrainState(
@@ -415,6 +426,25 @@ def _put_like(tree, ref):
       lambda v, r: jax.device_put(jnp.array(v, r.dtype, copy=True),
                                   r.sharding),
       tree, ref)
+
+
+def missing_init_from(config: ml_collections.ConfigDict) -> str | None:
+  """Why config.generator.init_from cannot be loaded (a path that does not
+  exist, with how to get a released model's file), or None. Checked before
+  a new run writes anything."""
+  path = config.generator.get('init_from', '')
+  if not path or os.path.exists(os.path.expanduser(path)):
+    return None
+  for name in weights.PRETRAINED:
+    if os.path.abspath(os.path.expanduser(path)) == os.path.abspath(
+        weights.pretrained.cached_path(name)):
+      return (f'config.generator.init_from={path} does not exist: get it '
+              f'with `python -m sr_jax.weights fetch {name}` (offline: '
+              f'`python -m sr_jax.weights convert {name} FILE.pth|.param`), '
+              'or point --config.generator.init_from at another file.')
+  return (f'config.generator.init_from={path} does not exist: give a '
+          'converted .npz, a .pth / .safetensors / ncnn .param, or a '
+          'training workdir.')
 
 
 def apply_init_from(config: ml_collections.ConfigDict, recipe: Recipe,

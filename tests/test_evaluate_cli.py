@@ -7,6 +7,7 @@ from PIL import Image
 import pytest
 from skimage import data as skdata
 
+from conftest import save_tiny_run
 from test_upscale import random_variables
 from sr_jax import evaluate as eval_lib
 from sr_jax import metrics
@@ -14,6 +15,7 @@ from sr_jax import models
 from sr_jax.evaluate import cli
 from sr_jax.evaluate import image_sets
 from sr_jax.metrics import registry
+from sr_jax.weights import files
 from sr_jax.weights import params_io
 
 
@@ -167,3 +169,59 @@ def test_model_labels_keep_a_workdirs_whole_name(tmp_path):
   assert cli._label(str(tmp_path / 'esrgan.npz'), used) == 'esrgan'
   assert cli._label(str(tmp_path / 'esrgan.pth'), used) == 'esrgan-2'
   assert cli._label(str(tmp_path / 'fft_0.3'), used, ':gan') == 'fft_0.3:gan'
+
+
+def test_each_model_runs_with_its_sources_pre_pad(tmp_path, tiny_x2, capsys):
+  """Without --pre-pad a model is scored as it is run: a plain .npz (not
+  known to be released) and a training run pre-padded 8, as sr_jax's
+  validation; the same weights converted from a release 0, as
+  Real-ESRGAN's inference. --pre-pad N is every model's. The saved images
+  are the network on the edge-replicated LR (numpy reference)."""
+  module = models.RRDBNet(scale=2, num_feat=4, num_block=1, num_grow_ch=4)
+  variables = params_io.load_params(tiny_x2)
+  released = tmp_path / 'released.npz'
+  files.save_converted(released, 'rrdbnet', variables,
+                       dict(scale=2, num_feat=4, num_block=1, num_grow_ch=4),
+                       source='released.pth')
+  # LR sizes that x2 RRDBNet's pixel-unshuffle takes with any even pad.
+  hr_dir = tmp_path / 'hr'
+  hr_dir.mkdir()
+  Image.fromarray(skdata.astronaut()[100:140, 180:240]).save(
+      hr_dir / 'astronaut.png')
+  name, _, lr = image_sets.load_image_set(hr_dir, None, 2, '{}', 1).images[0]
+  assert lr.shape == (20, 30, 3)
+
+  def reference(pad):
+    x = np.pad(lr / 255.0, ((pad, pad), (pad, pad), (0, 0)), mode='edge')
+    sr = np.asarray(module.apply(variables, x[None].astype(np.float32)))[0]
+    sr = sr[2 * pad:sr.shape[0] - 2 * pad, 2 * pad:sr.shape[1] - 2 * pad]
+    return np.round(np.clip(sr, 0, 1) * 255)
+
+  def saved(out, label):
+    return np.asarray(Image.open(out / 'images' / label / 'mini' /
+                                 f'{name}.png'), np.float64)
+
+  assert np.abs(reference(8) - reference(0)).max() > 2  # Tellable apart.
+  run = tmp_path / 'run'
+  save_tiny_run(run, std=0.1)
+  out = tmp_path / 'defaults'
+  assert cli.main(['--weights', tiny_x2, '--weights', str(released),
+                   '--checkpoint', str(run), '--arch', 'rrdbnet',
+                   '--datasets', f'mini={hr_dir}', '--max-images', '1',
+                   '--save-images', '--out', str(out)]) == 0
+  assert np.abs(saved(out, 'tiny_x2') - reference(8)).max() <= 1
+  assert np.abs(saved(out, 'released') - reference(0)).max() <= 1
+  err = capsys.readouterr().err
+  assert 'tiny_x2: pre-pad 8 (' in err and 'released: pre-pad 0 (' in err
+  assert 'run: pre-pad 8 (an sr_jax training run' in err
+  note = (out / 'results.md').read_text()
+  assert "each model's default" in note
+  assert '0 for released (released weights' in note
+  assert '8 for run, tiny_x2 (sr_jax runs' in note
+  out = tmp_path / 'given'
+  assert cli.main(['--weights', str(released), '--datasets',
+                   f'mini={hr_dir}', '--max-images', '1', '--pre-pad', '3',
+                   '--save-images', '--out', str(out)]) == 0
+  assert np.abs(saved(out, 'released') - reference(3)).max() <= 1
+  assert 'Pre-pad 3 LR pixels for every model (--pre-pad)' in (
+      out / 'results.md').read_text()

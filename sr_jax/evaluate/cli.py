@@ -11,6 +11,9 @@ Models: every --checkpoint WORKDIR (its final phase's best EMA generator;
 the LR input is MATLAB bicubic of the HR (mod-cropped to the scale and
 quantised to 8 bits, BasicSR's protocol), or read from --lr-dirs, matched
 by name through --lr-template ('{}x4' for BasicSR's '<name>x4.png').
+Each model runs with its own default --pre-pad, as `python -m
+sr_jax.upscale` runs it (a run as its validation does, 8; released weights
+as their release does, 0); --pre-pad N sets one for all.
 
 Metrics (sr_jax.metrics.METRICS): full-reference ones (psnr, ssim on Y
 unless --no-test-y, lpips, dists) and no-reference ones (niqe, brisque) are
@@ -50,6 +53,7 @@ from sr_jax import weights
 from sr_jax.evaluate import image_sets
 from sr_jax.inference import generator_loading
 from sr_jax.inference import image_files
+from sr_jax.inference import pre_pad as pre_pad_lib
 from sr_jax.inference import tiling
 from sr_jax.metrics import frechet_inception as fid_lib
 from sr_jax.metrics import spectrum
@@ -110,12 +114,14 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('--tile', type=int, default=0,
                  help='tile size in LR pixels (0: whole images)')
   p.add_argument('--tile-pad', type=int, default=10)
-  p.add_argument('--pre-pad', type=int, default=0,
+  p.add_argument('--pre-pad', type=int, default=None,
                  help='LR edge pixels replicated around each image and '
-                 'cropped off (default 0 for every model: BasicSR\'s test '
-                 'protocol, and for released weights what Real-ESRGAN\'s '
-                 'inference and `python -m sr_jax.upscale` use; training '
-                 'validation, and upscale of sr_jax runs, use 8)')
+                 'cropped off, for every model (default: per model, as '
+                 '`python -m sr_jax.upscale` runs it: '
+                 f'{pre_pad_lib.RELEASE_PRE_PAD} for released weights, as '
+                 'Real-ESRGAN\'s inference; '
+                 f'{pre_pad_lib.DEFAULT_PRE_PAD} for sr_jax runs, as their '
+                 'validation; results.md says which each model used)')
   p.add_argument('--dtype', choices=('float32', 'bfloat16'),
                  default='float32')
   p.add_argument('--max-images', type=int, default=0,
@@ -161,6 +167,8 @@ class Model:
   label: str
   run: Callable[[np.ndarray], np.ndarray]  # LR uint8 -> SR uint8.
   scale: int
+  pre_pad: int = 0
+  pre_pad_why: str = '--pre-pad'  # Why this pre-pad (its default's reason).
 
 
 def _label(path: str, used: set, suffix: str = '') -> str:
@@ -176,7 +184,7 @@ def _label(path: str, used: set, suffix: str = '') -> str:
   return label
 
 
-def _runner(module, variables, scale: int, args) -> Callable:
+def _runner(module, variables, scale: int, args, pre_pad: int) -> Callable:
   """LR uint8 [h, w, 3] -> SR uint8 [sh, sw, 3]: tiled, pre-padded,
   optionally ensembled, as `python -m sr_jax.upscale` runs it."""
   run_batch = generator_loading.make_run_batch(module, variables)
@@ -184,7 +192,7 @@ def _runner(module, variables, scale: int, args) -> Callable:
       tiling.upscale_tiled, run_batch, scale=scale, tile=args.tile,
       tile_pad=args.tile_pad, batch_tiles=1,
       multiple=generator_loading.input_multiple(module),
-      pre_pad=args.pre_pad)
+      pre_pad=pre_pad)
 
   def streamed(image, sink):
     if args.ensemble:
@@ -239,9 +247,40 @@ def load_models(args) -> list[Model]:
         suffix = ''
     except (OSError, ValueError, ImportError) as e:
       raise UsageError(f'--{kind} {path}: {e}') from None
+    pad, why = model_pre_pad(args.pre_pad, kind, path)
     models.append(Model(_label(path, used, suffix),
-                        _runner(module, variables, scale, args), scale))
+                        _runner(module, variables, scale, args, pad), scale,
+                        pad, why))
   return models
+
+
+def model_pre_pad(given: int | None, kind: str, path: str) -> tuple[int, str]:
+  """(pre-pad, why) of one model: --pre-pad N for every model if given,
+  else its source's default (sr_jax.inference.pre_pad.default_pre_pad, as
+  `python -m sr_jax.upscale` picks it): a run is scored as its validation
+  runs it, a release as its own inference does."""
+  if given is not None:
+    return given, '--pre-pad'
+  if kind == 'checkpoint':
+    return pre_pad_lib.default_pre_pad(checkpoint=path)
+  return pre_pad_lib.default_pre_pad(weights=path)
+
+
+def pre_pad_note(models: Sequence[Model], given: int | None) -> str:
+  """results.md's line on the pre-pad each model was run with."""
+  if given is not None:
+    return f'Pre-pad {given} LR pixels for every model (--pre-pad).'
+  why = {pre_pad_lib.RELEASE_PRE_PAD: 'released weights, as Real-ESRGAN\'s '
+         'inference_realesrgan.py',
+         pre_pad_lib.DEFAULT_PRE_PAD: 'sr_jax runs and weights not known to '
+         'be released, as sr_jax\'s validation'}
+  groups = {}
+  for m in models:
+    groups.setdefault(m.pre_pad, []).append(m.label)
+  return ('Pre-pad in LR pixels, each model\'s default (--pre-pad N sets one '
+          'for all): ' + '; '.join(
+              f'{pad} for {", ".join(labels)} ({why.get(pad, "default")})'
+              for pad, labels in sorted(groups.items())) + '.')
 
 
 class _Progress:
@@ -442,13 +481,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for flag, value in (('--tile', args.tile), ('--tile-pad', args.tile_pad),
                         ('--pre-pad', args.pre_pad),
                         ('--max-images', args.max_images)):
-      if value < 0:
+      if value is not None and value < 0:
         raise UsageError(f'{flag} must be >= 0; got {value}.')
     frozen_paths = named_list(args.frozen, '--frozen')
     models = load_models(args)
   except UsageError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  for model in models:
+    print(f'{model.label}: pre-pad {model.pre_pad} ({model.pre_pad_why}'
+          + ('' if args.pre_pad is not None else
+             '; --pre-pad N to change it') + ')', file=sys.stderr)
   usable, aux, missing = load_metric_weights(names, frozen_paths)
   for metric, why in missing.items():
     print(f'error: metric {metric} skipped: {why}', file=sys.stderr)
@@ -463,9 +506,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       sorted({str(m.scale) for m in models}))
   notes.append(f'Border cropped: {crop} px; PSNR / SSIM on '
                f'{"Y (BT.601)" if args.test_y else "RGB"}; LR: '
-               f'{"from --lr-dirs" if lr_dirs else "MATLAB bicubic"}; '
-               f'pre-pad {args.pre_pad}'
+               f'{"from --lr-dirs" if lr_dirs else "MATLAB bicubic"}'
                f'{"; x8 self-ensemble" if args.ensemble else ""}.')
+  notes.append(pre_pad_note(models, args.pre_pad))
   write_tables(args.out, names, results.rows, notes)
   with open(os.path.join(args.out, 'per_image.csv'), 'w', newline='') as f:
     writer = csv.writer(f)
