@@ -15,6 +15,9 @@ r"""Benchmarks. Figures go in notes and issues, never in timed tests.
       [--reduced]
   python -m sr_jax.bench torch [--gan_batch=2] [--gan_gt_size=128]
       [--gan_blocks=4] [--precisions=fp32,bf16] [--steps=20]
+  python -m sr_jax.bench learn [--psnr_steps=300] [--gan_steps=200]
+      [--d_iters_steps=60] [--perceptual_layer=conv2_2] [--every=25]
+      [--out=curves.png] [--json_out=parity.json] [--workdir=DIR]
 
 `train` times one jitted train step of the config on synthetic batches over
 all local devices: compile time, then steps/s and GT megapixels/s. The VGG19
@@ -47,6 +50,18 @@ with gan_blocks blocks, VGG-style D with BN, VGG19 conv5_4 perceptual,
 RaGAN; gan_batch GT patches of gan_gt_size) against BasicSR's iteration.
 Ratio = torch seconds / JAX seconds (> 1: JAX is faster).
 
+`learn` (CPU, needs torch) trains configs/esrgan.py:runlocal's recipe
+(tiny RRDBNet, VGG-style D with BN, gt 32, batch 4; PSNR phase, then GAN
+from its EMA, then optionally a GAN phase with net_d_iters=2 /
+net_d_init_iters=10; milestones inside each phase) with sr_jax's trainer and
+with the PyTorch reference of BasicSR's SRModel / ESRGANModel and training
+loop, on the same initial weights and the same batches
+(`sr_jax.run_parity`, what tests/test_run_parity.py asserts), and prints
+both loss curves side by side every `every` steps, the largest differences
+per loss against the float32 drift of the PyTorch run itself (its distance
+to a float64 run), the final parameter distances and both validation
+PSNRs; `--out` writes a PNG of the curves, `--json_out` every step.
+
 `suite` prints one markdown table for an accelerator (step counts chosen
 to fit in 8 minutes on one H100 / H200): the GAN step of the config
 (default configs/esrgan_fft.py) at batch 16 and 64 in float32 and bfloat16
@@ -59,6 +74,7 @@ a subprocess run first so that the two frameworks never share the GPU).
 `--remat` runs the steps with config.remat; `--reduced` is a tiny CPU
 version (the tests'). `torch` is that subprocess: the reference step alone.
 """
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -77,6 +93,7 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
+from absl import logging
 import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
@@ -150,8 +167,25 @@ _TORCH_DEVICE = flags.DEFINE_enum(
     'torch_device', 'auto', ['auto', 'cuda', 'cpu'],
     '`torch`: auto = CUDA if torch has it, else the CPU; cuda = skip the '
     'rows without CUDA.')
-_JSON_OUT = flags.DEFINE_string('json_out', '',
-                                '`torch`: also write the rows here (JSON).')
+_JSON_OUT = flags.DEFINE_string(
+    'json_out', '', '`torch`: also write the rows here (JSON); `learn`: '
+    'every step of both runs.')
+_PSNR_STEPS = flags.DEFINE_integer('psnr_steps', 300,
+                                   '`learn`: PSNR phase steps.')
+_GAN_STEPS = flags.DEFINE_integer('gan_steps', 200, '`learn`: GAN steps.')
+_D_ITERS_STEPS = flags.DEFINE_integer(
+    'd_iters_steps', 60, '`learn`: steps of a third phase with '
+    'net_d_iters=2, net_d_init_iters=10 (0: none).')
+_PERCEPTUAL_LAYER = flags.DEFINE_string(
+    'perceptual_layer', 'conv2_2', '`learn`: the VGG19 layer of the '
+    'perceptual term (configs/esrgan.py: conv5_4, ~10x slower on XLA:CPU '
+    'at 32 px).')
+_EVERY = flags.DEFINE_integer('every', 25, '`learn`: table row every N '
+                              'steps.')
+_OUT = flags.DEFINE_string('out', '', '`learn`: write a PNG of the loss '
+                           'curves here.')
+_WORKDIR = flags.DEFINE_string('workdir', '', '`learn`: where both runs '
+                               'write (default: a temporary folder).')
 
 
 # Peak dense FLOP/s per device (datasheets, without sparsity), for model
@@ -431,7 +465,8 @@ def torch_available() -> bool:
 
 
 def _torch_reference():
-  """sr_jax.torch_reference (imports torch; only `compare` and `torch`)."""
+  """sr_jax.torch_reference (imports torch; only `compare`, `torch` and
+  `learn`)."""
   if not torch_available():
     raise app.UsageError('This benchmark needs PyTorch: pip install torch '
                          '(or pip install -e .[test]).')
@@ -602,6 +637,27 @@ def bench_torch_step(batch: int, gt_size: int, num_block: int,
     if where == 'cuda':
       torch.cuda.empty_cache()
   return rows
+
+
+def bench_learn(sizes, workdir: str, every: int = 25, out: str = '',
+                json_out: str = '') -> tuple[object, str]:
+  """`learn`: sr_jax's trainer and BasicSR's (PyTorch) on the same start
+  (sr_jax.run_parity); returns (result, the printed report)."""
+  _torch_reference()  # UsageError without torch.
+  from sr_jax import run_parity  # pylint: disable=g-import-not-at-top
+  config = run_parity.parity_config(_repo_config('esrgan', 'runlocal'),
+                                    sizes, '')
+  # Progress on stderr; the trainer's own lines go to its log file.
+  result = run_parity.run(
+      config, workdir, trainer_log=os.path.join(workdir, 'trainer.log'),
+      log=lambda m: print(m, file=sys.stderr, flush=True))
+  report = run_parity.format_report(result, every)
+  if out:
+    report += f'\ncurves: {run_parity.plot(result, out)}'
+  if json_out:
+    with open(json_out, 'w') as f:
+      json.dump(result.to_json(), f)
+  return result, report
 
 
 # ------------------------------------------------------------- suite --
@@ -790,7 +846,7 @@ def _print_row(result: dict) -> None:
 
 
 COMMANDS = ('train', 'data', 'upscale', 'metrics', 'compare', 'suite',
-            'torch')
+            'torch', 'learn')
 
 
 def _with_remat(config):
@@ -804,7 +860,7 @@ def main(argv):
   if len(argv) != 2 or argv[1] not in COMMANDS:
     raise app.UsageError('Usage: python -m sr_jax.bench train|data '
                          '--config=... | upscale | metrics | compare | suite '
-                         '| torch')
+                         '| torch | learn')
   if argv[1] == 'compare':
     # A CPU comparison wherever it runs (before any backend starts).
     jax.config.update('jax_platforms', 'cpu')
@@ -817,6 +873,28 @@ def main(argv):
                              _GAN_GT_SIZE.value, _GAN_BLOCKS.value,
                              _NUM_FEAT.value, _CONFIG.value):
       _print_row(row)
+    return
+  if argv[1] == 'learn':
+    # float32 on the CPU on both sides (a GPU's TF32 would be a difference
+    # of its own), before any backend starts.
+    jax.config.update('jax_platforms', 'cpu')
+    logging.set_verbosity(logging.WARNING)  # The trainer's INFO lines.
+    _torch_reference()  # UsageError without torch.
+    from sr_jax import run_parity  # pylint: disable=g-import-not-at-top
+    if not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+      # The trainer compiles the initial state again (tens of seconds).
+      jax.config.update('jax_compilation_cache_dir', os.path.join(
+          tempfile.gettempdir(), 'sr_jax_learn_xla_cache'))
+      jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+    sizes = run_parity.Sizes(
+        psnr_steps=_PSNR_STEPS.value, gan_steps=_GAN_STEPS.value,
+        d_iters_steps=_D_ITERS_STEPS.value,
+        perceptual_layer=_PERCEPTUAL_LAYER.value)
+    with contextlib.ExitStack() as stack:
+      workdir = _WORKDIR.value or stack.enter_context(
+          tempfile.TemporaryDirectory(prefix='sr_jax_learn_'))
+      print(bench_learn(sizes, workdir, _EVERY.value, _OUT.value,
+                        _JSON_OUT.value)[1], flush=True)
     return
   if argv[1] == 'torch':
     rows = bench_torch_step(_GAN_BATCH.value, _GAN_GT_SIZE.value,

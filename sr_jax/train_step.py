@@ -88,6 +88,19 @@ def _update(phase, name, grads, state):
   return optax.apply_updates(state.params[name], updates), opt_state
 
 
+def _advance_schedules(opt_state):
+  """`opt_state` with every learning-rate schedule's count one step on and
+  nothing else changed: for an iteration that skips a network's update
+  (net_d_iters / net_d_init_iters). BasicSR steps its schedulers every
+  iteration, whether or not the optimizer stepped; Adam's own count (its
+  bias correction) advances only with the updates, as torch's."""
+  is_schedule = lambda x: isinstance(x, optax.ScaleByScheduleState)
+  return jax.tree.map(
+      lambda x: (x._replace(count=optax.safe_increment(x.count))
+                 if is_schedule(x) else x),
+      opt_state, is_leaf=is_schedule)
+
+
 def guard_finite(state, new_state, metrics: dict, updated: list, skip: bool):
   """The finite guard: one all-finite reduction over the metrics (losses,
   gradient norms) and the updated parameters' squared norm, recorded in
@@ -211,9 +224,11 @@ def make_phase_step(config: ml_collections.ConfigDict, recipe: 'ts.Recipe',
       for name in gens:
         new_params, new_opt = _update(phase, name, g_grads[name], state)
         new_ms = g_state.get(name, state.model_state[name])
+        # A skipped update still moves the schedule: the learning rate is
+        # the phase iteration's (BasicSR's), not the update count's.
         params[name], opt_state[name], model_state[name] = _select(
             update_g, (new_params, new_opt, new_ms),
-            (state.params[name], state.opt_state[name],
+            (state.params[name], _advance_schedules(state.opt_state[name]),
              state.model_state[name]))
         ema[name] = _ema(state.ema_params[name], params[name],
                          ema_decay(state.step + 1))

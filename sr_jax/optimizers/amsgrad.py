@@ -6,7 +6,8 @@ v_max = max(v_max, v_t), step = lr * (m_t / (1 - b1^t)) /
 (sqrt(v_max / (1 - b2^t)) + eps). optax.amsgrad takes the maximum of the
 bias-corrected v; `amsgrad` here follows torch, whose maximum is of the raw v
 and is bias-corrected afterwards (tests/test_optimizers.py checks it
-against torch.optim.Adam(amsgrad=True)).
+against torch.optim.Adam(amsgrad=True)). The bias corrections are adam.py's
+(float32, accurate to an ulp, as torch's float64 ones).
 """
 from typing import NamedTuple
 
@@ -14,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from sr_jax.optimizers.adam import bias_correction
 from sr_jax.optimizers.registry import register
 
 
@@ -39,8 +41,7 @@ def scale_by_amsgrad_torch(b1=0.9, b2=0.999, eps=1e-8
     nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g),
                       state.nu, updates)
     nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu)
-    t = count.astype(jnp.float32)
-    c1, c2 = 1 - b1**t, 1 - b2**t
+    c1, c2 = bias_correction(b1, count), bias_correction(b2, count)
     out = jax.tree.map(lambda m, v: (m / c1) / (jnp.sqrt(v / c2) + eps),
                        mu, nu_max)
     return out, AmsgradState(count, mu, nu, nu_max)
