@@ -90,7 +90,7 @@ RESUMABLE_CHANGES = (
 # Fields added since checkpoints recorded their config, with the default
 # that behaves as before they existed.
 NEW_FIELDS = ('ema_update_after_step', 'ema_power', 'data.color_jitter_prob',
-              'data.color_jitter_saturation', 'data.channel_mix_prob')
+              'data.color_jitter_saturation')
 
 
 def _flatten(tree, prefix=''):

@@ -335,6 +335,8 @@ def test_cli_files_equal_the_float_path(tmp_path, rrdb_x2, kind, flags):
   run_batch = generator_loading.make_run_batch(module, variables)
   args = upscale._parser().parse_args(['x', '-o', 'y', '--weights', 'z']
                                       + flags)
+  upscale._release_defaults(args, scale)  # --pre-pad as the CLI resolves it
+  assert args.pre_pad == 8
   kw = dict(tile=args.tile, tile_pad=args.tile_pad,
             batch_tiles=args.batch_tiles, multiple=2, pre_pad=args.pre_pad)
 

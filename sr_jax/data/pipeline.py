@@ -69,6 +69,12 @@ def default_data_config() -> ml_collections.ConfigDict:
       # small or colour-poor sets (the embedded samples: 3 of 8 grey, the
       # rest warm), so the generator also sees blue/green-dominant colours.
       use_channel_permute=False,
+      # With this probability, a random hue rotation and a saturation
+      # factor from color_jitter_saturation per patch
+      # (transforms.jitter_colours): saturated colours (a channel clipped at
+      # 0 or 255) that natural photos rarely hold.
+      color_jitter_prob=0.0,
+      color_jitter_saturation=(0.0, 3.0),
       # 0 reads in the training process; > 0 uses grain worker processes.
       num_workers=0,
       # Decode each training image once and keep it in memory. Right for the
@@ -295,7 +301,12 @@ def make_train_dataset(
   flips = dict(use_hflip=bool(_field(data_config, 'use_hflip')),
                use_rot=bool(_field(data_config, 'use_rot')),
                use_channel_permute=bool(
-                   _field(data_config, 'use_channel_permute')))
+                   _field(data_config, 'use_channel_permute')),
+               color_jitter_prob=float(
+                   _field(data_config, 'color_jitter_prob')),
+               color_jitter_saturation=tuple(
+                   float(v) for v in
+                   _field(data_config, 'color_jitter_saturation')))
   if is_paired:
     transform = transforms.PairedRandomPatch(
         gt_size=gt_size, scale=scale, pad=pad_small, **flips)

@@ -66,6 +66,43 @@ def permute_channels(patches: tuple[np.ndarray, ...], rng: np.random.Generator
   return tuple(p[..., order] for p in patches)
 
 
+def colour_matrix(hue: float, saturation: float) -> np.ndarray:
+  """[3, 3] RGB map: a rotation by `hue` radians about the grey axis, then
+  chroma scaled by `saturation` (grey stays grey; 0 gives grey, > 1 more
+  saturated colours)."""
+  u = np.full(3, 3 ** -0.5)
+  cross = np.array([[0, -u[2], u[1]], [u[2], 0, -u[0]], [-u[1], u[0], 0]])
+  grey = np.outer(u, u)
+  rotation = (np.cos(hue) * np.eye(3) + np.sin(hue) * cross
+              + (1 - np.cos(hue)) * grey)
+  return grey + saturation * (rotation - grey)
+
+
+def jitter_colours(patches: tuple[np.ndarray, ...], rng: np.random.Generator,
+                   saturation: tuple[float, float]
+                   ) -> tuple[np.ndarray, ...]:
+  """One random hue rotation and saturation factor (uniform in
+  `saturation`), applied to every uint8 array given, clipped to [0, 255].
+
+  Natural photos rarely hold saturated colours (a channel at 0 while another
+  is near 255): the embedded training photos have no pixel with max - min
+  > 200, scikit-image's colorwheel 19% of its pixels and 34% more between
+  100 and 200. A generator that never saw such colours maps them wrongly:
+  the demo RRDBNet put a cast of +1 to +2.4 levels (mean, per channel) over
+  the whole wheel, growing with saturation (rms error 1.8 levels where
+  max - min < 30, 7.1 above 200; bicubic 0.5-1.5), 13.9 dB below bicubic.
+  Saturating (and clipping) the HR patches shows it those colours. The LR
+  is made from the jittered HR on the device, so the pair stays
+  consistent; for a paired LR the same per-pixel map is applied to both
+  (exact where nothing clips).
+  """
+  matrix = colour_matrix(rng.uniform(0.0, 2 * np.pi),
+                         rng.uniform(*saturation)).astype(np.float32)
+  return tuple(
+      np.clip(np.rint(p.astype(np.float32) @ matrix.T), 0, 255).astype(
+          np.uint8) for p in patches)
+
+
 @dataclasses.dataclass(frozen=True)
 class RandomPatch:
   """grain `random_map` transform: HR image -> {'hr': uint8 [P, P, 3]}.
@@ -79,6 +116,8 @@ class RandomPatch:
   use_rot: bool
   pad: bool = False
   use_channel_permute: bool = False
+  color_jitter_prob: float = 0.0
+  color_jitter_saturation: tuple[float, float] = (0.0, 3.0)
 
   def __call__(self, image: np.ndarray, rng: np.random.Generator) -> dict:
     if self.pad:
@@ -87,6 +126,8 @@ class RandomPatch:
     patch = augment(patch, rng, hflip=self.use_hflip, rot=self.use_rot)
     if self.use_channel_permute:
       patch, = permute_channels((patch,), rng)
+    if self.color_jitter_prob and rng.random() < self.color_jitter_prob:
+      patch, = jitter_colours((patch,), rng, self.color_jitter_saturation)
     return {'hr': np.ascontiguousarray(patch, dtype=np.uint8)}
 
 
@@ -107,6 +148,8 @@ class PairedRandomPatch:
   use_rot: bool
   pad: bool = False
   use_channel_permute: bool = False
+  color_jitter_prob: float = 0.0
+  color_jitter_saturation: tuple[float, float] = (0.0, 3.0)
 
   def __call__(self, pair: dict, rng: np.random.Generator) -> dict:
     hr, lr = pair['hr'], pair['lr']
@@ -134,5 +177,8 @@ class PairedRandomPatch:
     lr_patch = _flips(lr_patch, coins, self.use_hflip, self.use_rot)
     if self.use_channel_permute:
       hr_patch, lr_patch = permute_channels((hr_patch, lr_patch), rng)
+    if self.color_jitter_prob and rng.random() < self.color_jitter_prob:
+      hr_patch, lr_patch = jitter_colours((hr_patch, lr_patch), rng,
+                                          self.color_jitter_saturation)
     return {'hr': np.ascontiguousarray(hr_patch, dtype=np.uint8),
             'lr': np.ascontiguousarray(lr_patch, dtype=np.uint8)}
