@@ -169,6 +169,7 @@ def test_random_anisotropic_families_are_point_symmetric(name):
   assert max(np.abs(k - k.T).max() for k in ks) > 1e-3
 
 
+@pytest.mark.slow
 def test_random_mixed_kernel_is_jittable_deterministic_and_mixes():
   args = (21, kernels.FAMILIES, [1 / 6] * 6)
   f = jax.jit(lambda key: kernels.random_mixed_kernel(key, *args, **_RANGES))

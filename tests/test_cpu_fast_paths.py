@@ -84,6 +84,7 @@ def test_conv2d_takes_its_own_gradient_for_strided_convs_on_the_cpu():
   assert not custom(1)
 
 
+@pytest.mark.slow
 def test_frozen_network_input_gradient_with_flipped_kernels_is_the_same():
   """VGG19 (a perceptual loss' network) given its kernels' input-gradient
   layout once: the same features and input gradient, through it."""

@@ -144,6 +144,7 @@ def _torch(model, x, y):
                    for a in (x, y))).numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('shape', [(2, 48, 40, 3), (1, 37, 29, 3)])
 def test_dists_matches_torch(reference, shape):
   model, variables = reference

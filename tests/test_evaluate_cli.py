@@ -171,6 +171,7 @@ def test_model_labels_keep_a_workdirs_whole_name(tmp_path):
   assert cli._label(str(tmp_path / 'fft_0.3'), used, ':gan') == 'fft_0.3:gan'
 
 
+@pytest.mark.slow
 def test_each_model_runs_with_its_sources_pre_pad(tmp_path, tiny_x2, capsys):
   """Without --pre-pad a model is scored as it is run: a plain .npz (not
   known to be released) and a training run pre-padded 8, as sr_jax's

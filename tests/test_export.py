@@ -97,6 +97,7 @@ def test_rrdbnet_x2_any_size(rrdb_x2):
   assert_round_trip(out, module, variables, multiple=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('arch, kwargs', [
     ('rrdbnet', dict(scale=4, num_feat=8, num_block=2, num_grow_ch=4)),
     ('srvgg', dict(scale=4, num_feat=8, num_conv=2)),

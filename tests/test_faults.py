@@ -18,6 +18,7 @@ import pytest
 
 from conftest import REPO
 from conftest import load_config
+from conftest import fake_devices
 from conftest import run_python
 from sr_jax import checkpoint
 from sr_jax import checkpoints
@@ -357,7 +358,7 @@ def test_a_workdir_trained_on_4_devices_upscales_and_resumes_on_1(tmp_path):
   result = run_python(
       ['-m', 'sr_jax.main', '--config=configs/rrdb_psnr.py:runlocal',
        f'--workdir={workdir}', '--config.psnr.steps=2'],
-      env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
+      env_extra=fake_devices(4))
   assert result.returncode == 0, result.stderr[-3000:]
   assert jax.device_count() == 1
   Image.fromarray(np.full((12, 10, 3), 128, np.uint8)).save(tmp_path / 'a.png')

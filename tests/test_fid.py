@@ -237,6 +237,7 @@ def torch_features(model, x_nhwc):
 
 # --------------------------------------------------------------- parity --
 
+@pytest.mark.slow
 def test_trunk_matches_torch_on_small_inputs(reference):
   model, variables = reference
   # The smallest input the trunk takes (75) and a non-square one, without
@@ -267,6 +268,7 @@ def test_resize_matches_torch_interpolate(h, w):
   np.testing.assert_allclose(ours, ref, rtol=0, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_features_of_uint8_images_of_any_size_match_torch(reference):
   """fid_features (each image resized to 299 by itself, then batched,
   the last batch padded) against the whole PyTorch model, image by image."""
@@ -408,6 +410,7 @@ def test_patches_are_non_overlapping_and_drop_remainders():
   assert fid_lib.metric_name(64) == 'fid_patch64'
 
 
+@pytest.mark.slow
 def test_fid_whole_images_and_patches(reference):
   model, variables = reference
   rng = np.random.default_rng(4)
@@ -472,6 +475,7 @@ def isolated_cache(tmp_path, monkeypatch):
   return cache
 
 
+@pytest.mark.slow
 def test_load_frozen_explains_converts_and_caches(reference, tmp_path,
                                                   isolated_cache,
                                                   monkeypatch):
@@ -507,6 +511,7 @@ def test_load_frozen_explains_converts_and_caches(reference, tmp_path,
     weights.load_frozen('inception_fid', str(other))
 
 
+@pytest.mark.slow
 def test_fetch_checks_the_hash_then_converts(reference, tmp_path,
                                              isolated_cache, capsys,
                                              monkeypatch):

@@ -52,6 +52,7 @@ def test_fft_amplitude_phase_against_numpy():
                              0.5 * np.mean(np.abs(fb)), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_fft_norms_have_finite_gradients_at_zero_and_refuse_unknown():
   _, b = _pair(seed=2)
   # ('l2' is kept as it was: its norms' gradients are NaN at exactly 0.)
@@ -210,6 +211,7 @@ _TERM_CONFIGS = {
 }
 
 
+@pytest.mark.slow
 def test_terms_build_from_config_and_run_jitted():
   built = terms.build_terms(_TERM_CONFIGS, jnp.float32)
   assert [t.term.log_name for t in built] == [

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from conftest import fake_devices
 from conftest import run_python
 from sr_jax import scalar_csv
 
@@ -88,7 +89,7 @@ def test_bad_batch_size_is_explained(tmp_path):
   result = run_python(
       ['-m', 'sr_jax.main', '--config=configs/rrdb_psnr.py:runlocal',
        f'--workdir={tmp_path / "run"}', '--config.batch_size=3'],
-      env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=2'})
+      env_extra=fake_devices(2))
   assert result.returncode == 2, result.stdout + result.stderr
   assert 'config.batch_size=3 must be divisible by the 2 devices' in \
       result.stderr

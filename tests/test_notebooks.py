@@ -6,7 +6,9 @@ plot. (The upscale notebook runs in test_train.py.)
 To keep the suite's time, each runs two of its variants
 (SR_JAX_SWEEP_VARIANTS) and the three share one tiny warm-up, trained once
 here: the three ablations' warm-ups are the same run (asserted), so a
-sweep finds it finished and skips it, as on a rerun.
+sweep finds it finished and skips it, as on a rerun. The tiny size runs
+shortened (SR_JAX_SWEEP_SET, the notebooks' --set overrides): 60 warm-up
+and 40 GAN steps instead of 300 and 100.
 """
 import glob
 import os
@@ -30,6 +32,8 @@ NOTEBOOKS = {
     'perceptual_losses.ipynb': ('perceptual', ('vgg', 'dists'),
                                 'train/l_g_gan'),
 }
+# The notebooks' overrides for every variant (and the shared warm-up).
+SETS = ('psnr.steps=60', 'gan.steps=40')
 FREQUENCY_TAGS = {'spectral_0.3': 'train/l_g_spectral',
                   'ffl_0.5': 'train/l_g_focal_frequency'}
 
@@ -57,6 +61,8 @@ def tiny_warmup(tmp_path_factory):
   for ablation, variants, _ in NOTEBOOKS.values():
     module = _ablation(ablation)
     variant_configs = {v: module.get_config(f'{v},tiny') for v in variants}
+    for c in variant_configs.values():
+      sweep.apply_overrides(c, sweep.parse_overrides(SETS))
     shared = sweep.shared_warmup(variant_configs)
     assert shared == ('psnr',)
     configs[ablation] = {  # Without the (untrained) GAN phase.
@@ -65,8 +71,10 @@ def tiny_warmup(tmp_path_factory):
   first = next(iter(configs.values()))
   assert all(c == first for c in configs.values())  # One warm-up for all.
   workdir = str(tmp_path_factory.mktemp('tiny') / sweep.WARMUP)
-  config = sweep.warmup_config(_ablation('adversarial').get_config(
-      'ragan,tiny'), ('psnr',))
+  config = _ablation('adversarial').get_config('ragan,tiny')
+  sweep.apply_overrides(config, sweep.parse_overrides(SETS))
+  config = sweep.warmup_config(config, ('psnr',))
+  assert config.psnr.steps == 60
   train.train_and_evaluate(config, workdir)
   with open(os.path.join(workdir, sweep.DONE), 'w') as f:
     f.write('trained\n')
@@ -82,7 +90,8 @@ def test_ablation_notebook_runs_its_tiny_sweep(notebook, tiny_warmup,
   shutil.copytree(tiny_warmup, sweep_dir / sweep.WARMUP)
   executed = execute_notebook(notebook, {
       'SR_JAX_WORKDIRS': str(tmp_path),
-      'SR_JAX_SWEEP_VARIANTS': ','.join(variants)})
+      'SR_JAX_SWEEP_VARIANTS': ','.join(variants),
+      'SR_JAX_SWEEP_SET': ' '.join(SETS)})
   text = ''.join(o.get('text', '') for o in notebook_outputs(executed,
                                                               'stream'))
   assert 'shared by every variant: finished earlier, skipped.' in text
@@ -105,4 +114,5 @@ def test_ablation_notebook_runs_its_tiny_sweep(notebook, tiny_warmup,
     scalars = (sweep_dir / variant / 'scalars.csv').read_text()
     assert (tag or FREQUENCY_TAGS[variant]) in scalars
     assert 'train/l_d' in scalars
+    assert os.listdir(sweep_dir / variant / 'best' / 'gan') == ['40']
   assert os.path.exists(sweep_dir / sweep.MANIFEST)

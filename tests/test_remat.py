@@ -36,6 +36,7 @@ def compile_keeping_recomputation(fn, *args):
   return compiled, compiled.cost_analysis()['flops']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['rrdbnet', 'srresnet', 'msrresnet',
                                   'srvgg'])
 def test_remat_gives_the_same_loss_and_gradients(name):

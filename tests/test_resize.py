@@ -180,6 +180,7 @@ def test_refill_matches_numpy_reflect_pad():
     np.testing.assert_array_equal(y[n], _reflect_fill(x[n, :h, :w], (11, 16)))
 
 
+@pytest.mark.slow
 def test_random_resize_matches_torch_with_the_drawn_parameters():
   rng = np.random.default_rng(5)
   x = rng.random((8, 12, 10, 3), np.float32)

@@ -111,6 +111,7 @@ def test_released_size_has_380356_parameters():
   assert torch_count == 380_356
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('scale,depth,feat,shape', [
     (4, 5, 64, (2, 12, 10)),  # The released size.
     (3, 2, 16, (1, 5, 7)),  # Even wavelet counts: torch's lower median.

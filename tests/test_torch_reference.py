@@ -136,6 +136,7 @@ def test_gan_step_matches_sr_jax_gan_step():
   torch.testing.assert_close(step.ema[0], 0.999 * before + 0.001 * after)
 
 
+@pytest.mark.slow
 def test_gan_step_in_bf16_autocast_is_close_to_fp32():
   _, _, _, _, _, _, pairs, nets = _tiny_gan_setup()
   state_dicts = [n.state_dict() for n in nets]

@@ -10,6 +10,7 @@ from conftest import REPO
 from conftest import execute_notebook
 from conftest import load_config
 from conftest import notebook_outputs
+from conftest import fake_devices
 from conftest import run_python
 from sr_jax import checkpoint as ckpt_lib
 from sr_jax import train
@@ -157,7 +158,7 @@ def test_one_device_and_four_devices_give_the_same_step(random_vgg19_weights):
   result = run_python(
       [os.path.join(REPO, 'tests', 'multidevice_check.py'),
        random_vgg19_weights],
-      env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
+      env_extra=fake_devices(4))
   assert result.returncode == 0, result.stdout + result.stderr
   assert 'devices=4 same as devices=1' in result.stdout, result.stdout
   # The comparison can fail: with every device fed the first device's shard

@@ -438,6 +438,7 @@ def test_load_pth_and_npz_match_torch(tmp_path):
     generator_loading.load_generator_for_inference(weights=tmp_path / 'no.npz')
 
 
+@pytest.mark.slow
 def test_load_from_a_training_checkpoint(tmp_path, capsys):
   """--checkpoint WORKDIR: the EMA generator of a (tiny, untrained) run."""
   workdir = str(tmp_path / 'run')
@@ -569,6 +570,7 @@ def test_cli_bad_input_errors(tmp_path, tiny_weights, capsys, args, message):
   assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.slow
 def test_module_entry_point(tmp_path, tiny_weights):
   """The public contract: python -m sr_jax.upscale IN -o OUT --weights W
   [--tile N --tile-pad P]."""

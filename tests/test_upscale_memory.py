@@ -435,6 +435,7 @@ def png_claiming(path, width, height):
   path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 def test_max_pixels_refuses_from_the_header(tmp_path, monkeypatch, capsys):
   bomb = tmp_path / 'bomb.png'
   png_claiming(bomb, 200_000, 150_000)  # 3e10 pixels in ~70 bytes.
@@ -535,6 +536,7 @@ def test_host_oom_hint_says_what_the_output_needs():
   assert upscale.memory_hint(OSError('disk'), cli_args(), 4, image) == ''
 
 
+@pytest.mark.slow
 def test_cli_prints_the_hint_and_goes_on(tmp_path, monkeypatch, capsys):
   for name in ('a.png', 'b.png'):
     Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / name)
