@@ -96,17 +96,11 @@ def random_variables(module, seed=0):
   return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
-def save_tiny_run(workdir, std=1.0):
-  """A training workdir holding one best checkpoint (phase psnr, step 3)
-  of a tiny x2 rrdbnet run, its state filled with N(0, std) values without
-  compiling the real init; returns that state."""
-  from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  from sr_jax import config_lib  # pylint: disable=g-import-not-at-top
+def filled_train_state(config, std=1.0):
+  """config's TrainState with N(0, std) values in every float leaf (the
+  EMA distinct from the generator), made without compiling the real
+  init."""
   from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
-  config = config_lib.base_config()
-  config.gan.steps = 0
-  config = config_lib.apply_variant(config, 'runlocal')
-  config.scale = 2
   abstract = jax.eval_shape(lambda: ts.init_train_state(
       ts.build_recipe(config), jax.random.key(0)))
   rng = np.random.default_rng(0)
@@ -118,7 +112,20 @@ def save_tiny_run(workdir, std=1.0):
       return jnp.zeros(leaf.shape, leaf.dtype)
     return jnp.asarray(std * rng.normal(size=leaf.shape), leaf.dtype)
 
-  state = jax.tree.map(fill, abstract)
+  return jax.tree.map(fill, abstract)
+
+
+def save_tiny_run(workdir, std=1.0):
+  """A training workdir holding one best checkpoint (phase psnr, step 3)
+  of a tiny x2 rrdbnet run, its state filled with N(0, std) values without
+  compiling the real init; returns that state."""
+  from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from sr_jax import config_lib  # pylint: disable=g-import-not-at-top
+  config = config_lib.base_config()
+  config.gan.steps = 0
+  config = config_lib.apply_variant(config, 'runlocal')
+  config.scale = 2
+  state = filled_train_state(config, std)
   saver = checkpoint.Checkpointer(str(workdir))
   saver.save_best(3, state, 21.0, config, phase='psnr')
   saver.wait_until_finished()

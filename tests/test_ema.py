@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import filled_train_state
 from conftest import load_config
 from sr_jax import checkpoint as ckpt_lib
 from sr_jax import config_checks
@@ -92,27 +93,12 @@ def test_pick_best():
     eval_lib.pick_best(values, 'psnr', True, 'newest')
 
 
-def _state_with_distinct_ema(config):
-  abstract = jax.eval_shape(lambda: ts.init_train_state(
-      ts.build_recipe(config), jax.random.key(0)))
-  rng = np.random.default_rng(0)
-
-  def fill(leaf):
-    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-      return jax.random.key(0)
-    if not jnp.issubdtype(leaf.dtype, jnp.floating):
-      return jnp.zeros(leaf.shape, leaf.dtype)
-    return jnp.asarray(rng.normal(size=leaf.shape), leaf.dtype)
-
-  return jax.tree.map(fill, abstract)
-
-
 @pytest.mark.parametrize('generator', ['raw', 'ema', None])
 def test_best_checkpoint_loads_the_generator_that_won(tmp_path, generator):
   config = config_lib.base_config()
   config.gan.steps = 0
   config = config_lib.apply_variant(config, 'runlocal')
-  state = _state_with_distinct_ema(config)
+  state = filled_train_state(config)
   saver = ckpt_lib.Checkpointer(str(tmp_path))
   if generator is None:  # A checkpoint from before best_weights: EMA.
     saver.save_best(1, state, 21.0, config, phase='psnr')

@@ -8,7 +8,7 @@ To keep the suite's time, each runs two of its variants
 here: the three ablations' warm-ups are the same run (asserted), so a
 sweep finds it finished and skips it, as on a rerun. The tiny size runs
 shortened (SR_JAX_SWEEP_SET, the notebooks' --set overrides): 60 warm-up
-and 40 GAN steps instead of 300 and 100.
+and 20 GAN steps instead of 300 and 100.
 """
 import glob
 import os
@@ -33,7 +33,7 @@ NOTEBOOKS = {
                                 'train/l_g_gan'),
 }
 # The notebooks' overrides for every variant (and the shared warm-up).
-SETS = ('psnr.steps=60', 'gan.steps=40')
+SETS = ('psnr.steps=60', 'gan.steps=20')
 FREQUENCY_TAGS = {'spectral_0.3': 'train/l_g_spectral',
                   'ffl_0.5': 'train/l_g_focal_frequency'}
 
@@ -114,5 +114,5 @@ def test_ablation_notebook_runs_its_tiny_sweep(notebook, tiny_warmup,
     scalars = (sweep_dir / variant / 'scalars.csv').read_text()
     assert (tag or FREQUENCY_TAGS[variant]) in scalars
     assert 'train/l_d' in scalars
-    assert os.listdir(sweep_dir / variant / 'best' / 'gan') == ['40']
+    assert os.listdir(sweep_dir / variant / 'best' / 'gan') == ['20']
   assert os.path.exists(sweep_dir / sweep.MANIFEST)
