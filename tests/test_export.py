@@ -6,6 +6,8 @@ running the exported file through its own session, NCHW, at two input
 sizes of one file (dynamic batch, height and width); and `upscale
 --backend jax` for the onnxruntime backend.
 """
+import json
+
 import jax
 import numpy as np
 from PIL import Image
@@ -16,6 +18,7 @@ from conftest import save_tiny_run
 
 from sr_jax import models
 from sr_jax import upscale
+from sr_jax.degradations import resampling
 from sr_jax.inference import onnx_backend
 from sr_jax.weights import params_io
 
@@ -98,20 +101,45 @@ def test_rrdbnet_x2_any_size(rrdb_x2):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('arch, kwargs', [
-    ('rrdbnet', dict(scale=4, num_feat=8, num_block=2, num_grow_ch=4)),
-    ('srvgg', dict(scale=4, num_feat=8, num_conv=2)),
-    ('srresnet', dict(scale=4, num_feat=8, num_block=2)),
+@pytest.mark.parametrize('arch, kwargs, options', [
+    # Its bicubic skip (no parameters, so given on the command line) is
+    # the export's rewritten resize.
+    ('rrdbnet', dict(scale=4, num_feat=8, num_block=2, num_grow_ch=4),
+     dict(upsample_skip='bicubic')),
+    ('srvgg', dict(scale=4, num_feat=8, num_conv=2), {}),
+    ('srresnet', dict(scale=4, num_feat=8, num_block=2), {}),
     # Its bilinear base image is the export's rewritten resize.
-    ('msrresnet', dict(scale=4, num_feat=8, num_block=1)),
+    ('msrresnet', dict(scale=4, num_feat=8, num_block=1), {}),
 ])
-def test_round_trip(tmp_path, capsys, arch, kwargs):
-  module, variables, weights = write_weights(tmp_path, arch, **kwargs)
+def test_round_trip(tmp_path, capsys, arch, kwargs, options):
+  module, variables, weights = write_weights(tmp_path, arch, **kwargs,
+                                             **options)
   out = tmp_path / f'{arch}.onnx'
+  more = ['--model-kwargs', json.dumps(options)] if options else []
   assert export.main(['--weights', weights, '--arch', arch, '--onnx',
-                      str(out), '--no-verify']) == 0
+                      str(out), '--no-verify'] + more) == 0
   assert 'max |onnxruntime - jax|' not in capsys.readouterr().out
   assert_round_trip(out, module, variables)
+
+
+@pytest.mark.parametrize('mode', ['bicubic', 'bilinear', 'nearest'])
+@pytest.mark.parametrize('factor', [2, 3, 4])
+def test_symbolic_size_upsampling_equals_resize(mode, factor):
+  """The export's shift-and-blend up-sampling is resampling.resize's
+  (torch's), edges included; here on concrete sizes, 1 to 7 pixels."""
+  rng = np.random.default_rng(factor)
+  for h, w in ((1, 7), (2, 5), (6, 3)):
+    x = rng.random((2, h, w, 3), dtype=np.float32)
+    y = x
+    for axis in (1, 2):
+      y = onnx_backend._upsample_axis(y, factor, axis, mode)  # pylint: disable=protected-access
+    want = resampling.resize(x, (h * factor, w * factor), mode)
+    # x3: torch computes each source coordinate in float32 from
+    # fl(1/3), so its cubic weights drift with the position by up to ~1e-6
+    # (measured against this phase form in float64: 1.5e-6 bicubic, 2.2e-7
+    # bilinear); x2 and x4 coordinates are exact in float32.
+    atol = 1e-6 if factor in (2, 4) else 4e-6
+    np.testing.assert_allclose(np.asarray(y), np.asarray(want), atol=atol)
 
 
 def test_cli_prints_the_check(tmp_path, capsys):

@@ -86,6 +86,32 @@ def test_rrdbnet_scale_specific_layers():
     abstract_variables(models.RRDBNet(scale=3, **TINY_RRDB), 1, 4, 4, 3)
 
 
+@pytest.mark.parametrize('mode,scale', [('bicubic', 4), ('bilinear', 2),
+                                        ('nearest', 4)])
+def test_rrdbnet_upsample_skip_adds_torch_interpolation(mode, scale):
+  torch = pytest.importorskip('torch')
+  plain = models.RRDBNet(scale=scale, **TINY_RRDB)
+  skip = models.RRDBNet(scale=scale, upsample_skip=mode, **TINY_RRDB)
+  variables = random_variables(plain, 1, 6, 10, 3)
+  # The option adds no parameters: the same variables drive both.
+  assert jax.tree.structure(variables) == jax.tree.structure(
+      abstract_variables(skip, 1, 6, 10, 3))
+  x = image(2, 6, 10, 3)
+  added = skip.apply(variables, x) - plain.apply(variables, x)
+  ref = torch.nn.functional.interpolate(
+      torch.from_numpy(np.array(x)).permute(0, 3, 1, 2),
+      scale_factor=scale, mode=mode,
+      align_corners=None if mode == 'nearest' else False)
+  np.testing.assert_allclose(np.asarray(added),
+                             ref.permute(0, 2, 3, 1).numpy(), atol=2e-6)
+
+
+def test_rrdbnet_upsample_skip_rejects_unknown_mode():
+  with pytest.raises(ValueError, match="upsample_skip must be .*'lanczos'"):
+    abstract_variables(models.RRDBNet(upsample_skip='lanczos', **TINY_RRDB),
+                       1, 4, 4, 3)
+
+
 @pytest.mark.slow
 def test_rrdbnet_init_follows_basicsr():
   model = models.RRDBNet(num_feat=16, num_block=1, num_grow_ch=16)

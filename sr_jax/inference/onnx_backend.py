@@ -23,20 +23,22 @@ generators and their outputs are unchanged:
     multiple and crops the output back, as tiling.pad_to_multiple and
     Real-ESRGAN's `mod_pad` do (written with reverse / concatenate /
     static slices: jnp.pad's reflect mode cannot take a symbolic width).
-  - bilinear up-sampling by an integer factor (MSRResNet's base image,
-    SRResCGAN's input): sr_jax.degradations.resampling.resize builds dense
-    [out, in] matrices and jax.image.resize static weights, neither possible
-    for a symbolic size. While tracing, both are replaced by the same
-    interpolation written as `scale` phase-shifted blends of neighbours,
-    interleaved (torch's align_corners=False with the edge clamped, which
-    both originals compute for integer up-sampling); other calls go to the
-    originals.
+  - up-sampling by an integer factor (MSRResNet's bilinear base image,
+    SRResCGAN's bilinear input, RRDBNet's optional upsample_skip):
+    sr_jax.degradations.resampling.resize builds dense [out, in] matrices
+    and jax.image.resize static weights, neither possible for a symbolic
+    size. While tracing, resampling.resize (any mode) and jax.image.resize
+    (bilinear) are replaced by the same interpolation written as `scale`
+    phase-shifted blends of neighbours, interleaved (torch's
+    align_corners=False with the edge clamped, which both originals compute
+    for integer up-sampling); other calls go to the originals.
 
 onnxruntime and jax2onnx are optional (`pip install -e .[onnx]`, then
 `pip install --no-deps -r requirements-onnx.txt`):
 this module imports them only when called.
 """
 import contextlib
+import functools
 import importlib
 import importlib.metadata
 import json
@@ -113,27 +115,47 @@ def _reflect_pad_to_multiple(x: jax.Array, multiple: int,
       padded, 0, multiple * ((size + multiple - 1) // multiple), axis=axis)
 
 
-def _upsample_linear_axis(x: jax.Array, factor: int, axis: int) -> jax.Array:
-  """Linear up-sampling of one axis by an integer factor, half-pixel
-  centres, edges clamped (F.interpolate align_corners=False).
+@functools.lru_cache(maxsize=None)
+def _phase_taps(factor: int, mode: str) -> tuple[tuple[tuple[int, float],
+                                                        ...], ...]:
+  """Per output phase r, the (offset, weight) taps of an integer up-sampling.
 
-  Output o = factor i + r samples input i + d, d = (r + 0.5) / factor - 0.5
-  in (-0.5, 0.5): a blend of x[i] and its neighbour on d's side, the edge
-  row standing in for the missing neighbour.
+  Output o = factor i + r reads inputs i + offset, offset in [-2, 2]. Read
+  off the reference matrix (resampling.resize_matrix, torch's
+  F.interpolate) at an interior pixel, so the formula is written once.
+  """
+  n, i = 9, 4
+  mat = resampling.resize_matrix(n, n * factor, mode)
+  return tuple(
+      tuple((j, float(mat[factor * i + r, i + j])) for j in range(-2, 3)
+            if mat[factor * i + r, i + j] != 0)
+      for r in range(factor))
+
+
+def _upsample_axis(x: jax.Array, factor: int, axis: int,
+                   mode: str) -> jax.Array:
+  """F.interpolate(align_corners=False) up-sampling of one axis by an
+  integer factor, for a symbolic size.
+
+  Every mode's output phase r is a fixed blend of the input shifted by at
+  most two pixels (_phase_taps). Torch clamps out-of-range taps to the edge
+  pixel (bilinear clamps the coordinate at 0, the same value), so the axis
+  is edge-padded by two and each shift is a static slice of it.
   """
   size = x.shape[axis]
   # Static slice bounds only (symbolic ones need size > 1 proved), and
   # lax.concatenate: jax2onnx 0.17.1's jnp.concatenate gives a symbolic
   # axis the first operand's size.
-  take = lambda start, stop: x[(slice(None),) * axis + (slice(start, stop),)]
-  padded = jax.lax.concatenate([take(None, 1), x, take(-1, None)], axis)
-  before = padded[(slice(None),) * axis + (slice(None, -2),)]
-  after = padded[(slice(None),) * axis + (slice(2, None),)]
+  take = lambda v, start, stop: v[(slice(None),) * axis + (slice(start, stop),)]
+  first, last = take(x, None, 1), take(x, -1, None)
+  padded = jax.lax.concatenate([first, first, x, last, last], axis)
   phases = []
-  for r in range(factor):
-    d = (r + 0.5) / factor - 0.5
-    neighbour = after if d > 0 else before
-    phases.append(x if d == 0 else (1 - abs(d)) * x + abs(d) * neighbour)
+  for taps in _phase_taps(factor, mode):
+    phase = 0.0
+    for j, weight in taps:
+      shifted = take(padded, 2 + j, (j - 2) or None)
+      phase = phase + (shifted if weight == 1 else weight * shifted)
+    phases.append(phase)
   out = jnp.stack(phases, axis=axis + 1)
   shape = list(x.shape)
   shape[axis] = size * factor
@@ -147,37 +169,35 @@ def _integer_factor(size_in, size_out) -> int | None:
   return None
 
 
-def _upsample_bilinear(x: jax.Array, out_hw, original: Callable,
-                       *args, **kwargs) -> jax.Array:
-  """Bilinear up-sampling of NHWC x to out_hw by integer factors, else
-  `original(*args, **kwargs)`."""
+def _upsample(x: jax.Array, out_hw, mode: str, original: Callable,
+              *args, **kwargs) -> jax.Array:
+  """Up-sampling of NHWC x with a symbolic size to out_hw by integer
+  factors, else `original(*args, **kwargs)`."""
   factors = [_integer_factor(i, o) for i, o in zip(x.shape[1:3], out_hw)]
   if None in factors or all(isinstance(d, int) for d in x.shape[1:3]):
     return original(*args, **kwargs)
   y = x.astype(jnp.float32)
   for axis, factor in zip((1, 2), factors):
     if factor > 1:
-      y = _upsample_linear_axis(y, factor, axis)
+      y = _upsample_axis(y, factor, axis, mode)
   return y
 
 
 @contextlib.contextmanager
 def _symbolic_size_resize():
-  """Swaps in _upsample_bilinear for the two resize functions generators
-  call (see the module doc), while a trace runs."""
+  """Swaps in _upsample for the two resize functions generators call (see
+  the module doc), while a trace runs."""
   saved = resampling.resize, jax.image.resize
 
   def sr_jax_resize(x, out_hw, mode):
-    if mode != 'bilinear':
-      return saved[0](x, out_hw, mode)
-    return _upsample_bilinear(x, out_hw, saved[0], x, out_hw, mode)
+    return _upsample(x, out_hw, mode, saved[0], x, out_hw, mode)
 
   def jax_resize(image, shape, method, *args, **kwargs):
     call = lambda: saved[1](image, shape, method, *args, **kwargs)
     if (str(method) not in ('bilinear', 'linear') or len(shape) != 4
         or shape[0] != image.shape[0] or shape[3] != image.shape[3]):
       return call()
-    return _upsample_bilinear(image, shape[1:3], call).astype(image.dtype)
+    return _upsample(image, shape[1:3], 'bilinear', call).astype(image.dtype)
 
   resampling.resize, jax.image.resize = sr_jax_resize, jax_resize
   try:

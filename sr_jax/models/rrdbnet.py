@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax.degradations import resampling
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
 
@@ -82,6 +83,14 @@ class RRDBNet(nn.Module):
   remat=True rematerialises each RRDB in the backward pass
   (`layers.maybe_remat`): about 30% more generator compute for far less
   activation memory; parameter names and values do not change.
+
+  upsample_skip (sr_jax's option, off in ESRGAN and every release): '' adds
+  nothing; 'bicubic', 'bilinear' or 'nearest' adds F.interpolate(x, mode)
+  of the input to the output, the global skip of BasicSR's MSRResNet
+  (bilinear) and Real-ESRGAN's SRVGGNetCompact (nearest). The network then
+  learns the residual over an interpolated image, so a short run cannot do
+  worse than the interpolation on smooth areas. No parameters: weights
+  convert and load the same either way, but give a different output.
   """
   # The `:runlocal` size: the smallest with every kind of layer.
   TINY_KWARGS = dict(num_feat=8, num_block=1, num_grow_ch=4)
@@ -92,12 +101,17 @@ class RRDBNet(nn.Module):
   num_block: int = 23
   num_grow_ch: int = 32
   remat: bool = False
+  upsample_skip: str = ''
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
+    if self.upsample_skip not in ('', 'bicubic', 'bilinear', 'nearest'):
+      raise ValueError(
+          f'RRDBNet upsample_skip must be \'\', \'bicubic\', \'bilinear\' or '
+          f'\'nearest\'; got {self.upsample_skip!r}.')
     if self.scale not in (1, 2, 4, 8):
       raise ValueError(
           f'RRDBNet supports scale 1, 2, 4 or 8; got {self.scale}.')
@@ -106,6 +120,12 @@ class RRDBNet(nn.Module):
                        f'got shape {x.shape}.')
     conv = functools.partial(layers.Conv, self.num_feat, 3, dtype=self.dtype,
                              param_dtype=self.param_dtype)
+    h, w = x.shape[1:3]
+    skip = None
+    if self.upsample_skip:
+      skip = resampling.resize(x.astype(jnp.float32),
+                               (h * self.scale, w * self.scale),
+                               self.upsample_skip)
     x = x.astype(self.dtype)
     if self.scale in (1, 2):
       x = layers.pixel_unshuffle(x, 4 // self.scale)
@@ -127,7 +147,8 @@ class RRDBNet(nn.Module):
     feat = layers.leaky_relu(conv(name='conv_hr')(feat))
     out = layers.Conv(self.num_out_ch, 3, dtype=self.dtype,
                       param_dtype=self.param_dtype, name='conv_last')(feat)
-    return out.astype(jnp.float32)
+    out = out.astype(jnp.float32)
+    return out if skip is None else out + skip
 
 
 # ------------------------------------------------------------- PyTorch --
