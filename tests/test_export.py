@@ -145,6 +145,7 @@ def test_symbolic_size_upsampling_equals_resize(mode, factor):
     np.testing.assert_allclose(np.asarray(y), np.asarray(want), atol=atol)
 
 
+@pytest.mark.slow
 def test_cli_prints_the_check(tmp_path, capsys):
   _, _, weights = write_weights(tmp_path, 'srvgg', scale=2, num_feat=4,
                                 num_conv=1)

@@ -157,6 +157,7 @@ _FFL_CASES = [
 ]
 
 
+@pytest.mark.slow
 def test_focal_frequency_loss_against_numpy():
   a, b = _pair(shape=(3, 8, 12, 2), seed=3)
   for options in _FFL_CASES:
