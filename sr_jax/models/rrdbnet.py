@@ -85,12 +85,13 @@ class RRDBNet(nn.Module):
   activation memory; parameter names and values do not change.
 
   upsample_skip (sr_jax's option, off in ESRGAN and every release): '' adds
-  nothing; 'bicubic', 'bilinear' or 'nearest' adds F.interpolate(x, mode)
-  of the input to the output, the global skip of BasicSR's MSRResNet
-  (bilinear) and Real-ESRGAN's SRVGGNetCompact (nearest). The network then
-  learns the residual over an interpolated image, so a short run cannot do
-  worse than the interpolation on smooth areas. No parameters: weights
-  convert and load the same either way, but give a different output.
+  nothing; a resampling mode ('bicubic', 'bilinear', 'nearest', 'area')
+  adds F.interpolate(x, mode) of the input to the output, the global skip
+  of BasicSR's MSRResNet (bilinear) and Real-ESRGAN's SRVGGNetCompact
+  (nearest). The network then learns the residual over an interpolated
+  image, so a short run cannot do worse than the interpolation on smooth
+  areas. No parameters: weights convert and load the same either way, but
+  give a different output.
   """
   # The `:runlocal` size: the smallest with every kind of layer.
   TINY_KWARGS = dict(num_feat=8, num_block=1, num_grow_ch=4)
@@ -108,10 +109,10 @@ class RRDBNet(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
-    if self.upsample_skip not in ('', 'bicubic', 'bilinear', 'nearest'):
+    if self.upsample_skip and self.upsample_skip not in resampling.MODES:
       raise ValueError(
-          f'RRDBNet upsample_skip must be \'\', \'bicubic\', \'bilinear\' or '
-          f'\'nearest\'; got {self.upsample_skip!r}.')
+          f"RRDBNet upsample_skip must be '' or one of {resampling.MODES}; "
+          f'got {self.upsample_skip!r}.')
     if self.scale not in (1, 2, 4, 8):
       raise ValueError(
           f'RRDBNet supports scale 1, 2, 4 or 8; got {self.scale}.')
