@@ -41,21 +41,22 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from sr_jax import errors
 from sr_jax import distributed
 from sr_jax import io_utils
 from sr_jax import models
 from sr_jax import weights
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(errors.SrJaxError, ValueError):
   """A workdir's checkpoint does not fit this config; says how to go on."""
 
 
-class CorruptCheckpointError(RuntimeError):
+class CorruptCheckpointError(errors.SrJaxError, RuntimeError):
   """A checkpoint is unreadable, incomplete or fails its checksums."""
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(errors.SrJaxError, OSError):
   """A checkpoint could not be written (full disk, quota, read-only); the
   message names the step, the folder, why, and the last complete one."""
 

@@ -8,6 +8,7 @@ import json
 import jax
 import ml_collections
 
+from sr_jax import errors
 from sr_jax import config_lib
 from sr_jax import data
 from sr_jax import evaluate as eval_lib
@@ -15,7 +16,7 @@ from sr_jax import train_state as ts
 from sr_jax.training_pairs import make_training_pairs
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.SrJaxError, ValueError):
   """A setting that cannot work; the message names it and what to do."""
 
 

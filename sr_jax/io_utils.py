@@ -5,7 +5,6 @@ Tests replace `download_file` (or urllib's `urlopen`) to serve files
 without a network.
 """
 import contextlib
-import errno
 import hashlib
 import os
 import pathlib
@@ -16,6 +15,8 @@ import urllib.error
 import urllib.request
 
 from etils import epath
+
+from sr_jax import errors
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -79,17 +80,9 @@ def temporary_path(directory: str | os.PathLike,
       os.unlink(tmp)
 
 
-# errno values that mean "this folder cannot take more data": fixable by
-# the user (free space, another --workdir), never worth a stack trace.
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG,
-                          errno.EROFS, errno.EACCES, errno.EPERM,
-                          errno.ENOTDIR})
-
-
-def is_write_failure(error: BaseException) -> bool:
-  """An OSError of WRITE_ERRNOS (full disk, quota, file-size limit,
-  read-only or unwritable folder)."""
-  return isinstance(error, OSError) and error.errno in WRITE_ERRNOS
+# Re-exported: what counts as a full or unwritable folder.
+WRITE_ERRNOS = errors.WRITE_ERRNOS
+is_write_failure = errors.is_write_failure
 
 
 def write_probe(directory: str | os.PathLike,

@@ -13,8 +13,10 @@ import os
 import socket
 import time
 
+from sr_jax import errors
 
-class WorkdirBusyError(RuntimeError):
+
+class WorkdirBusyError(errors.SrJaxError, RuntimeError):
   """Another trainer runs in this workdir; the message names it."""
 
 

@@ -21,6 +21,7 @@ from jax.sharding import PartitionSpec as P
 import ml_collections
 import numpy as np
 
+from sr_jax import errors
 from sr_jax import checkpoint as ckpt_lib
 from sr_jax import config_checks
 from sr_jax import config_lib
@@ -71,8 +72,9 @@ def _make_writer(workdir):
       scalar_csv.CsvScalarWriter(workdir)])
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(errors.SrJaxError, RuntimeError):
   """A loss, gradient or parameter went non-finite; nothing was saved."""
+  exit_code = 3
 
 
 class Preempted(Exception):

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 from absl import logging
 import numpy as np
 
+from sr_jax import errors
+
 SMALL_IMAGE_POLICIES = ('skip', 'pad')
 # Errors that mean "this record is unusable", as opposed to bugs: Pillow's
 # decode errors are OSErrors, ours (and size mismatches) ValueErrors.
@@ -28,7 +30,7 @@ RECORD_ERRORS = (ValueError, OSError)
 _NAMES_IN_MESSAGE = 5
 
 
-class TooManyBadFilesError(ValueError):
+class TooManyBadFilesError(errors.SrJaxError, ValueError):
   """More than data.max_bad_fraction of the training files are unusable."""
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 from skimage import data as skdata
 
+from sr_jax import errors
 from sr_jax import io_utils
 from sr_jax.data import image_io
 from sr_jax.degradations import pipelines
@@ -89,7 +90,7 @@ def _write_photos(target: str) -> None:
       Image.fromarray(image[..., :3].astype(np.uint8)).save(f, format='PNG')
 
 
-class BenchmarkError(RuntimeError):
+class BenchmarkError(errors.SrJaxError, RuntimeError):
   """A set could not be fetched or prepared; the message says what to do."""
 
 

@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
+from sr_jax import errors
+
 T = TypeVar('T')
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -32,7 +34,7 @@ _IGNORE_BOMB_WARNING = ('ignore', None, Image.DecompressionBombWarning, None, 0)
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
-class ImageTooLargeError(ValueError):
+class ImageTooLargeError(errors.SrJaxError, ValueError):
   """The file header claims more pixels than allowed; nothing was decoded."""
 
 

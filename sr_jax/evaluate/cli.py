@@ -46,6 +46,7 @@ from absl import logging
 import numpy as np
 from PIL import Image
 
+from sr_jax import errors
 from sr_jax import evaluate as eval_lib
 from sr_jax import io_utils
 from sr_jax import metrics as sr_metrics
@@ -62,7 +63,7 @@ DEFAULT_METRICS = 'psnr,ssim'
 _RGB_VARIANT = {'psnr': 'psnr_rgb', 'ssim': 'ssim_rgb'}
 
 
-class UsageError(ValueError):
+class UsageError(errors.UsageError):
   """A bad argument; main prints it as one `error:` line (exit 2)."""
 
 

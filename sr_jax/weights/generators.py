@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sr_jax import errors
 from sr_jax import models
 from sr_jax.models.torch_layout import unwrap_state_dict
 from sr_jax.weights import files
@@ -31,7 +32,7 @@ _HOW_TO_GET = (
     'with --checkpoint WORKDIR.')
 
 
-class WeightsError(ValueError):
+class WeightsError(errors.SrJaxError, ValueError):
   """Weights missing, unreadable or not fitting the model; says what to do."""
 
 

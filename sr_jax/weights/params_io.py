@@ -14,13 +14,14 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from sr_jax import errors
 from sr_jax import io_utils
 
 CACHE_ENV_VAR = 'SR_JAX_CACHE_DIR'
 META_KEY = '__meta__'
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(errors.SrJaxError, FileNotFoundError):
   """Pretrained weights are not on disk; the message says how to get them."""
 
 

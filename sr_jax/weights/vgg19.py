@@ -8,6 +8,7 @@ import os
 import pathlib
 from typing import Any, Optional
 
+from sr_jax import errors
 from sr_jax.weights.state_dict import convert_state_dict
 from sr_jax.models import vgg19 as vgg19_lib
 from sr_jax.weights import download
@@ -21,7 +22,7 @@ VGG19_ENV_VAR = 'SR_JAX_VGG19_WEIGHTS'
 VGG19_CACHE_NAME = 'vgg19.npz'
 
 
-class FetchError(RuntimeError):
+class FetchError(errors.SrJaxError, RuntimeError):
   """Downloading or verifying weights failed; the message says what to do."""
 
 
