@@ -104,6 +104,7 @@ import numpy as np
 from sr_jax import convert
 from sr_jax import data
 from sr_jax import degradations
+from sr_jax import errors
 from sr_jax import metrics as sr_metrics
 from sr_jax import weights
 from sr_jax.data import sample_images
@@ -856,6 +857,7 @@ def _with_remat(config):
   return config
 
 
+@errors.cli
 def main(argv):
   if len(argv) != 2 or argv[1] not in COMMANDS:
     raise app.UsageError('Usage: python -m sr_jax.bench train|data '

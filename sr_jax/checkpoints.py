@@ -22,6 +22,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import logging  # pylint: disable=g-import-not-at-top
 
 from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
+from sr_jax import errors
 
 
 def _status(c: checkpoint.CheckpointStatus) -> str:
@@ -60,6 +61,7 @@ def format_table(statuses: Sequence[checkpoint.CheckpointStatus],
   return '\n'.join(lines)
 
 
+@errors.cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(
       prog='python -m sr_jax.checkpoints',

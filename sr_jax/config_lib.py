@@ -16,10 +16,12 @@ Networks are top-level entries with a `kind` ('generator' or
 used for inference) and `config.discriminator`; a run may add more (e.g.
 a down-sampling generator) and name them in a phase's `train`.
 """
+import difflib
 from typing import Any, Sequence
 
 import ml_collections
 
+from sr_jax import errors
 from sr_jax import models
 from sr_jax.data import default_data_config
 from sr_jax.degradations import default_degradation_config
@@ -301,8 +303,35 @@ def apply_variant(c: ml_collections.ConfigDict,
     c.checkpoint_every = 500
     c.num_val_strips = 2
     return c
-  raise ValueError(f'Unknown config variant {arg!r}; use "", "runlocal" or '
-                   '"demo", e.g. --config=configs/esrgan_fft.py:runlocal.')
+  close = difflib.get_close_matches(arg, ['runlocal', 'demo'], n=1)
+  hint = f' Did you mean {close[0]!r}?' if close else ''
+  raise ValueError(f'Unknown config variant {arg!r}.{hint} Use "", '
+                   '"runlocal" or "demo", e.g. '
+                   '--config=configs/esrgan_fft.py:runlocal.')
+
+
+def find_field(config: ml_collections.ConfigDict, dotted: str,
+               flag: str = '--config.') -> tuple[Any, str]:
+  """(the ConfigDict holding field `dotted` ('gan.losses.fft.weight'), its
+  last part); errors.UsageError naming `flag` + `dotted` (the setting as
+  the user wrote it: '--config.' or '--set '), the full path and the
+  closest existing field when a part of it does not exist."""
+  *parents, leaf = dotted.split('.')
+  node = config
+  for i, part in enumerate(parents + [leaf]):
+    keys = list(node.keys()) if hasattr(node, 'keys') else []
+    if part not in keys:
+      where = '.'.join(parents[:i])
+      close = difflib.get_close_matches(part, keys, n=1)
+      hint = (f' Did you mean {".".join(parents[:i] + close)}?' if close
+              else f' {where or "The config"} has: '
+              f'{", ".join(sorted(map(str, keys)))}.' if keys else '')
+      raise errors.UsageError(
+          f'{flag}{dotted}: the config has no field {part!r}'
+          f'{f" in {where}" if where else ""}.{hint}')
+    if i < len(parents):
+      node = node[part]
+  return node, leaf
 
 
 # ----------------------------------------------------------------- ablations

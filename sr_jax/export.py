@@ -37,6 +37,7 @@ from typing import Optional, Sequence
 import jax
 import numpy as np
 
+from sr_jax import errors
 from sr_jax import io_utils
 from sr_jax.inference import generator_loading
 from sr_jax.inference import onnx_backend
@@ -110,6 +111,7 @@ def _error(message: str) -> int:
   return 2
 
 
+@errors.cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   if args.opset < onnx_backend.MIN_OPSET:

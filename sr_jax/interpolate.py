@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sr_jax import checkpoint
+from sr_jax import errors
 from sr_jax import evaluate
 from sr_jax.evaluate import image_sets
 from sr_jax import io_utils
@@ -502,6 +503,7 @@ def _run_sweep(args, psnr: Source, gan: Source) -> None:
         f'{out / "sweep.png"} (plotted with {backend}).')
 
 
+@errors.cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   try:

@@ -5,8 +5,9 @@ r"""Entry point:
 Settings are overridable as --config.a.b=value; the workdir holds
 checkpoints (auto-resume), TensorBoard logs and validation image strips.
 """
+import difflib
+import importlib.util
 import os
-import re
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -17,6 +18,9 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
+
+from sr_jax import config_lib  # pylint: disable=g-import-not-at-top
+from sr_jax import errors  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Training configuration file.', lock_config=True)
@@ -72,12 +76,8 @@ def main(argv):
     except ValueError as e:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(2)
-  from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from sr_jax import io_utils  # pylint: disable=g-import-not-at-top
-  from sr_jax import run_lock  # pylint: disable=g-import-not-at-top
   from sr_jax import train  # pylint: disable=g-import-not-at-top
-  from sr_jax import weights  # pylint: disable=g-import-not-at-top
-  from sr_jax.data import bad_inputs  # pylint: disable=g-import-not-at-top
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
                              _ALLOW_CONFIG_CHANGE.value)
@@ -89,17 +89,14 @@ def main(argv):
     # A second Ctrl-C: the emergency save has run (or said why not).
     print('\nInterrupted; rerun the same command to resume.', file=sys.stderr)
     sys.exit(train.RESUMABLE_EXIT_CODE)
-  except train.NonFiniteError as e:
-    print(f'\nerror: {e}', file=sys.stderr)
-    sys.exit(3)
-  except (train.ConfigError, weights.WeightsNotFoundError,
-          FileNotFoundError, bad_inputs.TooManyBadFilesError,
-          checkpoint.CheckpointMismatchError,
-          checkpoint.CheckpointWriteError, checkpoint.CorruptCheckpointError,
-          run_lock.WorkdirBusyError) as e:
+  except errors.SrJaxError as e:
+    # Problems the user can fix (a bad setting, a corrupt or missing file,
+    # a full disk, a busy workdir): the message says how; no stack trace.
     # (Too many bad files mid-run: the trainer has saved a checkpoint first.)
-    # Problems the user can fix: the message says how; no stack trace.
-    print(f'\nerror: {e}', file=sys.stderr)
+    print(f'\nerror: {errors.one_line(e)}', file=sys.stderr)
+    sys.exit(e.exit_code)
+  except FileNotFoundError as e:
+    print(f'\nerror: {errors.one_line(e)}', file=sys.stderr)
     sys.exit(2)
   except OSError as e:
     if not io_utils.is_write_failure(e):
@@ -111,27 +108,79 @@ def main(argv):
     sys.exit(2)
 
 
-QUOTES = '\'"'
+def _config_arg(argv) -> str:
+  """The --config value as given ('configs/x.py:variant')."""
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      return arg.split('=', 1)[1]
+    if arg == '--config' and i + 1 < len(argv):
+      return argv[i + 1]
+  return ''
+
+
+def _bad_override(argv) -> str | None:
+  """The first --config.a.b=v override whose field does not exist in the
+  config file's config: its full path and the closest field. (absl keeps
+  no config after a failed override, so the file is loaded again here.)"""
+  path, _, variant = _config_arg(argv).partition(':')
+  try:
+    spec = importlib.util.spec_from_file_location('sr_jax_config_hint', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    loaded = module.get_config(*([variant] if variant else []))
+  except Exception:  # pylint: disable=broad-except
+    return None  # The generic message below then.
+  for arg in argv:
+    if arg.startswith('--config.'):
+      dotted = arg[len('--config.'):].split('=', 1)[0]
+      try:
+        config_lib.find_field(loaded, dotted)
+      except errors.UsageError as e:
+        return str(e)
+  return None
+
+
+def _missing_config_file(argv) -> str:
+  """Which config file could not be read, and the ones next to it."""
+  given = _config_arg(argv)
+  path = given.split(':', 1)[0]
+  folder = os.path.dirname(path) or '.'
+  names = sorted(n for n in os.listdir(folder) if n.endswith('.py')
+                 ) if os.path.isdir(folder) else []
+  close = difflib.get_close_matches(os.path.basename(path), names, n=1)
+  hint = (f' Did you mean {os.path.join(folder, close[0])}?' if close else
+          f' {folder} has: {", ".join(names)}.' if names else '')
+  return f'--config={given}: cannot read {path} (no such file).{hint}'
 
 
 def _parse_flags(argv):
-  """absl's flag parsing, with config mistakes (an unknown field, a value
-  of the wrong type) reported in one line and exit code 2."""
+  """absl's flag parsing, with config mistakes (a missing file, an unknown
+  variant or field, a value of the wrong type) reported in one line and
+  exit code 2."""
   try:
-    return flags.FLAGS(argv)
+    parsed = flags.FLAGS(argv)
   except flags.Error as e:
-    print(f'error: {e}', file=sys.stderr)
+    text = str(e)
+    if 'Traceback (most recent call last)' in text:
+      # Raised by the config file's get_config (e.g. an unknown variant):
+      # its own message, without the traceback absl folds into the text.
+      lines = [line for line in text.splitlines() if line.strip()]
+      text = f'--config={_config_arg(argv)}: {lines[-1].strip()}'
+    print(f'error: {errors.one_line(text)}', file=sys.stderr)
     sys.exit(2)
   except (AttributeError, KeyError, TypeError, ValueError) as e:
-    text = ' '.join(str(e).replace('\\n', ' ').replace('\\', '').split())
-    name = re.search(r"'([^']+)'", text)
-    hint = re.search(r'Did you mean .*', text)
-    hint = hint.group(0).rstrip(QUOTES) if hint else ''
-    message = (f'unknown field {name.group(1)!r}. {hint}' if name and hint
-               else text)
-    print(f'error: bad --config override: {message} (see the config file '
-          'for the fields it has).', file=sys.stderr)
+    message = _bad_override(argv) or (
+        f'bad --config override: {errors.one_line(e)} (see the config file '
+        'for the fields it has).')
+    print(f'error: {message}', file=sys.stderr)
     sys.exit(2)
+  path = _config_arg(argv).split(':', 1)[0]
+  if path and not os.path.isfile(path):
+    # config_flags only fails when the config is first used, with ten
+    # chained tracebacks.
+    print(f'error: {_missing_config_file(argv)}', file=sys.stderr)
+    sys.exit(2)
+  return parsed
 
 
 if __name__ == '__main__':

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 from PIL import Image
 
+from sr_jax import errors
 from sr_jax.data import image_io
 from sr_jax.data import sample_images
 from sr_jax.degradations import pipelines
@@ -56,6 +57,7 @@ def preview_rows(name: str, hr: np.ndarray, scale: int, seed: int,
   return np.round(np.clip(rows, 0, 1) * 255).astype(np.uint8)
 
 
+@errors.cli
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')

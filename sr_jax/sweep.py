@@ -38,7 +38,6 @@ Exit status: 0 when every variant trained and was evaluated, 1 otherwise.
 import argparse
 import ast
 import csv
-import difflib
 import importlib.util
 import json
 import os
@@ -48,6 +47,8 @@ from typing import Mapping, Optional, Sequence
 
 import ml_collections
 
+from sr_jax import config_lib
+from sr_jax import errors
 from sr_jax import train
 from sr_jax.data import benchmarks
 from sr_jax.evaluate import cli as evaluate_cli
@@ -92,20 +93,21 @@ def apply_overrides(config, overrides) -> None:
   """Sets each dotted field, which must exist (with a did-you-mean)."""
   for key, value in overrides:
     *parents, leaf = key.split('.')
-    node = config
-    for part in parents:
-      node = node[part]
-    if leaf not in node and len(parents) >= 2 and parents[-2] in (
-        'losses', 'regularisers'):
+    if len(parents) >= 2 and parents[-2] in ('losses', 'regularisers'):
       # A loss term's or regulariser's option (gan.losses.fft.norm): they
       # refuse options they do not have when the recipe is built.
+      node = config_lib.find_field(config, '.'.join(parents), '--set ')[0][
+          parents[-1]]
+      if leaf not in node:
+        node[leaf] = value
+        continue
+    node, leaf = config_lib.find_field(config, key, '--set ')
+    try:
       node[leaf] = value
-      continue
-    if leaf not in node:
-      close = difflib.get_close_matches(leaf, list(node.keys()), n=1)
-      hint = f' Did you mean {".".join(parents + close)}?' if close else ''
-      raise ValueError(f'--set {key}: the config has no such field.{hint}')
-    node[leaf] = value
+    except (TypeError, ValueError) as e:
+      raise errors.UsageError(
+          f'--set {key}={value!r}: {key} must be of type '
+          f'{type(node[leaf]).__name__} ({errors.one_line(e)}).') from None
 
 
 def shared_warmup(configs: Mapping[str, ml_collections.ConfigDict]
@@ -290,6 +292,7 @@ def number(text):
   return float(text) if text not in (None, '') else None
 
 
+@errors.cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
   p = argparse.ArgumentParser(
       prog='python -m sr_jax.sweep', description=__doc__.split('\n\n')[0],

@@ -40,6 +40,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from sr_jax import errors
 from sr_jax.inference import generator_loading
 from sr_jax.inference import image_files
 from sr_jax.inference import onnx_backend
@@ -291,6 +292,7 @@ def _error(message: str) -> int:
   return 2
 
 
+@errors.cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   try:

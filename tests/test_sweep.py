@@ -104,7 +104,13 @@ def test_sweep_refuses_bad_arguments_in_one_line(tmp_path, capsys):
   assert sweep.main([f'--config={ablation}', f'--workdir={tmp_path}',
                      '--set', 'gan.adversarial_los=x']) == 2
   err = capsys.readouterr().err
-  assert 'no such field' in err and 'gan.adversarial_loss' in err
+  assert 'no field' in err and 'Did you mean gan.adversarial_loss' in err
+  # A value of the wrong type: one line naming the setting, no TypeError.
+  assert sweep.main([f'--config={ablation}', f'--workdir={tmp_path}',
+                     '--set', 'gan.steps=abc']) == 2
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and err.startswith(
+      "error: --set gan.steps='abc': gan.steps must be of type int"), err
   assert not os.listdir(tmp_path)  # Nothing trained.
 
 

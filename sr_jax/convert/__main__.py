@@ -17,6 +17,7 @@ import json
 import sys
 from typing import Any, Optional, Sequence
 
+from sr_jax import errors
 from sr_jax.weights import files
 from sr_jax.weights import ncnn
 from sr_jax.weights import state_dict
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
+@errors.cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   try:

@@ -195,6 +195,7 @@ def prepare(name: str, root: str, scales: Sequence[int] = (2, 3, 4)) -> None:
           file=sys.stderr)
 
 
+@errors.cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(
       prog='python -m sr_jax.data.benchmarks',

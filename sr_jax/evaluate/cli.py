@@ -466,6 +466,7 @@ def plot_spectra(out: str, spectra: dict) -> list[str]:
   return written
 
 
+@errors.cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   logging.set_verbosity(logging.ERROR)  # orbax's notes on read-only loads.

@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from sr_jax import errors
 from sr_jax.weights import dists
 from sr_jax.weights import inception
 from sr_jax.weights import lpips as lpips_convert
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
+@errors.cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   if args.command == 'where':
