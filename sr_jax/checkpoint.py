@@ -336,6 +336,9 @@ class Checkpointer:
 
   def __init__(self, workdir: str, keep: int = 3):
     self.workdir = io_utils.workdir_path(workdir)
+    # Saves a kill interrupted: orbax deletes them as it opens the folder.
+    self.unfinished = unfinished_saves(
+        os.path.join(self.workdir, 'checkpoints'))
     self.latest = ocp.CheckpointManager(
         os.path.join(self.workdir, 'checkpoints'),
         options=ocp.CheckpointManagerOptions(
@@ -508,13 +511,28 @@ class Checkpointer:
       except CorruptCheckpointError as e:
         moved.append(self._move_aside(step, str(e)))
         continue
+      self._warn_unfinished(step)
       return result
+    self._warn_unfinished(None)
     if moved:
       raise CorruptCheckpointError(
           f'Every checkpoint of {self.workdir} is corrupt (moved to '
           f'{", ".join(moved)}); nothing to resume. Rerun to start from '
           'scratch, or use a new --workdir.')
     return None
+
+  def _warn_unfinished(self, resumed: int | None) -> None:
+    """Says which interrupted saves were discarded, and where the run goes
+    on from (never a silent restart from step 0)."""
+    if not self.unfinished or jax.process_index() > 0:
+      return
+    steps = ', '.join(map(str, self.unfinished))
+    where = (f'resuming from step {resumed}, the newest complete one'
+             if resumed is not None else
+             'no checkpoint of this run is complete: starting from step 0')
+    print(f'warning: the save of step {steps} in {self.latest.directory} '
+          f'was interrupted before it completed (a kill during the write) '
+          f'and is discarded; {where}.', flush=True)
 
   def _restore_step(self, step, abstract_for_step, check_config):
     try:
@@ -578,6 +596,16 @@ class Checkpointer:
       except Exception as e:  # pylint: disable=broad-except
         logging.info('Closing %s: %s', manager.directory, e)
     self._errors.remove()
+
+
+def unfinished_saves(directory: str) -> list[int]:
+  """Steps of the saves in `directory` that never completed (orbax's
+  temporary folders, `<step>.orbax-checkpoint-tmp...`)."""
+  root = io_utils.path(directory)
+  if not root.is_dir():
+    return []
+  return sorted(int(m.group(1)) for p in root.iterdir()
+                if (m := re.match(r'(\d+)\.orbax-checkpoint-tmp', p.name)))
 
 
 def abstract_with_sharding(tree, sharding):

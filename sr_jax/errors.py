@@ -23,6 +23,13 @@ import sys
 from typing import Callable
 
 
+# Training: stopped by SIGTERM / Ctrl-C with every save complete on disk
+# (128 + SIGTERM, what a scheduler's requeue logic reads), and a save
+# aborted by a third signal (the previous checkpoint stands).
+RESUMABLE_EXIT_CODE = 143
+ABORTED_EXIT_CODE = 4
+
+
 class SrJaxError(Exception):
   """A problem the user can fix; the message says where and what to do."""
   exit_code = 2

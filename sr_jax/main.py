@@ -8,6 +8,7 @@ checkpoints (auto-resume), TensorBoard logs and validation image strips.
 import difflib
 import importlib.util
 import os
+import signal
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -78,6 +79,10 @@ def main(argv):
       sys.exit(2)
   from sr_jax import io_utils  # pylint: disable=g-import-not-at-top
   from sr_jax import train  # pylint: disable=g-import-not-at-top
+  # Outside the training loop (while starting, and once every save is on
+  # disk) SIGTERM stops the process with the resumable code at once; the
+  # loop installs its own handler that saves first.
+  signal.signal(signal.SIGTERM, _exit_resumable)
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
                              _ALLOW_CONFIG_CHANGE.value)
@@ -106,6 +111,14 @@ def main(argv):
           f'{e.strerror}. Free space (or use another --workdir) and rerun '
           'the same command to resume.', file=sys.stderr)
     sys.exit(2)
+
+
+def _exit_resumable(signum, frame):
+  del signum, frame
+  print('\nSIGTERM received outside the training loop: nothing is being '
+        'saved; rerun the same command to resume.', file=sys.stderr,
+        flush=True)
+  raise SystemExit(errors.RESUMABLE_EXIT_CODE)
 
 
 def _config_arg(argv) -> str:

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -88,17 +89,30 @@ class Preempted(Exception):
 
 
 # What `python -m sr_jax.main` returns when preempted (128 + SIGTERM), so a
-# scheduler can tell "preempted, requeue" from "finished" (0).
-RESUMABLE_EXIT_CODE = 143
+# scheduler can tell "preempted, requeue" from "finished" (0). Returned only
+# once the checkpoint is complete on disk.
+RESUMABLE_EXIT_CODE = errors.RESUMABLE_EXIT_CODE
+# A third signal aborts a save in progress at once: not 143, since nothing
+# new was saved (the previous checkpoint stands).
+ABORTED_EXIT_CODE = errors.ABORTED_EXIT_CODE
 
 
 class _Preemption:
   """Turns SIGTERM (preemption, scancel, docker stop) and a first Ctrl-C
-  into a clean stop at the next step boundary; a second Ctrl-C interrupts
-  at once (the emergency save still runs)."""
+  into a clean stop at the next step boundary, then a save.
+
+  A second signal is acknowledged and ignored while the run finishes its
+  step and its checkpoint (schedulers send SIGTERM more than once: SLURM to
+  every task, then again at the grace period), except a second Ctrl-C
+  before the save has started, which interrupts the step at once (the
+  emergency save still runs). A third signal aborts whatever is running
+  with ABORTED_EXIT_CODE, never RESUMABLE_EXIT_CODE.
+  """
 
   def __init__(self):
     self.signame = None
+    self.count = 0
+    self.saving = False  # Set once the final save has started.
     self._previous = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
       try:
@@ -126,9 +140,23 @@ class _Preemption:
 
   def _handler(self, signum, frame):
     del frame
-    self.signame = signal.Signals(signum).name
-    if signum == signal.SIGINT:  # The next Ctrl-C interrupts right away.
-      signal.signal(signal.SIGINT, signal.default_int_handler)
+    name = signal.Signals(signum).name
+    self.count += 1
+    if self.count == 1:
+      self.signame = name
+      return
+    if self.count >= 3:
+      print(f'\n{name} received a third time: aborting now (exit code '
+            f'{ABORTED_EXIT_CODE}); a save in progress is lost, the '
+            'previous checkpoint stands. Rerun the same command to resume.',
+            file=sys.stderr, flush=True)
+      os._exit(ABORTED_EXIT_CODE)  # pylint: disable=protected-access
+    if signum == signal.SIGINT and not self.saving:
+      raise KeyboardInterrupt  # Interrupt the step; the emergency save runs.
+    print(f'\n{name} received again: finishing the '
+          + ('checkpoint' if self.saving else 'step and its checkpoint')
+          + ' first (a third signal aborts it).', file=sys.stderr,
+          flush=True)
 
   def restore(self):
     for sig, handler in self._previous.items():
@@ -438,6 +466,7 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
 
       logging_now = _due(step, config.log_every, end_step)
       stop = preemption.agreed(logging_now)
+      preemption.saving = stop  # Its checkpoint is next: signals wait.
       if logging_now or any(_due(step, every, end_step) for every in (
           config.eval_every, config.checkpoint_every)) or stop:
         # Before anything is logged, evaluated or saved.
@@ -458,6 +487,7 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
         guard.last_saved = step
       if stop:
         break
+    preemption.saving = True
     if guard.last_saved != step:
       guard.check_finite(state, step_metrics, config)
       checkpointer.save(step, state, train_iter.get_state(), config,
@@ -466,17 +496,22 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
   except BaseException as e:
     # Never lose training to a crash or Ctrl-C: save what we have, if sound
     # (not when the disk just refused a checkpoint: the last one stands).
+    preemption.saving = True
     if not isinstance(e, ckpt_lib.CheckpointWriteError):
       guard.emergency_save(checkpointer, state, train_iter, config, workdir)
     raise
   finally:
-    preemption.restore()
+    # Signals stay acknowledged-and-ignored until every save is on disk.
+    preemption.saving = True
     try:
       checkpointer.wait_until_finished()
     finally:
-      checkpointer.close()
-      writer.flush()
-      writer.close()
+      try:
+        checkpointer.close()
+        writer.flush()
+        writer.close()
+      finally:
+        preemption.restore()
   if preemption.requested and step < end_step:
     raise Preempted(step, preemption.signame)
   progress.report_done(step)

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import ml_collections
@@ -143,8 +144,10 @@ def test_resume_with_another_config_is_refused_unless_allowed(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path):
-  """SIGTERM to the whole process group (grain workers included): a
-  checkpoint, exit 143 and no traceback; the rerun resumes and exits 0."""
+  """SIGTERM to the whole process group (grain workers included), and again
+  0.4 s later, during the save (schedulers send it more than once): the
+  checkpoint completes, exit 143 and no traceback; the rerun resumes and
+  exits 0."""
   workdir = tmp_path / 'run'
   args = [sys.executable, '-m', 'sr_jax.main',
           '--config=configs/rrdb_psnr.py:runlocal', f'--workdir={workdir}',
@@ -160,6 +163,9 @@ def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path):
       if 'step 3/' in line:
         break
     os.killpg(proc.pid, signal.SIGTERM)
+    time.sleep(0.4)
+    if proc.poll() is None:
+      os.killpg(proc.pid, signal.SIGTERM)
     out, err = proc.communicate(timeout=300)
   finally:
     if proc.poll() is None:
@@ -170,6 +176,10 @@ def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path):
   saved = [int(s) for s in os.listdir(workdir / 'checkpoints')
            if s.isdigit()]
   assert saved and max(saved) >= 3
+  assert f'SIGTERM received: saved step {max(saved)}' in err
+  assert os.path.exists(
+      workdir / 'checkpoints' / str(max(saved)) / 'commit_success.txt')
+  assert not checkpoint.unfinished_saves(str(workdir / 'checkpoints'))
   assert not os.path.exists(workdir / 'run.lock')  # Released.
   # The rerun also changes the worker count (2 -> 0): the data position
   # carries over.
@@ -183,6 +193,48 @@ def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path):
                        'metadata')
   with open(final) as f:
     assert json.load(f) == {'next_index': max(saved) + 1}
+
+
+def test_a_second_signal_waits_for_the_save_and_a_third_aborts(
+    monkeypatch, capsys):
+  preemption = train._Preemption()
+  exits = []
+  monkeypatch.setattr(train.os, '_exit', exits.append)
+  try:
+    preemption._handler(signal.SIGTERM, None)
+    assert preemption.requested
+    preemption.saving = True
+    preemption._handler(signal.SIGTERM, None)  # Acknowledged, ignored.
+    assert 'SIGTERM received again: finishing the checkpoint first' in (
+        capsys.readouterr().err)
+    assert not exits
+    preemption._handler(signal.SIGTERM, None)
+    assert exits == [train.ABORTED_EXIT_CODE] != [train.RESUMABLE_EXIT_CODE]
+  finally:
+    preemption.restore()
+  # Ctrl-C twice before the save starts: the second interrupts the step.
+  preemption = train._Preemption()
+  try:
+    preemption._handler(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt):
+      preemption._handler(signal.SIGINT, None)
+  finally:
+    preemption.restore()
+
+
+def test_an_interrupted_save_is_reported_not_silently_dropped(tmp_path,
+                                                              capsys):
+  """A kill during the only save leaves `<step>.orbax-checkpoint-tmp`: the
+  rerun says it starts from step 0, and why."""
+  unfinished = tmp_path / 'checkpoints' / '41.orbax-checkpoint-tmp-1234'
+  (unfinished / 'state').mkdir(parents=True)
+  checkpointer = checkpoint.Checkpointer(str(tmp_path))
+  try:
+    assert checkpointer.restore_latest(lambda step: {}) is None
+  finally:
+    checkpointer.close()
+  out = capsys.readouterr().out
+  assert 'the save of step 41' in out and 'starting from step 0' in out
 
 
 # ------------------------------------------------------- verified checkpoints
