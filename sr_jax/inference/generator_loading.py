@@ -107,7 +107,15 @@ def load_generator_for_inference(
 
   if ncnn.is_ncnn_param(weights):
     return _load_ncnn(weights, arch, model_kwargs, dtype)
-  return generators.load_generator_file(weights, arch, model_kwargs, dtype)
+  module, variables, scale = generators.load_generator_file(
+      weights, arch, model_kwargs, dtype)
+  if scale < 1:
+    raise WeightsError(
+        f'{weights} holds a down-sampling generator ({type(module).__name__}'
+        f', output 1/{1 / scale} of its input), not a super-resolution one; '
+        'make LR images with it: python -m sr_jax.data.make_lr --dsgan '
+        f'{weights} --input HR --output LR.')
+  return module, variables, scale
 
 
 def _load_ncnn(path: str | os.PathLike, arch: str | None,
@@ -130,7 +138,7 @@ def _load_ncnn(path: str | os.PathLike, arch: str | None,
   generators.check_fits(module, model.variables, path)
   variables = jax.tree.map(lambda x: np.asarray(x, np.float32),
                            model.variables)
-  return module, variables, int(module.scale)
+  return module, variables, models.output_scale(module)
 
 
 def release_resize(weights: str | os.PathLike | None) -> ncnn.Resize | None:

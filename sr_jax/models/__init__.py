@@ -7,6 +7,7 @@ All generators and discriminators take NHWC images in [0, 1], keep float32
 parameters, compute in `dtype` and return float32.
 """
 import dataclasses
+import fractions
 import sys
 from typing import Any, Callable
 
@@ -59,6 +60,8 @@ class ArchSpec:
   kwargs_from_params: (params, **given) -> the module's kwargs, read off
     parameter shapes (given ones win).
   input_multiple: module -> what H and W of its input must divide.
+  output_scale: module -> output side / input side: `module.scale` by
+    default; a fraction for a down-sampling generator (DSGAN).
   """
   name: str
   kind: str  # 'generator' or 'discriminator'.
@@ -67,6 +70,7 @@ class ArchSpec:
   recognise: Callable[[Any], bool]
   kwargs_from_params: Callable[..., dict]
   input_multiple: Callable[[Any], int]
+  output_scale: Callable[[Any], int | fractions.Fraction]
 
   @property
   def tiny_kwargs(self) -> dict | None:
@@ -75,8 +79,8 @@ class ArchSpec:
 
 def arch_spec(name: str) -> ArchSpec:
   """The spec of a registered generator or discriminator: the functions
-  named convert_torch / recognise / kwargs_from_params / input_multiple
-  in the file that defines its module (defaults when absent)."""
+  named convert_torch / recognise / kwargs_from_params / input_multiple /
+  output_scale in the file that defines its module (defaults when absent)."""
   if name in GENERATORS.names():
     kind, cls = 'generator', GENERATORS.get(name)
   else:
@@ -88,7 +92,21 @@ def arch_spec(name: str) -> ArchSpec:
       recognise=getattr(file, 'recognise', lambda sd: False),
       kwargs_from_params=getattr(file, 'kwargs_from_params',
                                  lambda params, **given: dict(given)),
-      input_multiple=getattr(file, 'input_multiple', lambda module: 1))
+      input_multiple=getattr(file, 'input_multiple', lambda module: 1),
+      output_scale=getattr(file, 'output_scale',
+                           lambda module: int(module.scale)))
+
+
+def output_scale(generator: nn.Module) -> int | fractions.Fraction:
+  """How many times the output's sides are the input's, for any registered
+  generator: an int for super-resolution ones, Fraction(1, d) for one
+  that scales down by d (from its file's `output_scale`)."""
+  for name in GENERATORS.names():
+    if type(generator) is GENERATORS.get(name):
+      scale = fractions.Fraction(arch_spec(name).output_scale(generator))
+      return int(scale) if scale.denominator == 1 else scale
+  raise ValueError(f'{type(generator).__name__} is not a registered '
+                   f'generator ({GENERATORS.names()}).')
 
 
 def module_fields(module_or_class) -> list[str]:
@@ -124,5 +142,5 @@ __all__ = [
     'RRDBNet', 'ResidualDenseBlock', 'SRGANDiscriminator', 'SRResNet',
     'SRVGGNetCompact', 'UNetDiscriminatorSN', 'VGG19',
     'VGGStyleDiscriminator', 'arch_names', 'arch_spec', 'get_discriminator',
-    'get_generator', 'module_fields',
+    'get_generator', 'module_fields', 'output_scale',
 ]

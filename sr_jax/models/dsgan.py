@@ -21,6 +21,7 @@ logit per pixel. The released discriminator ends in a sigmoid and its loss
 takes -log(p + 1e-8); sr_jax's objectives take logits, so the sigmoid is the
 objective's (vanilla = the same loss without the 1e-8).
 """
+import fractions
 import functools
 from typing import Any
 
@@ -172,3 +173,7 @@ def kwargs_from_params(params, **given):
 def input_multiple(module) -> int:
   return int(getattr(module, 'downscale', 1))
 
+
+def output_scale(module) -> fractions.Fraction:
+  """1 / downscale: the output is smaller (1 at LR size, as released)."""
+  return fractions.Fraction(1, int(getattr(module, 'downscale', 1)))

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sr_jax import errors
 from sr_jax.models import torch_layout as core
 from sr_jax.weights import ncnn
 from sr_jax.weights import safetensors_io
@@ -60,7 +61,9 @@ def load_torch_file(path: str | os.PathLike) -> dict[str, Any]:
   weights_only=True)` (ImportError saying `pip install torch` without it);
   wrappers such as {'params_ema': {...}} are kept (convert_state_dict
   unwraps them). .safetensors: read with numpy alone, a flat dict.
-  Raises FileNotFoundError / ValueError naming the file.
+  Raises FileNotFoundError / ValueError naming the file: CorruptFileError
+  for a damaged or truncated one (every CRC of a zip-format .pth is
+  checked first).
   """
   path = pathlib.Path(path).expanduser()
   if not path.is_file():
@@ -73,10 +76,16 @@ def load_torch_file(path: str | os.PathLike) -> dict[str, Any]:
     raise ValueError(
         f'{path}: unknown weights format; expected a PyTorch checkpoint '
         f'({", ".join(TORCH_SUFFIXES)}) or a .safetensors file.')
+  if params_io.is_zip(path):  # torch >= 1.6; older files are bare pickles.
+    params_io.check_zip(path)  # torch.load checks no CRCs.
   torch = require_torch(f'Reading {path}')
   try:
     obj = torch.load(str(path), map_location='cpu', weights_only=True)
-  except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+  except (EOFError, OSError) as e:
+    raise errors.CorruptFileError(
+        f'{path} is damaged or truncated ({type(e).__name__}: {e}); download '
+        'or convert it again.') from None
+  except (pickle.UnpicklingError, RuntimeError, ValueError) as e:
     raise ValueError(
         f'Cannot read {path} as PyTorch weights ({type(e).__name__}: {e}). '
         'It may be truncated, or hold pickled objects other than tensors, '

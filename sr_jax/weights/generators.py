@@ -9,6 +9,7 @@ parameter shapes by the architecture's `kwargs_from_params`); PyTorch files
 are converted on the fly, their arch given or recognised from the key names
 (each model file's `recognise`).
 """
+import fractions
 import os
 from typing import Any, Mapping
 
@@ -103,6 +104,8 @@ def _from_npz(path: str, arch: str | None,
   file_arch, file_kwargs, variables = None, {}, None
   try:
     file_arch, file_kwargs, variables = files.load_converted(path)
+  except errors.CorruptFileError:
+    raise
   except ValueError as e:  # No metadata: a plain save_params file.
     if arch is None:
       raise WeightsError(
@@ -111,6 +114,8 @@ def _from_npz(path: str, arch: str | None,
   if variables is None:
     try:
       variables = params_io.load_params(path)
+    except errors.CorruptFileError:
+      raise
     except (OSError, ValueError) as e:
       raise WeightsError(f'Cannot read weights {path}: {e}') from e
     variables = {k: v for k, v in variables.items() if not k.startswith('__')}
@@ -151,13 +156,18 @@ def _from_torch(path: str, arch: str | None,
 def load_generator_file(weights: str | os.PathLike, arch: str | None = None,
                         model_kwargs: Mapping[str, Any] | None = None,
                         dtype: Any = jnp.float32
-                        ) -> tuple[nn.Module, dict[str, Any], int]:
+                        ) -> tuple[nn.Module, dict[str, Any],
+                                   int | fractions.Fraction]:
   """(module, variables, scale) of a generator weights file.
+
+  scale: models.output_scale(module), output side / input side: an int,
+  or Fraction(1, d) for a generator that scales down by d (a DSGAN).
 
   arch: generator name; needed for a plain .npz, otherwise read from the
     file or recognised from PyTorch key names.
   model_kwargs: settings that override the ones read from the file.
-  Raises FileNotFoundError (with how to get weights) or WeightsError.
+  Raises FileNotFoundError (with how to get weights), WeightsError or
+  errors.CorruptFileError (a damaged or truncated file).
   """
   dtype = jnp.dtype(dtype)
   model_kwargs = dict(model_kwargs or {})
@@ -183,4 +193,4 @@ def load_generator_file(weights: str | os.PathLike, arch: str | None = None,
     raise WeightsError(f'{path}: bad settings for {arch}: {e}') from e
   check_fits(module, variables, path)
   variables = jax.tree.map(lambda x: np.asarray(x, np.float32), variables)
-  return module, variables, int(module.scale)
+  return module, variables, models.output_scale(module)

@@ -15,6 +15,8 @@ import os
 import pathlib
 import numpy as np
 
+from sr_jax import errors
+
 # numpy dtype of each safetensors dtype; BF16 is widened below (numpy has no
 # bfloat16) and F16 too, since every converter works in float32 anyway.
 _DTYPES = {
@@ -26,8 +28,9 @@ _DTYPES = {
 _MAX_HEADER_BYTES = 100 << 20
 
 
-def _bad(path, what: str) -> ValueError:
-  return ValueError(f'{path} is not a valid .safetensors file: {what}.')
+def _bad(path, what: str) -> errors.CorruptFileError:
+  return errors.CorruptFileError(
+      f'{path} is not a valid .safetensors file: {what}.')
 
 
 def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:

@@ -59,12 +59,12 @@ def _check_vgg19(variables: dict[str, Any], source: Any) -> dict[str, Any]:
 def convert_vgg19_file(src: str | os.PathLike,
                        out: Optional[str | os.PathLike] = None) -> pathlib.Path:
   """torchvision's vgg19 .pth -> .npz (default: the cache); returns its path."""
-  torch = _require_torch()
+  _require_torch()
   src = pathlib.Path(src).expanduser()
   if not src.is_file():
     raise params_io.WeightsNotFoundError(f'{src} does not exist.\n'
                                          + how_to_get_vgg19())
-  state_dict = torch.load(src, map_location='cpu', weights_only=True)
+  state_dict = files.load_torch_file(src)  # Checks the file's CRCs.
   variables = convert_state_dict('vgg19', state_dict)
   out = pathlib.Path(out).expanduser() if out else cached_vgg19_path()
   params_io.save_params(out, variables)
