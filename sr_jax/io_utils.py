@@ -43,6 +43,22 @@ def path(name: str | os.PathLike) -> epath.Path:
   return epath.Path(name)
 
 
+def umask() -> int:
+  """This process's umask, read without changing it where possible (Linux:
+  /proc/self/status); elsewhere set and restored at once, which a thread
+  creating a file at that instant could see."""
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith('Umask:'):
+          return int(line.split()[1], 8)
+  except (OSError, ValueError, IndexError):
+    pass
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
   """Yields a binary file that replaces `path` only when the block succeeds.
@@ -51,12 +67,17 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
   needed), which is renamed over `path` on success (atomic on one file
   system) and deleted on any failure: a crash, a full disk or Ctrl-C leaves
   at most a dot-file, never a truncated file that a later run would trust.
+  The file gets the mode the umask gives new files (0644 under 0022).
   """
   path = pathlib.Path(path).expanduser()
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
                              suffix='.tmp')
   try:
+    # mkstemp makes it 0600: give it the mode open() would (0644 under
+    # umask 0022), so results are as readable as any other file written.
+    with contextlib.suppress(OSError):  # A file system without modes.
+      os.fchmod(fd, 0o666 & ~umask())
     with os.fdopen(fd, 'wb') as f:
       yield f
     os.replace(tmp, path)

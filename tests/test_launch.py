@@ -4,6 +4,7 @@ scontrol, gcloud and python."""
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -61,8 +62,12 @@ def _slurm_env(tmp_path, nodes, gpus, **extra):
       SLURM_NTASKS_PER_NODE=str(gpus),
       SLURM_JOB_NODELIST='node[0-%d]' % (nodes - 1) if nodes > 1 else 'node0',
       **extra)
-  # The script runs `python`: this interpreter.
-  (bin_dir / 'python').symlink_to(sys.executable)
+  # The script runs `python`: this interpreter. A wrapper that execs it,
+  # not a symlink: a symlink to a venv's python outside the venv's bin/
+  # starts the base interpreter, without the venv's packages.
+  (bin_dir / 'python').write_text(
+      f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+  (bin_dir / 'python').chmod(0o755)
   return env, log
 
 
