@@ -380,6 +380,7 @@ class Checkpointer:
     self._last_step = step
     self._check_space(step, state)
     data_state = _all_processes_data(data_state)
+    self._replace_older(self.latest, step, 'checkpoints')
     with self._write_errors(step):
       saved = self.latest.save(
           step,
@@ -412,8 +413,10 @@ class Checkpointer:
     self._check_space(step, state)
     record = checksum_record(state, metrics=metrics)
     record['generator'] = generator
+    manager = self._best_manager(phase, mode)
+    self._replace_older(manager, step, f'best/{phase}')
     with self._write_errors(step):
-      self._best_manager(phase, mode).save(
+      manager.save(
           step,
           args=ocp.args.Composite(
               state=ocp.args.StandardSave(state),
@@ -421,6 +424,21 @@ class Checkpointer:
               checksums=ocp.args.JsonSave(record)),
           metrics={'value': float(value)}, force=True)
     self._check_written([])
+
+  def _replace_older(self, manager, step: int, what: str) -> None:
+    """A step the folder already holds was written before this run fell
+    back to an older checkpoint (the newer one was corrupt, or a save was
+    interrupted) and has been trained again: this run's state replaces it
+    (orbax would refuse to write the step again, for ever)."""
+    if step not in manager.all_steps():
+      return
+    manager.wait_until_finished()
+    if jax.process_index() == 0:
+      print(f'note: {self.workdir}/{what}/{step} was written before this '
+            f'run resumed from an older checkpoint; replaced by this run\'s '
+            f'step {step}.', flush=True)
+    with self._write_errors(step):
+      manager.delete(step)
 
   @contextlib.contextmanager
   def _write_errors(self, step: int):

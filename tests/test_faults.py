@@ -293,6 +293,34 @@ def _empty_data_state(step_dir):
   open(os.path.join(step_dir, 'data', 'metadata'), 'w').close()
 
 
+def test_a_step_written_before_a_fallback_is_replaced_not_refused(
+    tmp_path, capsys):
+  """runlocal, step 2 corrupt: the rerun falls back to 1, trains step 2
+  again and saves it where best/psnr/2 (and, had it survived, checkpoints/2)
+  already is; orbax refuses a step it holds, for ever."""
+  workdir = str(tmp_path / 'run')
+  config = ml_collections.ConfigDict({'phases': ('psnr',),
+                                      'psnr': {'steps': 2}})
+  first = checkpoint.Checkpointer(workdir)
+  first.save(2, _tiny_state(2), {'next_index': 2}, config)
+  first.save_best(2, _tiny_state(2), 20.0, config, phase='psnr')
+  first.wait_until_finished()
+  first.close()
+  again = checkpoint.Checkpointer(workdir)
+  again.save(2, _tiny_state(3), {'next_index': 2}, config)
+  again.save_best(2, _tiny_state(3), 21.0, config, phase='psnr')
+  again.wait_until_finished()
+  again.close()
+  out = capsys.readouterr().out
+  assert 'best/psnr/2 was written before this run resumed' in out, out
+  assert 'checkpoints/2 was written before' in out
+  for folder in ('checkpoints/2', 'best/psnr/2'):
+    restored = ocp.StandardCheckpointer().restore(
+        os.path.join(workdir, folder, 'state'))
+    np.testing.assert_array_equal(restored['params']['w'],
+                                  _tiny_state(3)['params']['w'])
+
+
 @pytest.mark.parametrize('corrupt', [_truncate, _flip_a_bit,
                                      _delete_metadata, _empty_data_state])
 @pytest.mark.slow
