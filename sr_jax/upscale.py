@@ -8,8 +8,10 @@ Upscales images of any size with a trained or converted generator.
   OUT    a folder (created), written as OUT/<name>_<suffix>.<ext>; or, when
          INPUT is one file and OUT ends in an image extension, that file.
 
-The output format follows the input's extension unless --ext; images with
-alpha are written as PNG rather than JPEG. Alpha, 16-bit depth (PNG) and
+The output format follows the input's extension unless --ext (GIF: PNG);
+images with alpha are written as PNG rather than JPEG. Of an animated GIF
+(or a multi-page TIFF, an animated PNG / WebP) only the first frame is
+upscaled, and a note says so. Alpha, 16-bit depth (PNG) and
 grey are kept (see sr_jax/inference/image_files.py). --outscale resizes the
 network's output with Pillow's Lanczos (--outscale-filter cubic: ncnn's
 bicubic, as the released realesr-animevideov3-x2 / -x3 .param files end;
@@ -20,7 +22,9 @@ inference_realesrgan.py runs them, and to 8 for sr_jax's runs (as their
 validation); the choice is printed. --tile cuts large images into tiles
 (exact when --tile-pad covers the network's receptive field; see
 sr_jax/inference/tiling.py). Unreadable images are skipped with a message
-and make the exit status 1; outputs are written atomically.
+and make the exit status 1; outputs are written atomically. An OUT that
+cannot be written (read-only, no permission, a file where a folder should
+be) is an error before the model loads.
 
 Host memory is about one copy of the output at its bit depth (W x H x
 channels bytes, twice that for 16 bits), filled tile by tile, plus the
@@ -137,7 +141,7 @@ def find_inputs(spec: str, recursive: bool) -> tuple[list[str], str | None]:
       raise ValueError(
           f'Folder {spec!r} holds no images ('
           f'{"recursively" if recursive else "not recursive"}; extensions '
-          f'{", ".join(image_files.IMAGE_EXTENSIONS)}).')
+          f'{", ".join(image_files.INPUT_EXTENSIONS)}).')
     return paths, spec
   if any(c in spec for c in _GLOB_CHARS):
     paths = sorted(p for p in glob.glob(spec, recursive=True)
@@ -317,6 +321,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if not single_file_output and os.path.isfile(args.output):
     return _error(f'-o {args.output!r} is a file; with INPUT {args.input!r} '
                   'it must be a folder.')
+  # Before the model loads and any image is computed.
+  out_dir = (os.path.dirname(os.path.abspath(args.output))
+             if single_file_output else args.output)
+  why = image_files.output_folder_problem(out_dir)
+  if why is not None:
+    return _error(f'-o {args.output}: cannot write to folder {out_dir} '
+                  f'({why}); use another -o.')
 
   try:
     if args.backend == 'onnxruntime':
@@ -362,6 +373,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             file=sys.stderr)
       # Quantised once, straight to the depth the format stores.
       depth, notes = image_files.output_bit_depth(dst, image.bit_depth)
+      if image.frames > 1:
+        notes.insert(0, f'only frame 1 of {image.frames} was upscaled '
+                     '(animated or multi-page input; written as a still '
+                     'image)')
       result = upscaler(image, depth)
       os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
       notes += image_files.write_image_file(

@@ -1,6 +1,8 @@
 """python -m sr_jax.evaluate: tables that say what the images measure, a
 bicubic row, LR folders by name, skipped files and metrics listed."""
 import csv
+import errno
+import os
 
 import numpy as np
 from PIL import Image
@@ -9,6 +11,7 @@ from skimage import data as skdata
 
 from conftest import save_tiny_run
 from test_upscale import random_variables
+from sr_jax import errors
 from sr_jax import evaluate as eval_lib
 from sr_jax import metrics
 from sr_jax import models
@@ -226,3 +229,112 @@ def test_each_model_runs_with_its_sources_pre_pad(tmp_path, tiny_x2, capsys):
   assert np.abs(saved(out, 'released') - reference(3)).max() <= 1
   assert 'Pre-pad 3 LR pixels for every model (--pre-pad)' in (
       out / 'results.md').read_text()
+
+
+def test_an_image_too_small_for_the_crop_is_left_out_of_the_mean(
+    tmp_path, tiny_x2, capsys):
+  """A 4x4 HR (2x2 LR) leaves nothing after the x2 border crop: PSNR skips
+  it, with a note naming it, and averages the other images."""
+  hr = tmp_path / 'hr'
+  hr.mkdir()
+  rng = np.random.default_rng(3)
+  for name, size in (('a', 12), ('b', 12), ('tiny', 4)):
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), np.uint8)).save(
+        hr / f'{name}.png')
+  out = tmp_path / 'out'
+  code = cli.main(['--weights', tiny_x2, '--arch', 'rrdbnet', '--datasets',
+                   f'mini={hr}', '--metrics', 'psnr', '--out', str(out)])
+  assert code == 1  # Something was skipped.
+  rows = _read_csv(out / 'results.csv')
+  per_image = _read_csv(out / 'per_image.csv')
+  for row in rows:
+    scored = [float(r['psnr']) for r in per_image
+              if r['model'] == row['model'] and r['image'] != 'tiny']
+    assert len(scored) == 2
+    assert float(row['psnr']) == pytest.approx(np.mean(scored), abs=1e-9)
+  assert [r['psnr'] for r in per_image if r['image'] == 'tiny'] == ['', '']
+  text = (out / 'results.md').read_text()
+  assert 'psnr skipped image tiny (psnr: crop_border=2 leaves nothing' in text
+  assert 'over the other 2 image(s)' in text
+  assert 'skipped image tiny' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('how', ['under_a_file', 'read_only'])
+def test_unwritable_out_fails_before_the_models_load(tmp_path, hr_dir, capsys,
+                                                     monkeypatch, how):
+  """--out below a regular file (ENOTDIR, as root too) or in a read-only
+  folder (chmod; skipped as root, who writes anyway): one error line, exit
+  2, before any model loads."""
+  if how == 'read_only' and os.geteuid() == 0:
+    pytest.skip('root writes into read-only folders')
+  base = tmp_path / 'base'
+  if how == 'under_a_file':
+    base.write_bytes(b'')
+  else:
+    base.mkdir()
+    base.chmod(0o555)
+  monkeypatch.setattr(cli, 'load_models',
+                      lambda args: pytest.fail('models were loaded'))
+  try:
+    code = cli.main(['--weights', 'w.npz', '--datasets', f'm={hr_dir}',
+                     '--out', str(base / 'results')])
+  finally:
+    if how == 'read_only':
+      base.chmod(0o755)
+  err = capsys.readouterr().err
+  assert code == 2
+  assert err.count('error:') == 1
+  assert f'--out {base / "results"}: cannot write to this folder' in err
+
+
+@pytest.mark.parametrize('fault', ['full_disk', 'folder_in_the_way'])
+def test_a_failed_table_write_is_one_line_naming_the_file(
+    tmp_path, capsys, monkeypatch, fault):
+  """The disk fills while results.csv is written (an OSError without a file
+  name), or a folder stands where it goes: one `error:` line naming it,
+  exit 2, no traceback."""
+  out = tmp_path / 'out'
+  if fault == 'full_disk':
+    class FullDisk:
+      def writerow(self, row):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(cli.csv, 'writer', lambda f: FullDisk())
+  else:
+    (out / 'results.csv').mkdir(parents=True)
+  rows = [{'dataset': 'm', 'model': 'x', 'images': 1, 'values': {'psnr': 1}}]
+  code = errors.cli(cli.write_tables)(str(out), ['psnr'], rows, [])
+  err = capsys.readouterr().err
+  assert code == 2
+  assert err.count('error:') == 1 and err.count('\n') == 1
+  assert f'error: cannot write {out / "results.csv"}: ' in err
+  if fault == 'full_disk':
+    assert 'No space left on device. Free space' in err
+
+
+@pytest.mark.parametrize('flags,says', [
+    (['--datasets', 'm={missing}'], "--datasets m={missing}: the folder "
+     "'{missing}' is missing"),
+    (['--datasets', 'm={file}'], "--datasets m={file}: the folder '{file}' "
+     'is a file'),
+    (['--datasets', 'm={hr}', '--lr-dirs', 'm={missing}'],
+     "--lr-dirs m={missing}: the folder '{missing}' is missing"),
+])
+def test_a_missing_folder_names_the_evaluate_flag(tmp_path, hr_dir, capsys,
+                                                  monkeypatch, flags, says):
+  """Not training's train_dir / val_dir: the flag, the name and the folder,
+  before any model loads."""
+  where = dict(missing=tmp_path / 'nowhere', file=tmp_path / 'f.png',
+               hr=hr_dir)
+  (tmp_path / 'f.png').write_bytes(b'')
+  monkeypatch.setattr(cli, 'load_models',
+                      lambda args: pytest.fail('models were loaded'))
+  code = cli.main(['--weights', 'w.npz', '--out', str(tmp_path / 'out')]
+                  + [f.format(**where) for f in flags])
+  err = capsys.readouterr().err
+  assert code == 2 and err.count('error:') == 1
+  assert says.format(**where) in err
+  assert 'train_dir' not in err
+  # The library says which folder, never a setting of training.
+  with pytest.raises(FileNotFoundError, match="LR folder '.*nowhere'"):
+    image_sets.load_image_set(str(hr_dir), str(where['missing']), 2)

@@ -582,3 +582,54 @@ def test_module_entry_point(tmp_path, tiny_weights):
   assert result.returncode == 0, result.stderr
   with Image.open(tmp_path / 'out' / 'c_out.png') as img:
     assert img.mode == 'RGBA' and img.size == (20, 24)
+
+
+def test_cli_gif_in_a_folder_first_frame_with_a_note(tmp_path, tiny_weights,
+                                                     capsys):
+  """A folder's .gif is upscaled, not left out without a word; of an
+  animated one only frame 1 is, and a note says so (written as PNG)."""
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / 'a.png')
+  frames = [Image.fromarray(np.full((8, 6, 3), v, np.uint8)) for v in (0, 255)]
+  frames[0].save(folder / 'anim.gif', save_all=True,
+                 append_images=frames[1:], duration=100, loop=0)
+  code = upscale.main([str(folder), '-o', str(tmp_path / 'out'), '--weights',
+                       tiny_weights[2], '--arch', 'rrdbnet'])
+  err = capsys.readouterr().err
+  assert code == 0, err
+  assert sorted(os.listdir(tmp_path / 'out')) == ['a_out.png', 'anim_out.png']
+  with Image.open(tmp_path / 'out' / 'anim_out.png') as img:
+    assert img.size == (12, 16)
+  assert 'note: only frame 1 of 2 was upscaled' in err
+  assert err.count('only frame 1') == 1  # Not for the PNG.
+
+
+@pytest.mark.parametrize('how', ['under_a_file', 'read_only'])
+@pytest.mark.parametrize('output', ['out', 'out/result.png'])
+def test_cli_unwritable_output_fails_before_the_model_loads(
+    tmp_path, tiny_weights, capsys, monkeypatch, how, output):
+  """-o below a regular file (ENOTDIR, as root too) or in a read-only folder
+  (chmod; root writes anyway, so skipped there): one error line naming the
+  folder, exit 2, before the model loads or any image is computed."""
+  if how == 'read_only' and os.geteuid() == 0:
+    pytest.skip('root writes into read-only folders')
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'i.png')
+  base = tmp_path / ('a_file' if how == 'under_a_file' else 'ro')
+  if how == 'under_a_file':
+    base.write_bytes(b'')
+  else:
+    base.mkdir()
+    base.chmod(0o555)
+  monkeypatch.setattr(generator_loading, 'load_generator_for_inference',
+                      lambda **kw: pytest.fail('the model was loaded'))
+  try:
+    code = upscale.main([str(tmp_path / 'i.png'), '-o', str(base / output),
+                         '--weights', tiny_weights[2], '--arch', 'rrdbnet'])
+  finally:
+    if how == 'read_only':
+      base.chmod(0o755)
+  err = capsys.readouterr().err
+  assert code == 2, err
+  assert err.count('error:') == 1 and str(base) in err
+  assert 'cannot write to folder' in err

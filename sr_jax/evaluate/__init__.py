@@ -97,11 +97,16 @@ class Scores:
     '<metric>_hr' of the HR images; per-image metrics are averaged, set
     metrics computed on the whole set.
   per_image: {image name: {metric: value, ...}} for per-image metrics.
-  failed: {metric: why} for metrics that could not be computed (e.g. an
-    image too small for NIQE's blocks); the others still are.
+  skipped: {metric: [(image name, why), ...]} for images a per-image
+    metric cannot score (too small for the border crop or NIQE's blocks):
+    left out of that metric (for the model, bicubic and HR alike), whose
+    mean is over the other images.
+  failed: {metric: why} for metrics that could not be computed at all
+    (every image skipped, a set metric's error); the others still are.
   """
   means: dict = dataclasses.field(default_factory=dict)
   per_image: dict = dataclasses.field(default_factory=dict)
+  skipped: dict = dataclasses.field(default_factory=dict)
   failed: dict = dataclasses.field(default_factory=dict)
 
 
@@ -137,14 +142,18 @@ def score_set(outputs: Iterable[tuple], metric_names: Sequence[str],
       pairs = {metric_name: sr, f'{metric_name}_bicubic': bicubic}
       if metric.kind == 'no_reference' and score_hr:
         pairs[f'{metric_name}_hr'] = hr
+      values = {}
       try:
         for key, image in pairs.items():
           if image is not None:
-            row[key] = _call(metric, (image,) if metric.kind ==
-                             'no_reference' else (image, hr), crop_border,
-                             aux)
-      except ValueError as e:
-        scores.failed[metric_name] = f'{name}: {e}'
+            values[key] = _call(metric, (image,) if metric.kind ==
+                                'no_reference' else (image, hr), crop_border,
+                                aux)
+      except ValueError as e:  # This image only: the others still count.
+        scores.skipped.setdefault(metric_name, []).append(
+            (name, ' '.join(str(e).split()).rstrip('.')))
+        continue
+      row.update(values)
     if keep:
       kept['sr'].append(sr)
       kept['hr'].append(hr)
@@ -155,6 +164,12 @@ def score_set(outputs: Iterable[tuple], metric_names: Sequence[str],
     if metric_name in scores.failed:
       continue
     if metric.kind != 'set':
+      skipped = scores.skipped.get(metric_name)
+      if skipped and not any(metric_name in row
+                             for row in scores.per_image.values()):
+        scores.failed[metric_name] = (
+            f'no image could be scored: {skipped[0][0]}: {skipped[0][1]}')
+        continue
       for key in (metric_name, f'{metric_name}_bicubic',
                   f'{metric_name}_hr'):
         values = [row[key] for row in scores.per_image.values() if key in row]
@@ -199,6 +214,9 @@ def evaluate(super_resolve: Callable, variables,
       yield name, hr, bicubic, sr
 
   scores = score_set(outputs(), metric_names, scale, aux)
+  for metric, skipped in scores.skipped.items():
+    if metric not in scores.failed:
+      logging.warning('%s: images left out of the mean: %s', metric, skipped)
   if scores.failed:
     logging.warning('Metrics not computed: %s', scores.failed)
   return scores.means, strips

@@ -18,7 +18,9 @@ as their release does, 0); --pre-pad N sets one for all.
 Metrics (sr_jax.metrics.METRICS): full-reference ones (psnr, ssim on Y
 unless --no-test-y, lpips, dists) and no-reference ones (niqe, brisque) are
 computed per image after cropping --crop-border pixels (default: the scale)
-and averaged; set metrics (fid, spectrum) on each whole set. A metric whose
+and averaged; set metrics (fid, spectrum) on each whole set. An image a
+metric cannot score (smaller than twice the border, or than NIQE's blocks)
+is left out of that metric's mean, with a note naming it. A metric whose
 weights are missing is reported and left out; the others still run.
 
 Writes to --out:
@@ -30,9 +32,11 @@ Writes to --out:
   images/<model>/<dataset>/<name>.png   SR outputs (--save-images)
 
 Unreadable images are skipped and listed; exit status 1 if anything was
-skipped (an image, a metric), 2 for bad arguments.
+skipped (an image, a metric), 2 for bad arguments, a missing folder or an
+--out that cannot be written (checked before the models load).
 """
 import argparse
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -317,6 +321,20 @@ def load_metric_weights(names: Sequence[str], frozen_paths: dict
   return usable, aux, missing
 
 
+@contextlib.contextmanager
+def _writing(path: str):
+  """Any OSError in the block becomes one `error:` line naming `path` (or
+  the file the error names): a full disk mid-table is no traceback."""
+  try:
+    yield
+  except OSError as e:
+    hint = (' Free space (or use another --out) and rerun.'
+            if errors.is_write_failure(e) else '')
+    raise errors.SrJaxError(f'cannot write {e.filename or path}: '
+                            f'{e.strerror or errors.one_line(e)}.{hint}'
+                            ) from e
+
+
 def _fmt(value) -> str:
   if value is None:
     return 'n/a'
@@ -326,14 +344,16 @@ def _fmt(value) -> str:
 def write_tables(out: str, names: Sequence[str], rows: Sequence[dict],
                  notes: Sequence[str]) -> None:
   """results.csv and results.md: one row per (dataset, model)."""
-  os.makedirs(out, exist_ok=True)
-  with open(os.path.join(out, 'results.csv'), 'w', newline='') as f:
-    writer = csv.writer(f)
-    writer.writerow(['dataset', 'model', 'images'] + list(names))
-    for row in rows:
-      writer.writerow([row['dataset'], row['model'], row['images']] + [
-          '' if row['values'].get(n) is None else repr(row['values'][n])
-          for n in names])
+  path = os.path.join(out, 'results.csv')
+  with _writing(path):
+    os.makedirs(out, exist_ok=True)
+    with open(path, 'w', newline='') as f:
+      writer = csv.writer(f)
+      writer.writerow(['dataset', 'model', 'images'] + list(names))
+      for row in rows:
+        writer.writerow([row['dataset'], row['model'], row['images']] + [
+            '' if row['values'].get(n) is None else repr(row['values'][n])
+            for n in names])
   arrows = {n: '↑' if sr_metrics.METRICS.get(n).higher_is_better else '↓'
             for n in names}
   lines = ['| dataset | model | images | ' + ' | '.join(
@@ -346,12 +366,23 @@ def write_tables(out: str, names: Sequence[str], rows: Sequence[dict],
   text = '\n'.join(lines) + '\n'
   if notes:
     text += '\n' + '\n'.join(f'- {n}' for n in notes) + '\n'
-  with open(os.path.join(out, 'results.md'), 'w') as f:
+  path = os.path.join(out, 'results.md')
+  with _writing(path), open(path, 'w') as f:
     f.write(text)
 
 
+def write_per_image(out: str, names: Sequence[str], rows: Sequence) -> None:
+  """per_image.csv: model, dataset, image, then each metric."""
+  path = os.path.join(out, 'per_image.csv')
+  with _writing(path), open(path, 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(['model', 'dataset', 'image'] + list(names))
+    writer.writerows([[('' if v is None else v) for v in row]
+                      for row in rows])
+
+
 def _save_image(path: str, image: np.ndarray) -> None:
-  with io_utils.atomic_write(path) as f:
+  with _writing(path), io_utils.atomic_write(path) as f:
     Image.fromarray(image).save(f, format='PNG')
 
 
@@ -445,6 +476,16 @@ def _record(results: Results, dataset: str, model: str,
     results.notes.append(f'{dataset} / {model}: {metric} not computed '
                          f'({why})')
     results.problems += 1
+  for metric, skipped in scores.skipped.items():
+    if metric in scores.failed:
+      continue
+    scored = len(scores.per_image) - len(skipped)
+    for image, why in skipped:
+      results.notes.append(f'{dataset} / {model}: {metric} skipped image '
+                           f'{image} ({why}); its mean is over the other '
+                           f'{scored} image(s)')
+      print(f'  {metric} skipped image {image}: {why}', file=sys.stderr)
+    results.problems += 1
   for image, values in scores.per_image.items():
     results.per_image.append([model, dataset, image] + [
         values.get(n) for n in names])
@@ -461,9 +502,28 @@ def plot_spectra(out: str, spectra: dict) -> list[str]:
   for dataset_name, curves in spectra.items():
     if curves:
       path = os.path.join(out, f'spectra_{dataset_name}.png')
-      spectrum.plot_spectra(path, curves, f'Average spectra: {dataset_name}')
+      with _writing(path):
+        spectrum.plot_spectra(path, curves,
+                              f'Average spectra: {dataset_name}')
       written.append(path)
   return written
+
+
+def check_folders(datasets: dict, lr_dirs: dict, out: str) -> None:
+  """UsageError naming the flag for a --datasets / --lr-dirs folder that
+  is missing or a file, or an --out that cannot be written (probed with a
+  small file; nothing is left behind): before any model loads."""
+  for flag, folders in (('--datasets', datasets), ('--lr-dirs', lr_dirs)):
+    for name, path in folders.items():
+      if not os.path.isdir(path):
+        what = 'a file' if os.path.exists(path) else 'missing'
+        raise UsageError(f'{flag} {name}={path}: the folder {path!r} is '
+                         f'{what}; give {flag} NAME=DIR with DIR a folder '
+                         'of images.')
+  why = image_files.output_folder_problem(out)
+  if why is not None:
+    raise UsageError(f'--out {out}: cannot write to this folder ({why}); '
+                     'use another --out.')
 
 
 @errors.cli
@@ -486,6 +546,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       if value is not None and value < 0:
         raise UsageError(f'{flag} must be >= 0; got {value}.')
     frozen_paths = named_list(args.frozen, '--frozen')
+    check_folders(datasets, lr_dirs, args.out)
     models = load_models(args)
   except UsageError as e:
     print(f'error: {e}', file=sys.stderr)
@@ -512,11 +573,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                f'{"; x8 self-ensemble" if args.ensemble else ""}.')
   notes.append(pre_pad_note(models, args.pre_pad))
   write_tables(args.out, names, results.rows, notes)
-  with open(os.path.join(args.out, 'per_image.csv'), 'w', newline='') as f:
-    writer = csv.writer(f)
-    writer.writerow(['model', 'dataset', 'image'] + list(usable))
-    writer.writerows([[('' if v is None else v) for v in row]
-                      for row in results.per_image])
+  write_per_image(args.out, usable, results.per_image)
   plot_spectra(args.out, results.spectra)
   with open(os.path.join(args.out, 'results.md')) as f:
     print(f.read())

@@ -61,7 +61,16 @@ def load_image_set(hr_dir: str, lr_dir: str | None, scale: int,
                    lr_template: str = '{}', max_images: int = 0) -> ImageSet:
   """The images of `hr_dir` (recursive, sorted by name; the first
   `max_images` if > 0) with their LR. Raises only for a missing or empty
-  folder; bad files are in `skipped`."""
+  folder (FileNotFoundError, NotADirectoryError, ValueError: the message
+  names the folder, not the flag or setting, which the caller adds); bad
+  files are in `skipped`."""
+  for what, path in (('HR', hr_dir), ('LR', lr_dir)):
+    if path and not os.path.isdir(path):
+      if os.path.exists(path):
+        raise NotADirectoryError(f'{what} folder {os.fspath(path)!r} is a '
+                                 'file, not a folder of images.')
+      raise FileNotFoundError(f'{what} folder {os.fspath(path)!r} does not '
+                              'exist.')
   paths = sorted(image_io.list_images(hr_dir))[:max_images or None]
   lr_files = ({folder.relative_name(p, lr_dir): p
                for p in image_io.list_images(lr_dir)} if lr_dir else None)

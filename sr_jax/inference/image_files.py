@@ -11,7 +11,9 @@ keeps what a user expects to get back:
   * grey: grey images (L, LA, I;16) run through the network as RGB with the
     grey replicated and come back grey, as the mean of the three output
     channels (equal weights: the network saw R = G = B);
-  * palette images become RGB, or RGBA when they have transparency.
+  * palette images become RGB, or RGBA when they have transparency;
+  * animated or multi-page files (GIF, APNG, WebP, TIFF): the first frame,
+    with the frame count in ImageData.frames so the caller can say so.
 Pillow cannot decode 16-bit colour PNGs beyond their high byte, so those are
 decoded by TensorFlow (already a dependency, imported only then). EXIF
 orientation is applied (Pillow files).
@@ -48,6 +50,9 @@ from sr_jax.inference import tiling
 WRITE_FORMATS = {'.png': 'PNG', '.jpg': 'JPEG', '.jpeg': 'JPEG',
                  '.webp': 'WEBP', '.bmp': 'BMP', '.tif': 'TIFF',
                  '.tiff': 'TIFF'}
+# Extensions of the files a folder or glob INPUT takes: training's, and GIF
+# (read as its first frame; it is written back as PNG).
+INPUT_EXTENSIONS = IMAGE_EXTENSIONS + ('.gif',)
 # Input pixels (width x height) read_image_file accepts by default; larger
 # headers are refused before decoding (0: no limit). Training's default
 # limit (data.max_image_pixels) is the same.
@@ -71,10 +76,13 @@ class ImageData:
     written).
   alpha: [H, W], like pixels, or None.
   bit_depth: 8 or 16, the depth it was read at and will be written at.
+  frames: the frames (pages) of the file it was read from; only the first
+    is read.
   """
   pixels: np.ndarray
   alpha: np.ndarray | None = None
   bit_depth: int = 8
+  frames: int = 1
 
   @property
   def grey(self) -> bool:
@@ -200,10 +208,11 @@ def _from_pil(img: Image.Image, path: str) -> ImageData:
 
 
 def _decode(img: Image.Image, path: str) -> ImageData:
+  frames = getattr(img, 'n_frames', 1)  # Animated / multi-page: frame 1.
   # In place: no copy of the decoded image when it has no orientation tag.
   ImageOps.exif_transpose(img, in_place=True)
   img.load()
-  return _from_pil(img, path)
+  return dataclasses.replace(_from_pil(img, path), frames=frames)
 
 
 def read_image_file(path: str | os.PathLike[str],
@@ -474,4 +483,22 @@ def upscale_image_data(image: ImageData, upscale: tiling.Streamed,
 
 
 def is_image_file(path: str) -> bool:
-  return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+  """Whether a folder or glob INPUT takes `path` (INPUT_EXTENSIONS)."""
+  return os.path.splitext(path)[1].lower() in INPUT_EXTENSIONS
+
+
+def output_folder_problem(directory: str) -> str | None:
+  """Why `directory` (an output folder, created when first written) cannot
+  take files, or None: checked before any work, leaving nothing behind.
+
+  An existing folder is probed with a small file (io_utils.write_probe:
+  read-only disk, no permission, full disk); a missing one through the
+  nearest folder above it that exists, where it would be created.
+  """
+  path = os.path.abspath(directory)
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  if not os.path.isdir(path):
+    return f'{path} is a file, not a folder'
+  why = io_utils.write_probe(path, size=4096)
+  return None if why is None else f'{path}: {why}'
