@@ -104,6 +104,23 @@ def _drop_closed_loop_echoes() -> None:
   sys.unraisablehook = unraisablehook
 
 
+class _OrphanedFutureEchoes(std_logging.Filter):
+  """asyncio's 'Future exception was never retrieved', logged once per
+  array when orbax's abandoned write futures are collected (often as Python
+  exits): after a failed save is reported, these repeat it hundreds of
+  times."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    first_line = str(record.msg).split('\n', 1)[0]
+    return not first_line.endswith('exception was never retrieved')
+
+
+@functools.cache
+def _drop_orphaned_future_echoes() -> None:
+  """Installed once a checkpoint write has failed (and been reported)."""
+  std_logging.getLogger('asyncio').addFilter(_OrphanedFutureEchoes())
+
+
 def _closed_loop_echo(error) -> bool:
   return isinstance(error, RuntimeError) and (
       str(error) == 'Event loop is closed')
@@ -376,7 +393,7 @@ class Checkpointer:
     Raises CheckpointWriteError if this save, or one before it that was
     still in flight, could not be written.
     """
-    pending, self._pending = self._pending, []
+    self._finish_pending()
     self._last_step = step
     self._check_space(step, state)
     data_state = _all_processes_data(data_state)
@@ -391,8 +408,7 @@ class Checkpointer:
               checksums=ocp.args.JsonSave(
                   checksum_record(state, data_state, metrics))),
           force=force)
-    # orbax finished the previous save before starting this one.
-    self._check_written(pending)
+    self._check_written([])
     if saved:
       self._pending = [step]
       logging.info('Saving checkpoint of step %d.', step)
@@ -409,6 +425,7 @@ class Checkpointer:
     if generator not in GENERATOR_WEIGHTS:
       raise ValueError(f'generator={generator!r}; use one of '
                        f'{GENERATOR_WEIGHTS}.')
+    self._finish_pending()
     self._last_step = step
     self._check_space(step, state)
     record = checksum_record(state, metrics=metrics)
@@ -424,6 +441,17 @@ class Checkpointer:
               checksums=ocp.args.JsonSave(record)),
           metrics={'value': float(value)}, force=True)
     self._check_written([])
+
+  def _finish_pending(self) -> None:
+    """Waits for the latest-checkpoint save in flight (orbax would wait for
+    it anyway before starting another): a failure is reported with that
+    save's step, and the free-space check and its message see the steps
+    that are really complete."""
+    pending, self._pending = self._pending, []
+    if pending:
+      with self._write_errors(pending[0]):
+        self.latest.wait_until_finished()
+      self._check_written(pending)
 
   def _replace_older(self, manager, step: int, what: str) -> None:
     """A step the folder already holds was written before this run fell
@@ -450,7 +478,8 @@ class Checkpointer:
       raise
     except Exception as e:  # pylint: disable=broad-except
       self._errors.take()
-      raise self._write_error(step, _short(e)) from None
+      raise self._write_error(
+          step, f'{type(e).__name__}: {str(e).strip()}') from None
 
   def _complete_steps(self) -> list[int]:
     """Steps whose latest checkpoint is complete on disk (read from the
@@ -461,7 +490,11 @@ class Checkpointer:
         root / n / 'commit_success.txt').exists())
 
   def _write_error(self, step: int, detail: str) -> CheckpointWriteError:
-    why = io_utils.write_probe(self.workdir) or detail
+    _drop_orphaned_future_echoes()
+    # tensorstore's message ends in the OS error: name it as the OS does.
+    code = re.search(r"os_error_code='?(\d+)", detail)
+    why = io_utils.write_probe(self.workdir) or (
+        os.strerror(int(code.group(1))) if code else detail[:300])
     complete = self._complete_steps()
     last = (f'The last complete checkpoint, step {complete[-1]}, is intact'
             if complete else 'No checkpoint of this run is complete yet')
@@ -491,7 +524,7 @@ class Checkpointer:
     missing = [s for s in steps if s not in self._complete_steps()]
     if messages or missing:
       step = missing[0] if missing else self._last_step
-      detail = messages[0].split('raised an exception: ')[-1][:200] if (
+      detail = messages[0].split('raised an exception: ')[-1] if (
           messages) else 'the save did not complete'
       raise self._write_error(step, detail)
 
