@@ -243,10 +243,11 @@ class _SaveGuard:
             f'{last}.', flush=True)
 
 
-def _check_resume_config(step, saved, config, workdir, allow: bool) -> None:
+def _check_resume_config(step, saved, config, workdir, allow: bool,
+                         accepted: list) -> None:
   """Refuses to resume from a checkpoint whose config `saved` differs
-  from `config`, unless allowed (then the difference is logged in the
-  workdir)."""
+  from `config`, unless allowed: then (step, the differences) is appended
+  to `accepted`, for _log_config_changes once the resume has succeeded."""
   if 'phases' not in saved:
     raise ckpt_lib.CheckpointMismatchError(
         f'{workdir} was written by an sr_jax from before training phases, '
@@ -263,6 +264,12 @@ def _check_resume_config(step, saved, config, workdir, allow: bool) -> None:
         f'The config differs from the one {workdir} was trained with (step '
         f'{step}): {listed}. Rerun with the same settings, use a new '
         '--workdir, or pass --allow_config_change to resume with these.')
+  accepted.append((step, listed))
+
+
+def _log_config_changes(workdir: str, step: int, listed: str) -> None:
+  """Says, and appends to W/config_changes.log, the config changes a
+  resume from `step` was allowed (only once it has succeeded)."""
   _print0(f'Resuming with a changed config: {listed}.')
   if jax.process_index() == 0:
     log = io_utils.path(workdir) / 'config_changes.log'
@@ -365,12 +372,17 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
         jax.eval_shape(init_fn(p), rng), replicated)
             for name, p in phases.items()}
 
+  accepted_changes = []
   restored = checkpointer.restore_latest(
       layouts, functools.partial(
           _check_resume_config, config=config, workdir=workdir,
-          allow=allow_config_change))
+          allow=allow_config_change, accepted=accepted_changes))
   if restored is not None:
     state, data_state, start_step = restored[:3]
+    changes = [listed for step, listed in accepted_changes
+               if step == start_step]
+    if changes:
+      _log_config_changes(workdir, start_step, changes[-1])
     state_phase = {p.name: p for p in recipe.phases}[restored.layout]
     train_iter.set_state(data_state)
     logging.info('Resumed from %s at step %d.', workdir, start_step)

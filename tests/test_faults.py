@@ -137,6 +137,13 @@ def test_resume_with_another_config_is_refused_unless_allowed(tmp_path):
   # Cadence and the last phase's length are not changes.
   train.train_and_evaluate(_psnr_config(stop_at_step=2, log_every=5),
                            workdir)
+  # Allowed, but the train state no longer fits: refused, and nothing is
+  # logged as a change the run resumed with.
+  wider = _psnr_config()
+  wider.generator.kwargs.num_feat *= 2
+  with pytest.raises(checkpoint.CheckpointMismatchError):
+    train.train_and_evaluate(wider, workdir, allow_config_change=True)
+  assert not os.path.exists(os.path.join(workdir, 'config_changes.log'))
   state = train.train_and_evaluate(changed, workdir, allow_config_change=True)
   assert int(state.step) == 3
   with open(os.path.join(workdir, 'config_changes.log')) as f:
