@@ -149,14 +149,28 @@ def test_degradation_preview_writes_one_picture_per_pipeline(tmp_path):
 
 
 def test_config_mistakes_are_one_line_before_any_write(tmp_path):
-  for override, needle in (
-      ('--config.gan.adversarial_los=x', 'Did you mean "adversarial_loss"'),
-      ('--config.gan.adversarial_loss=foo', "'foo'"),
-      ('--config.gan.steps=abc', 'invalid literal')):
-    result = run_python(
-        ['-m', 'sr_jax.main', '--config=configs/esrgan.py:runlocal',
-         f'--workdir={tmp_path / "run"}', override])
-    assert result.returncode == 2, (override, result.stderr[-2000:])
-    assert 'Traceback' not in result.stderr and needle in result.stderr, (
-        override, result.stderr[-2000:])
+  runlocal = '--config=configs/esrgan.py:runlocal'
+  for args, needle in (
+      ([runlocal, '--config.gan.adversarial_los=x'],
+       'Did you mean gan.adversarial_loss?'),
+      ([runlocal, '--config.gan.losses.ftt.weight=0.2'],
+       "--config.gan.losses.ftt.weight: the config has no field 'ftt' in "
+       'gan.losses. Did you mean gan.losses.fft?'),
+      ([runlocal, '--config.foo=1'],
+       "--config.foo: the config has no field 'foo'. The config has: "
+       'batch_size,'),
+      ([runlocal, '--config.gan.adversarial_loss=foo'], "'foo'"),
+      ([runlocal, '--config.gan.steps=abc'], 'invalid literal'),
+      (['--config=configs/nonexistent.py'],
+       'cannot read configs/nonexistent.py (no such file). configs has: '),
+      (['--config=configs/esrgan_ff.py'], 'Did you mean configs/esrgan_fft.py'),
+      (['--config=configs/esrgan.py:dmeo'],
+       "Unknown config variant 'dmeo'. Did you mean 'demo'?")):
+    result = run_python(['-m', 'sr_jax.main', f'--workdir={tmp_path / "run"}']
+                        + args)
+    assert result.returncode == 2, (args, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), (
+        args, result.stderr[-2000:])
+    assert needle in lines[0], (args, lines[0])
     assert not os.path.exists(tmp_path / 'run')
