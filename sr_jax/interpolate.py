@@ -532,8 +532,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  'alpha': args.alpha}
     params_io.save_params(out, variables, metadata=metadata)
   except (ValueError, OSError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+    print(f'error: {errors.one_line(e)}', file=sys.stderr)
+    return 2
   print(f'Wrote {out}: (1 - {args.alpha:g}) * {psnr.path} + {args.alpha:g} '
         f'* {gan.path}.')
   return 0

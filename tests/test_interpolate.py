@@ -114,7 +114,7 @@ def test_cli_writes_weights_and_keeps_metadata(tmp_path, capsys):
   bad_out = tmp_path / 'bad.npz'
   assert interpolate.main(['--psnr', str(tmp_path / 'a.npz'), '--gan',
                            str(tmp_path / 'wide.npz'), '--alpha', '0.5',
-                           '--out', str(bad_out)]) == 1
+                           '--out', str(bad_out)]) == 2
   err = capsys.readouterr().err
   assert 'first mismatching params: params/body_0/' in err
   assert 'wide.npz' in err and not bad_out.exists()
@@ -207,11 +207,11 @@ def test_sweep_needs_an_architecture(tmp_path, capsys):
   args = ['--psnr', str(tmp_path / 'a.npz'), '--gan', str(tmp_path / 'b.npz'),
           '--sweep', '0,1', '--eval-dir', str(tmp_path / 'hr'), '--out',
           str(tmp_path / 'out')]
-  assert interpolate.main(args) == 1
+  assert interpolate.main(args) == 2
   assert '--arch rrdbnet --model-kwargs' in capsys.readouterr().err
   # Wrong kwargs are caught before any image is processed.
   assert interpolate.main(args + ['--arch', 'rrdbnet', '--model-kwargs',
-                                  json.dumps(dict(TINY, num_feat=8))]) == 1
+                                  json.dumps(dict(TINY, num_feat=8))]) == 2
   assert 'first mismatching params' in capsys.readouterr().err
   assert not (tmp_path / 'out').exists()
 
@@ -285,10 +285,10 @@ def test_one_workdir_gives_its_warm_up_and_its_gan_generator(tmp_path, capsys):
   # A run whose GAN phase never validated: said, not mixed with itself.
   assert interpolate.main(['--psnr', str(only_warm_up), '--gan',
                            str(only_warm_up), '--alpha', '0.5', '--out',
-                           str(tmp_path / 'd.npz')]) == 1
+                           str(tmp_path / 'd.npz')]) == 2
   assert "No best checkpoint of phase 'gan'" in capsys.readouterr().err
   assert interpolate.main(['--psnr', str(workdir), '--gan', str(workdir),
                            '--gan-phase', 'psnr', '--alpha', '0.5', '--out',
-                           str(tmp_path / 'd.npz')]) == 1
+                           str(tmp_path / 'd.npz')]) == 2
   assert 'with itself' in capsys.readouterr().err
   assert not (tmp_path / 'd.npz').exists()
