@@ -14,7 +14,8 @@ Exit codes of the commands:
   3  training stopped on a non-finite loss or parameter (`NonFiniteError`);
   4  a third signal aborted a save in progress (the previous checkpoint
      stands; `python -m sr_jax.main` only);
-  130  interrupted by Ctrl-C (commands other than training);
+  130  interrupted by Ctrl-C (training: twice, and the current step could
+       not be saved; the last complete checkpoint stands);
   143  training stopped by SIGTERM / Ctrl-C after saving: rerun to resume.
 """
 import errno

@@ -90,10 +90,16 @@ def main(argv):
     # Saved; the scheduler should requeue (launch/*.sbatch do).
     print(f'\n{e}', file=sys.stderr)
     sys.exit(train.RESUMABLE_EXIT_CODE)
-  except KeyboardInterrupt:
+  except KeyboardInterrupt as e:
     # A second Ctrl-C: the emergency save has run (or said why not).
-    print('\nInterrupted; rerun the same command to resume.', file=sys.stderr)
-    sys.exit(train.RESUMABLE_EXIT_CODE)
+    if getattr(e, 'sr_jax_saved', False):
+      print('\nInterrupted; rerun the same command to resume.',
+            file=sys.stderr)
+      sys.exit(train.RESUMABLE_EXIT_CODE)
+    print('\nInterrupted before the current step was saved; rerun the same '
+          'command to resume from the last complete checkpoint.',
+          file=sys.stderr)
+    sys.exit(130)
   except errors.SrJaxError as e:
     # Problems the user can fix (a bad setting, a corrupt or missing file,
     # a full disk, a busy workdir): the message says how; no stack trace.

@@ -205,10 +205,12 @@ class _SaveGuard:
   def before_fetch(self, step, train_iter):
     self.fetch_step, self.data_state_before = step, train_iter.get_state()
 
-  def emergency_save(self, checkpointer, state, train_iter, config, workdir):
-    """Saves `state` on a crash or Ctrl-C, if sound and not yet saved."""
+  def emergency_save(self, checkpointer, state, train_iter, config,
+                     workdir) -> bool:
+    """Saves `state` on a crash or Ctrl-C, if sound and not yet saved;
+    returns whether its step is saved (now, or by the last save)."""
     if not self.state_is_finite:
-      return
+      return False
     if jax.process_count() > 1:
       # Saving is collective: one process cannot save alone, and the
       # others are not here (a stop they agree on saves: Preempted).
@@ -217,15 +219,15 @@ class _SaveGuard:
       print(f'Process {jax.process_index()} stopped; a multi-process run '
             f'saves only together (the last checkpoint: {last}).',
             flush=True)
-      return
+      return False
     saved_step = None
     try:
       health = jax.device_get(state.health)
       if int(health['first_bad_step']) >= 0:
-        return  # Never save a non-finite state.
+        return False  # Never save a non-finite state.
       saved_step = int(jax.device_get(state.step))
       if saved_step == self.last_saved:
-        return
+        return True
       # A state that has not consumed batch `fetch_step` goes with the
       # iterator from before that fetch; one that has, with the iterator now.
       data_state = (self.data_state_before if saved_step == self.fetch_step
@@ -236,11 +238,13 @@ class _SaveGuard:
       self.last_saved = saved_step
       print(f'Interrupted: saved a checkpoint of step {saved_step} in '
             f'{workdir}; rerun the same command to resume.', flush=True)
+      return True
     except Exception as save_error:  # pylint: disable=broad-except
       last = (f'the last complete checkpoint is step {self.last_saved}'
               if self.last_saved is not None else 'no checkpoint was saved')
       print(f'Could not save step {saved_step} on exit ({save_error}); '
             f'{last}.', flush=True)
+      return False
 
 
 def _check_resume_config(step, saved, config, workdir, allow: bool,
@@ -509,8 +513,12 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
     # Never lose training to a crash or Ctrl-C: save what we have, if sound
     # (not when the disk just refused a checkpoint: the last one stands).
     preemption.saving = True
-    if not isinstance(e, ckpt_lib.CheckpointWriteError):
-      guard.emergency_save(checkpointer, state, train_iter, config, workdir)
+    saved = (not isinstance(e, ckpt_lib.CheckpointWriteError)
+             and guard.emergency_save(checkpointer, state, train_iter, config,
+                                      workdir))
+    if isinstance(e, KeyboardInterrupt):
+      # For `python -m sr_jax.main`: exit 143 ("saved, requeue") only if so.
+      e.sr_jax_saved = saved
     raise
   finally:
     # Signals stay acknowledged-and-ignored until every save is on disk.

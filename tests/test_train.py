@@ -88,8 +88,9 @@ def test_interrupt_saves_and_resumes_exactly(straight_run, tmp_path,
 
   monkeypatch.setattr(jax, 'make_array_from_process_local_data',
                       put_then_interrupt)
-  with pytest.raises(KeyboardInterrupt):
+  with pytest.raises(KeyboardInterrupt) as interrupt:
     train.train_and_evaluate(_two_phase_config(random_vgg19_weights), workdir)
+  assert interrupt.value.sr_jax_saved  # `python -m sr_jax.main`: exit 143.
   monkeypatch.setattr(jax, 'make_array_from_process_local_data', real_put)
   assert os.path.isdir(os.path.join(workdir, 'checkpoints', '2'))
   resumed = train.train_and_evaluate(_two_phase_config(random_vgg19_weights),

@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from sr_jax import checkpoint
+from sr_jax import errors
 from sr_jax import io_utils
 from sr_jax.data import image_io
 from sr_jax.degradations import pipelines
@@ -76,6 +77,7 @@ def make_degrade_fn(module, variables: dict, scale: int):
   return run
 
 
+@errors.cli
 def main(argv: Sequence[str] | None = None) -> int:
   args = _parser().parse_args(argv)
   if args.scale < 1:
