@@ -652,11 +652,13 @@ class Checkpointer:
 def unfinished_saves(directory: str) -> list[int]:
   """Steps of the saves in `directory` that never completed (orbax's
   temporary folders, `<step>.orbax-checkpoint-tmp...`)."""
-  root = io_utils.path(directory)
-  if not root.is_dir():
-    return []
-  return sorted(int(m.group(1)) for p in root.iterdir()
-                if (m := re.match(r'(\d+)\.orbax-checkpoint-tmp', p.name)))
+  try:
+    root = io_utils.path(directory)
+    names = [p.name for p in root.iterdir()] if root.is_dir() else []
+  except (OSError, ImportError, ValueError):  # E.g. no gs:// client here.
+    return []  # Only a warning depends on it.
+  return sorted(int(m.group(1)) for n in names
+                if (m := re.match(r'(\d+)\.orbax-checkpoint-tmp', n)))
 
 
 def abstract_with_sharding(tree, sharding):

@@ -403,7 +403,7 @@ def test_cli_errors_leave_no_file(rrdb_x2, tmp_path, capsys, monkeypatch):
   out = tmp_path / 'out.npz'
 
   def fails(argv, *needles):
-    assert convert_cli.main(argv) == 1
+    assert convert_cli.main(argv) == 2
     err = capsys.readouterr().err
     for needle in needles:
       assert needle in err, (needle, err)

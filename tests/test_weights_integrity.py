@@ -217,3 +217,29 @@ def test_upscale_refuses_a_down_sampling_generator(tmp_path, capsys):
   weights = save_tiny_dsgan(tmp_path / 'x4.npz', downscale=4)
   line = upscale_error(tmp_path, weights, capsys)
   assert 'down-sampling' in line and 'sr_jax.data.make_lr' in line
+
+
+class _Hostile:
+  """Unpickling it would run code (writes the file `marker`)."""
+
+  def __init__(self, marker):
+    self.marker = str(marker)
+
+  def __reduce__(self):
+    return (open, (self.marker, 'w'))
+
+
+def test_a_hostile_pickle_runs_nothing_and_is_named(tmp_path, capsys):
+  torch = pytest.importorskip('torch')
+  marker = tmp_path / 'pwned'
+  path = tmp_path / 'hostile.pth'
+  torch.save({'params_ema': {'conv_first.weight': torch.zeros(1)},
+              'payload': _Hostile(marker)}, path)
+  with pytest.raises(ValueError, match='hostile.pth'):
+    files.load_torch_file(path)
+  image = tmp_path / 'a.png'
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+  assert upscale.main([str(image), '-o', str(tmp_path / 'out'),
+                       '--weights', str(path)]) == 2
+  assert 'hostile.pth' in capsys.readouterr().err
+  assert not marker.exists()

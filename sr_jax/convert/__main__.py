@@ -63,8 +63,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out, kwargs = files.convert_file(args.arch, args.src, args.out,
                                      key=args.key, **dict(args.kwarg))
   except (ImportError, ValueError, OSError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+    print(f'error: {errors.one_line(e)}', file=sys.stderr)
+    return 2
   print(f'{args.src} -> {out}: {args.arch} {json.dumps(kwargs)}')
   if ncnn.is_ncnn_param(args.src):
     resize = ncnn.final_resize(ncnn.read_param(args.src))
