@@ -44,6 +44,17 @@ def fake_devices(n: int) -> dict[str, str]:
                        + FAST_COMPILE_XLA_FLAGS}
 
 
+@pytest.fixture(autouse=True)
+def _restore_absl_verbosity():
+  """The commands' main() set absl's verbosity (evaluate: ERROR, for
+  orbax's notes); a test that runs one must not hide later tests' warnings
+  from caplog."""
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  level = absl_logging.get_verbosity()
+  yield
+  absl_logging.set_verbosity(level)
+
+
 @pytest.fixture(scope='session')
 def random_vgg19_weights(tmp_path_factory):
   """VGG19 weights with random values, written on purpose for tests.

@@ -64,6 +64,7 @@ def corrupt_run(tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow  # Each failed read waits 1 s for orbax's stragglers.
 def test_a_corrupt_best_checkpoint_is_one_line_in_every_command(
     corrupt_run, tmp_path, capsys):
   hr = tmp_path / 'hr'

@@ -184,6 +184,7 @@ def test_cli_errors(tmp_path, capsys):
   assert not (tmp_path / 'x.onnx').exists()
 
 
+@pytest.mark.slow  # jax2onnx's first import: 6 s.
 def test_srrescgan_refused_with_a_reason(tmp_path, capsys):
   """Its noise estimate and projection need a fixed size: a one-line error,
   no file."""

@@ -352,7 +352,7 @@ def test_convert_commands_write_the_usual_metadata(tmp_path, capsys):
   assert '--outscale 3 --outscale-filter cubic' in capsys.readouterr().err
   assert weight_files.load_converted(tmp_path / 'c.npz')[1]['num_conv'] == 16
   assert convert_cli.main(['rrdbnet', str(MODELS / f'{AV3}.param'),
-                           str(tmp_path / 'd.npz')]) == 1
+                           str(tmp_path / 'd.npz')]) == 2
   assert 'holds an srvgg network' in capsys.readouterr().err
 
 
