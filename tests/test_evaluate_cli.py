@@ -2,7 +2,6 @@
 bicubic row, LR folders by name, skipped files and metrics listed."""
 import csv
 import errno
-import os
 
 import numpy as np
 from PIL import Image
@@ -10,6 +9,7 @@ import pytest
 from skimage import data as skdata
 
 from conftest import save_tiny_run
+from conftest import unwritable_folder
 from test_upscale import random_variables
 from sr_jax import errors
 from sr_jax import evaluate as eval_lib
@@ -265,14 +265,7 @@ def test_unwritable_out_fails_before_the_models_load(tmp_path, hr_dir, capsys,
   """--out below a regular file (ENOTDIR, as root too) or in a read-only
   folder (chmod; skipped as root, who writes anyway): one error line, exit
   2, before any model loads."""
-  if how == 'read_only' and os.geteuid() == 0:
-    pytest.skip('root writes into read-only folders')
-  base = tmp_path / 'base'
-  if how == 'under_a_file':
-    base.write_bytes(b'')
-  else:
-    base.mkdir()
-    base.chmod(0o555)
+  base = unwritable_folder(tmp_path / 'base', how)
   monkeypatch.setattr(cli, 'load_models',
                       lambda args: pytest.fail('models were loaded'))
   try:

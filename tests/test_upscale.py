@@ -17,6 +17,7 @@ import pytest
 
 from conftest import random_variables
 from conftest import save_tiny_run
+from conftest import unwritable_folder
 
 from sr_jax import models
 from sr_jax import upscale
@@ -612,15 +613,9 @@ def test_cli_unwritable_output_fails_before_the_model_loads(
   """-o below a regular file (ENOTDIR, as root too) or in a read-only folder
   (chmod; root writes anyway, so skipped there): one error line naming the
   folder, exit 2, before the model loads or any image is computed."""
-  if how == 'read_only' and os.geteuid() == 0:
-    pytest.skip('root writes into read-only folders')
   Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'i.png')
-  base = tmp_path / ('a_file' if how == 'under_a_file' else 'ro')
-  if how == 'under_a_file':
-    base.write_bytes(b'')
-  else:
-    base.mkdir()
-    base.chmod(0o555)
+  base = unwritable_folder(
+      tmp_path / ('a_file' if how == 'under_a_file' else 'ro'), how)
   monkeypatch.setattr(generator_loading, 'load_generator_for_inference',
                       lambda **kw: pytest.fail('the model was loaded'))
   try:
