@@ -84,8 +84,16 @@ def main(argv):
   # loop installs its own handler that saves first.
   signal.signal(signal.SIGTERM, _exit_resumable)
   try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
-                             _ALLOW_CONFIG_CHANGE.value)
+    try:
+      train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                               _ALLOW_CONFIG_CHANGE.value)
+    finally:
+      # Every save is on disk (or failed and is reported below): a SIGTERM
+      # from now on must not turn the exit code into a kill. Python resets
+      # handlers to the default as it shuts down (which, with JAX's and
+      # grain's threads, takes a while), but leaves an ignored signal
+      # ignored.
+      signal.signal(signal.SIGTERM, signal.SIG_IGN)
   except train.Preempted as e:
     # Saved; the scheduler should requeue (launch/*.sbatch do).
     print(f'\n{e}', file=sys.stderr)
