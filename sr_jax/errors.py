@@ -63,6 +63,18 @@ def one_line(error: BaseException) -> str:
   return ' '.join(str(error).split()) or type(error).__name__
 
 
+def cannot_write(error: OSError, path: str | None = None,
+                 instead: str = 'another folder',
+                 then: str = 'rerun') -> str:
+  """'cannot write FILE: why.' for an OSError met while writing FILE (the
+  file it names, else `path`), with 'Free space (or use INSTEAD) and THEN.'
+  when it is a full or unwritable folder (is_write_failure)."""
+  hint = (f' Free space (or use {instead}) and {then}.'
+          if is_write_failure(error) else '')
+  return (f'cannot write {error.filename or path}: '
+          f'{error.strerror or one_line(error)}.{hint}')
+
+
 def message_of(error: BaseException) -> tuple[str, int] | None:
   """(the `error:` line, exit code) for an error a user can fix: an
   SrJaxError, or an OSError about a named file (missing, unwritable, full
@@ -72,11 +84,10 @@ def message_of(error: BaseException) -> tuple[str, int] | None:
   if isinstance(error, OSError) and error.filename is not None and (
       is_write_failure(error) or isinstance(
           error, (FileNotFoundError, IsADirectoryError, NotADirectoryError))):
-    what = 'cannot write' if is_write_failure(error) else 'cannot read'
-    why = error.strerror or one_line(error)
-    hint = (' Free space (or use another folder) and rerun.'
-            if is_write_failure(error) else '')
-    return f'{what} {error.filename}: {why}.{hint}', 2
+    if is_write_failure(error):
+      return cannot_write(error), 2
+    return (f'cannot read {error.filename}: '
+            f'{error.strerror or one_line(error)}.'), 2
   return None
 
 

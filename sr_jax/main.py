@@ -77,7 +77,6 @@ def main(argv):
     except ValueError as e:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(2)
-  from sr_jax import io_utils  # pylint: disable=g-import-not-at-top
   from sr_jax import train  # pylint: disable=g-import-not-at-top
   # Outside the training loop (while starting, and once every save is on
   # disk) SIGTERM stops the process with the resumable code at once; the
@@ -118,12 +117,13 @@ def main(argv):
     print(f'\nerror: {errors.one_line(e)}', file=sys.stderr)
     sys.exit(2)
   except OSError as e:
-    if not io_utils.is_write_failure(e):
+    if not errors.is_write_failure(e):
       raise
     # A full disk or an unwritable folder while writing logs or images.
-    print(f'\nerror: cannot write {e.filename or _WORKDIR.value}: '
-          f'{e.strerror}. Free space (or use another --workdir) and rerun '
-          'the same command to resume.', file=sys.stderr)
+    message = errors.cannot_write(e, _WORKDIR.value,
+                                  instead='another --workdir',
+                                  then='rerun the same command to resume')
+    print(f'\nerror: {message}', file=sys.stderr)
     sys.exit(2)
 
 

@@ -328,11 +328,8 @@ def _writing(path: str):
   try:
     yield
   except OSError as e:
-    hint = (' Free space (or use another --out) and rerun.'
-            if errors.is_write_failure(e) else '')
-    raise errors.SrJaxError(f'cannot write {e.filename or path}: '
-                            f'{e.strerror or errors.one_line(e)}.{hint}'
-                            ) from e
+    raise errors.SrJaxError(
+        errors.cannot_write(e, path, instead='another --out')) from e
 
 
 def _fmt(value) -> str:
