@@ -96,13 +96,20 @@ def test_intact_files_still_load(tiny_pth, tiny_npz):
   assert files.load_converted(tiny_npz)[0] == 'rrdbnet'
 
 
-def test_a_bit_flip_in_a_pth_is_found(tiny_pth, tmp_path, capsys):
-  flip_a_bit(tiny_pth)
+# Each weights format and the reader that loads it (torch's, sr_jax's).
+READERS = {'pth': files.load_torch_file, 'npz': params_io.load_params}
+
+
+@pytest.mark.parametrize('suffix', sorted(READERS))
+def test_a_bit_flip_is_found(suffix, request, tmp_path, capsys):
+  path = request.getfixturevalue(f'tiny_{suffix}')
+  flip_a_bit(path)
   with pytest.raises(errors.CorruptFileError,
-                     match=r'tiny\.pth is damaged: member .* fails its CRC'):
-    files.load_torch_file(tiny_pth)
-  line = upscale_error(tmp_path, tiny_pth, capsys)
-  assert str(tiny_pth) in line and 'CRC' in line
+                     match=rf'tiny\.{suffix} is damaged: member .* fails its '
+                     'CRC'):
+    READERS[suffix](path)
+  line = upscale_error(tmp_path, path, capsys)
+  assert str(path) in line and 'CRC' in line
 
 
 def test_a_truncated_pth_is_named(tiny_pth, tmp_path, capsys):
@@ -111,15 +118,6 @@ def test_a_truncated_pth_is_named(tiny_pth, tmp_path, capsys):
     files.load_torch_file(tiny_pth)
   line = upscale_error(tmp_path, tiny_pth, capsys)
   assert str(tiny_pth) in line and 'Errno' not in line
-
-
-def test_a_bit_flip_in_an_npz_is_found(tiny_npz, tmp_path, capsys):
-  flip_a_bit(tiny_npz)
-  with pytest.raises(errors.CorruptFileError,
-                     match=r'tiny\.npz is damaged: member .* fails its CRC'):
-    params_io.load_params(tiny_npz)
-  line = upscale_error(tmp_path, tiny_npz, capsys)
-  assert str(tiny_npz) in line and 'CRC' in line
 
 
 def test_reading_an_npz_lazily_checks_crcs_too(tiny_npz, monkeypatch):
