@@ -24,7 +24,7 @@ DIV2K/DF2K); `data.real_dir` an unpaired folder of real LR-domain images
 There is no SR validation (the output is an LR image): checkpoints are kept
 by step. Use the trained generator as SRResCycGAN's degradation
 (`--config.degradation.name=dsgan --config.degradation.dsgan.checkpoint=W`)
-or write pairs to disk: `python -m sr_jax.data.make_lr --dsgan W --input
+or write pairs to disk: `python -m sr_jax.tools.make_lr --dsgan W --input
 HR --output LR`.
 
   python -m sr_jax.main --config=configs/dsgan.py --workdir=W \
@@ -35,7 +35,7 @@ synthetic real domain, as the paper's own artefact experiments: bicubic LR
 with sensor noise of sigma 8 (`degradation.real_domain='srrescgan'` with
 noise_prob 1) on other images of the batch.
 """
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 
 
 def get_config(arg=None):

@@ -9,7 +9,7 @@ Adam lr 1e-4 (beta 0.9, 0.99) halved at 50k/100k/200k/300k of 400k, batch 16,
 (L1, lr 2e-4 halved every 200k); set --config.psnr.steps=0 to skip it.
 Variants: `:runlocal` (tiny, 2 steps, tests) and `:demo`.
 """
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 
 
 def get_config(arg=None):

@@ -18,7 +18,7 @@ on the whole batch, so the gradient of the summed logits is no longer each
 image's own gradient (measured: 18% off). Gulrajani et al. drop BatchNorm
 from the critic for the same reason; sr_jax refuses the combination.
 """
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 
 
 def get_config(arg=None):

@@ -51,7 +51,7 @@ Deviations from the .yml:
     release's ncnn copy, rounded to float16;
   * the batch of 12 and no queue of degraded pairs, as above.
 """
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 from sr_jax.weights import pretrained
 
 RECIPES = ('', 'finetune')

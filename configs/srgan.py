@@ -12,7 +12,7 @@ features scaled by 1 / 12.75) + 1e-3 vanilla adversarial loss; lr 1e-4 for
       --config.data.train_dir=/data/DIV2K/DIV2K_train_HR
 Variants: `:runlocal` (tiny, 2 steps, tests) and `:demo`.
 """
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 
 
 def get_config(arg=None):

@@ -36,7 +36,7 @@ Variants: `:runlocal` (tiny, 2 steps, tests) and `:demo`.
 import importlib.util
 import os
 
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 
 _SRGAN = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'srgan.py')
 

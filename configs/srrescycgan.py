@@ -38,7 +38,7 @@ Variants: `:runlocal` (tiny, 2 steps, tests) and `:demo`.
 """
 import math
 
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 
 
 def get_config(arg=None):

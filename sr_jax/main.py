@@ -20,7 +20,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from sr_jax import config_lib  # pylint: disable=g-import-not-at-top
+from sr_jax.train import config_lib  # pylint: disable=g-import-not-at-top
 from sr_jax import errors  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -35,7 +35,7 @@ _DISTRIBUTED = flags.DEFINE_bool(
     'jax_distributed', False, 'Start JAX\'s distributed runtime first '
     '(multi-process GPU clusters, TPU pods): the layout is read from the '
     'cluster (SLURM, TPU pods, ...), or from the flags below. '
-    '`python -m sr_jax.distributed --dry-run` prints it.')
+    '`python -m sr_jax.utils.distributed --dry-run` prints it.')
 _COORDINATOR = flags.DEFINE_string(
     'coordinator_address', None, 'HOST:PORT of process 0 (implies '
     '--jax_distributed).')
@@ -67,7 +67,7 @@ def main(argv):
     # lines carry what a user needs. --verbosity=0 brings INFO back.
     logging.set_verbosity(logging.WARNING)
   _hide_gpus_from_tensorflow()
-  from sr_jax import distributed  # pylint: disable=g-import-not-at-top
+  from sr_jax.utils import distributed  # pylint: disable=g-import-not-at-top
   if _DISTRIBUTED.value or _COORDINATOR.value is not None:
     try:
       distributed.initialize(
@@ -77,7 +77,7 @@ def main(argv):
     except ValueError as e:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(2)
-  from sr_jax import train  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import loop as train  # pylint: disable=g-import-not-at-top
   # Outside the training loop (while starting, and once every save is on
   # disk) SIGTERM stops the process with the resumable code at once; the
   # loop installs its own handler that saves first.

@@ -111,7 +111,7 @@ def filled_train_state(config, std=1.0):
   """config's TrainState with N(0, std) values in every float leaf (the
   EMA distinct from the generator), made without compiling the real
   init."""
-  from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
   abstract = jax.eval_shape(lambda: ts.init_train_state(
       ts.build_recipe(config), jax.random.key(0)))
   rng = np.random.default_rng(0)
@@ -131,7 +131,7 @@ def save_tiny_run(workdir, std=1.0):
   of a tiny x2 rrdbnet run, its state filled with N(0, std) values without
   compiling the real init; returns that state."""
   from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  from sr_jax import config_lib  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import config_lib  # pylint: disable=g-import-not-at-top
   config = config_lib.base_config()
   config.gan.steps = 0
   config = config_lib.apply_variant(config, 'runlocal')

@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sr_jax import train_state as ts
-from sr_jax.train_step import data_parallel_mesh
-from sr_jax.train_step import jit_for_mesh
-from sr_jax.train_step import make_phase_step
+from sr_jax.train import state as ts
+from sr_jax.train.step import data_parallel_mesh
+from sr_jax.train.step import jit_for_mesh
+from sr_jax.train.step import make_phase_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,7 +6,7 @@ single-process reference run.
   python tests/multiprocess_check.py reference --workdir=W --data=D \
       --vgg=V --out=O
 
-A worker starts JAX's distributed runtime with sr_jax.distributed (CPU,
+A worker starts JAX's distributed runtime with sr_jax.utils.distributed (CPU,
 gloo collectives, coordinator on 127.0.0.1), then trains configs/
 esrgan_fft.py:runlocal (1 PSNR + 2 GAN steps; RaGAN, no VGG19) through
 train.train_and_evaluate, unchanged, in two legs: process 1 sends itself
@@ -153,13 +153,13 @@ def main():
     from absl import logging  # pylint: disable=g-import-not-at-top
     logging.set_verbosity(logging.INFO)
 
-  from sr_jax import distributed  # pylint: disable=g-import-not-at-top
+  from sr_jax.utils import distributed  # pylint: disable=g-import-not-at-top
   if args.mode == 'worker':
     distributed.initialize(f'127.0.0.1:{args.port}', args.num_processes,
                            args.process_id)
   import jax  # pylint: disable=g-import-not-at-top
   from sr_jax import data  # pylint: disable=g-import-not-at-top
-  from sr_jax import train  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import loop as train  # pylint: disable=g-import-not-at-top
 
   make_dataset = data.make_train_dataset
   config = _config(args.data, args.vgg)

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from conftest import REPO
-from sr_jax import config_checks
+from sr_jax.train import checks as config_checks
 
 
 def _module(name):

@@ -1,7 +1,7 @@
 """The benchmark runs and reports sane figures (it is not timed here)."""
 import pytest
 
-from sr_jax import bench
+from sr_jax.tools import bench
 from conftest import FAST_COMPILE_XLA_FLAGS
 from conftest import load_config
 from conftest import run_python
@@ -82,7 +82,7 @@ def test_peak_flops_by_device_kind():
 
 
 def test_bench_suite_reduced_prints_every_row():
-  done = run_python(['-m', 'sr_jax.bench', 'suite', '--reduced'],
+  done = run_python(['-m', 'sr_jax.tools.bench', 'suite', '--reduced'],
                     env_extra=FAST_COMPILE)
   assert done.returncode == 0, done.stderr[-3000:]
   rows = _table_rows(done.stdout)
@@ -116,7 +116,7 @@ def test_bench_suite_reduced_prints_every_row():
 
 
 def test_bench_compare_reports_both_sides_and_their_ratio():
-  done = run_python(['-m', 'sr_jax.bench', 'compare', '--repeats=1',
+  done = run_python(['-m', 'sr_jax.tools.bench', 'compare', '--repeats=1',
                      '--infer_size=16', '--infer_blocks=1', '--num_feat=8',
                      '--gan_batch=2', '--gan_gt_size=32', '--gan_blocks=1'],
                     env_extra=FAST_COMPILE)

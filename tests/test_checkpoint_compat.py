@@ -11,7 +11,7 @@ import pytest
 from conftest import load_config
 from sr_jax import checkpoint
 from sr_jax import models
-from sr_jax import train_state as ts
+from sr_jax.train import state as ts
 
 TINY = dict(num_feat=8, num_block=1, num_grow_ch=4)
 
@@ -75,7 +75,7 @@ def test_legacy_workdir_loads_for_inference(tmp_path):
 
 @pytest.mark.slow
 def test_legacy_workdir_resume_is_refused_with_how_to_continue(tmp_path):
-  from sr_jax import train  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import loop as train  # pylint: disable=g-import-not-at-top
   _legacy_workdir(str(tmp_path / 'old'))
   config = load_config('rrdb_psnr')
   with pytest.raises(checkpoint.CheckpointMismatchError,

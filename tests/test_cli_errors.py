@@ -11,7 +11,7 @@ import pytest
 from conftest import save_tiny_run
 from sr_jax import checkpoint
 from sr_jax import errors
-from sr_jax import export
+from sr_jax.tools import export
 from sr_jax import upscale
 from sr_jax.evaluate import cli as evaluate_cli
 

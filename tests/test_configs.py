@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO
 from conftest import load_config
-from sr_jax import config_checks
+from sr_jax.train import checks as config_checks
 
 CONFIGS = sorted(os.path.basename(p)[:-3]
                  for p in glob.glob(os.path.join(REPO, 'configs', '*.py')))

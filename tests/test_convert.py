@@ -1,20 +1,21 @@
 """Numerical parity of converted PyTorch weights with independent references.
 
-The PyTorch modules (sr_jax.torch_reference) are written from the published
+The PyTorch modules (sr_jax.tools.torch_reference) are written from the
+published
 architectures (ESRGAN's RRDBNet as in BasicSR, BasicSR's VGGStyleDiscriminator,
 torchvision's vgg19 `features`), given random weights, converted with
-sr_jax.convert.convert_state_dict and run on the same random inputs.
+sr_jax.weights.convert_state_dict and run on the same random inputs.
 """
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sr_jax import convert
+from sr_jax import weights as convert
 from sr_jax import models
 from sr_jax.models import layers
 
 torch = pytest.importorskip('torch')
-from sr_jax import torch_reference  # noqa: E402  (needs torch)
+from sr_jax.tools import torch_reference  # noqa: E402  (needs torch)
 tnn = torch.nn
 F = torch.nn.functional
 
@@ -34,7 +35,7 @@ def rand_image(n, c, h, w, seed=0):
 
 
 # ------------------------------------------------- PyTorch reference models --
-# sr_jax.torch_reference: BasicSR's RRDBNet, VGGStyleDiscriminator (stages
+# sr_jax.tools.torch_reference: BasicSR's RRDBNet, VGGStyleDiscriminator (stages
 # generalised to any 4 * 2^k) and torchvision's vgg19 `features`, written
 # from the published code; small sizes here.
 

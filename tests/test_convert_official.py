@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from sr_jax import convert
+from sr_jax import weights as convert
 from sr_jax import models
 from sr_jax import weights
-from sr_jax.convert import __main__ as convert_cli
+from sr_jax.tools import convert as convert_cli
 from test_convert import TorchRRDBNet
 from test_convert import randomise_bn
 from test_convert import rand_image
@@ -439,7 +439,7 @@ def test_old_npz_without_metadata(tmp_path):
 # ------------------------------------------------ generator.init_from --
 
 def psnr_config(**generator):
-  # Not test_train.load_config: importing sr_jax.train loads TensorFlow.
+  # Not test_train.load_config: importing sr_jax.train.loop loads TensorFlow.
   spec = importlib.util.spec_from_file_location(
       'configs_rrdb_psnr', os.path.join(REPO, 'configs', 'rrdb_psnr.py'))
   module = importlib.util.module_from_spec(spec)
@@ -450,7 +450,7 @@ def psnr_config(**generator):
 
 
 def init_state(config):
-  from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
   recipe = ts.build_recipe(config)
   init = jax.jit(lambda rng: ts.init_train_state(recipe, rng))
   # As train.py does on a fresh start (never on resume).

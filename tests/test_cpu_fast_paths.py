@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sr_jax import bench
-from sr_jax import train_state as ts
+from sr_jax.tools import bench
+from sr_jax.train import state as ts
 from sr_jax.models import layers
 from sr_jax.models import vgg19 as vgg19_lib
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sr_jax import convert
+from sr_jax import weights as convert
 from sr_jax import weights
 from sr_jax.metrics import dists_metric as dists_lib
 from sr_jax.metrics import registry

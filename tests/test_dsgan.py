@@ -9,7 +9,7 @@ import pytest
 
 from conftest import load_config
 from conftest import run_python
-from sr_jax import convert
+from sr_jax import weights as convert
 from sr_jax import degradations
 from sr_jax import losses
 from sr_jax import models
@@ -204,7 +204,7 @@ def test_low_frequency_term_ignores_high_frequencies():
 
 
 def test_a_cycle_term_without_its_network_is_named(tmp_path):
-  from sr_jax import train_state  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import state as train_state  # pylint: disable=g-import-not-at-top
   config = load_config('srrescycgan')
   config.gan.train = ('generator', 'discriminator')
   del config.gan.optimizers['generator_lr']
@@ -222,7 +222,7 @@ def _dsgan_config(**degradation):
 
 @pytest.mark.slow
 def test_pairs_of_a_down_sampling_generator():
-  from sr_jax import training_pairs  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import pairs as training_pairs  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(5)
   hr = rng.integers(0, 256, (3, 32, 32, 3), np.uint8)
   real = rng.integers(0, 256, (3, 8, 8, 3), np.uint8)
@@ -332,7 +332,7 @@ def test_dsgan_then_srrescycgan_on_its_pairs_then_make_lr(
   from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
   hr = np.random.default_rng(7).integers(0, 256, (34, 41, 3), np.uint8)
   Image.fromarray(hr).save(hr_dir / 'x.png')
-  result = run_python(['-m', 'sr_jax.data.make_lr', '--dsgan', str(dsgan),
+  result = run_python(['-m', 'sr_jax.tools.make_lr', '--dsgan', str(dsgan),
                        '--input', str(hr_dir), '--output', str(lr_dir)])
   assert result.returncode == 0, result.stdout + result.stderr
   written = np.asarray(Image.open(lr_dir / 'x.png'))
@@ -346,6 +346,6 @@ def test_dsgan_then_srrescycgan_on_its_pairs_then_make_lr(
   assert np.abs(written.astype(int) - expected).max() <= 1
   # Not a super-resolution model: inference says what to use instead.
   from sr_jax import inference  # pylint: disable=g-import-not-at-top
-  with pytest.raises(ValueError, match='sr_jax.data.make_lr --dsgan'):
+  with pytest.raises(ValueError, match='sr_jax.tools.make_lr --dsgan'):
     inference.load_generator_for_inference(checkpoint=str(dsgan),
                                            which='latest')

@@ -8,12 +8,12 @@ import pytest
 from conftest import filled_train_state
 from conftest import load_config
 from sr_jax import checkpoint as ckpt_lib
-from sr_jax import config_checks
-from sr_jax import config_lib
+from sr_jax.train import checks as config_checks
+from sr_jax.train import config_lib
 from sr_jax import evaluate as eval_lib
-from sr_jax import train_state as ts
-from sr_jax.train_step import ema_decay_schedule
-from sr_jax.train_step import make_phase_step
+from sr_jax.train import state as ts
+from sr_jax.train.step import ema_decay_schedule
+from sr_jax.train.step import make_phase_step
 
 
 def _ema_pytorch_decay(step, beta, update_after_step, power):

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import load_config
 from sr_jax import checkpoint
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 from sr_jax import evaluate
 from sr_jax import metrics
 from sr_jax import models

@@ -25,7 +25,7 @@ from sr_jax.weights import params_io
 ort = pytest.importorskip('onnxruntime')
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('jax2onnx')
-from sr_jax import export  # noqa: E402  (needs jax2onnx)
+from sr_jax.tools import export  # noqa: E402  (needs jax2onnx)
 
 # (batch, height, width): odd, unequal sizes, so x2 / x1 RRDBNets pad.
 SIZES = ((1, 13, 18), (2, 22, 9))

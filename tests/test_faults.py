@@ -23,8 +23,8 @@ from conftest import load_config
 from conftest import fake_devices
 from conftest import run_python
 from sr_jax import checkpoint
-from sr_jax import checkpoints
-from sr_jax import train
+from sr_jax.checkpoint import __main__ as checkpoints
+from sr_jax.train import loop as train
 from sr_jax import upscale
 
 
@@ -102,7 +102,7 @@ def _psnr_config(**overrides):
 
 
 def test_a_second_trainer_is_refused_and_a_stale_lock_taken_over(tmp_path):
-  from sr_jax import run_lock  # pylint: disable=g-import-not-at-top
+  from sr_jax.utils import run_lock  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path / 'run')
   os.makedirs(workdir)
   with run_lock.RunLock(workdir):  # A running trainer (this process).
@@ -432,7 +432,7 @@ def test_a_failed_write_names_its_own_step_and_the_last_complete_one(
 
   saver = checkpoint.Checkpointer(str(tmp_path / 'other'), keep=5)
   saver.save(1, _tiny_state(1), {'next_index': 1}, config)
-  monkeypatch.setattr(checkpoint.os, 'statvfs', lambda path: type(
+  monkeypatch.setattr(checkpoint.manager.os, 'statvfs', lambda path: type(
       'Full', (), {'f_bavail': 1, 'f_frsize': 4096})())
   with pytest.raises(checkpoint.CheckpointWriteError) as error:
     saver.save(2, _tiny_state(2), {'next_index': 2}, config)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from sr_jax import convert
+from sr_jax import weights as convert
 from sr_jax import weights
 from sr_jax.metrics import frechet_inception as fid_lib
 from sr_jax.metrics import registry

@@ -12,7 +12,7 @@ import pytest
 from conftest import load_config
 from conftest import run_python
 from sr_jax import checkpoint
-from sr_jax import train
+from sr_jax.train import loop as train
 from sr_jax.weights import files
 from sr_jax.weights import pretrained
 

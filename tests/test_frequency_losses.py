@@ -8,7 +8,7 @@ from skimage import data as skdata
 
 from conftest import load_config
 from sr_jax import losses
-from sr_jax import train_state as ts
+from sr_jax.train import state as ts
 from sr_jax.losses import spectral
 from sr_jax.losses import terms
 from sr_jax.metrics import spectrum

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from sr_jax import degradations
-from sr_jax import interpolate
+from sr_jax.tools import interpolate
 from sr_jax import metrics
 from sr_jax import models
 from sr_jax.weights import params_io
@@ -220,7 +220,7 @@ def test_workdir_input_uses_the_ema_generator(tmp_path):
   # Imported here: only this test builds a training run's checkpoint.
   from configs import esrgan_fft  # pylint: disable=g-import-not-at-top
   from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
   config = esrgan_fft.get_config('runlocal')
   recipe = ts.build_recipe(config)
   state = random_like(jax.eval_shape(lambda: ts.init_train_state(
@@ -253,7 +253,7 @@ def test_one_workdir_gives_its_warm_up_and_its_gan_generator(tmp_path, capsys):
   a run with one validated phase is refused (it would mix G with itself)."""
   from configs import esrgan_fft  # pylint: disable=g-import-not-at-top
   from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  from sr_jax import train_state as ts  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
   config = esrgan_fft.get_config('runlocal')
   recipe = ts.build_recipe(config)
   abstract = jax.eval_shape(lambda: ts.init_train_state(recipe,

@@ -1,10 +1,10 @@
-"""sr_jax.io_utils: what atomic writes leave on disk."""
+"""sr_jax.utils.io_utils: what atomic writes leave on disk."""
 import os
 import stat
 
 import pytest
 
-from sr_jax import io_utils
+from sr_jax.utils import io_utils
 
 
 @pytest.mark.parametrize('mask, mode', [(0o022, 0o644), (0o077, 0o600),

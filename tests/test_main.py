@@ -6,7 +6,7 @@ import pytest
 
 from conftest import fake_devices
 from conftest import run_python
-from sr_jax import scalar_csv
+from sr_jax.utils import scalar_csv
 
 
 pytestmark = pytest.mark.slow  # End-to-end runs.
@@ -140,7 +140,7 @@ def test_paired_folders_train_through_main(tmp_path):
 def test_degradation_preview_writes_one_picture_per_pipeline(tmp_path):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   result = run_python(
-      ['-m', 'sr_jax.preview_degradations', f'--out_dir={tmp_path}',
+      ['-m', 'sr_jax.tools.preview_degradations', f'--out_dir={tmp_path}',
        '--pipelines=bicubic,srrescgan,denoise', '--size=64', '--samples=2'])
   assert result.returncode == 0, result.stdout + result.stderr
   for name in ('bicubic', 'srrescgan', 'denoise'):

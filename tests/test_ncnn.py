@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from sr_jax import convert
+from sr_jax import weights as convert
 from sr_jax import upscale
-from sr_jax.convert import __main__ as convert_cli
+from sr_jax.tools import convert as convert_cli
 from sr_jax.inference import pre_pad
 from sr_jax.inference import resize
 from sr_jax.weights import __main__ as weights_cli
@@ -346,7 +346,7 @@ def test_convert_commands_write_the_usual_metadata(tmp_path, capsys):
                            str(tmp_path / 'no.npz')]) == 1
   assert 'num_block=23 (file: 6)' in capsys.readouterr().err
   assert not (tmp_path / 'no.npz').exists()
-  # python -m sr_jax.convert ARCH SRC.param OUT.
+  # python -m sr_jax.tools.convert ARCH SRC.param OUT.
   x3 = str(MODELS / 'realesr-animevideov3-x3.param')
   assert convert_cli.main(['srvgg', x3, str(tmp_path / 'c.npz')]) == 0
   assert '--outscale 3 --outscale-filter cubic' in capsys.readouterr().err

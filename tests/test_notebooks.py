@@ -20,8 +20,8 @@ import pytest
 from conftest import REPO
 from conftest import execute_notebook
 from conftest import notebook_outputs
-from sr_jax import sweep
-from sr_jax import train
+from sr_jax.tools import sweep
+from sr_jax.train import loop as train
 
 # notebook: (ablation, two variants, a loss-term scalar each must log).
 NOTEBOOKS = {

@@ -196,7 +196,7 @@ def _runlocal_config(**degradation):
 
 @pytest.mark.slow
 def test_training_pairs_use_paired_lr_or_the_config_pipeline():
-  from sr_jax.train_step import make_training_pairs  # pylint: disable=g-import-not-at-top
+  from sr_jax.train.step import make_training_pairs  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   hr = rng.integers(0, 256, (2, 32, 32, 3), np.uint8)
   lr = rng.integers(0, 256, (2, 8, 8, 3), np.uint8)
@@ -215,7 +215,7 @@ def test_training_pairs_use_paired_lr_or_the_config_pipeline():
 
 
 def test_usm_sharpened_targets_feed_lr_and_losses_but_not_the_critic():
-  from sr_jax.train_step import make_training_pairs  # pylint: disable=g-import-not-at-top
+  from sr_jax.train.step import make_training_pairs  # pylint: disable=g-import-not-at-top
   hr = np.round(_hr_batch(2) * 255).astype(np.uint8)
   pairs = make_training_pairs(_runlocal_config(usm_sharpen_gt=True))
   lr, target, real = pairs(jax.random.key(0), {'hr': hr})
@@ -257,7 +257,7 @@ def test_usm_sharpen_matches_basicsr_formula_with_scipy():
 
 @pytest.mark.slow
 def test_training_pairs_mixup_mixes_lr_and_hr_alike():
-  from sr_jax.train_step import make_training_pairs  # pylint: disable=g-import-not-at-top
+  from sr_jax.train.step import make_training_pairs  # pylint: disable=g-import-not-at-top
   # Constant images per sample: bicubic keeps them, so mixing weights can be
   # read off LR and HR and must agree.
   values = np.array([0, 60, 120, 240], np.uint8)

@@ -79,7 +79,7 @@ NEW_FILES = {
           return float(np.mean(np.abs(a - b)))
         ''',
     'configs/plugin.py': '''
-        from sr_jax import config_lib
+        from sr_jax.train import config_lib
 
 
         def get_config(arg=None):

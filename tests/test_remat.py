@@ -14,8 +14,8 @@ import pytest
 
 from conftest import load_config
 from sr_jax import models
-from sr_jax import train_state as ts
-from sr_jax.train_step import make_phase_step
+from sr_jax.train import state as ts
+from sr_jax.train.step import make_phase_step
 
 REMAT_PRIMITIVE = re.compile(r'\b(remat\w*|checkpoint)\[')
 # XLA's CPU backend expands remat's optimisation barriers early, and its

@@ -1,10 +1,11 @@
-"""sr_jax.run_lock: one trainer per workdir, stale locks taken over once."""
+"""sr_jax.utils.run_lock: one trainer per workdir, stale locks taken over
+once."""
 import json
 import os
 import socket
 import threading
 
-from sr_jax import run_lock
+from sr_jax.utils import run_lock
 
 
 def _dead_pid() -> int:

@@ -1,4 +1,4 @@
-"""A whole sr_jax run learns as BasicSR's does (sr_jax.run_parity).
+"""A whole sr_jax run learns as BasicSR's does (sr_jax.tools.run_parity).
 
 The slow test trains configs/esrgan.py:runlocal's recipe (PSNR phase, GAN
 phase from its EMA, a GAN phase with net_d_iters=2 / net_d_init_iters=10;
@@ -19,16 +19,16 @@ import optax
 import pytest
 
 from conftest import run_python
-from sr_jax import convert
+from sr_jax import weights as convert
 from sr_jax import models
 from sr_jax import optimizers
-from sr_jax import train_state as ts
+from sr_jax.train import state as ts
 from sr_jax.optimizers.adam import bias_correction
-from sr_jax.train_step import _advance_schedules
+from sr_jax.train.step import _advance_schedules
 
 torch = pytest.importorskip('torch')
-from sr_jax import run_parity as rp  # noqa: E402  (needs torch)
-from sr_jax import torch_reference as tr  # noqa: E402
+from sr_jax.tools import run_parity as rp  # noqa: E402  (needs torch)
+from sr_jax.tools import torch_reference as tr  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -199,7 +199,7 @@ def test_whole_run_learns_as_basicsr_does(tmp_path):
   measured on (9 seeds; an EMA decay, RaGAN form, milestone or skipped-
   update schedule changed on one side fails): see its PHASE_FACTOR."""
   out = tmp_path / 'parity.json'
-  done = run_python(['-m', 'sr_jax.bench', 'learn',
+  done = run_python(['-m', 'sr_jax.tools.bench', 'learn',
                      f'--workdir={tmp_path / "run"}', f'--json_out={out}',
                      '--every=100'], timeout=1200)
   report = done.stdout[-6000:] + done.stderr[-3000:]

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sr_jax import convert
+from sr_jax import weights as convert
 from sr_jax import models
 from sr_jax.models import srrescgan
 

@@ -8,12 +8,12 @@ import pytest
 from skimage import data as skdata
 
 from conftest import REPO
-from sr_jax import config_lib
-from sr_jax import sweep
-from sr_jax import sweep_report
+from sr_jax.train import config_lib
+from sr_jax.tools import sweep
+from sr_jax.tools import sweep_report
 
 _ABLATION = '''
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 
 VARIANTS = {'ragan': 'ragan', 'broken': 'no_such_loss', 'rahinge': 'rahinge'}
 

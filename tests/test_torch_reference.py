@@ -1,8 +1,9 @@
-"""The PyTorch reference (sr_jax.torch_reference) computes what sr_jax does.
+"""The PyTorch reference (sr_jax.tools.torch_reference) computes what sr_jax
+does.
 
 `python -m sr_jax.bench compare | suite` time these modules and BasicSR's
 ESRGAN iteration against sr_jax: here the same random weights, converted
-with sr_jax.convert, give the same outputs, losses and gradient norms, so
+with sr_jax.weights, give the same outputs, losses and gradient norms, so
 the timings compare the same computation.
 """
 import jax
@@ -11,13 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from sr_jax import convert
+from sr_jax import weights as convert
 from sr_jax import models
-from sr_jax import train_state as ts
-from sr_jax.train_step import make_phase_step
+from sr_jax.train import state as ts
+from sr_jax.train.step import make_phase_step
 
 torch = pytest.importorskip('torch')
-from sr_jax import torch_reference as tr  # noqa: E402  (needs torch)
+from sr_jax.tools import torch_reference as tr  # noqa: E402  (needs torch)
 
 
 @pytest.fixture(autouse=True, scope='module')

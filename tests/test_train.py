@@ -13,8 +13,8 @@ from conftest import notebook_outputs
 from conftest import fake_devices
 from conftest import run_python
 from sr_jax import checkpoint as ckpt_lib
-from sr_jax import train
-from sr_jax import train_state as ts
+from sr_jax.train import loop as train
+from sr_jax.train import state as ts
 
 
 

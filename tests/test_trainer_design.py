@@ -14,7 +14,7 @@ from conftest import load_config
 from sr_jax import losses
 from sr_jax import models
 from sr_jax import optimizers
-from sr_jax import train_state as ts
+from sr_jax.train import state as ts
 from sr_jax.metrics import dists_metric as dists_lib
 from sr_jax.metrics import lpips as lpips_lib
 
@@ -205,7 +205,7 @@ def test_terms_are_data_and_keep_their_log_names():
 
 
 def test_per_sample_regularisers_refuse_batchnorm_critics():
-  from sr_jax import train  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import loop as train  # pylint: disable=g-import-not-at-top
   config = load_config('esrgan_fft')
   train.check_config(config)  # The shipped config is per-sample.
   config.discriminator.kwargs.use_bn = True
@@ -223,8 +223,8 @@ def test_per_sample_regularisers_refuse_batchnorm_critics():
 
 @pytest.mark.slow
 def test_discriminator_only_warm_up_is_config():
-  from sr_jax import train_step  # pylint: disable=g-import-not-at-top
-  from sr_jax import config_lib  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import step as train_step  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import config_lib  # pylint: disable=g-import-not-at-top
   config = load_config('esrgan')
   config.phases = ('psnr', 'd_warmup', 'gan')
   config.d_warmup = config_lib.phase(
@@ -254,7 +254,7 @@ def test_discriminator_only_warm_up_is_config():
 def test_missing_frozen_weights_stop_or_are_dropped_loudly(tmp_path,
                                                           monkeypatch,
                                                           capsys):
-  from sr_jax import train  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import loop as train  # pylint: disable=g-import-not-at-top
   from sr_jax import weights  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv('SR_JAX_CACHE_DIR', str(tmp_path / 'empty'))
   monkeypatch.setenv('SR_JAX_VGG19_WEIGHTS', '')
@@ -275,7 +275,7 @@ def test_missing_frozen_weights_stop_or_are_dropped_loudly(tmp_path,
 
 
 def test_keep_checkpoints_zero_is_refused():
-  from sr_jax import train  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import loop as train  # pylint: disable=g-import-not-at-top
   config = load_config('rrdb_psnr')
   assert config.variant == 'runlocal'
   config.keep_checkpoints = 0

@@ -435,7 +435,7 @@ def test_load_pth_and_npz_match_torch(tmp_path):
   with pytest.raises(ValueError, match='does not fit'):
     generator_loading.load_generator_for_inference(
         weights=npz, arch='rrdbnet', model_kwargs={'scale': 2})
-  with pytest.raises(FileNotFoundError, match='sr_jax.convert'):
+  with pytest.raises(FileNotFoundError, match='sr_jax.weights'):
     generator_loading.load_generator_for_inference(weights=tmp_path / 'no.npz')
 
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import load_config
 from conftest import run_python
 from sr_jax import optimizers
-from sr_jax import train_state as ts
-from sr_jax.train_step import make_phase_step
+from sr_jax.train import state as ts
+from sr_jax.train.step import make_phase_step
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sr_jax import convert
+from sr_jax import weights as convert
 from sr_jax import weights
 from sr_jax.models import vgg19 as vgg19_lib
 from sr_jax.weights import __main__ as cli
@@ -250,7 +250,8 @@ def test_fetch_pretrained_offline_says_what_to_download_and_run(
   assert cli.main(['fetch', 'RealESRGAN_x2plus']) == 1
   err = capsys.readouterr().err
   assert weights.PRETRAINED['RealESRGAN_x2plus'].url in err
-  assert ('python -m sr_jax.convert rrdbnet /path/to/RealESRGAN_x2plus.pth '
+  assert ('python -m sr_jax.tools.convert rrdbnet '
+          '/path/to/RealESRGAN_x2plus.pth '
           f'{isolated_cache / "RealESRGAN_x2plus.npz"}') in err
   assert files_under(isolated_cache) == []
   # Files without a direct link: the same instructions, no download tried.

@@ -177,7 +177,7 @@ def test_generator_scales_are_a_model_notion():
 
 
 def test_make_lr_reads_a_dsgan_weights_file(tmp_path, capsys):
-  from sr_jax.data import make_lr  # pylint: disable=g-import-not-at-top
+  from sr_jax.tools import make_lr  # pylint: disable=g-import-not-at-top
   weights = save_tiny_dsgan(tmp_path / 'tiny.npz')
   (tmp_path / 'hr').mkdir()
   hr = np.random.default_rng(0).integers(0, 256, (9, 8, 3), np.uint8)
@@ -192,8 +192,8 @@ def test_make_lr_reads_a_dsgan_weights_file(tmp_path, capsys):
 
 def test_the_dsgan_degradation_reads_a_weights_file(tmp_path):
   from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  from sr_jax import train_state  # pylint: disable=g-import-not-at-top
-  from sr_jax import training_pairs  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import state as train_state  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import pairs as training_pairs  # pylint: disable=g-import-not-at-top
   weights = save_tiny_dsgan(tmp_path / 'tiny.npz')
   config = load_config('srrescycgan')
   config.degradation.name = 'dsgan'
@@ -214,7 +214,7 @@ def test_the_dsgan_degradation_reads_a_weights_file(tmp_path):
 def test_upscale_refuses_a_down_sampling_generator(tmp_path, capsys):
   weights = save_tiny_dsgan(tmp_path / 'x4.npz', downscale=4)
   line = upscale_error(tmp_path, weights, capsys)
-  assert 'down-sampling' in line and 'sr_jax.data.make_lr' in line
+  assert 'down-sampling' in line and 'sr_jax.tools.make_lr' in line
 
 
 class _Hostile:

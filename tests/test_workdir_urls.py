@@ -10,9 +10,9 @@ import pytest
 from conftest import load_config
 from sr_jax import checkpoint as ckpt_lib
 from sr_jax import evaluate as eval_lib
-from sr_jax import io_utils
-from sr_jax import scalar_csv
-from sr_jax import train
+from sr_jax.utils import io_utils
+from sr_jax.utils import scalar_csv
+from sr_jax.train import loop as train
 
 
 def test_workdir_path_keeps_urls():
@@ -71,7 +71,7 @@ def test_remote_workdirs_go_through_etils_paths(tmp_path, monkeypatch):
                          [('a.png', np.zeros((4, 6, 3), np.uint8))])
   # orbax gets the URL whole (its gs:// client is not installed here).
   given = []
-  monkeypatch.setattr(ckpt_lib.ocp, 'CheckpointManager',
+  monkeypatch.setattr(ckpt_lib.manager.ocp, 'CheckpointManager',
                       lambda directory, **kw: given.append(str(directory)))
   checkpointer = ckpt_lib.Checkpointer(url + '/')
   checkpointer._errors.remove()  # pylint: disable=protected-access

@@ -18,7 +18,7 @@ Everything else is the shared base: ESRGAN's L1 + VGG19 conv5_4 perceptual
 VGG-style discriminator without BatchNorm for every variant (RaGP's
 gradient penalty is per sample, and the variants must share the critic).
 """
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 
 VARIANTS = {'ragan': 'ragan', 'rahinge': 'rahinge', 'rals': 'ralsgan',
             'rcgan': 'rcgan', 'rchinge': 'rchinge', 'rcls': 'rclsgan',

@@ -7,7 +7,7 @@ weight 0.3 and 0.5.
 
 Arg: 'VARIANT[,SIZE]', VARIANT one of none, fft_0.3, fft_0.5, spectral_0.3,
 spectral_0.5, ffl_0.3, ffl_0.5 (default none); SIZE '', 'tiny' or
-'runlocal' (sr_jax.config_lib.ablation_size).
+'runlocal' (sr_jax.train.config_lib.ablation_size).
 - fft: the `fft` term with norm 'l1' (L1 over the orthonormal spectrum's
   real and imaginary parts). The 'l2' form equals a normalised pixel-space
   L2 by Parseval, so it cannot act on frequencies; which form the thesis's
@@ -18,7 +18,7 @@ spectral_0.5, ffl_0.3, ffl_0.5 (default none); SIZE '', 'tiny' or
 The base is configs/esrgan_fft.py's GAN phase without its FFT term: L1 +
 VGG19 perceptual + RaGP with a BatchNorm-free VGG-style critic.
 """
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 
 VARIANTS = {
     'none': None,

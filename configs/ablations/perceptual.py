@@ -4,7 +4,7 @@ or after the ReLU), LPIPS or DISTS as its perceptual term.
   python -m sr_jax.sweep --config=configs/ablations/perceptual.py --workdir=W
 
 Arg: 'VARIANT[,SIZE]', VARIANT one of vgg, vgg_relu, lpips, dists (default
-vgg); SIZE '', 'tiny' or 'runlocal' (sr_jax.config_lib.ablation_size).
+vgg); SIZE '', 'tiny' or 'runlocal' (sr_jax.train.config_lib.ablation_size).
 - vgg: VGG19 conv5_4 before its ReLU (ESRGAN's choice), weight 1;
 - vgg_relu: relu5_4, after the ReLU (SRGAN's), weight 1;
 - lpips: LPIPS with the VGG backbone (the LPIPS authors' advice for a
@@ -16,7 +16,7 @@ missing term dropped with a warning (as the :demo configs do).
 The rest is ESRGAN's: L1 1e-2, RaGAN 5e-3, a BatchNorm-free VGG-style
 critic as in the other ablations.
 """
-from sr_jax import config_lib
+from sr_jax.train import config_lib
 
 VARIANTS = {
     'vgg': ('perceptual', dict(layer_weights={'conv5_4': 1.0})),

@@ -37,7 +37,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from sr_jax import errors
-from sr_jax import io_utils
+from sr_jax.utils import io_utils
 from sr_jax.data import image_io
 from sr_jax.degradations import pipelines
 

@@ -34,7 +34,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from sr_jax import io_utils
+from sr_jax.utils import io_utils
 from sr_jax.data import folder as folder_lib
 from sr_jax.data import image_io
 from sr_jax.data import paired

@@ -10,6 +10,8 @@ import threading
 from typing import Callable, TypeVar
 import warnings
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
@@ -239,3 +241,8 @@ def list_images(folder: str | os.PathLike[str]) -> list[str]:
         f'Image folder {os.fspath(folder)!r} holds no images (looked '
         f'recursively for {", ".join(IMAGE_EXTENSIONS)}).')
   return paths
+
+
+def hr_to_float(hr_uint8: jax.Array) -> jax.Array:
+  """uint8 images (any shape) -> float32 in [0, 1], on the device."""
+  return hr_uint8.astype(jnp.float32) / 255.0

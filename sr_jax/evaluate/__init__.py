@@ -27,7 +27,7 @@ from PIL import ImageDraw
 
 from sr_jax import data as data_lib
 from sr_jax import degradations
-from sr_jax import io_utils
+from sr_jax.utils import io_utils
 from sr_jax import metrics as sr_metrics
 from sr_jax import weights
 # to_uint8 is part of this module's API.
@@ -35,7 +35,7 @@ from sr_jax.evaluate.image_sets import to_uint8  # noqa: F401
 from sr_jax.degradations.pipelines import bicubic_lr
 from sr_jax.inference.pre_pad import DEFAULT_PRE_PAD
 from sr_jax.inference.pre_pad import apply_pre_padded
-from sr_jax.training_pairs import hr_to_float
+from sr_jax.data.image_io import hr_to_float
 
 
 def make_super_resolve_fn(generator, pre_pad: int = DEFAULT_PRE_PAD

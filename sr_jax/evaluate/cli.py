@@ -52,7 +52,7 @@ from PIL import Image
 
 from sr_jax import errors
 from sr_jax import evaluate as eval_lib
-from sr_jax import io_utils
+from sr_jax.utils import io_utils
 from sr_jax import metrics as sr_metrics
 from sr_jax import weights
 from sr_jax.evaluate import image_sets

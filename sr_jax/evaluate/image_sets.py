@@ -17,7 +17,7 @@ from sr_jax import degradations
 from sr_jax.data import folder
 from sr_jax.data import image_io
 from sr_jax.degradations.pipelines import bicubic_lr_uint8
-from sr_jax.training_pairs import hr_to_float
+from sr_jax.data.image_io import hr_to_float
 
 
 def to_uint8(x) -> np.ndarray:

@@ -8,7 +8,7 @@ Sources:
   checkpoint=WORKDIR  a training run: its EMA generator ('best' or 'latest',
                       sr_jax.checkpoint.load_generator), built from the run's
                       saved config.
-  weights=X.npz       a converted file (`python -m sr_jax.convert`), which
+  weights=X.npz       a converted file (`python -m sr_jax.tools.convert`), which
                       records its arch and model kwargs; a plain
                       `save_params` .npz needs arch= (the other settings,
                       scale included, are read off the parameter shapes).
@@ -99,7 +99,7 @@ def load_generator_for_inference(
           f'{checkpoint} trained a down-sampling generator '
           f'({loaded.config.generator.name!r}: LR -> LR of the real domain), '
           'not a super-resolution one; make LR images with it: python -m '
-          f'sr_jax.data.make_lr --dsgan {checkpoint} --input HR --output LR.')
+          f'sr_jax.tools.make_lr --dsgan {checkpoint} --input HR --output LR.')
     print(f'Loaded {loaded.describe()}.', file=sys.stderr, flush=True)
     module = loaded.module.clone(dtype=dtype)
     scale = int(getattr(module, 'scale', loaded.config.scale))
@@ -113,7 +113,7 @@ def load_generator_for_inference(
     raise WeightsError(
         f'{weights} holds a down-sampling generator ({type(module).__name__}'
         f', output 1/{1 / scale} of its input), not a super-resolution one; '
-        'make LR images with it: python -m sr_jax.data.make_lr --dsgan '
+        'make LR images with it: python -m sr_jax.tools.make_lr --dsgan '
         f'{weights} --input HR --output LR.')
   return module, variables, scale
 

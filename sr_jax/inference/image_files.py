@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
-from sr_jax import io_utils
+from sr_jax.utils import io_utils
 from sr_jax.data import image_io
 from sr_jax.data.image_io import IMAGE_EXTENSIONS
 from sr_jax.inference import png_writer

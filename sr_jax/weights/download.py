@@ -1,10 +1,10 @@
 """Downloading a weights file: streamed, hashed, never left half-written
-(sr_jax.io_utils.download_file).
+(sr_jax.utils.io_utils.download_file).
 
 Tests replace `download_file` (or urllib's `urlopen`) to serve files
 without a network.
 """
-from sr_jax import io_utils
+from sr_jax.utils import io_utils
 
 # What a failed download raises: offline, DNS, HTTP errors, a reset socket.
 DOWNLOAD_ERRORS = io_utils.DOWNLOAD_ERRORS

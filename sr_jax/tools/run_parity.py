@@ -1,9 +1,9 @@
 """Whole-run parity: sr_jax's trainer against BasicSR's, on the same start.
 
 `run(config, workdir)` trains a two- (or three-) phase ESRGAN recipe twice:
-once with sr_jax's real trainer (`sr_jax.train.train_and_evaluate`, every
+once with sr_jax's real trainer (`sr_jax.train.loop.train_and_evaluate`, every
 step logged to W/scalars.csv) and once with the PyTorch reference of
-BasicSR's models and training loop (`sr_jax.torch_reference.train_run`:
+BasicSR's models and training loop (`sr_jax.tools.torch_reference.train_run`:
 SRModel for the PSNR phase, then ESRGANModel from its EMA generator), on
 
 * the same initial weights: the trainer's own initial state
@@ -63,18 +63,18 @@ import ml_collections
 import numpy as np
 import torch
 
-from sr_jax import config_checks
-from sr_jax import convert
 from sr_jax import data
 from sr_jax import evaluate as eval_lib
 from sr_jax import metrics as sr_metrics
-from sr_jax import scalar_csv
-from sr_jax import torch_reference as tr
-from sr_jax import train
-from sr_jax import train_state as ts
-from sr_jax.inference.pre_pad import DEFAULT_PRE_PAD
+from sr_jax import weights as convert
 from sr_jax.inference.pre_pad import apply_pre_padded
-from sr_jax.train_step import data_parallel_mesh
+from sr_jax.inference.pre_pad import DEFAULT_PRE_PAD
+from sr_jax.tools import torch_reference as tr
+from sr_jax.train import checks as config_checks
+from sr_jax.train import loop as train
+from sr_jax.train import state as ts
+from sr_jax.train.step import data_parallel_mesh
+from sr_jax.utils import scalar_csv
 from sr_jax.weights import params_io
 
 # Per-step curves compared (sr_jax's log names; BasicSR's l_pix of the

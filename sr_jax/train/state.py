@@ -25,13 +25,13 @@ import ml_collections
 import optax
 
 from sr_jax import checkpoint
-from sr_jax import config_lib
 from sr_jax import losses
 from sr_jax import models
-from sr_jax.models import layers
 from sr_jax import optimizers as optimizers_lib
-from sr_jax import training_pairs as training_pairs_lib
 from sr_jax import weights
+from sr_jax.models import layers
+from sr_jax.train import config_lib
+from sr_jax.train import pairs as training_pairs_lib
 
 MAIN_GENERATOR = 'generator'
 START_MODES = ('continue', 'ema')

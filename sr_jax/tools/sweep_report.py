@@ -2,7 +2,7 @@
 (`python -m sr_jax.sweep`): its table, loss curves, average spectra, crop
 grid and perception-distortion plane.
 
-  from sr_jax import sweep_report as report
+  from sr_jax.tools import sweep_report as report
   sweep = report.open_sweep('configs/ablations/adversarial.py', 'W')
   print(sweep.markdown)
   report.loss_curves(sweep)
@@ -26,12 +26,12 @@ import matplotlib
 from matplotlib import pyplot as plt
 import numpy as np
 
-from sr_jax import scalar_csv
-from sr_jax import sweep as sweep_lib
 from sr_jax.data import image_io
 from sr_jax.evaluate import image_sets
 from sr_jax.metrics import METRICS
 from sr_jax.metrics import spectrum
+from sr_jax.tools import sweep as sweep_lib
+from sr_jax.utils import scalar_csv
 
 # The thesis's loss figure: the generator's adversarial term and the
 # discriminator's loss, per variant.

@@ -23,12 +23,9 @@ import jax.numpy as jnp
 import ml_collections
 
 from sr_jax import degradations
+from sr_jax.data.image_io import hr_to_float  # noqa: F401  (re-exported)
 from sr_jax import losses
 from sr_jax import models
-
-
-def hr_to_float(hr_uint8: jax.Array) -> jax.Array:
-  return hr_uint8.astype(jnp.float32) / 255.0
 
 
 class TrainingPairs(NamedTuple):

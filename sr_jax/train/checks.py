@@ -8,12 +8,12 @@ import json
 import jax
 import ml_collections
 
-from sr_jax import errors
-from sr_jax import config_lib
 from sr_jax import data
+from sr_jax import errors
 from sr_jax import evaluate as eval_lib
-from sr_jax import train_state as ts
-from sr_jax.training_pairs import make_training_pairs
+from sr_jax.train import config_lib
+from sr_jax.train import state as ts
+from sr_jax.train.pairs import make_training_pairs
 
 
 class ConfigError(errors.SrJaxError, ValueError):

@@ -3,18 +3,18 @@
 Written from the published code (BasicSR's `rrdbnet_arch.py`,
 `discriminator_arch.py`, `vgg_arch.py`, `base_model.py`, `sr_model.py`,
 `srgan_model.py`, `esrgan_model.py` and `train.py`), with BasicSR's
-state-dict names, so `sr_jax.convert.convert_state_dict` maps their weights
+state-dict names, so `sr_jax.weights.convert_state_dict` maps their weights
 onto sr_jax's modules ('rrdbnet', 'vgg_style', 'vgg19') and
 `torch_state_dict` maps sr_jax's back. tests/test_torch_reference.py checks
 that both compute the same step on the same weights, so a speed comparison
 (`python -m sr_jax.bench compare | suite`) compares the same computation;
 `SRModel`, `ESRGANModel`, `train_iterations` and `train_run` are BasicSR's
-models and training loop, which `sr_jax.run_parity` (tests/
+models and training loop, which `sr_jax.tools.run_parity` (tests/
 test_run_parity.py, `python -m sr_jax.bench learn`) trains beside sr_jax's
 trainer for a whole run.
 
-Nothing in sr_jax imports this file except `sr_jax.bench` and
-`sr_jax.run_parity`, and only when torch is installed. Tensors are NCHW,
+Nothing in sr_jax imports this file except `sr_jax.tools.bench` and
+`sr_jax.tools.run_parity`, and only when torch is installed. Tensors are NCHW,
 images in [0, 1].
 """
 import copy
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sr_jax import convert
+from sr_jax import weights as convert
 
 PRECISIONS = ('fp32', 'bf16')
 
@@ -255,7 +255,7 @@ def esrgan_networks(num_block: int = 23, num_feat: int = 64,
 def torch_state_dict(arch: str, variables, module: nn.Module
                      ) -> dict[str, torch.Tensor]:
   """sr_jax variables of `arch` as `module`'s state dict: the inverse of
-  `sr_jax.convert.convert_state_dict(arch, ...)` ('rrdbnet', 'vgg_style',
+  `sr_jax.weights.convert_state_dict(arch, ...)` ('rrdbnet', 'vgg_style',
   'vgg19', ...), exact (a re-layout, no arithmetic).
 
   Where each PyTorch tensor lives in the flax tree is read off the forward

@@ -21,11 +21,11 @@ import ml_collections
 import optax
 
 from sr_jax import losses
-from sr_jax import train_state as ts
+from sr_jax.train import state as ts
 # Re-exported: the pairs are part of the step's contract.
-from sr_jax.training_pairs import TrainingPairs  # noqa: F401
-from sr_jax.training_pairs import hr_to_float  # noqa: F401
-from sr_jax.training_pairs import make_training_pairs  # noqa: F401
+from sr_jax.train.pairs import hr_to_float  # noqa: F401
+from sr_jax.train.pairs import make_training_pairs  # noqa: F401
+from sr_jax.train.pairs import TrainingPairs  # noqa: F401
 
 
 def run_network(network: 'ts.Network', params, model_state: dict, x,

@@ -3,7 +3,7 @@ r"""Multi-process start-up, and the process layout each rank would use.
   python -m sr_jax.main --jax_distributed ...     (SLURM, TPU pods: auto)
   python -m sr_jax.main --coordinator_address=HOST:PORT --num_processes=N \
       --process_id=I [--local_device_ids=0,1] ...                 (explicit)
-  python -m sr_jax.distributed --dry-run [--coordinator_address=...] \
+  python -m sr_jax.utils.distributed --dry-run [--coordinator_address=...] \
       [-- COMMAND ...]
 
 `initialize` starts JAX's distributed runtime with the layout
@@ -152,7 +152,7 @@ def _main(argv: Sequence[str]) -> int:
   command = argv[argv.index('--') + 1:] if '--' in argv else []
   argv = argv[:argv.index('--')] if '--' in argv else argv
   p = argparse.ArgumentParser(
-      prog='python -m sr_jax.distributed', allow_abbrev=False,
+      prog='python -m sr_jax.utils.distributed', allow_abbrev=False,
       description='Print the process layout this rank would start with.')
   p.add_argument('--dry-run', action='store_true', required=True,
                  help='print the layout; start nothing')

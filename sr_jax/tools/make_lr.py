@@ -6,7 +6,7 @@ image, then the generator's learned real-world degradation. sr_jax can make
 them on the fly (`--config.degradation.name=dsgan`); this tool writes them
 to disk instead, for a paired folder (data.train_lr_dir) or other tools:
 
-  python -m sr_jax.data.make_lr --dsgan W --input DIV2K_train_HR \
+  python -m sr_jax.tools.make_lr --dsgan W --input DIV2K_train_HR \
       --output DIV2K_train_LR_dsgan
 
 W is a configs/dsgan.py workdir (its best checkpoint, else the newest) or a
@@ -35,14 +35,14 @@ from PIL import Image
 
 from sr_jax import checkpoint
 from sr_jax import errors
-from sr_jax import io_utils
 from sr_jax.data import image_io
 from sr_jax.degradations import pipelines
+from sr_jax.utils import io_utils
 
 
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
-      prog='python -m sr_jax.data.make_lr',
+      prog='python -m sr_jax.tools.make_lr',
       description=__doc__.split('\n\n')[0],
       formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--dsgan', required=True, metavar='W',

@@ -22,24 +22,24 @@ from jax.sharding import PartitionSpec as P
 import ml_collections
 import numpy as np
 
-from sr_jax import errors
 from sr_jax import checkpoint as ckpt_lib
-from sr_jax import config_checks
-from sr_jax import config_lib
-# ConfigError and check_config are part of this module's API.
-from sr_jax.config_checks import ConfigError  # noqa: F401
-from sr_jax.config_checks import check_config
 from sr_jax import data
-from sr_jax import distributed
+from sr_jax import errors
 from sr_jax import evaluate as eval_lib
-from sr_jax import io_utils
-from sr_jax import run_lock
-from sr_jax import scalar_csv
-from sr_jax import train_state as ts
-from sr_jax.progress import ProgressReporter
-from sr_jax.train_step import data_parallel_mesh
-from sr_jax.train_step import jit_for_mesh
-from sr_jax.train_step import make_phase_step
+from sr_jax.train import checks as config_checks
+from sr_jax.train import config_lib
+from sr_jax.train import state as ts
+# ConfigError and check_config are part of this module's API.
+from sr_jax.train.checks import check_config
+from sr_jax.train.checks import ConfigError  # noqa: F401
+from sr_jax.train.progress import ProgressReporter
+from sr_jax.train.step import data_parallel_mesh
+from sr_jax.train.step import jit_for_mesh
+from sr_jax.train.step import make_phase_step
+from sr_jax.utils import distributed
+from sr_jax.utils import io_utils
+from sr_jax.utils import run_lock
+from sr_jax.utils import scalar_csv
 
 
 def load_frozen_networks(recipe: ts.Recipe, config) -> tuple[ts.Recipe, dict]:
