@@ -24,7 +24,7 @@ DIV2K/DF2K); `data.real_dir` an unpaired folder of real LR-domain images
 There is no SR validation (the output is an LR image): checkpoints are kept
 by step. Use the trained generator as SRResCycGAN's degradation
 (`--config.degradation.name=dsgan --config.degradation.dsgan.checkpoint=W`)
-or write pairs to disk: `python -m sr_jax.tools.make_lr --dsgan W --input
+or write pairs to disk: `python -m sr_jax.data.make_lr --dsgan W --input
 HR --output LR`.
 
   python -m sr_jax.main --config=configs/dsgan.py --workdir=W \

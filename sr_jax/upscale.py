@@ -291,6 +291,48 @@ def _release_defaults(args, scale: int) -> None:
         f'{args.outscale_filter or "lanczos"}', file=sys.stderr)
 
 
+def _load_network(args, model_kwargs: dict):
+  """(run_batch, input multiple, scale, a description) of the network the
+  flags name, on the --backend; raises OSError / ValueError / ImportError."""
+  if args.backend == 'onnxruntime':
+    net = onnx_backend.load_onnx_generator(
+        weights=args.weights, checkpoint=args.checkpoint, arch=args.arch,
+        model_kwargs=model_kwargs, dtype=args.dtype, which=args.which)
+    run_batch, multiple, scale = net, net.input_multiple, net.scale
+    about = f'{net.name} x{scale} (onnxruntime, {net.provider})'
+  else:
+    module, variables, scale = (
+        generator_loading.load_generator_for_inference(
+            weights=args.weights, checkpoint=args.checkpoint,
+            arch=args.arch, model_kwargs=model_kwargs, dtype=args.dtype,
+            which=args.which))
+    run_batch = generator_loading.make_run_batch(module, variables)
+    multiple = generator_loading.input_multiple(module)
+    about = f'{type(module).__name__} x{scale} ({args.dtype})'
+  return run_batch, multiple, scale, about
+
+
+def _check_destination(src: str, dst: str, written: set[str]) -> None:
+  """ValueError if writing `dst` would overwrite this run's output of
+  another input, or the input itself."""
+  if os.path.abspath(dst) in written:
+    raise ValueError(f'{dst} was already written by this run: two '
+                     'inputs map to one output name; run them '
+                     'separately.')
+  if os.path.exists(dst) and os.path.samefile(dst, src):
+    raise ValueError(f'output {dst} would overwrite the input; use a '
+                     '--suffix or another -o.')
+
+
+def _describe(image: image_files.ImageData) -> str:
+  """'WxH, D-bit[, grey][, alpha]' of an input image."""
+  h, w = image.size
+  about = [f'{w}x{h}', f'{image.bit_depth}-bit'] + (
+      ['grey'] if image.grey else []) + (
+          ['alpha'] if image.alpha is not None else [])
+  return ', '.join(about)
+
+
 def _error(message: str) -> int:
   print(f'error: {message}', file=sys.stderr)
   return 2
@@ -330,21 +372,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f'({why}); use another -o.')
 
   try:
-    if args.backend == 'onnxruntime':
-      net = onnx_backend.load_onnx_generator(
-          weights=args.weights, checkpoint=args.checkpoint, arch=args.arch,
-          model_kwargs=model_kwargs, dtype=args.dtype, which=args.which)
-      run_batch, multiple, scale = net, net.input_multiple, net.scale
-      about = f'{net.name} x{scale} (onnxruntime, {net.provider})'
-    else:
-      module, variables, scale = (
-          generator_loading.load_generator_for_inference(
-              weights=args.weights, checkpoint=args.checkpoint,
-              arch=args.arch, model_kwargs=model_kwargs, dtype=args.dtype,
-              which=args.which))
-      run_batch = generator_loading.make_run_batch(module, variables)
-      multiple = generator_loading.input_multiple(module)
-      about = f'{type(module).__name__} x{scale} ({args.dtype})'
+    run_batch, multiple, scale, about = _load_network(args, model_kwargs)
     _release_defaults(args, scale)
   except (OSError, ValueError, ImportError) as e:
     return _error(str(e))
@@ -358,18 +386,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       image = image_files.read_image_file(src, max_pixels=args.max_pixels)
       dst = (args.output if single_file_output
              else _output_path(src, root, args, image))
-      if os.path.abspath(dst) in written:
-        raise ValueError(f'{dst} was already written by this run: two '
-                         'inputs map to one output name; run them '
-                         'separately.')
-      if os.path.exists(dst) and os.path.samefile(dst, src):
-        raise ValueError(f'output {dst} would overwrite the input; use a '
-                         '--suffix or another -o.')
-      h, w = image.size
-      about = [f'{w}x{h}', f'{image.bit_depth}-bit'] + (
-          ['grey'] if image.grey else []) + (
-              ['alpha'] if image.alpha is not None else [])
-      print(f'[{i}/{len(inputs)}] {src} ({", ".join(about)}) -> {dst}',
+      _check_destination(src, dst, written)
+      print(f'[{i}/{len(inputs)}] {src} ({_describe(image)}) -> {dst}',
             file=sys.stderr)
       # Quantised once, straight to the depth the format stores.
       depth, notes = image_files.output_bit_depth(dst, image.bit_depth)

@@ -21,10 +21,15 @@ if ('JAX_COMPILATION_CACHE_DIR' not in os.environ
                   True)
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 
-import jax  # pylint: disable=g-import-not-at-top
+from absl import flags  # pylint: disable=g-import-not-at-top
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+# pytest is not an absl program: grain's worker processes (data.num_workers
+# > 0) read absl flags, which must count as parsed (with their defaults).
+flags.FLAGS.mark_as_parsed()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,8 +117,9 @@ def filled_train_state(config, std=1.0):
   EMA distinct from the generator), made without compiling the real
   init."""
   from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import recipe as recipe_lib
   abstract = jax.eval_shape(lambda: ts.init_train_state(
-      ts.build_recipe(config), jax.random.key(0)))
+      recipe_lib.build_recipe(config), jax.random.key(0)))
   rng = np.random.default_rng(0)
 
   def fill(leaf):

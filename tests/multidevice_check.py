@@ -20,9 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from sr_jax.train import state as ts
+from sr_jax.train import recipe as recipe_lib
+from sr_jax.train import warm_start
 from sr_jax.train.step import data_parallel_mesh
 from sr_jax.train.step import jit_for_mesh
 from sr_jax.train.step import make_phase_step
+from sr_jax.train.step import StepSettings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,11 +41,12 @@ def run_steps(vgg_path):
   config = module.get_config('runlocal')
   config.batch_size = 8
   config.frozen.vgg19 = vgg_path
-  recipe = ts.build_recipe(config)
-  aux, _ = ts.load_aux(recipe, config)
+  recipe = recipe_lib.build_recipe(config)
+  aux, _ = warm_start.load_aux(recipe, config)
   psnr, gan = recipe.phases
-  psnr_step = make_phase_step(config, recipe, psnr)
-  gan_step = make_phase_step(config, recipe, gan)
+  settings = StepSettings.from_config(config)
+  psnr_step = make_phase_step(recipe, psnr, settings)
+  gan_step = make_phase_step(recipe, gan, settings)
   gt = config.data.gt_size
   hr = np.random.default_rng(0).integers(0, 256, (8, gt, gt, 3), np.uint8)
   jitted = {n: (jit_for_mesh(psnr_step, data_parallel_mesh(jax.devices()[:n])),

@@ -4,18 +4,20 @@ The PyTorch modules (sr_jax.tools.torch_reference) are written from the
 published
 architectures (ESRGAN's RRDBNet as in BasicSR, BasicSR's VGGStyleDiscriminator,
 torchvision's vgg19 `features`), given random weights, converted with
-sr_jax.weights.convert_state_dict and run on the same random inputs.
+sr_jax.convert.convert_state_dict and run on the same random inputs.
 """
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
-from sr_jax import weights as convert
+from sr_jax import weights
 from sr_jax import models
 from sr_jax.models import layers
 
-torch = pytest.importorskip('torch')
 from sr_jax.tools import torch_reference  # noqa: E402  (needs torch)
+
+
 tnn = torch.nn
 F = torch.nn.functional
 
@@ -82,7 +84,7 @@ def test_rrdbnet_parity(scale, h, w):
   x = rand_image(2, 3, h, w)
   with torch.no_grad():
     expected = to_nhwc(ref(x))
-  variables = convert.convert_state_dict('rrdbnet', ref.state_dict())
+  variables = weights.convert_state_dict('rrdbnet', ref.state_dict())
   model = models.get_generator('rrdbnet', scale=scale, num_feat=8,
                                num_block=2, num_grow_ch=4)
   out = model.apply(variables, to_nhwc(x), train=False)
@@ -98,7 +100,7 @@ def test_vgg_style_parity(size, use_bn):
   x = rand_image(3, 3, size, size)
   with torch.no_grad():
     expected = ref(x).numpy()
-  variables = convert.convert_state_dict('vgg_style', ref.state_dict())
+  variables = weights.convert_state_dict('vgg_style', ref.state_dict())
   assert ('batch_stats' in variables) == use_bn
   model = models.get_discriminator('vgg_style', num_feat=8, input_size=size,
                                    use_bn=use_bn)
@@ -121,7 +123,7 @@ def test_vgg19_parity():
       h = module(h)
       expected.update({k: to_nhwc(h) for k, v in index.items() if v == i})
   state_dict = features.state_dict()
-  variables = convert.convert_state_dict('vgg19', state_dict)
+  variables = weights.convert_state_dict('vgg19', state_dict)
   assert len(variables['params']) == 16
   feats = models.VGG19(layers=tuple(index)).apply(variables, to_nhwc(x))
   for name in index:
@@ -131,7 +133,7 @@ def test_vgg19_parity():
   # Full torchvision checkpoints also hold the classifier: it is skipped.
   full = {f'features.{k}': v for k, v in state_dict.items()}
   full['classifier.6.bias'] = torch.zeros(1000)
-  converted = convert.convert_state_dict('vgg19', full)
+  converted = weights.convert_state_dict('vgg19', full)
   np.testing.assert_array_equal(converted['params']['conv5_4']['kernel'],
                                 variables['params']['conv5_4']['kernel'])
 
@@ -155,22 +157,22 @@ def tiny_rrdbnet_state_dict(seed):
 
 def test_wrappers_numpy_and_module_prefix():
   sd, sd_ema = tiny_rrdbnet_state_dict(0), tiny_rrdbnet_state_dict(1)
-  plain = convert.convert_state_dict('rrdbnet', sd)
-  ema = convert.convert_state_dict('rrdbnet', sd_ema)
+  plain = weights.convert_state_dict('rrdbnet', sd)
+  ema = weights.convert_state_dict('rrdbnet', sd_ema)
   kernel = lambda v: v['params']['body_0']['rdb2']['conv3']['kernel']
   np.testing.assert_array_equal(
       kernel(plain),
       sd['body.0.rdb2.conv3.weight'].numpy().transpose(2, 3, 1, 0))
   # BasicSR checkpoints: params_ema is preferred when both are present.
-  both = convert.convert_state_dict('rrdbnet',
+  both = weights.convert_state_dict('rrdbnet',
                                     {'params': sd, 'params_ema': sd_ema})
   np.testing.assert_array_equal(kernel(both), kernel(ema))
-  only = convert.convert_state_dict('rrdbnet', {'params': sd})
+  only = weights.convert_state_dict('rrdbnet', {'params': sd})
   np.testing.assert_array_equal(kernel(only), kernel(plain))
   # numpy arrays and DataParallel's 'module.' prefix.
   as_numpy = {f'module.{k}': v.numpy() for k, v in sd.items()}
   np.testing.assert_array_equal(
-      kernel(convert.convert_state_dict('rrdbnet', as_numpy)), kernel(plain))
+      kernel(weights.convert_state_dict('rrdbnet', as_numpy)), kernel(plain))
   assert kernel(plain).dtype == np.float32
   # The original ESRGAN release's key names (RRDB_trunk.0.RDB1.conv1, ...).
   renames = [('conv_body', 'trunk_conv'), ('body.', 'RRDB_trunk.'),
@@ -182,7 +184,7 @@ def test_wrappers_numpy_and_module_prefix():
     old_style[key] = value
   assert 'RRDB_trunk.0.RDB2.conv3.weight' in old_style
   np.testing.assert_array_equal(
-      kernel(convert.convert_state_dict('rrdbnet', old_style)), kernel(plain))
+      kernel(weights.convert_state_dict('rrdbnet', old_style)), kernel(plain))
 
 
 def test_missing_unexpected_and_misshaped_keys_are_named():
@@ -191,25 +193,25 @@ def test_missing_unexpected_and_misshaped_keys_are_named():
   del missing['body.0.rdb2.conv3.bias']
   with pytest.raises(ValueError,
                      match=r'missing keys.*body\.0\.rdb2\.conv3\.bias'):
-    convert.convert_state_dict('rrdbnet', missing)
+    weights.convert_state_dict('rrdbnet', missing)
 
   misshaped = dict(sd, **{'conv_body.weight': torch.zeros(8, 8, 1, 1)})
   with pytest.raises(ValueError,
                      match=r'conv_body\.weight: got \(8, 8, 1, 1\), expected '
                            r'\(8, 8, 3, 3\)'):
-    convert.convert_state_dict('rrdbnet', misshaped)
+    weights.convert_state_dict('rrdbnet', misshaped)
 
   extra = dict(sd, **{'conv_extra.weight': torch.zeros(8, 8, 3, 3)})
   with pytest.raises(ValueError, match=r'unexpected keys.*conv_extra\.weight'):
-    convert.convert_state_dict('rrdbnet', extra)
+    weights.convert_state_dict('rrdbnet', extra)
 
   bn = randomise_bn(TorchVGGStyle(3, 4, 16)).state_dict()
   del bn['bn1_0.running_var']
   with pytest.raises(ValueError, match=r'bn1_0\.running_var'):
-    convert.convert_state_dict('vgg_style', bn)
+    weights.convert_state_dict('vgg_style', bn)
 
   with pytest.raises(ValueError, match=r'features\.34\.weight'):
-    convert.convert_state_dict(
+    weights.convert_state_dict(
         'vgg19', {k: v for k, v in torch_vgg19_features().state_dict().items()
                   if k != '34.weight'})
 
@@ -219,4 +221,4 @@ def test_unknown_arch_lists_supported():
                                        "'srvgg', "
                                        "'unet_sn', 'vgg19', 'vgg_style', "
                                        "'wdrn'"):
-    convert.convert_state_dict('edsr', {})
+    weights.convert_state_dict('edsr', {})

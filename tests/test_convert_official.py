@@ -17,9 +17,9 @@ import sys
 import jax
 import numpy as np
 import pytest
+import torch
 
 from conftest import REPO
-from sr_jax import weights as convert
 from sr_jax import models
 from sr_jax import weights
 from sr_jax.tools import convert as convert_cli
@@ -29,7 +29,7 @@ from test_convert import rand_image
 from test_convert import rel_err
 from test_convert import to_nhwc
 
-torch = pytest.importorskip('torch')
+
 tnn = torch.nn
 F = torch.nn.functional
 
@@ -182,7 +182,7 @@ def test_srvgg_parity(act, scale):
   ref = TorchSRVGG(upscale=scale, act=act).eval()
   x = rand_image(1, 3, 13, 11)
   kw = {} if act == 'prelu' else {'act_type': act}
-  variables, config = convert.convert_with_config('srvgg', ref.state_dict(),
+  variables, config = weights.convert_with_config('srvgg', ref.state_dict(),
                                                   **kw)
   assert config == dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2,
                         scale=scale, act_type=act)
@@ -192,7 +192,7 @@ def test_srvgg_parity(act, scale):
   # BasicSR-style wrapper: params_ema wins over params.
   other = TorchSRVGG(upscale=scale, act=act).state_dict()
   assert_same_variables(
-      convert.convert_state_dict(
+      weights.convert_state_dict(
           'srvgg', {'params': other, 'params_ema': ref.state_dict()}, **kw),
       variables)
 
@@ -201,7 +201,7 @@ def test_srvgg_without_prelu_needs_act_type():
   sd = TorchSRVGG(act='relu').state_dict()
   assert sorted(sd)[:3] == ['body.0.bias', 'body.0.weight', 'body.2.bias']
   with pytest.raises(ValueError, match="act_type='relu' or 'lrelu'"):
-    convert.convert_state_dict('srvgg', sd)
+    weights.convert_state_dict('srvgg', sd)
 
 
 @pytest.mark.parametrize('scale', [2, 3, 4])
@@ -209,7 +209,7 @@ def test_msrresnet_parity(scale):
   torch.manual_seed(10 + scale)
   ref = TorchMSRResNet(upscale=scale).eval()
   x = rand_image(1, 3, 13, 11, seed=scale)
-  variables, config = convert.convert_with_config(
+  variables, config = weights.convert_with_config(
       'msrresnet', {'params_ema': ref.state_dict()})
   assert config == dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=2,
                         scale=scale)
@@ -230,7 +230,7 @@ def test_srgan_srresnet_parity(scale, prelu_ch, conv_bias):
   assert 'trunk.1.rcb.4.running_var' in sd
   assert 'upsampling.0.upsample_block.2.weight' in sd
   # Lornatang's checkpoints hold the weights under 'state_dict'.
-  variables, config = convert.convert_with_config(
+  variables, config = weights.convert_with_config(
       'srresnet', {'state_dict': sd})
   assert config == dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=2,
                         scale=scale)
@@ -244,7 +244,7 @@ def test_srgan_srresnet_parity(scale, prelu_ch, conv_bias):
   # Forks without the inner .rcb / .upsample_block names convert the same.
   flat = {k.replace('.rcb.', '.').replace('.upsample_block.', '.'): v
           for k, v in sd.items()}
-  assert_same_variables(convert.convert_state_dict('srresnet', flat),
+  assert_same_variables(weights.convert_state_dict('srresnet', flat),
                         variables)
 
 
@@ -253,7 +253,7 @@ def test_srgan_missing_key_is_named_in_its_layout():
   del sd['trunk.1.rcb.2.weight']
   with pytest.raises(ValueError,
                      match=r'missing keys.*trunk\.1\.rcb\.2\.weight'):
-    convert.convert_state_dict('srresnet', sd)
+    weights.convert_state_dict('srresnet', sd)
 
 
 # --------------------------------------------------- safetensors by hand --
@@ -296,7 +296,7 @@ def test_safetensors_dtypes_by_hand(tmp_path):
              'count': np.array([7, -3], '<i8'),
              'bytes': np.arange(3, dtype='u1')},
       metadata={'format': 'pt'}, raw={'b': ('BF16', [2, 2], bf16)})
-  tensors, meta = convert.read_safetensors(path)
+  tensors, meta = weights.read_safetensors(path)
   assert meta == {'format': 'pt'}
   np.testing.assert_array_equal(tensors['a.weight'], f32)
   assert tensors['a.weight'].flags.writeable
@@ -306,7 +306,7 @@ def test_safetensors_dtypes_by_hand(tmp_path):
   assert tensors['count'].dtype == np.int64
   np.testing.assert_array_equal(tensors['count'], [7, -3])
   np.testing.assert_array_equal(tensors['bytes'], [0, 1, 2])
-  assert sorted(convert.load_torch_file(path)) == sorted(tensors)
+  assert sorted(weights.load_torch_file(path)) == sorted(tensors)
 
 
 def test_safetensors_bad_files_are_named(tmp_path):
@@ -324,12 +324,12 @@ def test_safetensors_bad_files_are_named(tmp_path):
     path = tmp_path / f'{name}.safetensors'
     path.write_bytes(content)
     with pytest.raises(ValueError, match=message) as info:
-      convert.load_torch_file(path)
+      weights.load_torch_file(path)
     assert str(path) in str(info.value)
   fp8 = tmp_path / 'fp8.safetensors'
   write_safetensors(fp8, {}, raw={'w': ('F8_E4M3', [2], b'\x00\x01')})
   with pytest.raises(ValueError, match='F8_E4M3.*supported'):
-    convert.load_torch_file(fp8)
+    weights.load_torch_file(fp8)
 
 
 def test_safetensors_matches_the_library_if_installed(tmp_path):
@@ -339,7 +339,7 @@ def test_safetensors_matches_the_library_if_installed(tmp_path):
              'z': np.random.rand(2).astype(np.float16)}
   path = tmp_path / 'lib.safetensors'
   st_numpy.save_file(tensors, str(path), metadata={'k': 'v'})
-  ours, meta = convert.read_safetensors(path)
+  ours, meta = weights.read_safetensors(path)
   assert meta == {'k': 'v'}
   for key, value in tensors.items():
     np.testing.assert_array_equal(ours[key], value)
@@ -359,11 +359,11 @@ def rrdb_x2():
 
 
 def check_rrdb_x2(path, x, expected):
-  arch, kwargs, variables = convert.load_converted(path)
+  arch, kwargs, variables = weights.load_converted(path)
   assert arch == 'rrdbnet'
   assert kwargs == dict(num_in_ch=3, num_out_ch=3, scale=2, num_feat=8,
                         num_block=1, num_grow_ch=4)
-  out = convert.build_model(arch, **kwargs).apply(variables, to_nhwc(x))
+  out = weights.build_model(arch, **kwargs).apply(variables, to_nhwc(x))
   assert out.shape == (1, 28, 20, 3)
   assert rel_err(out, expected) < 1e-4
 
@@ -424,7 +424,7 @@ def test_cli_errors_leave_no_file(rrdb_x2, tmp_path, capsys, monkeypatch):
 def test_training_checkpoint_needs_key():
   sd = TorchMSRResNet(nb=1).state_dict()
   with pytest.raises(ValueError, match=r"\['net_g'\].*--key"):
-    convert.convert_state_dict('msrresnet', {'net_g': sd, 'iter': 5})
+    weights.convert_state_dict('msrresnet', {'net_g': sd, 'iter': 5})
 
 
 def test_old_npz_without_metadata(tmp_path):
@@ -433,7 +433,7 @@ def test_old_npz_without_metadata(tmp_path):
   assert weights.load_metadata(path) == {}
   assert list(weights.load_params(path)) == ['params']
   with pytest.raises(ValueError, match='no arch metadata'):
-    convert.load_converted(path)
+    weights.load_converted(path)
 
 
 # ------------------------------------------------ generator.init_from --
@@ -451,10 +451,12 @@ def psnr_config(**generator):
 
 def init_state(config):
   from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
-  recipe = ts.build_recipe(config)
+  from sr_jax.train import recipe as recipe_lib
+  from sr_jax.train import warm_start
+  recipe = recipe_lib.build_recipe(config)
   init = jax.jit(lambda rng: ts.init_train_state(recipe, rng))
   # As train.py does on a fresh start (never on resume).
-  return ts.apply_init_from(config, recipe, init(jax.random.key(0)))
+  return warm_start.apply_init_from(config, recipe, init(jax.random.key(0)))
 
 
 @pytest.mark.slow
@@ -463,8 +465,8 @@ def test_init_from_converted_file_and_pth(tmp_path):
   src = tmp_path / 'g.pth'
   torch.save({'params_ema': TorchRRDBNet(4, nb=1).state_dict()}, src)
   npz = tmp_path / 'g.npz'
-  convert.convert_file('rrdbnet', src, npz)
-  expected = convert.load_converted(npz)[2]['params']
+  weights.convert_file('rrdbnet', src, npz)
+  expected = weights.load_converted(npz)[2]['params']
   # A jitted init, as train.py runs it, starts from exactly these params
   # (a random init would differ everywhere).
   state = init_state(psnr_config(init_from=str(npz)))
@@ -486,8 +488,8 @@ def test_init_from_converted_file_and_pth(tmp_path):
 def test_init_from_mismatch_names_params_and_both_sides(tmp_path):
   torch.manual_seed(4)
   npz = tmp_path / 'x2.npz'
-  convert.save_converted(
-      npz, 'rrdbnet', convert.convert_state_dict(
+  weights.save_converted(
+      npz, 'rrdbnet', weights.convert_state_dict(
           'rrdbnet', TorchRRDBNet(2, nb=2).state_dict()), {'scale': 2})
   with pytest.raises(ValueError) as info:
     init_state(psnr_config(init_from=str(npz)))
@@ -498,8 +500,8 @@ def test_init_from_mismatch_names_params_and_both_sides(tmp_path):
                  "['params/body_1/"):
     assert needle in message, (needle, message)
   srvgg = tmp_path / 'srvgg.npz'
-  variables, kwargs = convert.convert_with_config(
+  variables, kwargs = weights.convert_with_config(
       'srvgg', TorchSRVGG().state_dict())
-  convert.save_converted(srvgg, 'srvgg', variables, kwargs)
+  weights.save_converted(srvgg, 'srvgg', variables, kwargs)
   with pytest.raises(ValueError, match="converted as 'srvgg'.*not 'rrdbnet'"):
     init_state(psnr_config(init_from=str(srvgg)))

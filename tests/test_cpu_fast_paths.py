@@ -12,13 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
 from sr_jax.tools import bench
-from sr_jax.train import state as ts
+from sr_jax.train import recipe as recipe_lib
+from sr_jax.train import warm_start
 from sr_jax.models import layers
 from sr_jax.models import vgg19 as vgg19_lib
 
-torch = pytest.importorskip('torch')
+
 F = torch.nn.functional
 
 # (kernel, stride, pad, height, width): BasicSR's VGG-style D (4, 2, 1), the
@@ -114,7 +116,8 @@ def test_frozen_network_input_gradient_with_flipped_kernels_is_the_same():
 def test_load_aux_gives_frozen_networks_their_flipped_kernels_on_the_cpu():
   config = bench.compare_config(gan_batch=2, gan_gt_size=32, gan_blocks=1,
                                 num_feat=8)
-  aux, missing = ts.load_aux(ts.build_recipe(config), config, random=True)
+  aux, missing = warm_start.load_aux(recipe_lib.build_recipe(config), config,
+                                     random=True)
   assert not missing
   vgg = aux['vgg19']
   np.testing.assert_array_equal(

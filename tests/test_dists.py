@@ -17,14 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
-from sr_jax import weights as convert
 from sr_jax import weights
 from sr_jax.metrics import dists_metric as dists_lib
 from sr_jax.metrics import registry
 from sr_jax.weights import dists as dists_weights
 
-torch = pytest.importorskip('torch')
+
 tnn = torch.nn
 F = torch.nn.functional
 
@@ -118,7 +118,7 @@ def reference():
         m.weight.normal_(0, (2 / m.weight[0].numel()) ** 0.5, generator=gen)
         m.bias.normal_(0, 0.1, generator=gen)
   model.eval()
-  return model, convert.convert_state_dict('dists', model.state_dict())
+  return model, weights.convert_state_dict('dists', model.state_dict())
 
 
 def errors(ours, ref) -> tuple[float, float]:
@@ -215,29 +215,29 @@ def _torchvision_vgg16(model):
 def test_convert_torchvision_vgg16_and_bad_keys(reference):
   model, variables = reference
   # torchvision's vgg16 gets the released alpha / beta: the same variables.
-  from_vgg = convert.convert_state_dict('dists', _torchvision_vgg16(model))
+  from_vgg = weights.convert_state_dict('dists', _torchvision_vgg16(model))
   jax.tree.map(np.testing.assert_array_equal, from_vgg, variables)
 
   sd = model.state_dict()
   with pytest.raises(ValueError, match=r"missing keys: \['beta'\]"):
-    convert.convert_state_dict('dists', {k: v for k, v in sd.items()
+    weights.convert_state_dict('dists', {k: v for k, v in sd.items()
                                          if k != 'beta'})
   with pytest.raises(ValueError, match=r"missing keys: \['features\.28\."
                                        r"bias'\]"):
-    convert.convert_state_dict('dists', {k: v for k, v in sd.items()
+    weights.convert_state_dict('dists', {k: v for k, v in sd.items()
                                          if k != 'stage5.28.bias'})
   with pytest.raises(ValueError, match=r'stage3\.12\.weight: got '
                      r'\(256, 256, 1, 1\), expected \(256, 256, 3, 3\)'):
-    convert.convert_state_dict('dists', dict(sd, **{
+    weights.convert_state_dict('dists', dict(sd, **{
         'stage3.12.weight': torch.zeros(256, 256, 1, 1)}))
   with pytest.raises(ValueError, match='stage2.4.filter .* not the L2 '
                      'pooling filter'):
-    convert.convert_state_dict('dists', dict(sd, **{
+    weights.convert_state_dict('dists', dict(sd, **{
         'stage2.4.filter': torch.ones(64, 1, 3, 3)}))
   with pytest.raises(ValueError, match=r'std is \[1.0, 1.0, 1.0\]'):
-    convert.convert_state_dict('dists', dict(sd, std=torch.ones(1, 3, 1, 1)))
+    weights.convert_state_dict('dists', dict(sd, std=torch.ones(1, 3, 1, 1)))
   with pytest.raises(ValueError, match=r'unexpected keys: \[.stage1\.1\.'):
-    convert.convert_state_dict('dists', dict(sd, **{
+    weights.convert_state_dict('dists', dict(sd, **{
         'stage1.1.weight': torch.zeros(3)}))
 
 

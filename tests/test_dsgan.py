@@ -6,17 +6,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
 from conftest import load_config
 from conftest import run_python
-from sr_jax import weights as convert
+from sr_jax import weights
 from sr_jax import degradations
+from sr_jax import inference
 from sr_jax import losses
 from sr_jax import models
 from sr_jax.degradations import frequency_split
 from sr_jax.degradations import imresize
 
-torch = pytest.importorskip('torch')
+
 nn = torch.nn
 
 
@@ -86,7 +88,7 @@ def _randomise(net, seed):
 def test_generator_matches_torch(downscale):
   net = _randomise(TorchGenerator(8, 2), 0).eval()
   sd = {k: v.numpy() for k, v in net.state_dict().items()}
-  variables = convert.convert_state_dict('dsgan', sd, downscale=downscale)
+  variables = weights.convert_state_dict('dsgan', sd, downscale=downscale)
   x = np.random.default_rng(0).random((2, 12, 16, 3), np.float32)
   module = models.get_generator('dsgan', num_feat=8, num_block=2,
                                 downscale=downscale)
@@ -204,13 +206,13 @@ def test_low_frequency_term_ignores_high_frequencies():
 
 
 def test_a_cycle_term_without_its_network_is_named(tmp_path):
-  from sr_jax.train import state as train_state  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import recipe as recipe_lib  # pylint: disable=g-import-not-at-top
   config = load_config('srrescycgan')
   config.gan.train = ('generator', 'discriminator')
   del config.gan.optimizers['generator_lr']
   with pytest.raises(ValueError, match=r'gan\.losses\.cycle runs the '
                      r"network\(s\) \['generator_lr'\]"):
-    train_state.build_recipe(config)
+    recipe_lib.build_recipe(config)
 
 
 def _dsgan_config(**degradation):
@@ -329,23 +331,21 @@ def test_dsgan_then_srrescycgan_on_its_pairs_then_make_lr(
   hr_dir, lr_dir = tmp_path / 'hr', tmp_path / 'lr'
   hr_dir.mkdir()
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
   hr = np.random.default_rng(7).integers(0, 256, (34, 41, 3), np.uint8)
   Image.fromarray(hr).save(hr_dir / 'x.png')
-  result = run_python(['-m', 'sr_jax.tools.make_lr', '--dsgan', str(dsgan),
+  result = run_python(['-m', 'sr_jax.data.make_lr', '--dsgan', str(dsgan),
                        '--input', str(hr_dir), '--output', str(lr_dir)])
   assert result.returncode == 0, result.stdout + result.stderr
   written = np.asarray(Image.open(lr_dir / 'x.png'))
   assert written.shape == (8, 10, 3)  # 32 x 40 after the mod crop.
-  module, variables = checkpoint.load_trained_generator(str(dsgan), 'dsgan',
-                                                        'test')
+  loaded = inference.load_generator_of(str(dsgan), 'dsgan', 'test')
+  module, variables = loaded.module, loaded.variables
   cropped = hr[:32, :40][None] / 255.0
   expected = np.round(np.asarray(module.apply(
       variables, imresize(jnp.asarray(cropped, jnp.float32), 0.25)))[0]
                       * 255)
   assert np.abs(written.astype(int) - expected).max() <= 1
   # Not a super-resolution model: inference says what to use instead.
-  from sr_jax import inference  # pylint: disable=g-import-not-at-top
-  with pytest.raises(ValueError, match='sr_jax.tools.make_lr --dsgan'):
+  with pytest.raises(ValueError, match='sr_jax.data.make_lr --dsgan'):
     inference.load_generator_for_inference(checkpoint=str(dsgan),
                                            which='latest')

@@ -25,6 +25,7 @@ from conftest import run_python
 from sr_jax import checkpoint
 from sr_jax.checkpoint import __main__ as checkpoints
 from sr_jax.train import loop as train
+from sr_jax.train import preemption as train_preemption
 from sr_jax import upscale
 
 
@@ -205,9 +206,9 @@ def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path):
 
 def test_a_second_signal_waits_for_the_save_and_a_third_aborts(
     monkeypatch, capsys):
-  preemption = train._Preemption()
+  preemption = train_preemption.Preemption()
   exits = []
-  monkeypatch.setattr(train.os, '_exit', exits.append)
+  monkeypatch.setattr(train_preemption.os, '_exit', exits.append)
   try:
     preemption._handler(signal.SIGTERM, None)
     assert preemption.requested
@@ -221,7 +222,7 @@ def test_a_second_signal_waits_for_the_save_and_a_third_aborts(
   finally:
     preemption.restore()
   # Ctrl-C twice before the save starts: the second interrupts the step.
-  preemption = train._Preemption()
+  preemption = train_preemption.Preemption()
   try:
     preemption._handler(signal.SIGINT, None)
     with pytest.raises(KeyboardInterrupt):

@@ -16,8 +16,8 @@ import jax
 import numpy as np
 import pytest
 import scipy.linalg
+import torch
 
-from sr_jax import weights as convert
 from sr_jax import weights
 from sr_jax.metrics import frechet_inception as fid_lib
 from sr_jax.metrics import registry
@@ -25,7 +25,7 @@ from sr_jax.models import inception
 from sr_jax.weights import __main__ as cli
 from sr_jax.weights import inception as inception_weights
 
-torch = pytest.importorskip('torch')
+
 tnn = torch.nn
 F = torch.nn.functional
 
@@ -214,7 +214,7 @@ def reference():
   """(torch model, converted variables), shared by the tests (~22M
   parameters: building it takes seconds)."""
   model = randomise(TorchFIDInception(), seed=0)
-  variables = convert.convert_state_dict('inception_fid', model.state_dict())
+  variables = weights.convert_state_dict('inception_fid', model.state_dict())
   return model, variables
 
 
@@ -454,7 +454,7 @@ def test_convert_names_bad_keys(reference):
   sd = model.state_dict()
   with pytest.raises(ValueError, match=r"missing keys: \['Mixed_6e\."
                      r"branch7x7dbl_3\.bn\.running_var'\]"):
-    convert.convert_state_dict('inception_fid', {
+    weights.convert_state_dict('inception_fid', {
         k: v for k, v in sd.items()
         if k != 'Mixed_6e.branch7x7dbl_3.bn.running_var'})
   bad = dict(sd, **{'Mixed_7c.branch_pool.conv.weight':
@@ -462,10 +462,10 @@ def test_convert_names_bad_keys(reference):
   with pytest.raises(ValueError, match=r'Mixed_7c\.branch_pool\.conv\.weight'
                      r': got \(192, 2048, 3, 3\), expected '
                      r'\(192, 2048, 1, 1\)'):
-    convert.convert_state_dict('inception_fid', bad)
+    weights.convert_state_dict('inception_fid', bad)
   aux = dict(sd, **{'AuxLogits.fc.weight': torch.zeros(1000, 768)})
   with pytest.raises(ValueError, match="torchvision's inception_v3"):
-    convert.convert_state_dict('inception_fid', aux)
+    weights.convert_state_dict('inception_fid', aux)
 
 
 @pytest.fixture()
@@ -502,7 +502,7 @@ def test_load_frozen_explains_converts_and_caches(reference, tmp_path,
                weights.load_frozen('inception_fid'), variables)
   arch, kwargs, _ = weights.load_converted(cached)
   assert (arch, kwargs) == ('inception_fid', {})
-  assert isinstance(convert.build_model(arch), inception.InceptionV3FID)
+  assert isinstance(weights.build_model(arch), inception.InceptionV3FID)
   # Weights of another network are refused with the how-to.
   other = tmp_path / 'other.npz'
   weights.save_params(other, {'params': {'conv1_1': {'bias': np.zeros(3)}}})

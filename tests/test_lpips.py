@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
 from sr_jax import metrics
 from sr_jax import weights
@@ -22,7 +23,7 @@ from sr_jax.weights import lpips as convert_lib
 from sr_jax.metrics import lpips as lpips_lib
 from sr_jax.weights import params_io
 
-torch = pytest.importorskip('torch')
+
 tnn = torch.nn
 
 # torchvision's `features` layouts and the lpips slices (end indices).

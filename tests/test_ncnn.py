@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from sr_jax import weights as convert
+from sr_jax import weights
 from sr_jax import upscale
 from sr_jax.tools import convert as convert_cli
 from sr_jax.inference import pre_pad
@@ -97,7 +97,7 @@ def run_ncnn(stem: str, image: np.ndarray) -> np.ndarray:
 
 def run_sr_jax(stem: str, image: np.ndarray) -> np.ndarray:
   arch, kwargs, variables = ncnn_reader.read_ncnn(MODELS / f'{stem}.param')
-  module = convert.build_model(arch, **kwargs)
+  module = weights.build_model(arch, **kwargs)
   return np.asarray(jax.jit(module.apply)(variables, image[None]))[0]
 
 
@@ -242,7 +242,7 @@ def test_x2_x3_outputs_match_ncnn_with_the_cubic_resize(scale):
 def test_cubic_resize_is_torch_bicubic():
   """An independent reference: PyTorch's bicubic (a = -0.75, clamped edge,
   half-pixel centres, no antialiasing), shrinking and enlarging."""
-  torch = pytest.importorskip('torch')
+  import torch
   x = np.random.default_rng(0).random((23, 17, 3), dtype=np.float32)
   for size in ((11, 8), (17, 13), (46, 51)):
     ref = torch.nn.functional.interpolate(
@@ -346,7 +346,7 @@ def test_convert_commands_write_the_usual_metadata(tmp_path, capsys):
                            str(tmp_path / 'no.npz')]) == 1
   assert 'num_block=23 (file: 6)' in capsys.readouterr().err
   assert not (tmp_path / 'no.npz').exists()
-  # python -m sr_jax.tools.convert ARCH SRC.param OUT.
+  # python -m sr_jax.convert ARCH SRC.param OUT.
   x3 = str(MODELS / 'realesr-animevideov3-x3.param')
   assert convert_cli.main(['srvgg', x3, str(tmp_path / 'c.npz')]) == 0
   assert '--outscale 3 --outscale-filter cubic' in capsys.readouterr().err

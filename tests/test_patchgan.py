@@ -5,12 +5,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
 from conftest import run_python
 from sr_jax import models
 from sr_jax.models.unet_sn import SPECTRAL
 
-torch = pytest.importorskip('torch')
+
 nn = torch.nn
 
 

@@ -15,7 +15,9 @@ import pytest
 from conftest import load_config
 from sr_jax import models
 from sr_jax.train import state as ts
+from sr_jax.train import recipe as recipe_lib
 from sr_jax.train.step import make_phase_step
+from sr_jax.train.step import StepSettings
 
 REMAT_PRIMITIVE = re.compile(r'\b(remat\w*|checkpoint)\[')
 # XLA's CPU backend expands remat's optimisation barriers early, and its
@@ -85,7 +87,7 @@ def _psnr_step(remat: bool):
   and traced, with its inputs (random parameters: numbers, not speed)."""
   config = load_config('esrgan')
   config.remat = remat
-  recipe = ts.build_recipe(config)
+  recipe = recipe_lib.build_recipe(config)
   phase = recipe.phases[0]
   abstract = jax.eval_shape(lambda: ts.init_train_state(
       recipe, jax.random.key(0), phase))
@@ -102,7 +104,8 @@ def _psnr_step(remat: bool):
       rng=jax.random.key(0), health=ts.initial_health())
   hr = rng.integers(0, 256, (config.batch_size, config.data.gt_size,
                              config.data.gt_size, 3), np.uint8)
-  traced = jax.jit(make_phase_step(config, recipe, phase)).trace(
+  traced = jax.jit(make_phase_step(
+      recipe, phase, StepSettings.from_config(config))).trace(
       state, {'hr': hr}, {})
   return recipe, traced, state, hr
 
@@ -135,4 +138,4 @@ def test_remat_on_a_generator_without_blocks_says_which_have_them():
   config.generator.kwargs = dict(models.arch_spec('wdrn').tiny_kwargs)
   with pytest.raises(ValueError, match=r"config\.remat=True.*'wdrn'.*"
                                        r"'msrresnet', 'rrdbnet'"):
-    ts.build_recipe(config)
+    recipe_lib.build_recipe(config)

@@ -27,7 +27,7 @@ _refill = jax.jit(resize_lib.refill)
 
 def _torch_resize(img, out_hw, mode):
   """F.interpolate on one HWC float32 numpy image -> HWC float64."""
-  torch = pytest.importorskip('torch')
+  import torch
   t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
   kwargs = {} if mode in ('nearest', 'area') else dict(align_corners=False)
   out = torch.nn.functional.interpolate(t, size=tuple(out_hw), mode=mode,
@@ -70,7 +70,7 @@ def test_resize_matrix_matches_torch_for_all_small_lengths(mode):
   # Every in/out pair up to 24: catches off-by-ones at the borders and
   # float32 rounding of `nearest`'s floor(i * in / out) (e.g. 26 -> 22 picks
   # pixel 12, not 13, for output 11 in float32, as torch does).
-  torch = pytest.importorskip('torch')
+  import torch
   v = np.random.default_rng(1).random(26).astype(np.float32)
   for in_len in list(range(1, 25)) + [26]:
     t = torch.from_numpy(v[:in_len]).reshape(1, 1, 1, in_len)

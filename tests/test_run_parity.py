@@ -17,16 +17,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import torch
 
 from conftest import run_python
-from sr_jax import weights as convert
+from sr_jax import weights
 from sr_jax import models
 from sr_jax import optimizers
-from sr_jax.train import state as ts
+from sr_jax.train import recipe as recipe_lib
 from sr_jax.optimizers.adam import bias_correction
 from sr_jax.train.step import _advance_schedules
 
-torch = pytest.importorskip('torch')
 from sr_jax.tools import run_parity as rp  # noqa: E402  (needs torch)
 from sr_jax.tools import torch_reference as tr  # noqa: E402
 
@@ -62,7 +62,7 @@ def test_jax_to_torch_weights_round_trip(arch, make_module, make_torch):
   # sr_jax -> torch -> sr_jax is the identity, bit for bit (BatchNorm's
   # running statistics included).
   net.load_state_dict(tr.torch_state_dict(arch, variables, net))
-  back = convert.convert_state_dict(arch, net.state_dict())
+  back = weights.convert_state_dict(arch, net.state_dict())
   assert (jax.tree.structure(back) == jax.tree.structure(variables))
   jax.tree.map(np.testing.assert_array_equal, back, variables)
   # torch -> sr_jax -> torch too.
@@ -70,7 +70,7 @@ def test_jax_to_torch_weights_round_trip(arch, make_module, make_torch):
   for p in net.parameters():
     p.data.normal_()
   sd = {k: v.clone() for k, v in net.state_dict().items()}
-  again = tr.torch_state_dict(arch, convert.convert_state_dict(arch, sd), net)
+  again = tr.torch_state_dict(arch, weights.convert_state_dict(arch, sd), net)
   assert list(again) == list(sd)
   for k in sd:
     assert torch.equal(again[k], sd[k]), k
@@ -78,7 +78,7 @@ def test_jax_to_torch_weights_round_trip(arch, make_module, make_torch):
 
 def test_torch_state_dict_names_what_is_missing():
   net = tr.RRDBNet(3, 3, 4, num_feat=8, num_block=1, num_grow_ch=4)
-  variables = convert.convert_state_dict('rrdbnet', net.state_dict())
+  variables = weights.convert_state_dict('rrdbnet', net.state_dict())
   del variables['params']['conv_last']
   with pytest.raises(ValueError, match='conv_last'):
     tr.torch_state_dict('rrdbnet', variables, net)
@@ -176,7 +176,8 @@ def test_skipped_update_advances_only_the_schedules():
   iteration, Adam only with the updates."""
   tx, _ = optimizers.build_optimizer(dict(name='adam', lr=1.0,
                                           milestones=(2,)))
-  frozen = ts._freeze(tx, {'trunk': 'vgg19'})  # A multi_transform state.
+  # A multi_transform state.
+  frozen = recipe_lib._freeze(tx, {'trunk': 'vgg19'})
   for t in (tx, frozen):
     params = {'trunk': jnp.zeros(2), 'head': jnp.ones(3)}
     state = t.init(params)

@@ -9,12 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
 from conftest import REPO
 from sr_jax import losses
 from sr_jax import models
-
-torch = pytest.importorskip('torch')
 
 
 class TorchSRGANDiscriminator(torch.nn.Module):

@@ -5,12 +5,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
-from sr_jax import weights as convert
+from sr_jax import weights
 from sr_jax import models
 from sr_jax.models import srrescgan
 
-torch = pytest.importorskip('torch')
+
 nn = torch.nn
 F = torch.nn.functional
 
@@ -128,7 +129,7 @@ def test_matches_the_published_architecture_on_random_weights(
   sd = {k: v.detach() for k, v in reference.state_dict().items()}
   assert {'alpha', 'model.conv1.weight_g', 'model.conv1.weight_v',
           'model.layer1.0.relu1.weight'} <= set(sd)
-  params = convert.convert_state_dict('srrescgan', sd)
+  params = weights.convert_state_dict('srrescgan', sd)
   generator = models.get_generator('srrescgan', scale=scale, depth=depth,
                                    num_feat=feat)
   out = np.asarray(generator.apply(params, lr.transpose(0, 2, 3, 1) / 255.0))
@@ -157,7 +158,7 @@ def test_converter_names_missing_and_unexpected_keys():
   sd['model.extra.weight'] = torch.zeros(1)
   sd['stray'] = torch.zeros(1)
   with pytest.raises(ValueError, match='layer1_1.relu2.negative_slope') as e:
-    convert.convert_state_dict('srrescgan', sd)
+    weights.convert_state_dict('srrescgan', sd)
   assert "'stray'" in str(e.value)
 
 

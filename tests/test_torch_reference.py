@@ -3,21 +3,23 @@ does.
 
 `python -m sr_jax.bench compare | suite` time these modules and BasicSR's
 ESRGAN iteration against sr_jax: here the same random weights, converted
-with sr_jax.weights, give the same outputs, losses and gradient norms, so
+with sr_jax.convert, give the same outputs, losses and gradient norms, so
 the timings compare the same computation.
 """
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
 from conftest import load_config
-from sr_jax import weights as convert
+from sr_jax import weights
 from sr_jax import models
 from sr_jax.train import state as ts
+from sr_jax.train import recipe as recipe_lib
 from sr_jax.train.step import make_phase_step
+from sr_jax.train.step import StepSettings
 
-torch = pytest.importorskip('torch')
 from sr_jax.tools import torch_reference as tr  # noqa: E402  (needs torch)
 
 
@@ -56,11 +58,11 @@ def test_esrgan_networks_match_sr_jax_at_their_default_sizes():
   with torch.no_grad():
     sr_ref, logits_ref = nhwc(net_g(nchw(lr))), net_d(nchw(hr)).numpy()
   generator = models.get_generator('rrdbnet', num_block=2)
-  sr = generator.apply(convert.convert_state_dict('rrdbnet',
+  sr = generator.apply(weights.convert_state_dict('rrdbnet',
                                                   net_g.state_dict()), lr)
   discriminator = models.get_discriminator('vgg_style')  # 64 feat, 128 px.
   logits = discriminator.apply(
-      convert.convert_state_dict('vgg_style', net_d.state_dict()), hr)
+      weights.convert_state_dict('vgg_style', net_d.state_dict()), hr)
   np.testing.assert_allclose(sr, sr_ref, atol=2e-5 * np.abs(sr_ref).max())
   np.testing.assert_allclose(logits, logits_ref, rtol=1e-4,
                              atol=1e-4 * np.abs(logits_ref).max())
@@ -73,7 +75,7 @@ def _tiny_gan_setup():
   config = load_config('esrgan')
   config.gan.adversarial_loss = 'ragan_basicsr'  # D detaches the means.
   config.batch_size = 2
-  recipe = ts.build_recipe(config)
+  recipe = recipe_lib.build_recipe(config)
   phase = recipe.phases[-1]
   assert phase.name == 'gan' and config.degradation.name == 'bicubic'
   g, d = config.generator.kwargs, config.discriminator.kwargs
@@ -87,8 +89,8 @@ def _tiny_gan_setup():
     if isinstance(m, torch.nn.Conv2d):
       torch.nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
   variables = {
-      'generator': convert.convert_state_dict('rrdbnet', net_g.state_dict()),
-      'discriminator': convert.convert_state_dict('vgg_style',
+      'generator': weights.convert_state_dict('rrdbnet', net_g.state_dict()),
+      'discriminator': weights.convert_state_dict('vgg_style',
                                                   net_d.state_dict())}
   params = {k: v.pop('params') for k, v in variables.items()}
   state = ts.TrainState(
@@ -97,7 +99,7 @@ def _tiny_gan_setup():
       opt_state={n: phase.optimizers[n].init(params[n]) for n in phase.train},
       ema_params={'generator': jax.tree.map(jnp.copy, params['generator'])},
       rng=jax.random.key(0), health=ts.initial_health())
-  aux = {'vgg19': convert.convert_state_dict('vgg19', vgg.state_dict())}
+  aux = {'vgg19': weights.convert_state_dict('vgg19', vgg.state_dict())}
   hr = np.random.default_rng(0).integers(
       0, 256, (2, config.data.gt_size, config.data.gt_size, 3), np.uint8)
   # Bicubic LR (deterministic: the key does not matter).
@@ -118,7 +120,8 @@ def test_gan_step_matches_sr_jax_gan_step():
   before = next(net_g.parameters()).detach().clone()
   losses = {k: float(v) for k, v in step(nchw(pairs.lr),
                                          nchw(pairs.target)).items()}
-  _, metrics = jax.jit(make_phase_step(config, recipe, phase))(
+  _, metrics = jax.jit(make_phase_step(
+      recipe, phase, StepSettings.from_config(config)))(
       state, {'hr': hr}, aux)
   metrics = {k: float(v) for k, v in metrics.items()}
   expected = {

@@ -12,9 +12,10 @@ from conftest import load_config
 from conftest import notebook_outputs
 from conftest import fake_devices
 from conftest import run_python
-from sr_jax import checkpoint as ckpt_lib
+from sr_jax import inference
 from sr_jax.train import loop as train
 from sr_jax.train import state as ts
+from sr_jax.train import recipe as recipe_lib
 
 
 
@@ -62,7 +63,7 @@ def test_resume_is_bitwise_identical(straight_run, tmp_path,
         jax.tree_util.keystr(path)
   # Both phases really trained: D and G moved away from their start.
   config = _two_phase_config(random_vgg19_weights)
-  init = ts.init_train_state(ts.build_recipe(config), jax.random.key(0))
+  init = ts.init_train_state(recipe_lib.build_recipe(config), jax.random.key(0))
   for network in ('generator', 'discriminator'):
     moved = jax.tree.map(
         lambda u, v: bool(np.any(np.asarray(u) != np.asarray(v))),
@@ -103,8 +104,9 @@ def test_interrupt_saves_and_resumes_exactly(straight_run, tmp_path,
 @pytest.mark.slow
 def test_load_generator_returns_the_ema_weights(straight_run):
   straight, workdir = straight_run
-  generator, variables, loaded_config = ckpt_lib.load_generator(
-      workdir, 'latest')
+  loaded = inference.load_generator(workdir, which='latest')
+  generator, variables = loaded.module, loaded.variables
+  loaded_config = loaded.run.config
   assert loaded_config.psnr.steps == 2 and generator.scale == 4
   for x, y in zip(jax.tree.leaves(variables['params']),
                   jax.tree.leaves(straight.ema_params['generator'])):
@@ -112,7 +114,7 @@ def test_load_generator_returns_the_ema_weights(straight_run):
   sr = generator.apply(variables, np.zeros((1, 5, 7, 3), np.float32))
   assert sr.shape == (1, 20, 28, 3)
   with pytest.raises(FileNotFoundError, match='no_run_here'):
-    ckpt_lib.load_generator(os.path.join(workdir, 'no_run_here'))
+    inference.load_generator(os.path.join(workdir, 'no_run_here'))
 
 
 @pytest.mark.slow
@@ -130,7 +132,7 @@ def test_upscale_notebook_runs_on_a_trained_workdir(straight_run):
 @pytest.mark.slow
 def test_gan_phase_starts_from_ema_generator():
   config = load_config('esrgan')
-  recipe = ts.build_recipe(config)
+  recipe = recipe_lib.build_recipe(config)
   psnr, gan = recipe.phases
   state = ts.init_train_state(recipe, jax.random.key(1))
   assert set(state.opt_state) == {'generator'}  # The warm-up trains G only.

@@ -6,10 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
 from sr_jax.models import unet_sn
 
-torch = pytest.importorskip('torch')
+
 F = torch.nn.functional
 
 NUM_FEAT = 8
@@ -244,8 +245,8 @@ def test_convert_wrapped_and_recognise(torch_model):
 @pytest.mark.slow
 def test_public_converter_and_registry(torch_model, x):
   """The API the checks use: get_discriminator('unet_sn', ...) and
-  sr_jax.weights.convert_state_dict('unet_sn', sd) with the SN state."""
-  from sr_jax import weights as convert  # pylint: disable=g-import-not-at-top
+  sr_jax.convert.convert_state_dict('unet_sn', sd) with the SN state."""
+  from sr_jax import convert  # pylint: disable=g-import-not-at-top
   from sr_jax import models  # pylint: disable=g-import-not-at-top
   model = copy.deepcopy(torch_model).eval()
   variables = convert.convert_state_dict('unet_sn', model.state_dict())

@@ -406,7 +406,7 @@ def torch_rrdbnet(torch, nf=8, nb=1, gc=4):
 
 
 def test_load_pth_and_npz_match_torch(tmp_path):
-  torch = pytest.importorskip('torch')
+  import torch
   torch.manual_seed(0)
   net = torch_rrdbnet(torch).eval()
   x = torch.rand(1, 3, 11, 13)
@@ -435,7 +435,7 @@ def test_load_pth_and_npz_match_torch(tmp_path):
   with pytest.raises(ValueError, match='does not fit'):
     generator_loading.load_generator_for_inference(
         weights=npz, arch='rrdbnet', model_kwargs={'scale': 2})
-  with pytest.raises(FileNotFoundError, match='sr_jax.weights'):
+  with pytest.raises(FileNotFoundError, match='sr_jax.convert'):
     generator_loading.load_generator_for_inference(weights=tmp_path / 'no.npz')
 
 

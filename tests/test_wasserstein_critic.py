@@ -12,7 +12,10 @@ from conftest import load_config
 from conftest import run_python
 from sr_jax import optimizers
 from sr_jax.train import state as ts
+from sr_jax.train import recipe as recipe_lib
+from sr_jax.train import warm_start
 from sr_jax.train.step import make_phase_step
+from sr_jax.train.step import StepSettings
 
 
 @pytest.mark.slow
@@ -21,11 +24,11 @@ def test_vgg19_trunk_is_loaded_and_frozen(random_vgg19_weights):
   config = load_config('srgan_wdrn')
   config.frozen.vgg19 = random_vgg19_weights
   config.psnr.steps = 0
-  recipe = ts.build_recipe(config)
+  recipe = recipe_lib.build_recipe(config)
   gan = recipe.phases[0]
   state = ts.init_train_state(recipe, jax.random.key(0), gan)
   before_load = state.params['discriminator']['trunk']
-  state = ts.apply_frozen_submodules(config, recipe, state)
+  state = warm_start.apply_frozen_submodules(config, recipe, state)
   trunk = state.params['discriminator']['trunk']
   pretrained = params_io.load_params(random_vgg19_weights)['params']
   assert set(trunk) == {'conv1_1', 'conv1_2', 'conv2_1', 'conv2_2'}
@@ -39,7 +42,8 @@ def test_vgg19_trunk_is_loaded_and_frozen(random_vgg19_weights):
   head = sum(x.size for x in jax.tree.leaves(
       state.params['discriminator']['head']))
   assert opt_leaves < 3 * head + 10
-  step = jax.jit(make_phase_step(config, recipe, gan))
+  step = jax.jit(make_phase_step(recipe, gan,
+                                 StepSettings.from_config(config)))
   batch = {'hr': np.random.default_rng(0).integers(
       0, 256, (4, 32, 32, 3), np.uint8)}
   start = jax.tree.map(np.asarray, state.params['discriminator'])
@@ -59,12 +63,12 @@ def test_missing_trunk_weights_stop_the_run_or_warn_in_the_demo(tmp_path,
   config = load_config('srgan_wdrn')
   config.frozen.vgg19 = str(tmp_path / 'none.npz')
   config.psnr.steps = 0
-  recipe = ts.build_recipe(config)
+  recipe = recipe_lib.build_recipe(config)
   state = ts.init_train_state(recipe, jax.random.key(0))
   with pytest.raises((weights.WeightsNotFoundError, FileNotFoundError)):
-    ts.apply_frozen_submodules(config, recipe, state)
+    warm_start.apply_frozen_submodules(config, recipe, state)
   config.frozen_drop_if_missing = True
-  kept = ts.apply_frozen_submodules(config, recipe, state)
+  kept = warm_start.apply_frozen_submodules(config, recipe, state)
   assert 'RANDOM initialisation' in capsys.readouterr().out
   jax.tree.map(np.testing.assert_array_equal, kept.params, state.params)
 

@@ -7,13 +7,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
-from sr_jax import weights as convert
+from sr_jax import weights
 from sr_jax import models
 from sr_jax.models import torch_layout
 from sr_jax.models import wdrn
 
-torch = pytest.importorskip('torch')
+
 nn = torch.nn
 F = torch.nn.functional
 
@@ -87,7 +88,7 @@ def test_matches_torch_on_random_weights(scale):
   reference = _torch_reference(scale)
   sd = {k: v.detach() for k, v in reference.state_dict().items()}
   assert models.arch_spec('wdrn').recognise(sd)
-  variables, config = convert.convert_with_config('wdrn', sd)
+  variables, config = weights.convert_with_config('wdrn', sd)
   assert config == dict(num_in_ch=3, num_out_ch=3, scale=scale, **TINY)
   lr = np.random.default_rng(scale).uniform(0, 1, (2, 3, 6, 5)).astype(
       np.float32)
@@ -120,13 +121,13 @@ def test_converter_names_missing_and_misshaped_keys():
   del bad['body.1.conv2.bias']
   bad['stray.weight'] = torch.zeros(1)
   with pytest.raises(ValueError, match='body.1.conv2.bias') as e:
-    convert.convert_state_dict('wdrn', bad)
+    weights.convert_state_dict('wdrn', bad)
   assert 'stray.weight' in str(e.value)
   with pytest.raises(ValueError, match='block_weight'):
-    convert.convert_state_dict(
+    weights.convert_state_dict(
         'wdrn', {k: v for k, v in sd.items() if k != 'block_weight'})
   with pytest.raises(ValueError, match=r'block_weight: got \(3,\)'):
-    convert.convert_state_dict('wdrn', {**sd, 'block_weight': torch.ones(3)})
+    weights.convert_state_dict('wdrn', {**sd, 'block_weight': torch.ones(3)})
 
 
 @pytest.mark.slow

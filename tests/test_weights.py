@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sr_jax import weights as convert
 from sr_jax import weights
 from sr_jax.models import vgg19 as vgg19_lib
 from sr_jax.weights import __main__ as cli
@@ -31,7 +30,7 @@ def isolated_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope='module')
 def vgg19_pth(tmp_path_factory):
   """A torchvision-layout vgg19 checkpoint with random weights (~80 MB)."""
-  torch = pytest.importorskip('torch')
+  import torch
   gen = torch.Generator().manual_seed(0)
   state_dict, prev = {}, 3
   for name in vgg19_lib.CONV_NAMES:
@@ -145,7 +144,6 @@ def _serve(monkeypatch, payload=None, error=None):
 
 
 def test_fetch_offline_fails_cleanly(monkeypatch, capsys, isolated_cache):
-  pytest.importorskip('torch')
   calls = _serve(monkeypatch,
                  error=urllib.error.URLError('Name or service not known'))
   assert cli.main(['fetch', 'vgg19']) == 1
@@ -156,7 +154,6 @@ def test_fetch_offline_fails_cleanly(monkeypatch, capsys, isolated_cache):
 
 
 def test_fetch_rejects_wrong_checksum(monkeypatch, capsys, isolated_cache):
-  pytest.importorskip('torch')
   _serve(monkeypatch, payload=b'<html>captive portal</html>' * 1000)
   assert cli.main(['fetch', 'vgg19']) == 1
   assert 'SHA-256' in capsys.readouterr().err
@@ -210,7 +207,7 @@ def _serve_download(monkeypatch, payload=None, error=None):
 
 def test_fetch_pretrained_converts_and_checks_the_architecture(
     isolated_cache, tmp_path, monkeypatch, capsys):
-  torch = pytest.importorskip('torch')
+  import torch
   # pylint: disable=g-import-not-at-top
   from test_convert import rand_image, rel_err, to_nhwc
   from test_convert_official import TorchSRVGG, run_ref
@@ -230,7 +227,7 @@ def test_fetch_pretrained_converts_and_checks_the_architecture(
   assert (arch, kwargs['num_conv'], kwargs['act_type']) == ('srvgg', 32,
                                                            'prelu')
   x = rand_image(1, 3, 7, 5)
-  out = convert.build_model(arch, **kwargs).apply(variables, to_nhwc(x))
+  out = weights.build_model(arch, **kwargs).apply(variables, to_nhwc(x))
   assert rel_err(out, run_ref(ref, x)) < 1e-4
 
   # A file of the right kind but the wrong size is refused, nothing saved.
@@ -245,12 +242,11 @@ def test_fetch_pretrained_converts_and_checks_the_architecture(
 
 def test_fetch_pretrained_offline_says_what_to_download_and_run(
     isolated_cache, monkeypatch, capsys):
-  pytest.importorskip('torch')
   _serve_download(monkeypatch, error=urllib.error.URLError('no network'))
   assert cli.main(['fetch', 'RealESRGAN_x2plus']) == 1
   err = capsys.readouterr().err
   assert weights.PRETRAINED['RealESRGAN_x2plus'].url in err
-  assert ('python -m sr_jax.tools.convert rrdbnet '
+  assert ('python -m sr_jax.convert rrdbnet '
           '/path/to/RealESRGAN_x2plus.pth '
           f'{isolated_cache / "RealESRGAN_x2plus.npz"}') in err
   assert files_under(isolated_cache) == []

@@ -13,6 +13,7 @@ from conftest import load_config
 from conftest import random_variables
 
 from sr_jax import errors
+from sr_jax import inference
 from sr_jax import models
 from sr_jax import upscale
 from sr_jax.weights import files
@@ -39,7 +40,7 @@ def cut_in_half(path):
 def _tiny_pth(tmp_path):
   """A tiny BasicSR RRDBNet x4 state dict (num_feat = num_grow_ch = 4, one
   RRDB) holding MARK, saved by torch."""
-  torch = pytest.importorskip('torch')
+  import torch
   torch.manual_seed(0)
   convs = dict(conv_first=(4, 3), conv_body=(4, 4), conv_up1=(4, 4),
                conv_up2=(4, 4), conv_hr=(4, 4), conv_last=(3, 4))
@@ -191,30 +192,31 @@ def test_make_lr_reads_a_dsgan_weights_file(tmp_path, capsys):
 
 
 def test_the_dsgan_degradation_reads_a_weights_file(tmp_path):
-  from sr_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  from sr_jax.train import state as train_state  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import recipe as recipe_lib  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import warm_start  # pylint: disable=g-import-not-at-top
   from sr_jax.train import pairs as training_pairs  # pylint: disable=g-import-not-at-top
   weights = save_tiny_dsgan(tmp_path / 'tiny.npz')
   config = load_config('srrescycgan')
   config.degradation.name = 'dsgan'
   config.degradation.dsgan.checkpoint = str(weights)
   pairs = training_pairs.make_training_pairs(config)
-  recipe = train_state.Recipe(networks={}, phases=(),
-                              frozen={f.name: f for f in pairs.frozen})
-  aux, missing = train_state.load_aux(recipe, config)
+  recipe = recipe_lib.Recipe(networks={}, phases=(),
+                             frozen={f.name: f for f in pairs.frozen})
+  aux, missing = warm_start.load_aux(recipe, config)
   assert not missing and list(aux) == ['degradation_dsgan']
   assert aux['degradation_dsgan']['params'].keys() == (
       params_io.load_params(weights)['params'].keys())
   # One saved with its bicubic step (downscale=4) loads as well.
-  module, _ = checkpoint.load_trained_generator(
-      str(save_tiny_dsgan(tmp_path / 'x4.npz', downscale=4)), 'dsgan', 'test')
+  module = inference.load_generator_of(
+      str(save_tiny_dsgan(tmp_path / 'x4.npz', downscale=4)), 'dsgan',
+      'test').module
   assert module.downscale == 4
 
 
 def test_upscale_refuses_a_down_sampling_generator(tmp_path, capsys):
   weights = save_tiny_dsgan(tmp_path / 'x4.npz', downscale=4)
   line = upscale_error(tmp_path, weights, capsys)
-  assert 'down-sampling' in line and 'sr_jax.tools.make_lr' in line
+  assert 'down-sampling' in line and 'sr_jax.data.make_lr' in line
 
 
 class _Hostile:
@@ -228,7 +230,7 @@ class _Hostile:
 
 
 def test_a_hostile_pickle_runs_nothing_and_is_named(tmp_path, capsys):
-  torch = pytest.importorskip('torch')
+  import torch
   marker = tmp_path / 'pwned'
   path = tmp_path / 'hostile.pth'
   torch.save({'params_ema': {'conv_first.weight': torch.zeros(1)},

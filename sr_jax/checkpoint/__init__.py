@@ -17,17 +17,15 @@ deleted) with a warning, and the newest intact one is used instead.
 checkpoint and its status.
 Every process must call save/restore (orbax coordinates multi-host writes).
 Workdirs of sr_jax before phases (best/<step>/, a TrainState with g_params /
-ema_params fields) still load for inference (`load_generator`).
+ema_params fields) still load for inference
+(`sr_jax.inference.load_generator`, through `load_generator_from_workdir`).
 
 Modules: `manager` (the Checkpointer: save, resume, best of each phase),
 `integrity` (checksums, verified restores, the errors), `inspect` (what a
 workdir holds: phases, steps, status) and `generators` (a trained generator
 out of a workdir, for inference).
 """
-from sr_jax.checkpoint.generators import load_final_generator
-from sr_jax.checkpoint.generators import load_generator
 from sr_jax.checkpoint.generators import load_generator_from_workdir
-from sr_jax.checkpoint.generators import load_trained_generator
 from sr_jax.checkpoint.generators import LoadedGenerator
 from sr_jax.checkpoint.inspect import CheckpointStatus
 from sr_jax.checkpoint.inspect import GENERATOR_WEIGHTS
@@ -61,10 +59,7 @@ __all__ = [
     'abstract_with_sharding',
     'checksum_record',
     'inspect_workdir',
-    'load_final_generator',
-    'load_generator',
     'load_generator_from_workdir',
-    'load_trained_generator',
     'phase_names',
     'phase_of_step',
     'run_phases',

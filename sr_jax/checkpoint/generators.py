@@ -10,7 +10,6 @@ import ml_collections
 import numpy as np
 
 from sr_jax import models
-from sr_jax import weights
 from sr_jax.checkpoint.inspect import best_dirs
 from sr_jax.checkpoint.inspect import directory_of_step
 from sr_jax.checkpoint.inspect import latest_config
@@ -159,47 +158,3 @@ def _loaded_generator(state: dict, config: dict, step: int,
       jax.tree.map(np.asarray, _generator_variables(state, weights)), config,
       step, phase_of_step(config, step), os.path.join(directory, str(step)),
       weights)
-
-
-def load_generator(workdir: str, which: str = 'best',
-                   phase: str | None = None, step: int | None = None):
-  """(generator module, variables for module.apply, the run's config).
-
-  The variables hold the EMA parameters, which BasicSR also evaluates (or,
-  in a best checkpoint whose raw generator validated better and
-  config.best_weights allowed it, the raw ones). By default the final
-  phase's best validated generator; see
-  `load_generator_from_workdir` for `which` and `phase`.
-  """
-  loaded = load_generator_from_workdir(workdir, which, phase, step)
-  return loaded.module, loaded.variables, loaded.config
-
-
-def load_final_generator(workdir: str) -> LoadedGenerator:
-  """A run's final generator (EMA, or raw where it validated better): its
-  best checkpoint (of the last phase that validated), else its newest one
-  (runs without evaluations)."""
-  try:
-    return load_generator_from_workdir(workdir, 'best')
-  except FileNotFoundError:
-    return load_generator_from_workdir(workdir, 'latest')
-
-
-def load_trained_generator(source: str, arch: str,
-                           what: str) -> tuple[Any, dict]:
-  """(module, variables) of the EMA generator of a run's workdir (its best
-  checkpoint, else the newest), or of a weights file; ValueError naming
-  `what` when it is not an `arch` generator."""
-  if io_utils.path(io_utils.workdir_path(source)).is_dir():
-    run = load_final_generator(source)
-    if run.config.generator.name != arch:
-      raise ValueError(f'{what}: {source} trained a '
-                       f'{run.config.generator.name!r} generator, not a '
-                       f'{arch!r} one.')
-    print(f'{what}: {run.describe()}.', flush=True)
-    return run.module, run.variables
-  if not os.path.isfile(source):
-    raise FileNotFoundError(f'{what}: {source} is neither a workdir nor a '
-                            'weights file.')
-  module, variables, _ = weights.load_generator_file(source, arch)
-  return module, dict(variables)

@@ -18,7 +18,6 @@ is addressed by index and the iterator state is just a position):
 """
 from collections.abc import Sequence
 
-from absl import flags
 from absl import logging
 import grain
 import jax
@@ -75,7 +74,9 @@ def default_data_config() -> ml_collections.ConfigDict:
       # 0 or 255) that natural photos rarely hold.
       color_jitter_prob=0.0,
       color_jitter_saturation=(0.0, 3.0),
-      # 0 reads in the training process; > 0 uses grain worker processes.
+      # 0 reads in the training process; > 0 uses grain worker processes,
+      # which read absl flags: `python -m sr_jax.main` and the tools parse
+      # them; from a notebook, call absl.flags.FLAGS.mark_as_parsed() first.
       num_workers=0,
       # Decode each training image once and keep it in memory. Right for the
       # embedded set and small folders; for DIV2K-sized folders (~6 GB
@@ -245,6 +246,43 @@ def is_paired(data_config: ml_collections.ConfigDict) -> bool:
               or _field(data_config, 'tfds_name'))
 
 
+def _checked_sizes(data_config: ml_collections.ConfigDict,
+                   global_batch_size: int, process_count: int,
+                   scale: int | None) -> tuple[int, int, int]:
+  """(this process's batch size, data.gt_size, data.dataset_repeat), each
+  checked; ValueError for one make_train_dataset cannot use."""
+  if global_batch_size <= 0 or global_batch_size % process_count:
+    raise ValueError(
+        f'global_batch_size={global_batch_size} must be a positive multiple '
+        f'of the number of processes ({process_count}): each process loads '
+        'an equal share of every batch.')
+  batch_size = global_batch_size // process_count
+  gt_size = int(_field(data_config, 'gt_size'))
+  if gt_size <= 0:
+    raise ValueError(f'data.gt_size must be positive, got {gt_size}.')
+  if scale is not None and (scale < 1 or gt_size % scale):
+    raise ValueError(
+        f'data.gt_size={gt_size} must be a multiple of the scale {scale}.')
+  repeat = int(_field(data_config, 'dataset_repeat'))
+  if repeat < 1:
+    raise ValueError(f'data.dataset_repeat must be >= 1, got {repeat}.')
+  return batch_size, gt_size, repeat
+
+
+def _augmentations(data_config: ml_collections.ConfigDict) -> dict:
+  """The random flips, rotations, channel permutations and colour jitter
+  of the config, as RandomPatch / PairedRandomPatch keyword arguments."""
+  return dict(use_hflip=bool(_field(data_config, 'use_hflip')),
+              use_rot=bool(_field(data_config, 'use_rot')),
+              use_channel_permute=bool(
+                  _field(data_config, 'use_channel_permute')),
+              color_jitter_prob=float(
+                  _field(data_config, 'color_jitter_prob')),
+              color_jitter_saturation=tuple(
+                  float(v) for v in
+                  _field(data_config, 'color_jitter_saturation')))
+
+
 def make_train_dataset(
     data_config: ml_collections.ConfigDict,
     *,
@@ -276,21 +314,8 @@ def make_train_dataset(
     iterator's `get_state()` is a small JSON-serialisable dict; `set_state`
     resumes at exactly the next batch.
   """
-  if global_batch_size <= 0 or global_batch_size % process_count:
-    raise ValueError(
-        f'global_batch_size={global_batch_size} must be a positive multiple '
-        f'of the number of processes ({process_count}): each process loads '
-        'an equal share of every batch.')
-  batch_size = global_batch_size // process_count
-  gt_size = int(_field(data_config, 'gt_size'))
-  if gt_size <= 0:
-    raise ValueError(f'data.gt_size must be positive, got {gt_size}.')
-  if scale is not None and (scale < 1 or gt_size % scale):
-    raise ValueError(
-        f'data.gt_size={gt_size} must be a multiple of the scale {scale}.')
-  repeat = int(_field(data_config, 'dataset_repeat'))
-  if repeat < 1:
-    raise ValueError(f'data.dataset_repeat must be >= 1, got {repeat}.')
+  batch_size, gt_size, repeat = _checked_sizes(
+      data_config, global_batch_size, process_count, scale)
   pad_small = bad_inputs.check_small_image_policy(
       _field(data_config, 'small_image_policy')) == 'pad'
   source, cache_images, is_paired = _train_source(
@@ -298,15 +323,7 @@ def make_train_dataset(
       process_index=process_index, process_count=process_count)
 
   shuffle_seed, augment_seed = _process_seeds(seed, process_index)
-  flips = dict(use_hflip=bool(_field(data_config, 'use_hflip')),
-               use_rot=bool(_field(data_config, 'use_rot')),
-               use_channel_permute=bool(
-                   _field(data_config, 'use_channel_permute')),
-               color_jitter_prob=float(
-                   _field(data_config, 'color_jitter_prob')),
-               color_jitter_saturation=tuple(
-                   float(v) for v in
-                   _field(data_config, 'color_jitter_saturation')))
+  flips = _augmentations(data_config)
   if is_paired:
     transform = transforms.PairedRandomPatch(
         gt_size=gt_size, scale=scale, pad=pad_small, **flips)
@@ -344,10 +361,6 @@ def make_train_dataset(
   else:
     read_options = grain.ReadOptions(num_threads=8, prefetch_buffer_size=8)
   num_workers = int(_field(data_config, 'num_workers'))
-  if num_workers > 0 and not flags.FLAGS.is_parsed():
-    # grain's workers read absl flags (with defaults); outside `app.run`
-    # (notebooks, pytest) that raises UnparsedFlagAccessError mid-stream.
-    flags.FLAGS.mark_as_parsed()
   return ResumableBatches(ds, read_options, num_workers)
 
 

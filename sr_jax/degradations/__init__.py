@@ -14,7 +14,8 @@ ops take an explicit `jax.random` key and draw per-sample parameters inside.
   perspective   rotation of the image plane (`random_perspective`)
   mixing        `coarse_dropout`, `mixup`
   sharpen       `usm_sharpen` (Real-ESRGAN's sharpened targets)
-  pipelines     whole LR-making pipelines by name (`get_pipeline`)
+  pipelines     whole LR-making pipelines by name (`get_pipeline`,
+                registered in `DEGRADATIONS`)
 """
 from sr_jax.degradations.blur import apply_kernels
 from sr_jax.degradations.imresize import imresize
@@ -38,6 +39,7 @@ from sr_jax.degradations.perspective import random_perspective
 from sr_jax.degradations.perspective import rotation_homography
 from sr_jax.degradations.perspective import scale_homography
 from sr_jax.degradations.perspective import warp_perspective
+from sr_jax.degradations.pipelines import DEGRADATIONS
 from sr_jax.degradations.pipelines import default_degradation_config
 from sr_jax.degradations.pipelines import get_pipeline
 from sr_jax.degradations.pipelines import NetworkPipeline
@@ -51,7 +53,7 @@ from sr_jax.degradations.resampling import resize_canvas
 from sr_jax.degradations.sharpen import usm_sharpen
 
 __all__ = [
-    'apply_kernels', 'apply_with_prob', 'coarse_dropout',
+    'DEGRADATIONS', 'apply_kernels', 'apply_with_prob', 'coarse_dropout',
     'default_degradation_config', 'gaussian_kernel', 'gaussian_noise',
     'generalized_gaussian_kernel', 'get_pipeline', 'imresize', 'jpeg',
     'mixup', 'NetworkPipeline', 'pad_kernel', 'pipeline_from_config',

@@ -23,9 +23,15 @@ accelerator, batched, with per-sample random parameters:
 
 Every pipeline ends on the 8-bit grid (LR images are 8-bit files in every
 benchmark and in Real-ESRGAN's training), with LR in [0, 1] of shape
-[N, H / scale, W / scale, C]. The defaults of each pipeline are in
-`PIPELINE_DEFAULTS`; `default_degradation_config()` exposes them all in the
-training config so any of them can be overridden from the command line.
+[N, H / scale, W / scale, C]. Each pipeline registers its builder in
+`DEGRADATIONS` with its options' defaults:
+
+  @DEGRADATIONS.register('name', defaults=dict(scale=4, my_option=1.0))
+  def name(scale: int, my_option: float) -> Pipeline: ...
+
+`PIPELINE_DEFAULTS` lists them all; `default_degradation_config()` exposes
+them in the training config so any of them can be overridden from the
+command line.
 """
 import dataclasses
 import functools
@@ -44,6 +50,7 @@ from sr_jax.degradations import kernels as kernels_lib
 from sr_jax.degradations import noise as noise_lib
 from sr_jax.degradations import perspective as perspective_lib
 from sr_jax.degradations import resampling as resize_lib
+from sr_jax.registry import Registry
 
 Pipeline = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
@@ -51,73 +58,10 @@ _REAL_ESRGAN_KERNELS = ('iso', 'aniso', 'generalized_iso', 'generalized_aniso',
                         'plateau_iso', 'plateau_aniso')
 _REAL_ESRGAN_KERNEL_PROB = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
 
-# Real-ESRGAN's options/train_realesrgan_x4plus.yml and its dataset defaults,
-# under the same names (the second stage's with a trailing 2).
-PIPELINE_DEFAULTS: dict[str, dict[str, Any]] = {
-    'bicubic': dict(scale=4),
-    'srrescgan': dict(
-        scale=4,
-        noise_prob=0.5,  # Per image: noise with this probability, else JPEG.
-        noise_sigma=8.0,  # On the 0-255 scale.
-        jpeg_quality=30,
-    ),
-    'realesrgan': dict(
-        scale=4,
-        # Blur kernels, first stage.
-        blur_kernel_size=21,  # Largest size; each draw is odd in [7, this].
-        kernel_list=_REAL_ESRGAN_KERNELS,
-        kernel_prob=_REAL_ESRGAN_KERNEL_PROB,
-        sinc_prob=0.1,
-        blur_sigma=(0.2, 3.0),
-        betag_range=(0.5, 4.0),
-        betap_range=(1.0, 2.0),
-        # First stage: resize, noise, JPEG.
-        resize_prob=(0.2, 0.7, 0.1),  # up, down, keep
-        resize_range=(0.15, 1.5),
-        gaussian_noise_prob=0.5,  # Else Poisson noise.
-        noise_range=(1.0, 30.0),
-        poisson_scale_range=(0.05, 3.0),
-        gray_noise_prob=0.4,
-        jpeg_range=(30, 95),
-        # Second stage.
-        second_blur_prob=0.8,
-        blur_kernel_size2=21,
-        kernel_list2=_REAL_ESRGAN_KERNELS,
-        kernel_prob2=_REAL_ESRGAN_KERNEL_PROB,
-        sinc_prob2=0.1,
-        blur_sigma2=(0.2, 1.5),
-        betag_range2=(0.5, 4.0),
-        betap_range2=(1.0, 2.0),
-        resize_prob2=(0.3, 0.4, 0.3),
-        resize_range2=(0.3, 1.2),
-        gaussian_noise_prob2=0.5,
-        noise_range2=(1.0, 25.0),
-        poisson_scale_range2=(0.05, 2.5),
-        gray_noise_prob2=0.4,
-        jpeg_range2=(30, 95),
-        final_sinc_prob=0.8,
-        resize_modes=('area', 'bilinear', 'bicubic'),
-    ),
-    'denoise': dict(
-        scale=1,
-        # Sigma on the 0-255 scale; a range varies it.
-        noise_range=(25.0, 25.0),
-        gray_noise_prob=0.0,
-    ),
-    'perspective': dict(
-        scale=4,
-        angle_range=(30.0, 70.0),  # Degrees about the vertical axis.
-        random_sign=True,  # Turn left or right with probability 1/2 each.
-        aligned=False,  # True: warp the HR target the same way.
-    ),
-    'dsgan': dict(
-        scale=4,
-        # A trained DSGAN: its workdir (the best, else the newest
-        # checkpoint's EMA generator) or a weights file of the 'dsgan'
-        # generator (.npz from sr_jax, or DSGAN's released .pth / .tar).
-        checkpoint='',
-    ),
-}
+# Every pipeline registers its builder `(scale, **options) -> Pipeline` with
+# its options' defaults (`scale` included): the ones PIPELINE_DEFAULTS and
+# `default_degradation_config()` list.
+DEGRADATIONS = Registry('degradation', hooks=('defaults',))
 
 
 def _to_8bit(x):
@@ -163,6 +107,7 @@ def _check_divisible(name: str, hr, scale: int):
 # --------------------------------------------------------------- pipelines
 
 
+@DEGRADATIONS.register('bicubic', defaults=dict(scale=4))
 def bicubic(scale: int) -> Pipeline:
   def fn(key, hr):
     del key
@@ -171,6 +116,11 @@ def bicubic(scale: int) -> Pipeline:
   return fn
 
 
+@DEGRADATIONS.register('srrescgan', defaults=dict(
+    scale=4,
+    noise_prob=0.5,  # Per image: noise with this probability, else JPEG.
+    noise_sigma=8.0,  # On the 0-255 scale.
+    jpeg_quality=30))
 def srrescgan(scale: int, noise_prob: float, noise_sigma: float,
               jpeg_quality: int) -> Pipeline:
   def fn(key, hr):
@@ -186,6 +136,11 @@ def srrescgan(scale: int, noise_prob: float, noise_sigma: float,
   return fn
 
 
+@DEGRADATIONS.register('denoise', defaults=dict(
+    scale=1,
+    # Sigma on the 0-255 scale; a range varies it.
+    noise_range=(25.0, 25.0),
+    gray_noise_prob=0.0))
 def denoise(scale: int, noise_range, gray_noise_prob: float) -> Pipeline:
   if scale != 1:
     raise ValueError(f"Degradation 'denoise' works at scale 1 (the output has "
@@ -198,6 +153,11 @@ def denoise(scale: int, noise_range, gray_noise_prob: float) -> Pipeline:
   return fn
 
 
+@DEGRADATIONS.register('perspective', defaults=dict(
+    scale=4,
+    angle_range=(30.0, 70.0),  # Degrees about the vertical axis.
+    random_sign=True,  # Turn left or right with probability 1/2 each.
+    aligned=False))  # True: warp the HR target the same way.
 def perspective(scale: int, angle_range, random_sign: bool,
                 aligned: bool) -> Pipeline:
   def fn(key, hr):
@@ -228,6 +188,12 @@ class NetworkPipeline:
     return self.fn(key, hr, network)
 
 
+@DEGRADATIONS.register('dsgan', defaults=dict(
+    scale=4,
+    # A trained DSGAN: its workdir (the best, else the newest checkpoint's
+    # EMA generator) or a weights file of the 'dsgan' generator (.npz from
+    # sr_jax, or DSGAN's released .pth / .tar).
+    checkpoint=''))
 def dsgan(scale: int, checkpoint: str) -> NetworkPipeline:
   if not checkpoint:
     raise ValueError(
@@ -310,6 +276,123 @@ def _blur_canvas(x, valid_hw, kernels):
   return blur.apply_kernels(resize_lib.refill(x, valid_hw), kernels)
 
 
+# Real-ESRGAN's options/train_realesrgan_x4plus.yml and its dataset defaults,
+# under the same names (the second stage's with a trailing 2).
+REALESRGAN_DEFAULTS: dict[str, Any] = dict(
+    scale=4,
+    # Blur kernels, first stage.
+    blur_kernel_size=21,  # Largest size; each draw is odd in [7, this].
+    kernel_list=_REAL_ESRGAN_KERNELS,
+    kernel_prob=_REAL_ESRGAN_KERNEL_PROB,
+    sinc_prob=0.1,
+    blur_sigma=(0.2, 3.0),
+    betag_range=(0.5, 4.0),
+    betap_range=(1.0, 2.0),
+    # First stage: resize, noise, JPEG.
+    resize_prob=(0.2, 0.7, 0.1),  # up, down, keep
+    resize_range=(0.15, 1.5),
+    gaussian_noise_prob=0.5,  # Else Poisson noise.
+    noise_range=(1.0, 30.0),
+    poisson_scale_range=(0.05, 3.0),
+    gray_noise_prob=0.4,
+    jpeg_range=(30, 95),
+    # Second stage.
+    second_blur_prob=0.8,
+    blur_kernel_size2=21,
+    kernel_list2=_REAL_ESRGAN_KERNELS,
+    kernel_prob2=_REAL_ESRGAN_KERNEL_PROB,
+    sinc_prob2=0.1,
+    blur_sigma2=(0.2, 1.5),
+    betag_range2=(0.5, 4.0),
+    betap_range2=(1.0, 2.0),
+    resize_prob2=(0.3, 0.4, 0.3),
+    resize_range2=(0.3, 1.2),
+    gaussian_noise_prob2=0.5,
+    noise_range2=(1.0, 25.0),
+    poisson_scale_range2=(0.05, 2.5),
+    gray_noise_prob2=0.4,
+    jpeg_range2=(30, 95),
+    final_sinc_prob=0.8,
+    resize_modes=('area', 'bilinear', 'bicubic'),
+)
+
+
+def _realesrgan_first_stage(keys, o, hr, modes):
+  """Blur, random resize onto a canvas, noise, JPEG at HR size; consumes 4
+  keys. Returns (images on the canvas, their valid [n, 2] sizes)."""
+  n, h, w, _ = hr.shape
+  k1 = realesrgan_blur_kernels(
+      next(keys), n, o.blur_kernel_size, o.kernel_list, o.kernel_prob,
+      o.sinc_prob, o.blur_sigma, o.betag_range, o.betap_range)
+  out = blur.apply_kernels(hr, k1)
+  # The canvas leaves room for the second blur's radius past the largest
+  # image, so that blur reflects at the image's edge, not the canvas's.
+  margin = o.blur_kernel_size2 // 2
+  canvas1 = (math.ceil(h * o.resize_range[1]) + margin,
+             math.ceil(w * o.resize_range[1]) + margin)
+  out, valid = resize_lib.random_resize(
+      next(keys), out, None, resize_prob=tuple(o.resize_prob),
+      resize_range=tuple(o.resize_range), modes=modes, canvas_hw=canvas1)
+  out = _random_noise(next(keys), out, o.gaussian_noise_prob, o.noise_range,
+                      o.poisson_scale_range, o.gray_noise_prob)
+  out = jpeg_lib.random_jpeg(next(keys), jnp.clip(out, 0.0, 1.0),
+                             tuple(o.jpeg_range))
+  return out, valid
+
+
+def _realesrgan_second_stage(keys, o, out, valid, lr_hw, modes):
+  """Optional blur, resize relative to the LR size, noise; consumes 5 keys.
+  Returns (images on the second canvas, their valid [n, 2] sizes)."""
+  n = out.shape[0]
+  lr_h, lr_w = lr_hw
+  k2 = realesrgan_blur_kernels(
+      next(keys), n, o.blur_kernel_size2, o.kernel_list2, o.kernel_prob2,
+      o.sinc_prob2, o.blur_sigma2, o.betag_range2, o.betap_range2)
+  blurred = _blur_canvas(out, valid, k2)
+  use_blur = jax.random.uniform(next(keys), (n, 1, 1, 1)) < o.second_blur_prob
+  out = jnp.where(use_blur, blurred, out)
+  # Real-ESRGAN's second resize is relative to the final LR size.
+  scale2 = resize_lib.random_scales(next(keys), n, tuple(o.resize_prob2),
+                                    tuple(o.resize_range2))
+  valid2 = jnp.maximum(1, jnp.floor(
+      scale2[:, None] * jnp.array([lr_h, lr_w], jnp.float32))).astype(
+          jnp.int32)
+  canvas2 = (math.ceil(lr_h * o.resize_range2[1]),
+             math.ceil(lr_w * o.resize_range2[1]))
+  mode2 = resize_lib.random_mode_index(next(keys), n, modes)
+  out = resize_lib.resize_canvas(out, valid, canvas2, valid2, mode2, modes)
+  out = _random_noise(next(keys), out, o.gaussian_noise_prob2,
+                      o.noise_range2, o.poisson_scale_range2,
+                      o.gray_noise_prob2)
+  return out, valid2
+
+
+def _realesrgan_final_stage(keys, o, out, valid2, lr_hw, modes):
+  """[resize to LR + sinc, JPEG] in a random order per image; consumes 4
+  keys. Returns the LR batch, float in [0, 1]."""
+  n = out.shape[0]
+  lr_h, lr_w = lr_hw
+  sinc = final_sinc_kernels(next(keys), n, o.blur_kernel_size2,
+                            o.final_sinc_prob)
+  low, high = o.jpeg_range2
+  quality = jax.random.randint(next(keys), (n,), low, high + 1)
+  mode3 = resize_lib.random_mode_index(next(keys), n, modes)
+  full = jnp.broadcast_to(jnp.array([lr_h, lr_w], jnp.int32), (n, 2))
+
+  def resize_and_sinc(x):
+    x = resize_lib.resize_canvas(x, valid2, (lr_h, lr_w), full, mode3, modes)
+    return blur.apply_kernels(x, sinc)
+
+  def compress(x):
+    return jpeg_lib.jpeg(jnp.clip(x, 0.0, 1.0), quality)
+
+  first = compress(resize_and_sinc(out))
+  second = resize_and_sinc(compress(resize_lib.refill(out, valid2)))
+  order = jax.random.uniform(next(keys), (n, 1, 1, 1)) < 0.5
+  return jnp.where(order, first, second)
+
+
+@DEGRADATIONS.register('realesrgan', defaults=REALESRGAN_DEFAULTS)
 def realesrgan(scale: int, **opts) -> Pipeline:
   """Real-ESRGAN's second-order degradation, per sample, static shapes.
 
@@ -323,7 +406,7 @@ def realesrgan(scale: int, **opts) -> Pipeline:
 
   def fn(key, hr):
     _check_divisible('realesrgan', hr, scale)
-    n, h, w, _ = hr.shape
+    _, h, w, _ = hr.shape
     lr_h, lr_w = h // scale, w // scale
     radius = max(o.blur_kernel_size, o.blur_kernel_size2) // 2
     if min(lr_h, lr_w) <= radius:
@@ -334,76 +417,23 @@ def realesrgan(scale: int, **opts) -> Pipeline:
           'blur_kernel_size / blur_kernel_size2.')
     keys = iter(jax.random.split(key, 16))
     # ----- first stage, at HR size
-    k1 = realesrgan_blur_kernels(
-        next(keys), n, o.blur_kernel_size, o.kernel_list, o.kernel_prob,
-        o.sinc_prob, o.blur_sigma, o.betag_range, o.betap_range)
-    out = blur.apply_kernels(hr, k1)
-    # The canvas leaves room for the second blur's radius past the largest
-    # image, so that blur reflects at the image's edge, not the canvas's.
-    margin = o.blur_kernel_size2 // 2
-    canvas1 = (math.ceil(h * o.resize_range[1]) + margin,
-               math.ceil(w * o.resize_range[1]) + margin)
-    out, valid = resize_lib.random_resize(
-        next(keys), out, None, resize_prob=tuple(o.resize_prob),
-        resize_range=tuple(o.resize_range), modes=modes, canvas_hw=canvas1)
-    out = _random_noise(next(keys), out, o.gaussian_noise_prob, o.noise_range,
-                        o.poisson_scale_range, o.gray_noise_prob)
-    out = jpeg_lib.random_jpeg(next(keys), jnp.clip(out, 0.0, 1.0),
-                               tuple(o.jpeg_range))
+    out, valid = _realesrgan_first_stage(keys, o, hr, modes)
     # ----- second stage
-    k2 = realesrgan_blur_kernels(
-        next(keys), n, o.blur_kernel_size2, o.kernel_list2, o.kernel_prob2,
-        o.sinc_prob2, o.blur_sigma2, o.betag_range2, o.betap_range2)
-    blurred = _blur_canvas(out, valid, k2)
-    use_blur = jax.random.uniform(next(keys), (n, 1, 1, 1)) < o.second_blur_prob
-    out = jnp.where(use_blur, blurred, out)
-    # Real-ESRGAN's second resize is relative to the final LR size.
-    scale2 = resize_lib.random_scales(next(keys), n, tuple(o.resize_prob2),
-                                      tuple(o.resize_range2))
-    valid2 = jnp.maximum(1, jnp.floor(
-        scale2[:, None] * jnp.array([lr_h, lr_w], jnp.float32))).astype(
-            jnp.int32)
-    canvas2 = (math.ceil(lr_h * o.resize_range2[1]),
-               math.ceil(lr_w * o.resize_range2[1]))
-    mode2 = resize_lib.random_mode_index(next(keys), n, modes)
-    out = resize_lib.resize_canvas(out, valid, canvas2, valid2, mode2, modes)
-    out = _random_noise(next(keys), out, o.gaussian_noise_prob2,
-                        o.noise_range2, o.poisson_scale_range2,
-                        o.gray_noise_prob2)
+    out, valid2 = _realesrgan_second_stage(keys, o, out, valid, (lr_h, lr_w),
+                                           modes)
     # ----- final: [resize to LR + sinc, JPEG] in a random order per image
-    sinc = final_sinc_kernels(next(keys), n, o.blur_kernel_size2,
-                              o.final_sinc_prob)
-    low, high = o.jpeg_range2
-    quality = jax.random.randint(next(keys), (n,), low, high + 1)
-    mode3 = resize_lib.random_mode_index(next(keys), n, modes)
-    full = jnp.broadcast_to(jnp.array([lr_h, lr_w], jnp.int32), (n, 2))
-
-    def resize_and_sinc(x):
-      x = resize_lib.resize_canvas(x, valid2, (lr_h, lr_w), full, mode3, modes)
-      return blur.apply_kernels(x, sinc)
-
-    def compress(x):
-      return jpeg_lib.jpeg(jnp.clip(x, 0.0, 1.0), quality)
-
-    first = compress(resize_and_sinc(out))
-    second = resize_and_sinc(compress(resize_lib.refill(out, valid2)))
-    order = jax.random.uniform(next(keys), (n, 1, 1, 1)) < 0.5
-    return _to_8bit(jnp.where(order, first, second)), hr
+    out = _realesrgan_final_stage(keys, o, out, valid2, (lr_h, lr_w), modes)
+    return _to_8bit(out), hr
 
   return fn
 
 
 # ----------------------------------------------------------------- registry
 
-_BUILDERS: dict[str, Callable[..., Pipeline]] = {
-    'bicubic': bicubic,
-    'srrescgan': srrescgan,
-    'realesrgan': realesrgan,
-    'denoise': denoise,
-    'perspective': perspective,
-    'dsgan': dsgan,
-}
-PIPELINES = tuple(_BUILDERS)
+# Snapshots of the registry, for callers that list the pipelines.
+PIPELINES = tuple(DEGRADATIONS.names())
+PIPELINE_DEFAULTS: dict[str, dict[str, Any]] = {
+    name: DEGRADATIONS.hooks(name)['defaults'] for name in PIPELINES}
 
 
 def _plain(value):
@@ -427,10 +457,11 @@ def get_pipeline(name: str, **overrides) -> Pipeline:
     8-bit grid; hr_target [N, H, W, C] (hr itself unless the pipeline warps
     it). Pure and jittable; deterministic for a key.
   """
-  if name not in _BUILDERS:
+  if name not in DEGRADATIONS:
     raise ValueError(f'Unknown degradation {name!r}; choose one of '
-                     f'{", ".join(PIPELINES)} (config.degradation.name).')
-  defaults = PIPELINE_DEFAULTS[name]
+                     f'{", ".join(DEGRADATIONS.names())} '
+                     '(config.degradation.name).')
+  defaults = DEGRADATIONS.hooks(name)['defaults']
   unknown = sorted(set(overrides) - set(defaults))
   if unknown:
     raise ValueError(
@@ -438,7 +469,7 @@ def get_pipeline(name: str, **overrides) -> Pipeline:
         f'options are: {", ".join(sorted(defaults))}.')
   opts = {k: _plain(v) for k, v in dict(defaults, **overrides).items()}
   opts['scale'] = _check_scale(name, opts['scale'])
-  return _BUILDERS[name](**opts)
+  return DEGRADATIONS.get(name)(**opts)
 
 
 # ------------------------------------------------------------------ config
@@ -455,7 +486,8 @@ def default_degradation_config() -> ml_collections.ConfigDict:
   """
   c = ml_collections.ConfigDict()
   c.name = 'bicubic'
-  for name, defaults in PIPELINE_DEFAULTS.items():
+  for name in DEGRADATIONS.names():
+    defaults = DEGRADATIONS.hooks(name)['defaults']
     c[name] = ml_collections.ConfigDict(
         {k: v for k, v in defaults.items() if k != 'scale'})
   # Batch-level augmentations applied after the pipeline (0 = off).

@@ -214,14 +214,6 @@ def _runner(module, variables, scale: int, args, pre_pad: int) -> Callable:
   return run
 
 
-def split_phase(spec: str, default: str | None) -> tuple[str, str | None]:
-  """'W:gan' -> ('W', 'gan'); a path that exists, or has no ':', as is."""
-  path, sep, phase = spec.rpartition(':')
-  if sep and not os.path.exists(spec) and phase.isidentifier():
-    return path, phase
-  return spec, default
-
-
 def load_models(args) -> list[Model]:
   if not args.checkpoint and not args.weights:
     raise UsageError('Give at least one model: --checkpoint WORKDIR or '
@@ -237,7 +229,8 @@ def load_models(args) -> list[Model]:
                      + [('weights', p) for p in args.weights]):
     try:
       if kind == 'checkpoint':
-        path, phase = split_phase(path, args.phase)
+        path, phase = generator_loading.split_source(path)
+        phase = phase or args.phase
         module, variables, scale = (
             generator_loading.load_generator_for_inference(
                 checkpoint=path, dtype=args.dtype, which=args.which,

@@ -1,5 +1,6 @@
 """Inference on image files of any size: tiling, self-ensemble, file I/O.
 
+  generator = load_generator('x4.pth')   # or a workdir W, W:phase
   module, variables, scale = load_generator_for_inference(weights='x4.pth')
   run_batch = make_run_batch(module, variables)
   image = read_image_file('photo.png')            # alpha, 16-bit, grey kept
@@ -14,9 +15,13 @@ an outscale resize and the self-ensemble's sum; see their docs).
 
 The command line is `python -m sr_jax.upscale` (sr_jax/upscale.py).
 """
+from sr_jax.inference.generator_loading import Generator
 from sr_jax.inference.generator_loading import WeightsError
 from sr_jax.inference.generator_loading import detect_arch
 from sr_jax.inference.generator_loading import input_multiple
+from sr_jax.inference.generator_loading import load_generator
+from sr_jax.inference.generator_loading import load_generator_of
+from sr_jax.inference.generator_loading import split_source
 from sr_jax.inference.generator_loading import load_generator_for_inference
 from sr_jax.inference.generator_loading import make_run_batch
 from sr_jax.inference.image_files import ImageData
@@ -29,8 +34,10 @@ from sr_jax.inference.tiling import upscale_tiled
 from sr_jax.inference.tiling import whole_image
 
 __all__ = [
-    'ImageData', 'WeightsError', 'detect_arch', 'input_multiple',
-    'load_generator_for_inference', 'make_run_batch', 'read_image_file',
-    'self_ensemble', 'tile_grid', 'upscale_image_data', 'upscale_tiled',
+    'Generator', 'ImageData', 'WeightsError', 'detect_arch',
+    'input_multiple', 'load_generator', 'load_generator_for_inference',
+    'load_generator_of', 'make_run_batch', 'read_image_file',
+    'self_ensemble', 'split_source', 'tile_grid', 'upscale_image_data',
+    'upscale_tiled',
     'whole_image', 'write_image_file',
 ]

@@ -6,9 +6,9 @@ any weights file sr_jax can read (sr_jax.weights.generators).
 
 Sources:
   checkpoint=WORKDIR  a training run: its EMA generator ('best' or 'latest',
-                      sr_jax.checkpoint.load_generator), built from the run's
+                      load_generator), built from the run's
                       saved config.
-  weights=X.npz       a converted file (`python -m sr_jax.tools.convert`), which
+  weights=X.npz       a converted file (`python -m sr_jax.convert`), which
                       records its arch and model kwargs; a plain
                       `save_params` .npz needs arch= (the other settings,
                       scale included, are read off the parameter shapes).
@@ -22,6 +22,8 @@ Sources:
                       release_resize(X) (upscale applies it as --outscale).
 """
 import argparse
+import dataclasses
+import fractions
 import functools
 import json
 import os
@@ -35,6 +37,7 @@ import numpy as np
 
 from sr_jax import checkpoint as checkpoint_lib
 from sr_jax import models
+from sr_jax.utils import io_utils
 from sr_jax.weights import generators
 from sr_jax.weights import ncnn
 # Re-exported: part of sr_jax.inference's API.
@@ -42,6 +45,124 @@ from sr_jax.weights.generators import TORCH_SUFFIXES  # noqa: F401
 from sr_jax.weights.generators import WeightsError  # noqa: F401
 from sr_jax.weights.generators import detect_arch  # noqa: F401
 from sr_jax.weights.generators import infer_model_kwargs  # noqa: F401
+
+
+WHICH = ('best', 'latest', 'final')
+
+
+@dataclasses.dataclass(frozen=True)
+class Generator:
+  """A loaded generator: module.apply(variables, x, train=False) maps
+  x [N, h, w, 3] float32 in [0, 1] to [N, scale h, scale w, 3] float32.
+
+  scale: output side / input side (models.output_scale): an int, or
+    Fraction(1, d) for a down-sampling generator (DSGAN).
+  run: for a workdir, the checkpoint it came from (its config, step, phase
+    and whether the EMA or the raw weights); None for a weights file.
+  """
+  module: nn.Module
+  variables: dict[str, Any]
+  scale: int | fractions.Fraction
+  source: str
+  run: checkpoint_lib.LoadedGenerator | None = None
+
+  @property
+  def arch(self) -> str:
+    """The generator's registered name."""
+    return arch_of(self.module)
+
+  def describe(self) -> str:
+    return self.run.describe() if self.run else f'the weights in {self.source}'
+
+
+def split_source(source: str | os.PathLike) -> tuple[str, str | None]:
+  """'W:gan' -> ('W', 'gan'): a workdir and one of its phases. A path that
+  exists, or has nothing after its last ':' that could be a phase, is
+  returned whole."""
+  spec = os.fspath(source)
+  path, sep, phase = spec.rpartition(':')
+  if sep and path and not os.path.exists(spec) and phase.isidentifier():
+    return path, phase
+  return spec, None
+
+
+def load_generator(source: str | os.PathLike, phase: str | None = None,
+                   step: int | None = None, *, which: str = 'final',
+                   arch: str | None = None,
+                   model_kwargs: Mapping[str, Any] | None = None,
+                   dtype: Any = None) -> Generator:
+  """The one way to load a trained generator, for every command.
+
+  source: a training run's workdir (`W`, or `W:phase` for that phase's
+    best), or a weights file: a converted / plain .npz, a PyTorch
+    .pth/.pt/.ckpt/.bin or .safetensors file, or an ncnn .param (see the
+    module doc).
+  phase, step: pick a checkpoint of a workdir (a phase's best, or a given
+    step); `which` says which one otherwise: 'best' (the best validated
+    state of the final phase that has one), 'latest' (the newest
+    checkpoint) or 'final' (best, else latest: a run without evaluations).
+  arch, model_kwargs: for a weights file, the generator's name (needed for
+    a plain .npz) and settings that override those read off the file.
+  dtype: the compute dtype (parameters stay float32); by default a run's
+    own (config.dtype) and float32 for a weights file.
+
+  Raises FileNotFoundError (with how to get weights), ValueError
+  (WeightsError: unreadable or not fitting; a corrupt checkpoint).
+  """
+  if which not in WHICH:
+    raise ValueError(f'which={which!r}; use one of {list(WHICH)}.')
+  path, named_phase = split_source(source)
+  if named_phase is not None:
+    if phase is not None and phase != named_phase:
+      raise ValueError(f'{source} names phase {named_phase!r}, but phase='
+                       f'{phase!r} was given too: give one.')
+    phase = named_phase
+  if io_utils.path(io_utils.workdir_path(path)).is_dir():
+    if arch is not None or model_kwargs:
+      raise ValueError('--arch / --scale / --model-kwargs apply to --weights; '
+                       'a --checkpoint run already says what it trained.')
+    if which == 'final' and phase is None and step is None:
+      try:
+        run = checkpoint_lib.load_generator_from_workdir(path, 'best')
+      except FileNotFoundError:
+        run = checkpoint_lib.load_generator_from_workdir(path, 'latest')
+    else:
+      run = checkpoint_lib.load_generator_from_workdir(
+          path, 'best' if which == 'final' else which, phase, step)
+    module = run.module if dtype is None else run.module.clone(
+        dtype=jnp.dtype(dtype))
+    return Generator(module, run.variables, models.output_scale(module), path,
+                     run)
+  if phase is not None or step is not None:
+    raise ValueError('--phase / --step pick a checkpoint of a --checkpoint '
+                     'run, not of --weights.')
+  model_kwargs = dict(model_kwargs or {})
+  dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
+  if ncnn.is_ncnn_param(path):
+    module, variables, scale = _load_ncnn(path, arch, model_kwargs, dtype)
+  else:
+    module, variables, scale = generators.load_generator_file(
+        path, arch, model_kwargs, dtype)
+  return Generator(module, dict(variables), scale, path)
+
+
+def load_generator_of(source: str, arch: str, what: str) -> Generator:
+  """The final generator of a workdir, or a weights file, which must be an
+  `arch` generator (ValueError naming `what`, the setting that gave it).
+  For a generator that a run reads (a DSGAN degradation, a frozen network)
+  or a command that needs one kind (make_lr)."""
+  if not io_utils.path(io_utils.workdir_path(source)).is_dir() and not (
+      os.path.isfile(os.path.expanduser(source))):
+    raise FileNotFoundError(f'{what}: {source} is neither a workdir nor a '
+                            'weights file.')
+  loaded = load_generator(source, arch=None if io_utils.path(
+      io_utils.workdir_path(source)).is_dir() else arch)
+  if loaded.run is not None:
+    if loaded.arch != arch:
+      raise ValueError(f'{what}: {source} trained a {loaded.arch!r} '
+                       f'generator, not a {arch!r} one.')
+    print(f'{what}: {loaded.describe()}.', flush=True)
+  return loaded
 
 
 def load_generator_for_inference(
@@ -85,37 +206,31 @@ def load_generator_for_inference(
                      'run, not of --weights.')
   if arch is not None:
     models.GENERATORS.get(arch)  # ValueError listing the generators.
-  dtype = jnp.dtype(dtype)
-  model_kwargs = dict(model_kwargs or {})
   if checkpoint is not None:
     if arch is not None or model_kwargs:
       raise ValueError('--arch / --scale / --model-kwargs apply to --weights; '
                        'a --checkpoint run already says what it trained.')
-    loaded = checkpoint_lib.load_generator_from_workdir(
-        os.fspath(checkpoint), which, phase, step)
-    deg = loaded.config.get('degradation')
+    loaded = load_generator(checkpoint, phase, step, which=which, dtype=dtype)
+    config = loaded.run.config
+    deg = config.get('degradation')
     if deg is not None and deg.get('target', 'hr') == 'lr':
       raise ValueError(
           f'{checkpoint} trained a down-sampling generator '
-          f'({loaded.config.generator.name!r}: LR -> LR of the real domain), '
+          f'({config.generator.name!r}: LR -> LR of the real domain), '
           'not a super-resolution one; make LR images with it: python -m '
-          f'sr_jax.tools.make_lr --dsgan {checkpoint} --input HR --output LR.')
+          f'sr_jax.data.make_lr --dsgan {checkpoint} --input HR --output LR.')
     print(f'Loaded {loaded.describe()}.', file=sys.stderr, flush=True)
-    module = loaded.module.clone(dtype=dtype)
-    scale = int(getattr(module, 'scale', loaded.config.scale))
-    return module, loaded.variables, scale
-
-  if ncnn.is_ncnn_param(weights):
-    return _load_ncnn(weights, arch, model_kwargs, dtype)
-  module, variables, scale = generators.load_generator_file(
-      weights, arch, model_kwargs, dtype)
-  if scale < 1:
+    return loaded.module, loaded.variables, int(loaded.scale)
+  loaded = load_generator(weights, arch=arch, model_kwargs=model_kwargs,
+                          dtype=dtype)
+  if loaded.scale < 1:
     raise WeightsError(
-        f'{weights} holds a down-sampling generator ({type(module).__name__}'
-        f', output 1/{1 / scale} of its input), not a super-resolution one; '
-        'make LR images with it: python -m sr_jax.tools.make_lr --dsgan '
-        f'{weights} --input HR --output LR.')
-  return module, variables, scale
+        f'{weights} holds a down-sampling generator '
+        f'({type(loaded.module).__name__}, output 1/{1 / loaded.scale} of '
+        'its input), not a super-resolution one; make LR images with it: '
+        f'python -m sr_jax.data.make_lr --dsgan {weights} --input HR '
+        '--output LR.')
+  return loaded.module, loaded.variables, loaded.scale
 
 
 def _load_ncnn(path: str | os.PathLike, arch: str | None,
@@ -183,13 +298,20 @@ def model_kwargs_from_flags(args: argparse.Namespace) -> dict[str, Any]:
   return model_kwargs
 
 
+def arch_of(module: nn.Module) -> str | None:
+  """The registered generator name of `module`'s class, or None."""
+  for name in models.GENERATORS.names():
+    if type(module) is models.GENERATORS.get(name):
+      return name
+  return None
+
+
 def input_multiple(module: nn.Module) -> int:
   """What H and W of the input must divide (RRDBNet x2 / x1 pixel-unshuffle
   the input by 2 / 4); from the architecture's file, 1 by default."""
-  for name in models.GENERATORS.names():
-    if type(module) is models.GENERATORS.get(name):
-      return int(models.arch_spec(name).input_multiple(module))
-  return 1
+  name = arch_of(module)
+  return 1 if name is None else int(
+      models.arch_spec(name).input_multiple(module))
 
 
 def make_run_batch(module: nn.Module, variables: Mapping[str, Any]

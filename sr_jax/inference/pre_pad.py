@@ -50,7 +50,7 @@ def default_pre_pad(weights: str | os.PathLike | None = None,
 
   RELEASE_PRE_PAD for released weights: a PyTorch / safetensors / ncnn file,
   or an .npz converted from one (its metadata says format
-  sr_jax.converted/1, as `python -m sr_jax.tools.convert` / `sr_jax.weights
+  sr_jax.converted/1, as `python -m sr_jax.convert` / `sr_jax.weights
   fetch|convert` write it). DEFAULT_PRE_PAD for a training run
   (--checkpoint) and for weights not known to be released (a plain .npz,
   an interpolation of runs, an .onnx file).

@@ -183,6 +183,44 @@ def _batches(tiles: Sequence[Tile], size: int) -> Iterator[list[Tile]]:
     yield list(tiles[i:i + size])
 
 
+def _check_tiling(image: np.ndarray, scale: int, batch_tiles: int,
+                  multiple: int, pre_pad: int) -> None:
+  """ValueError for arguments upscale_tiled cannot use."""
+  if image.ndim != 3:
+    raise ValueError(f'upscale_tiled expects [H, W, C]; got {image.shape}.')
+  if batch_tiles < 1 or multiple < 1 or scale < 1:
+    raise ValueError(f'batch_tiles ({batch_tiles}), multiple ({multiple}) and '
+                     f'scale ({scale}) must be >= 1.')
+  if pre_pad < 0:
+    raise ValueError(f'pre_pad must be >= 0; got {pre_pad}.')
+
+
+def _run_batches(run_batch: RunBatch, tiles: Sequence[Tile], batch_size: int,
+                 window: Callable[[Tile], np.ndarray],
+                 place: Callable[[object, list[Tile]], None],
+                 progress: Progress | None) -> None:
+  """Runs the network on every batch of `batch_size` windows (the last
+  filled up with copies of its last window) and hands each result and its
+  tiles to `place`, one batch behind."""
+  pending, done = None, 0
+  for batch in _batches(tiles, batch_size):
+    windows = [window(t) for t in batch]
+    windows += windows[-1:] * (batch_size - len(batch))
+    # Dispatch this batch before reading the previous one back, so the copy
+    # to the host overlaps the next batch's compute.
+    result = run_batch(np.stack(windows))
+    del windows
+    if pending is not None:
+      place(*pending)
+      done += len(pending[1])
+      if progress:
+        progress(done, len(tiles))
+    pending = (result, batch)
+  place(*pending)
+  if progress:
+    progress(len(tiles), len(tiles))
+
+
 def upscale_tiled(run_batch: RunBatch, image: np.ndarray, scale: int, *,
                   tile: int = 0, tile_pad: int = 10, batch_tiles: int = 1,
                   multiple: int = 1, pre_pad: int = 0,
@@ -215,13 +253,7 @@ def upscale_tiled(run_batch: RunBatch, image: np.ndarray, scale: int, *,
     With a sink, None. Without, the [H * scale, W * scale, C'] float32
     output (one full-size float array; pass a sink to avoid it).
   """
-  if image.ndim != 3:
-    raise ValueError(f'upscale_tiled expects [H, W, C]; got {image.shape}.')
-  if batch_tiles < 1 or multiple < 1 or scale < 1:
-    raise ValueError(f'batch_tiles ({batch_tiles}), multiple ({multiple}) and '
-                     f'scale ({scale}) must be >= 1.')
-  if pre_pad < 0:
-    raise ValueError(f'pre_pad must be >= 0; got {pre_pad}.')
+  _check_tiling(image, scale, batch_tiles, multiple, pre_pad)
   h, w = image.shape[:2]
   rows = padded_index(h, pre_pad, multiple)
   cols = padded_index(w, pre_pad, multiple)
@@ -264,23 +296,7 @@ def upscale_tiled(run_batch: RunBatch, image: np.ndarray, scale: int, *,
         sink(y0 - top, x0 - top,
              out[oy:oy + y1 - y0, ox:ox + x1 - x0])
 
-  pending, done = None, 0
-  for batch in _batches(tiles, batch_size):
-    windows = [window(t) for t in batch]
-    windows += windows[-1:] * (batch_size - len(batch))
-    # Dispatch this batch before reading the previous one back, so the copy
-    # to the host overlaps the next batch's compute.
-    result = run_batch(np.stack(windows))
-    del windows
-    if pending is not None:
-      place(*pending)
-      done += len(pending[1])
-      if progress:
-        progress(done, len(tiles))
-    pending = (result, batch)
-  place(*pending)
-  if progress:
-    progress(len(tiles), len(tiles))
+  _run_batches(run_batch, tiles, batch_size, window, place, progress)
   return output
 
 

@@ -40,7 +40,7 @@ class FrozenNetwork:
   random_init: key -> variables with random values, for benchmarks and
     tests only (speed does not depend on the values); never used to train.
   source / arch: set for a trained generator loaded from a workdir or a
-    weights file (sr_jax.train.state.load_aux) rather than by name.
+    weights file (sr_jax.train.warm_start.load_aux) rather than by name.
   """
   name: str
   random_init: Callable[[jax.Array], Any]

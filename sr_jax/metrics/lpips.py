@@ -16,7 +16,7 @@ For images x, y in [-1, 1] (our API takes [0, 1] and maps v -> 2v - 1):
   5. LPIPS = sum over l of d_l (eq. 1 of the paper).
 
 Weights: the backbone is torchvision's ImageNet model; the lin layers are
-the `lpips` package's v0.1 `alex.pth` / `vgg.pth`. `sr_jax.weights.lpips`
+the `lpips` package's v0.1 `alex.pth` / `vgg.pth`. `sr_jax.convert.lpips`
 turns both into one `.npz` in the sr_jax cache, and
 `sr_jax.weights.load_lpips_params(net)` loads it.
 """

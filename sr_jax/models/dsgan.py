@@ -33,6 +33,8 @@ from sr_jax.degradations import frequency_split
 from sr_jax.degradations.imresize import imresize
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
+from sr_jax.models.registry import DISCRIMINATORS
+from sr_jax.models.registry import GENERATORS
 
 
 class _ResidualBlock(nn.Module):
@@ -83,6 +85,7 @@ class DSGANGenerator(nn.Module):
     return jax.nn.sigmoid(out.astype(jnp.float32))
 
 
+@DISCRIMINATORS.register('dsgan_highpass')
 class DSGANDiscriminator(nn.Module):
   """x: [N, H, W, 3] in [0, 1] -> logits [N, H, W, 1] float32 (one per
   pixel: a patch discriminator on the high-pass of x). With train=True,
@@ -177,3 +180,10 @@ def input_multiple(module) -> int:
 def output_scale(module) -> fractions.Fraction:
   """1 / downscale: the output is smaller (1 at LR size, as released)."""
   return fractions.Fraction(1, int(getattr(module, 'downscale', 1)))
+
+GENERATORS.register('dsgan',
+                    convert_torch=convert_torch,
+                    recognise=recognise,
+                    kwargs_from_params=kwargs_from_params,
+                    input_multiple=input_multiple,
+                    output_scale=output_scale)(DSGANGenerator)

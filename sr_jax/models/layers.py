@@ -2,7 +2,7 @@
 
 Conv kernels are HWIO ('kernel', [kh, kw, in, out]) and dense kernels are
 [in, out]; PyTorch's OIHW / [out, in] weights convert with a transpose
-(see sr_jax.weights). Parameters are created in `param_dtype` (float32) and
+(see sr_jax.convert). Parameters are created in `param_dtype` (float32) and
 cast to the compute `dtype` on use, so passing dtype=jnp.bfloat16 gives mixed
 precision with float32 master weights.
 

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from sr_jax.degradations import resampling
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
+from sr_jax.models.registry import GENERATORS
 
 SCALES = (2, 3, 4)
 
@@ -153,3 +154,8 @@ def kwargs_from_params(params, **given):
   kw['scale'] = 4 if 'upconv2' in params else math.isqrt(
       kernel('upconv1')[3] // num_feat)
   return {**kw, **given}
+
+GENERATORS.register('msrresnet',
+                    convert_torch=convert_torch,
+                    recognise=recognise,
+                    kwargs_from_params=kwargs_from_params)(MSRResNet)

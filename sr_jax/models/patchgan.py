@@ -19,8 +19,10 @@ import jax
 import jax.numpy as jnp
 
 from sr_jax.models.unet_sn import SpectralNormConv
+from sr_jax.models.registry import DISCRIMINATORS
 
 
+@DISCRIMINATORS.register('patchgan')
 class PatchGANDiscriminatorSN(nn.Module):
   """Call: `apply(variables, x, train=...)` with x: [N, H, W, num_in_ch] in
   [0, 1]; returns patch logits [N, H', W', 1] float32 (H' = H / 2^num_layers

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from sr_jax.degradations import resampling
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
+from sr_jax.models.registry import GENERATORS
 
 
 class ResidualDenseBlock(nn.Module):
@@ -224,3 +225,9 @@ def kwargs_from_params(params, **given):
 def input_multiple(module) -> int:
   """x2 / x1 pixel-unshuffle the input by 2 / 4: H and W must divide it."""
   return 4 // module.scale if module.scale in (1, 2) else 1
+
+GENERATORS.register('rrdbnet',
+                    convert_torch=convert_torch,
+                    recognise=recognise,
+                    kwargs_from_params=kwargs_from_params,
+                    input_multiple=input_multiple)(RRDBNet)

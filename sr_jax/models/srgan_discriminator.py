@@ -16,11 +16,13 @@ import jax
 import jax.numpy as jnp
 
 from sr_jax.models import layers
+from sr_jax.models.registry import DISCRIMINATORS
 
 # (channel multiple of num_feat, stride) of conv1 .. conv7 (conv0 is nf, 1).
 _BLOCKS = ((1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2))
 
 
+@DISCRIMINATORS.register('srgan')
 class SRGANDiscriminator(nn.Module):
   """x [N, input_size, input_size, num_in_ch] in [0, 1] -> logits [N, 1].
 

@@ -58,6 +58,7 @@ import numpy as np
 
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
+from sr_jax.models.registry import GENERATORS
 
 # Daubechies-7 high-pass decomposition filter (the released code's, applied
 # as a cross-correlation).
@@ -281,3 +282,8 @@ def kwargs_from_params(params, **given):
   num_in, num_feat = np.shape(params['conv1']['v'])[2:]
   depth = len(torch_layout.fullmatch_indices(params, r'layer1_(\d+)'))
   return {**dict(depth=depth, num_feat=num_feat, num_in_ch=num_in), **given}
+
+GENERATORS.register('srrescgan',
+                    convert_torch=convert_torch,
+                    recognise=recognise,
+                    kwargs_from_params=kwargs_from_params)(SRResCGAN)

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
+from sr_jax.models.registry import GENERATORS
 
 
 class ResidualBlockBN(nn.Module):
@@ -189,3 +190,8 @@ def kwargs_from_params(params, **given):
             scale=2 ** len(torch_layout.fullmatch_indices(
                 params, r'upsample_(\d+)_conv')))
   return {**kw, **given}
+
+GENERATORS.register('srresnet',
+                    convert_torch=convert_torch,
+                    recognise=recognise,
+                    kwargs_from_params=kwargs_from_params)(SRResNet)

@@ -24,6 +24,7 @@ import numpy as np
 
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
+from sr_jax.models.registry import GENERATORS
 
 ACT_TYPES = ('prelu', 'lrelu', 'relu')
 
@@ -162,3 +163,8 @@ def kwargs_from_params(params, **given):
   if any('negative_slope' in params[f'body_{i}'] for i in layers_):
     kw['act_type'] = 'prelu'
   return {**kw, **given}
+
+GENERATORS.register('srvgg',
+                    convert_torch=convert_torch,
+                    recognise=recognise,
+                    kwargs_from_params=kwargs_from_params)(SRVGGNetCompact)

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
+from sr_jax.models.registry import DISCRIMINATORS
 
 # The size the tests train: 17k parameters (the default num_feat=64: 4.4M).
 TINY_KWARGS = dict(num_feat=4)
@@ -316,3 +317,8 @@ def input_multiple(module) -> int:
   """Three stride-2 convolutions: H and W must be multiples of 8."""
   del module
   return 8
+
+DISCRIMINATORS.register('unet_sn',
+                        convert_torch=convert_torch,
+                        recognise=recognise,
+                        input_multiple=input_multiple)(UNetDiscriminatorSN)

@@ -34,7 +34,7 @@ class VGG19(nn.Module):
   use_input_norm, x is normalised with ImageNet's mean/std first, as the
   torchvision weights expect. Only the layers up to the deepest requested one
   are built and run, so e.g. layers=('relu2_2',) has 4 convs' parameters;
-  variables with all 16 convs (from sr_jax.weights / sr_jax.weights) still
+  variables with all 16 convs (from sr_jax.convert / sr_jax.weights) still
   apply, the extra entries are ignored.
   """
   layers: Sequence[str] = ('conv5_4',)

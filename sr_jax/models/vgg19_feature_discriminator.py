@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from sr_jax.models import layers
 from sr_jax.models import vgg19 as vgg19_lib
 from sr_jax.models import vgg_layout
+from sr_jax.models.registry import DISCRIMINATORS
 
 
 class FeatureHead(nn.Module):
@@ -38,6 +39,7 @@ class FeatureHead(nn.Module):
     return layers.Dense(1, name='dense', **kw)(x)
 
 
+@DISCRIMINATORS.register('vgg19_feature')
 class VGG19FeatureDiscriminator(nn.Module):
   """Real/fake classifier on VGG19 features (see the module docstring).
 

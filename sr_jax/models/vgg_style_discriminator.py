@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
+from sr_jax.models.registry import DISCRIMINATORS
 
 
 def num_stages(input_size: int) -> int:
@@ -103,3 +104,6 @@ def convert_torch(sd: torch_layout.StateDict,
   size = config['input_size']
   return torch_layout.convert_module(sd, VGGStyleDiscriminator(**config),
                   (1, size, size, config['num_in_ch'])), config
+
+DISCRIMINATORS.register('vgg_style',
+                        convert_torch=convert_torch)(VGGStyleDiscriminator)

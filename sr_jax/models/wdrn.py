@@ -57,6 +57,7 @@ import numpy as np
 
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
+from sr_jax.models.registry import GENERATORS
 
 SCALES = (1, 2, 4, 8)
 
@@ -236,3 +237,8 @@ def kwargs_from_params(params, **given):
         params['body_0'], r'conv(\d+)'))
     kw['num_grow_ch'] = kernel('body_0', 'conv1')[3]
   return {**kw, **given}
+
+GENERATORS.register('wdrn',
+                    convert_torch=convert_torch,
+                    recognise=recognise,
+                    kwargs_from_params=kwargs_from_params)(WDRN)

@@ -1,15 +1,15 @@
-"""python -m sr_jax.tools.convert ARCH SRC OUT: PyTorch / ncnn weights ->
+"""python -m sr_jax.convert ARCH SRC OUT: PyTorch / ncnn weights ->
 sr_jax .npz.
 
-  python -m sr_jax.tools.convert rrdbnet RealESRGAN_x4plus.pth x4plus.npz
-  python -m sr_jax.tools.convert rrdbnet realesrgan-x4plus.param x4plus.npz
-  python -m sr_jax.tools.convert srvgg realesr-general-x4v3.pth general.npz
-  python -m sr_jax.tools.convert rrdbnet net_g_400000.pth g.npz --key params
-  python -m sr_jax.tools.convert srvgg relu_model.safetensors m.npz \
+  python -m sr_jax.convert rrdbnet RealESRGAN_x4plus.pth x4plus.npz
+  python -m sr_jax.convert rrdbnet realesrgan-x4plus.param x4plus.npz
+  python -m sr_jax.convert srvgg realesr-general-x4v3.pth general.npz
+  python -m sr_jax.convert rrdbnet net_g_400000.pth g.npz --key params
+  python -m sr_jax.convert srvgg relu_model.safetensors m.npz \
       --kwarg act_type=relu
 
 The .npz records ARCH and the model kwargs read off the shapes, so
-`sr_jax.weights.load_converted(OUT)` knows what to build. Reading .pth needs
+`sr_jax.convert.load_converted(OUT)` knows what to build. Reading .pth needs
 torch; .safetensors and ncnn .param / .bin pairs (sr_jax.weights.ncnn: the
 graph is checked and gives every setting) do not.
 """
@@ -36,12 +36,12 @@ def _kwarg(text: str) -> tuple[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
-      prog='python -m sr_jax.tools.convert',
+      prog='python -m sr_jax.convert',
       description='Convert PyTorch weights (.pth/.pt/.ckpt or .safetensors) '
                   'or an ncnn model (.param, its .bin beside it) into an '
                   'sr_jax .npz that records the model it is for.')
   parser.add_argument('arch', choices=state_dict.SUPPORTED_ARCHS,
-                      help='the PyTorch architecture (see sr_jax.weights)')
+                      help='the PyTorch architecture (see sr_jax.convert)')
   parser.add_argument('src', help='PyTorch / safetensors weights file, or '
                       'ncnn .param')
   parser.add_argument('out', help='output .npz')

@@ -41,6 +41,7 @@ import numpy as np
 from sr_jax import checkpoint
 from sr_jax import errors
 from sr_jax import evaluate
+from sr_jax import inference
 from sr_jax import metrics
 from sr_jax import weights
 from sr_jax.evaluate import image_sets
@@ -69,8 +70,8 @@ def load_source(path: str, which: str = 'best', role: str = 'gan',
     if phase is None and which == 'best':
       phases = checkpoint.run_phases(str(p))
       phase = phases[0] if role == 'psnr' else phases[-1]
-    loaded = checkpoint.load_generator_from_workdir(str(p), which, phase)
-    config = loaded.config
+    loaded = inference.load_generator(str(p), phase, which=which)
+    config = loaded.run.config
     kwargs = json.loads(config.generator.kwargs.to_json_best_effort())
     kwargs.setdefault('scale', config.scale)
     metadata = {'arch': config.generator.name, 'model_kwargs': kwargs,
@@ -85,7 +86,7 @@ def load_source(path: str, which: str = 'best', role: str = 'gan',
   if p.suffix != '.npz':
     raise ValueError(
         f'{path} is not an .npz: convert PyTorch weights first with python '
-        f'-m sr_jax.tools.convert ARCH {path} OUT.npz, then interpolate '
+        f'-m sr_jax.convert ARCH {path} OUT.npz, then interpolate '
         'OUT.npz.')
   return Source(str(p), params_io.load_params(p), params_io.load_metadata(p))
 

@@ -6,7 +6,7 @@ image, then the generator's learned real-world degradation. sr_jax can make
 them on the fly (`--config.degradation.name=dsgan`); this tool writes them
 to disk instead, for a paired folder (data.train_lr_dir) or other tools:
 
-  python -m sr_jax.tools.make_lr --dsgan W --input DIV2K_train_HR \
+  python -m sr_jax.data.make_lr --dsgan W --input DIV2K_train_HR \
       --output DIV2K_train_LR_dsgan
 
 W is a configs/dsgan.py workdir (its best checkpoint, else the newest) or a
@@ -33,7 +33,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from sr_jax import checkpoint
+from sr_jax import inference
 from sr_jax import errors
 from sr_jax.data import image_io
 from sr_jax.degradations import pipelines
@@ -42,7 +42,7 @@ from sr_jax.utils import io_utils
 
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
-      prog='python -m sr_jax.tools.make_lr',
+      prog='python -m sr_jax.data.make_lr',
       description=__doc__.split('\n\n')[0],
       formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--dsgan', required=True, metavar='W',
@@ -85,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
   try:
     paths = image_io.list_images(args.input)
-    module, variables = checkpoint.load_trained_generator(
-        args.dsgan, 'dsgan', '--dsgan')
+    dsgan = inference.load_generator_of(args.dsgan, 'dsgan', '--dsgan')
+    module, variables = dsgan.module, dsgan.variables
   except (FileNotFoundError, NotADirectoryError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

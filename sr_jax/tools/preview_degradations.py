@@ -7,10 +7,11 @@ Each pipeline gets `<out_dir>/<name>.png`: rows of HR target | LR input
 (enlarged with nearest neighbour so every LR pixel is visible), one row per
 random draw. Without --image, scikit-image's bundled astronaut photo is used.
 """
+import argparse
 import os
+import sys
+from typing import Optional, Sequence
 
-from absl import app
-from absl import flags
 import jax
 import numpy as np
 from PIL import Image
@@ -20,26 +21,48 @@ from sr_jax.data import image_io
 from sr_jax.data import sample_images
 from sr_jax.degradations import pipelines
 
-_OUT_DIR = flags.DEFINE_string('out_dir', 'degradation_previews',
-                               'Where to write <pipeline>.png.')
-_IMAGE = flags.DEFINE_string('image', '', 'HR image (default: astronaut).')
-_SIZE = flags.DEFINE_integer('size', 256, 'Centre crop of the HR image.')
-_SCALE = flags.DEFINE_integer('scale', 4, 'SR scale (denoise always uses 1).')
-_SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
-_SAMPLES = flags.DEFINE_integer('samples', 3, 'Random draws per pipeline.')
 # Pipelines that need no trained network ('dsgan' needs a checkpoint).
-_PIPELINES = flags.DEFINE_list(
-    'pipelines', [n for n in pipelines.PIPELINES
-                  if 'checkpoint' not in pipelines.PIPELINE_DEFAULTS[n]],
-    'Which pipelines to show.')
+DEFAULT_PIPELINES = tuple(
+    n for n in pipelines.PIPELINES
+    if 'checkpoint' not in pipelines.PIPELINE_DEFAULTS[n])
+
+
+def _comma_list(text: str) -> list[str]:
+  return [name.strip() for name in text.split(',') if name.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(
+      prog='python -m sr_jax.preview_degradations',
+      description=__doc__.split('\n\n')[0],
+      epilog=__doc__.split('\n\n', 1)[1],
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('--out_dir', default='degradation_previews',
+                 help='Where to write <pipeline>.png (default: '
+                      'degradation_previews).')
+  p.add_argument('--image', default='',
+                 help='HR image (default: astronaut).')
+  p.add_argument('--size', type=int, default=256,
+                 help='Centre crop of the HR image (default: 256).')
+  p.add_argument('--scale', type=int, default=4,
+                 help='SR scale (default: 4; denoise always uses 1).')
+  p.add_argument('--seed', type=int, default=0,
+                 help='Random seed (default: 0).')
+  p.add_argument('--samples', type=int, default=3,
+                 help='Random draws per pipeline (default: 3).')
+  p.add_argument('--pipelines', type=_comma_list,
+                 default=list(DEFAULT_PIPELINES), metavar='NAME,...',
+                 help='Which pipelines to show (default: '
+                      f'{",".join(DEFAULT_PIPELINES)}).')
+  return p
 
 
 def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
   h, w = image.shape[:2]
   if min(h, w) < size:
-    raise app.UsageError(f'The image is {h}x{w}; --size={size} needs at '
-                         'least that much. Use a larger image or a smaller '
-                         '--size.')
+    raise errors.UsageError(f'The image is {h}x{w}; --size={size} needs at '
+                            'least that much. Use a larger image or a '
+                            'smaller --size.')
   top, left = (h - size) // 2, (w - size) // 2
   return image[top:top + size, left:left + size]
 
@@ -58,20 +81,22 @@ def preview_rows(name: str, hr: np.ndarray, scale: int, seed: int,
 
 
 @errors.cli
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  image = (image_io.read_image(_IMAGE.value) if _IMAGE.value
-           else sample_images.load_sample('astronaut'))
-  hr = _centre_crop(image, _SIZE.value)
-  os.makedirs(_OUT_DIR.value, exist_ok=True)
-  for name in _PIPELINES.value:
-    picture = preview_rows(name, hr, _SCALE.value, _SEED.value,
-                           _SAMPLES.value)
-    path = os.path.join(_OUT_DIR.value, f'{name}.png')
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = _parser().parse_args(argv)
+  try:
+    image = (image_io.read_image(args.image) if args.image
+             else sample_images.load_sample('astronaut'))
+  except (OSError, ValueError) as e:  # A missing or unreadable --image.
+    raise errors.UsageError(str(e)) from None
+  hr = _centre_crop(image, args.size)
+  os.makedirs(args.out_dir, exist_ok=True)
+  for name in args.pipelines:
+    picture = preview_rows(name, hr, args.scale, args.seed, args.samples)
+    path = os.path.join(args.out_dir, f'{name}.png')
     Image.fromarray(picture).save(path)
-    print(f'{name}: {path} (HR | LR, {_SAMPLES.value} draws)', flush=True)
+    print(f'{name}: {path} (HR | LR, {args.samples} draws)', flush=True)
+  return 0
 
 
 if __name__ == '__main__':
-  app.run(main)
+  sys.exit(main())

@@ -45,6 +45,7 @@ import sys
 import traceback
 from typing import Mapping, Optional, Sequence
 
+from absl import flags
 import ml_collections
 
 from sr_jax import errors
@@ -292,8 +293,7 @@ def number(text):
   return float(text) if text not in (None, '') else None
 
 
-@errors.cli
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
       prog='python -m sr_jax.sweep', description=__doc__.split('\n\n')[0],
       epilog=__doc__.split('\n\n', 1)[1],
@@ -312,7 +312,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  default=True,
                  help='train the phases every variant runs identically '
                       '(the PSNR warm-up) once, in W/_warmup (default)')
-  args = p.parse_args(argv)
+  return p
+
+
+def _default_datasets(workdir: str) -> str:
+  """--datasets when none is given: photos10, fetched into W/data once."""
+  root = os.path.join(workdir, 'data')
+  if not os.path.isdir(benchmarks.hr_dir(root, 'photos10')):
+    benchmarks.fetch('photos10', root, scales=())
+  return f'photos10={benchmarks.hr_dir(root, "photos10")}'
+
+
+@errors.cli
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = _parser().parse_args(argv)
+  # An argparse program: grain's workers (data.num_workers > 0) read absl
+  # flags, with their defaults.
+  flags.FLAGS.mark_as_parsed()
   try:
     module = load_ablation(args.config)
     variants = list(module.VARIANTS)
@@ -339,12 +355,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if not trained:
     print('error: no variant trained.', file=sys.stderr)
     return 1
-  datasets = args.datasets
-  if not datasets:
-    root = os.path.join(args.workdir, 'data')
-    if not os.path.isdir(benchmarks.hr_dir(root, 'photos10')):
-      benchmarks.fetch('photos10', root, scales=())
-    datasets = f'photos10={benchmarks.hr_dir(root, "photos10")}'
+  datasets = args.datasets or _default_datasets(args.workdir)
   out = os.path.join(args.workdir, 'evaluation')
   runs = trained + [WARMUP] * os.path.exists(
       os.path.join(args.workdir, WARMUP, DONE))

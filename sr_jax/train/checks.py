@@ -12,7 +12,7 @@ from sr_jax import data
 from sr_jax import errors
 from sr_jax import evaluate as eval_lib
 from sr_jax.train import config_lib
-from sr_jax.train import state as ts
+from sr_jax.train import recipe as recipe_lib
 from sr_jax.train.pairs import make_training_pairs
 
 
@@ -23,7 +23,7 @@ class ConfigError(errors.SrJaxError, ValueError):
 BEST_WEIGHTS = eval_lib.BEST_WEIGHTS
 
 
-def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
+def check_config(config: ml_collections.ConfigDict) -> recipe_lib.Recipe:
   """Checks every setting that can be checked without data; returns the
   recipe (networks and phases), built once for the whole run."""
   n = jax.device_count()
@@ -60,7 +60,7 @@ def check_config(config: ml_collections.ConfigDict) -> ts.Recipe:
     raise ConfigError(str(e)) from None
   training_pairs = _check_degradation(config)
   try:
-    recipe = ts.build_recipe(config, training_pairs)
+    recipe = recipe_lib.build_recipe(config, training_pairs)
   except (ValueError, KeyError) as e:
     raise ConfigError(str(e)) from None
   except TypeError as e:  # A module given settings it does not have.
@@ -130,7 +130,7 @@ def config_changes(saved: dict, config: ml_collections.ConfigDict
   return changes
 
 
-def _check_per_sample(recipe: ts.Recipe, config) -> None:
+def _check_per_sample(recipe: recipe_lib.Recipe, config) -> None:
   """Per-sample regularisers need discriminators that keep samples apart."""
   for p in recipe.phases:
     for reg in p.regularisers:

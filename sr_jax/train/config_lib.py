@@ -126,7 +126,7 @@ def base_config() -> ml_collections.ConfigDict:
       kwargs=dict(num_feat=64, num_block=23, num_grow_ch=32),
       # BasicSR's pretrain_network_g: start the generator (and its EMA) from
       # these weights at step 0: a converted .npz (python -m
-      # sr_jax.tools.convert or python -m sr_jax.weights fetch NAME), a
+      # sr_jax.convert or python -m sr_jax.weights fetch NAME), a
       # .pth / .safetensors of the architecture `name`, or another run's
       # workdir (its final EMA
       # generator). '' = random init. Set psnr.steps=0 to go straight to

@@ -13,7 +13,7 @@ Command line (see `python -m sr_jax.weights --help`):
   python -m sr_jax.weights convert RealESRGAN_x4plus realesrgan-x4plus.param
                                   # the released ncnn files (.bin beside)
   python -m sr_jax.weights where                # cache location and contents
-and `python -m sr_jax.tools.convert ARCH SRC OUT` for any architecture.
+and `python -m sr_jax.convert ARCH SRC OUT` for any architecture.
 """
 from sr_jax.weights.params_io import WeightsNotFoundError
 from sr_jax.weights.params_io import cache_dir

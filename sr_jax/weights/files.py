@@ -172,7 +172,7 @@ def load_converted(path: str | os.PathLike
     raise ValueError(
         f'{path} does not say which model it is for (no arch metadata: '
         'written by an older sr_jax, or not by a converter). Convert the '
-        f'original again: python -m sr_jax.tools.convert ARCH SRC {path}')
+        f'original again: python -m sr_jax.convert ARCH SRC {path}')
   return meta['arch'], dict(meta.get('model_kwargs') or {}), \
       params_io.load_params(path)
 

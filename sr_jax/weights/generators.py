@@ -28,7 +28,7 @@ from sr_jax.weights import state_dict as state_dict_lib
 TORCH_SUFFIXES = ('.pth', '.pt', '.ckpt', '.bin', '.safetensors')
 _HOW_TO_GET = (
     'Convert official PyTorch weights with '
-    '`python -m sr_jax.tools.convert ARCH '
+    '`python -m sr_jax.convert ARCH '
     'SRC.pth OUT.npz` (or pass the .pth / .safetensors directly), download '
     'them with `python -m sr_jax.weights fetch NAME`, or use a training run '
     'with --checkpoint WORKDIR.')

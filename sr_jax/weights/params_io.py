@@ -125,7 +125,7 @@ def _read(path: pathlib.Path, arrays: bool) -> tuple[dict[str, np.ndarray],
     raise errors.CorruptFileError(
         f'{path} is not a weights file written by sr_jax (an .npz, which is '
         'a zip archive): another kind of file, or damaged. Convert PyTorch '
-        'weights with python -m sr_jax.tools.convert ARCH SRC OUT.npz.')
+        'weights with python -m sr_jax.convert ARCH SRC OUT.npz.')
   if arrays:
     check_zip(path)
   try:  # np.load reads members lazily: a CRC error surfaces on access.

@@ -2,7 +2,7 @@
 
   python -m sr_jax.weights fetch RealESRGAN_x4plus   # -> <cache>/NAME.npz
   arch, kwargs, variables = load_pretrained('RealESRGAN_x4plus')
-  sr = sr_jax.weights.build_model(arch, **kwargs).apply(variables, lr)
+  sr = sr_jax.convert.build_model(arch, **kwargs).apply(variables, lr)
 
 Each entry says where the PyTorch file is, which converter reads it, and what
 the conversion must find (the architecture settings, read off the tensor
@@ -94,7 +94,7 @@ class Pretrained:
 
   url: direct download link, or None where the file is only on a file
     sharing site (then `homepage` says where to get it by hand).
-  arch: the sr_jax.weights converter (and generator name) for it.
+  arch: the sr_jax.convert converter (and generator name) for it.
   sha256: the full hex digest if published, else None (verified by
     conversion and the `expect` check instead).
   expect: model kwargs the conversion must infer (a wrong or truncated file
@@ -174,7 +174,7 @@ def how_to_get(name: str) -> str:
     lines.append(f'  * online:  python -m sr_jax.weights fetch {name}')
   lines += [
       f'  * offline: {where} by hand, then run',
-      f'             python -m sr_jax.tools.convert {entry.arch} '
+      f'             python -m sr_jax.convert {entry.arch} '
       f'/path/to/{entry.filename} {cached_path(name)}',
       f'             (or: python -m sr_jax.weights convert {name} '
       f'/path/to/{entry.filename})']

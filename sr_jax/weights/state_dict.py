@@ -19,10 +19,10 @@
              (then with the released alpha / beta)
 
 Each generator's / discriminator's converter lives in its own file
-(`convert_torch` in sr_jax/models/<arch>.py, found through
-`models.arch_spec`). Other networks (feature extractors, metric networks)
-are one line each in NETWORKS below: the module class and its converter,
-which lives with the module (VGG19's is still here).
+(`convert_torch` in sr_jax/models/<arch>.py, registered with the module
+and found through `models.arch_spec`). Other networks (feature extractors,
+metric networks) are one line each in NETWORKS below: the module class and
+its converter, which lives with the module (VGG19's is still here).
 
 A converter reads the architecture settings (num_feat, blocks, scale, ...)
 off the tensor shapes, builds the flax model with them and checks every key
@@ -102,8 +102,8 @@ def _module(arch: str) -> type:
 
 
 def supported_archs() -> tuple[str, ...]:
-  """Every architecture with a converter: registered models whose file has
-  `convert_torch`, and the NETWORKS."""
+  """Every architecture with a converter: registered models with a
+  `convert_torch` hook, and the NETWORKS."""
   return tuple(sorted(NETWORKS.names() + [
       a for a in models.arch_names()
       if models.arch_spec(a).convert_torch is not None]))
