@@ -91,6 +91,13 @@ def message_of(error: BaseException) -> tuple[str, int] | None:
   return None
 
 
+def usage(message: str) -> int:
+  """Prints `error: MESSAGE` (a mistake on the command line, said in one
+  line) and returns the usage exit code, 2."""
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  return UsageError.exit_code
+
+
 def report(error: BaseException) -> int | None:
   """Prints a user-fixable error as one `error:` line; returns its exit
   code, or None if `error` is not one (the caller re-raises it)."""

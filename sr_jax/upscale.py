@@ -333,49 +333,44 @@ def _describe(image: image_files.ImageData) -> str:
   return ', '.join(about)
 
 
-def _error(message: str) -> int:
-  print(f'error: {message}', file=sys.stderr)
-  return 2
-
-
 @errors.cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   try:
     model_kwargs = generator_loading.model_kwargs_from_flags(args)
   except ValueError as e:
-    return _error(str(e))
+    return errors.usage(str(e))
   for flag, value, low in (('--tile', args.tile, 0),
                            ('--tile-pad', args.tile_pad, 0),
                            ('--pre-pad', args.pre_pad, 0),
                            ('--batch-tiles', args.batch_tiles, 1)):
     if value is not None and value < low:
-      return _error(f'{flag} must be >= {low}; got {value}.')
+      return errors.usage(f'{flag} must be >= {low}; got {value}.')
   try:
     if args.outscale is not None:
       tiling.output_size(1, 1, args.outscale)
     inputs, root = find_inputs(args.input, args.recursive)
   except (OSError, ValueError) as e:
-    return _error(str(e))
+    return errors.usage(str(e))
   single_file_output = (
       len(inputs) == 1 and os.path.isfile(args.input)
       and os.path.splitext(args.output)[1].lower() in image_files.WRITE_FORMATS)
   if not single_file_output and os.path.isfile(args.output):
-    return _error(f'-o {args.output!r} is a file; with INPUT {args.input!r} '
-                  'it must be a folder.')
+    return errors.usage(f'-o {args.output!r} is a file; with INPUT '
+                        f'{args.input!r} it must be a folder.')
   # Before the model loads and any image is computed.
   out_dir = (os.path.dirname(os.path.abspath(args.output))
              if single_file_output else args.output)
   why = image_files.output_folder_problem(out_dir)
   if why is not None:
-    return _error(f'-o {args.output}: cannot write to folder {out_dir} '
-                  f'({why}); use another -o.')
+    return errors.usage(f'-o {args.output}: cannot write to folder '
+                        f'{out_dir} ({why}); use another -o.')
 
   try:
     run_batch, multiple, scale, about = _load_network(args, model_kwargs)
     _release_defaults(args, scale)
   except (OSError, ValueError, ImportError) as e:
-    return _error(str(e))
+    return errors.usage(str(e))
   print(f'{about}, {len(inputs)} image(s) -> {args.output}', file=sys.stderr)
   upscaler = _Upscaler(args, run_batch, multiple, scale)
 

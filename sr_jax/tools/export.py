@@ -106,17 +106,12 @@ def max_difference(net: onnx_backend.OnnxGenerator, module, variables,
   return out
 
 
-def _error(message: str) -> int:
-  print(f'error: {message}', file=sys.stderr)
-  return 2
-
-
 @errors.cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   if args.opset < onnx_backend.MIN_OPSET:
-    return _error(f'--opset {args.opset}: the dynamic sizes need opset >= '
-                  f'{onnx_backend.MIN_OPSET}.')
+    return errors.usage(f'--opset {args.opset}: the dynamic sizes need opset '
+                        f'>= {onnx_backend.MIN_OPSET}.')
   try:
     model_kwargs = generator_loading.model_kwargs_from_flags(args)
     module, variables, scale = generator_loading.load_generator_for_inference(
@@ -132,7 +127,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with io_utils.atomic_write(args.onnx) as f:
       f.write(data)
   except (OSError, ValueError) as e:
-    return _error(str(e))
+    return errors.usage(str(e))
   print(f'Wrote {args.onnx} ({len(data) / 1e6:.1f} MB, '
         f'{time.time() - start:.1f} s).', file=sys.stderr)
   if args.no_verify:
@@ -143,7 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      providers=['CPUExecutionProvider'])
     diffs = max_difference(net, module, variables, scale)
   except (OSError, ValueError, RuntimeError) as e:
-    return _error(f'checking {args.onnx} with onnxruntime: {e}')
+    return errors.usage(f'checking {args.onnx} with onnxruntime: {e}')
   print('max |onnxruntime - jax| ' + ', '.join(
       f'{b}x{h}x{w}: {d:.2e}' + (f' (outputs up to {top:.1e})' if top > 1
                                  else '')
