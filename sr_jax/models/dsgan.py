@@ -181,6 +181,7 @@ def output_scale(module) -> fractions.Fraction:
   """1 / downscale: the output is smaller (1 at LR size, as released)."""
   return fractions.Fraction(1, int(getattr(module, 'downscale', 1)))
 
+
 GENERATORS.register('dsgan',
                     convert_torch=convert_torch,
                     recognise=recognise,

@@ -155,6 +155,7 @@ def kwargs_from_params(params, **given):
       kernel('upconv1')[3] // num_feat)
   return {**kw, **given}
 
+
 GENERATORS.register('msrresnet',
                     convert_torch=convert_torch,
                     recognise=recognise,

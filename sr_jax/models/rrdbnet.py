@@ -226,6 +226,7 @@ def input_multiple(module) -> int:
   """x2 / x1 pixel-unshuffle the input by 2 / 4: H and W must divide it."""
   return 4 // module.scale if module.scale in (1, 2) else 1
 
+
 GENERATORS.register('rrdbnet',
                     convert_torch=convert_torch,
                     recognise=recognise,

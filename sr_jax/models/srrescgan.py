@@ -283,6 +283,7 @@ def kwargs_from_params(params, **given):
   depth = len(torch_layout.fullmatch_indices(params, r'layer1_(\d+)'))
   return {**dict(depth=depth, num_feat=num_feat, num_in_ch=num_in), **given}
 
+
 GENERATORS.register('srrescgan',
                     convert_torch=convert_torch,
                     recognise=recognise,

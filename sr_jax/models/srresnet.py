@@ -191,6 +191,7 @@ def kwargs_from_params(params, **given):
                 params, r'upsample_(\d+)_conv')))
   return {**kw, **given}
 
+
 GENERATORS.register('srresnet',
                     convert_torch=convert_torch,
                     recognise=recognise,

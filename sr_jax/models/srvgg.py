@@ -164,6 +164,7 @@ def kwargs_from_params(params, **given):
     kw['act_type'] = 'prelu'
   return {**kw, **given}
 
+
 GENERATORS.register('srvgg',
                     convert_torch=convert_torch,
                     recognise=recognise,

@@ -318,6 +318,7 @@ def input_multiple(module) -> int:
   del module
   return 8
 
+
 DISCRIMINATORS.register('unet_sn',
                         convert_torch=convert_torch,
                         recognise=recognise,

@@ -105,5 +105,6 @@ def convert_torch(sd: torch_layout.StateDict,
   return torch_layout.convert_module(sd, VGGStyleDiscriminator(**config),
                   (1, size, size, config['num_in_ch'])), config
 
+
 DISCRIMINATORS.register('vgg_style',
                         convert_torch=convert_torch)(VGGStyleDiscriminator)

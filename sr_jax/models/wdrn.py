@@ -238,6 +238,7 @@ def kwargs_from_params(params, **given):
     kw['num_grow_ch'] = kernel('body_0', 'conv1')[3]
   return {**kw, **given}
 
+
 GENERATORS.register('wdrn',
                     convert_torch=convert_torch,
                     recognise=recognise,
