@@ -273,8 +273,9 @@ def add_source_flags(p: argparse.ArgumentParser,
   --model-kwargs (read back with model_kwargs_from_flags)."""
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument('--weights', help=weights_help)
-  src.add_argument('--checkpoint', metavar='WORKDIR',
-                   help="a training run's --workdir (its EMA generator)")
+  src.add_argument('--checkpoint', metavar='WORKDIR[:PHASE]',
+                   help="a training run's --workdir (its EMA generator); "
+                   "W:PHASE for that phase's best")
   p.add_argument('--which', choices=('best', 'latest'), default='best',
                  help='checkpoint to use with --checkpoint (default best)')
   p.add_argument('--arch', help='generator name, when the weights do not say')
