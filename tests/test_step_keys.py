@@ -45,3 +45,24 @@ def test_step_settings_read_the_config_and_its_defaults():
   assert not bare.skip_nonfinite
   with pytest.raises(ValueError, match='ema_power'):
     make_phase_step(None, None, StepSettings(0.999, ema_power=-1.0))
+
+
+def test_the_loop_reads_its_settings_once_from_the_checked_config():
+  from conftest import load_config  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import checks  # pylint: disable=g-import-not-at-top
+  config = load_config('esrgan_fft')
+  config.stop_at_step, config.seed = 3, 11
+  settings = checks.check_config(config).settings
+  assert (settings.seed, settings.scale, settings.batch_size,
+          settings.log_every, settings.eval_every, settings.checkpoint_every,
+          settings.keep_checkpoints, settings.stop_at_step) == (
+              11, config.scale, config.batch_size, config.log_every,
+              config.eval_every, config.checkpoint_every,
+              config.keep_checkpoints, 3)
+  assert settings.step == StepSettings.from_config(config)
+  assert settings.validate_raw == (config.ema_decay > 0)
+  assert settings.best_weights == config.best_weights
+  # Configs of checkpoints older than the optional fields: their defaults.
+  del config['max_nonfinite_skips'], config['best_weights']
+  settings = checks.check_config(config).settings
+  assert (settings.max_nonfinite_skips, settings.best_weights) == (10, 'ema')

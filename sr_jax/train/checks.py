@@ -3,6 +3,7 @@ written: `check_config(config)` raises ConfigError naming the setting and
 what to do, and returns the recipe (networks, phases, the degradation),
 built once for the whole run.
 """
+import dataclasses
 import json
 
 import jax
@@ -72,7 +73,8 @@ def check_config(config: ml_collections.ConfigDict) -> recipe_lib.Recipe:
     raise ConfigError(f'Nothing to train: every phase in config.phases '
                       f'{tuple(config.phases)} has 0 steps.')
   _check_per_sample(recipe, config)
-  return recipe
+  return dataclasses.replace(recipe,
+                             settings=recipe_lib.RunSettings.from_config(config))
 
 
 # Fields a resume may change freely: cadence, data loading, evaluation,

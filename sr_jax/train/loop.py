@@ -41,7 +41,6 @@ from sr_jax.train.progress import ProgressReporter
 from sr_jax.train.step import data_parallel_mesh
 from sr_jax.train.step import jit_for_mesh
 from sr_jax.train.step import make_phase_step
-from sr_jax.train.step import StepSettings
 from sr_jax.utils import io_utils
 from sr_jax.utils import run_lock
 from sr_jax.utils import scalar_csv
@@ -134,6 +133,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # --- Recipe: networks, phases and frozen weights, before anything slow.
   recipe = check_config(config)
   recipe, aux = load_frozen_networks(recipe, config)
+  settings = recipe.settings
 
   # --- Mesh: one data-parallel axis over every device of every process.
   mesh = data_parallel_mesh()
@@ -143,9 +143,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # --- Input (before anything is written: a wrong folder leaves no run).
   try:
     train_iter = iter(data.make_train_dataset(
-        config.data, global_batch_size=config.batch_size, seed=config.seed,
-        process_index=jax.process_index(), process_count=jax.process_count(),
-        scale=config.scale))
+        config.data, global_batch_size=settings.batch_size,
+        seed=settings.seed, process_index=jax.process_index(),
+        process_count=jax.process_count(), scale=settings.scale))
     evaluators = eval_lib.build_evaluators(config)
   except ValueError as e:
     # Mismatched pairs, too many bad files, images too small or too large:
@@ -188,12 +188,14 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
            allow_config_change):
   """State (restore or init), steps and loop of train_and_evaluate."""
   writer = _make_writer(workdir)
-  checkpointer = ckpt_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
+  settings = recipe.settings
+  checkpointer = ckpt_lib.Checkpointer(workdir,
+                                       keep=settings.keep_checkpoints)
   state, state_phase, start_step, resumed = _restore_or_init(
       config, workdir, recipe, mesh, checkpointer, train_iter,
       allow_config_change)
   aux = jax.device_put(aux, NamedSharding(mesh, P()))
-  end_step = min(recipe.total_steps, config.stop_at_step or
+  end_step = min(recipe.total_steps, settings.stop_at_step or
                  recipe.total_steps)
   run = _Run(config=config, recipe=recipe, mesh=mesh, aux=aux,
              train_iter=train_iter, checkpointer=checkpointer, writer=writer,
@@ -247,7 +249,7 @@ def _restore_or_init(config, workdir, recipe, mesh, checkpointer, train_iter,
                                      phase=phase, loaded=loaded),
                    out_shardings=replicated)
 
-  rng = jax.random.key(config.seed)
+  rng = jax.random.key(recipe.settings.seed)
 
   def layouts(step):
     # A checkpoint at a phase boundary holds the finished phase's layout,
@@ -266,7 +268,7 @@ def _restore_or_init(config, workdir, recipe, mesh, checkpointer, train_iter,
   if restored is None:
     state_phase = recipe.phases[0]
     # A generator loaded from init_from is not randomly initialised first.
-    loaded = ((recipe_lib.MAIN_GENERATOR,) if config.generator.get('init_from')
+    loaded = ((recipe_lib.MAIN_GENERATOR,) if recipe.settings.init_from
               else ())
     state = warm_start.apply_frozen_submodules(
         config, recipe,
@@ -291,16 +293,15 @@ class Evaluation:
 
   def __init__(self, config, workdir, recipe, evaluators, writer,
                checkpointer, progress):
+    # `config` is the record a best checkpoint keeps.
     self.config, self.workdir, self.evaluators = config, workdir, evaluators
+    self.settings = recipe.settings
     self.writer, self.checkpointer, self.progress = (writer, checkpointer,
                                                      progress)
     self.super_resolve = (eval_lib.make_super_resolve_fn(recipe.generator)
                           if evaluators else None)
     self.best_eval, self.best_name, self.higher_is_better = (
         eval_lib.best_metric(config))
-    self.best_weights = config.get('best_weights', 'ema')
-    # The raw generator differs from its EMA unless the decay is 0.
-    self.validate_raw = config.ema_decay > 0
 
   def __call__(self, step: int, phase, state) -> dict[str, float]:
     """Returns {'<eval>/<metric>': value} ('<eval>/<metric>_raw' for the
@@ -308,9 +309,10 @@ class Evaluation:
     logged = {}
     for i, evaluator in enumerate(self.evaluators):
       values, strips = evaluator.run(
-          self.super_resolve, ts.generator_variables(state), self.config.scale,
+          self.super_resolve, ts.generator_variables(state),
+          self.settings.scale,
           raw_variables=(ts.generator_variables(state, use_ema=False)
-                         if self.validate_raw else None))
+                         if self.settings.validate_raw else None))
       name = evaluator.name
       scalars = {f'{name}/{k}': float(v) for k, v in values.items()}
       self.writer.write_scalars(step, scalars)
@@ -323,13 +325,15 @@ class Evaluation:
                              os.path.join(folder, name), strips)
       if name == self.best_eval:
         value, weights = eval_lib.pick_best(
-            values, self.best_name, self.higher_is_better, self.best_weights)
+            values, self.best_name, self.higher_is_better,
+            self.settings.best_weights)
         self.checkpointer.save_best(
             step, state, value, self.config, phase=phase.name,
             mode='max' if self.higher_is_better else 'min', metrics=scalars,
             generator=weights)
-      self.progress.report_eval(step, values, name,
-                                'bicubic' if self.config.scale > 1 else 'input')
+      self.progress.report_eval(
+          step, values, name,
+          'bicubic' if self.settings.scale > 1 else 'input')
     return logged
 
 
@@ -358,7 +362,7 @@ class _Run:
     config, recipe, mesh = self.config, self.recipe, self.mesh
     # --- Steps: one jitted step per phase; the state is donated.
     steps = {p.name: jit_for_mesh(
-        make_phase_step(recipe, p, StepSettings.from_config(config)), mesh)
+        make_phase_step(recipe, p, recipe.settings.step), mesh)
              for p in recipe.phases}
     start_phase = {p.name: jax.jit(functools.partial(ts.start_phase, phase=p),
                                    out_shardings=NamedSharding(mesh, P()),
@@ -389,7 +393,8 @@ class _Run:
         break
     self.preemption.saving = True
     if self.guard.last_saved != self.step:
-      self.guard.check_finite(self.state, step_metrics, config)
+      self.guard.check_finite(self.state, step_metrics,
+                              recipe.settings.max_nonfinite_skips)
       self.checkpointer.save(self.step, self.state,
                              self.train_iter.get_state(), config, force=True)
       self.guard.last_saved = self.step
@@ -411,13 +416,15 @@ class _Run:
   def _after_step(self, phase, step_metrics) -> bool:
     """Logs, evaluates and saves when due; returns whether to stop."""
     config, step, end_step = self.config, self.step, self.end_step
-    logging_now = _due(step, config.log_every, end_step)
+    settings = self.recipe.settings
+    logging_now = _due(step, settings.log_every, end_step)
     stop = self.preemption.agreed(logging_now)
     self.preemption.saving = stop  # Its checkpoint is next: signals wait.
     if logging_now or any(_due(step, every, end_step) for every in (
-        config.eval_every, config.checkpoint_every)) or stop:
+        settings.eval_every, settings.checkpoint_every)) or stop:
       # Before anything is logged, evaluated or saved.
-      skipped = self.guard.check_finite(self.state, step_metrics, config)
+      skipped = self.guard.check_finite(self.state, step_metrics,
+                                        settings.max_nonfinite_skips)
     if logging_now:
       scalars = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
       if skipped:
@@ -427,8 +434,8 @@ class _Run:
                                        scalars.items()})
       self.progress.report_train(step, phase.name, scalars)
     eval_values = (self.evaluation(step, phase, self.state)
-                   if _due(step, config.eval_every, end_step) else {})
-    if _due(step, config.checkpoint_every, end_step):
+                   if _due(step, settings.eval_every, end_step) else {})
+    if _due(step, settings.checkpoint_every, end_step):
       self.checkpointer.save(step, self.state, self.train_iter.get_state(),
                              config, force=step == end_step,
                              metrics=eval_values)

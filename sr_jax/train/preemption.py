@@ -120,12 +120,12 @@ class SaveGuard:
   data_state_before: Any = None
   state_is_finite: bool = True
 
-  def check_finite(self, state, step_metrics, config) -> int:
+  def check_finite(self, state, step_metrics, max_skips: int) -> int:
     """Raises NonFiniteError (nothing is saved from then on) if an update
-    went non-finite, or too many were skipped in a row; returns how many
+    went non-finite, or `max_skips` were skipped in a row; returns how many
     updates config.on_nonfinite='skip' dropped so far."""
     health = {k: int(v) for k, v in jax.device_get(state.health).items()}
-    limit = int(config.get('max_nonfinite_skips', 10))
+    limit = max_skips  # config.max_nonfinite_skips
     if health['first_bad_step'] < 0 and health['streak'] < limit:
       return health['skipped']
     self.state_is_finite = False

@@ -62,6 +62,66 @@ class Phase:
 
 
 @dataclasses.dataclass(frozen=True)
+class StepSettings:
+  """What the step takes from the run's config besides the recipe."""
+  ema_decay: float  # The generators' EMA: see ema_decay_schedule.
+  ema_update_after_step: int = 0
+  ema_power: float = 0.0
+  # 'skip': drop a non-finite update and count it; else record the first
+  # one and let the trainer stop (guard_finite).
+  on_nonfinite: str = 'stop'
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> 'StepSettings':
+    return cls(
+        ema_decay=config.ema_decay,
+        ema_update_after_step=int(config.get('ema_update_after_step', 0)),
+        ema_power=float(config.get('ema_power', 0.0)),
+        on_nonfinite=config.get('on_nonfinite', 'stop'))
+
+  @property
+  def skip_nonfinite(self) -> bool:
+    return self.on_nonfinite == 'skip'
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+  """What the loop reads from a run's config besides its networks and
+  phases, read once (`check_config`): the step's settings, the cadence of
+  logs, evaluations and checkpoints, and the finite guard's limit."""
+  seed: int
+  scale: int
+  batch_size: int  # Global, over every device of every process.
+  log_every: int
+  eval_every: int
+  checkpoint_every: int
+  keep_checkpoints: int
+  stop_at_step: int  # 0: run every phase to its end.
+  max_nonfinite_skips: int
+  best_weights: str  # 'ema', 'raw' or 'better' (evaluate.BEST_WEIGHTS).
+  init_from: str  # config.generator.init_from ('' for a random start).
+  step: StepSettings
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> 'RunSettings':
+    return cls(
+        seed=config.seed, scale=config.scale, batch_size=config.batch_size,
+        log_every=config.log_every, eval_every=config.eval_every,
+        checkpoint_every=config.checkpoint_every,
+        keep_checkpoints=config.keep_checkpoints,
+        stop_at_step=config.stop_at_step,
+        max_nonfinite_skips=int(config.get('max_nonfinite_skips', 10)),
+        best_weights=config.get('best_weights', 'ema'),
+        init_from=config.generator.get('init_from', ''),
+        step=StepSettings.from_config(config))
+
+  @property
+  def validate_raw(self) -> bool:
+    """The raw generator differs from its EMA unless the decay is 0."""
+    return self.step.ema_decay > 0
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
   networks: Mapping[str, Network]
   phases: tuple[Phase, ...]  # Phases with steps > 0, in order.
@@ -69,6 +129,9 @@ class Recipe:
   # (key, batch) -> TrainingPairs: the LR input (from the batch, or made by
   # the degradation), the target and the real HR (training_pairs.py).
   training_pairs: Any = None
+  # The loop's settings (check_config fills them; None in a recipe built
+  # for a step alone).
+  settings: RunSettings | None = None
 
   @property
   def total_steps(self) -> int:

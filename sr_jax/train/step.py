@@ -18,7 +18,6 @@ real batch, `real_batch_passes`; then `generator_update`, one
 `make_phase_step` binds to the recipe, the phase and the run's
 `StepSettings` with functools.partial.
 """
-import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -26,7 +25,6 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-import ml_collections
 import optax
 
 from sr_jax import losses
@@ -40,29 +38,8 @@ from sr_jax.train.recipe import Network
 from sr_jax.train.recipe import Phase
 from sr_jax.train.recipe import Recipe
 from sr_jax.train.recipe import short_name
-
-
-@dataclasses.dataclass(frozen=True)
-class StepSettings:
-  """What the step takes from the run's config besides the recipe."""
-  ema_decay: float  # The generators' EMA: see ema_decay_schedule.
-  ema_update_after_step: int = 0
-  ema_power: float = 0.0
-  # 'skip': drop a non-finite update and count it; else record the first
-  # one and let the trainer stop (guard_finite).
-  on_nonfinite: str = 'stop'
-
-  @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict) -> 'StepSettings':
-    return cls(
-        ema_decay=config.ema_decay,
-        ema_update_after_step=int(config.get('ema_update_after_step', 0)),
-        ema_power=float(config.get('ema_power', 0.0)),
-        on_nonfinite=config.get('on_nonfinite', 'stop'))
-
-  @property
-  def skip_nonfinite(self) -> bool:
-    return self.on_nonfinite == 'skip'
+# Re-exported: what make_phase_step takes besides the recipe.
+from sr_jax.train.recipe import StepSettings
 
 
 # fold_in constants of the step's random streams (StepKeys). Changing one
