@@ -95,3 +95,15 @@ def test_a_weights_file_takes_no_phase_and_a_kind_is_checked(fake_run,
     inference.load_generator_of(workdir, 'dsgan', '--dsgan')
   with pytest.raises(FileNotFoundError, match='neither a workdir nor'):
     inference.load_generator_of(str(tmp_path / 'none'), 'dsgan', '--dsgan')
+
+
+def test_a_checkpoint_that_is_not_a_run_is_read_as_a_workdir(tmp_path):
+  """--checkpoint goes to the workdir reader even when the folder is
+  missing, so the message is about a run, not about a weights file."""
+  missing = str(tmp_path / 'no_run_here')
+  with pytest.raises(FileNotFoundError, match='No best checkpoints in .*'
+                     'no_run_here/best'):
+    inference.load_generator_for_inference(checkpoint=missing)
+  with pytest.raises(FileNotFoundError, match='No best checkpoints in .*'
+                     'no_run_here/best'):
+    inference.load_generator_for_inference(checkpoint=f'{missing}:gan')

@@ -69,7 +69,7 @@ class Generator:
   @property
   def arch(self) -> str:
     """The generator's registered name."""
-    return arch_of(self.module)
+    return models.generator_name(self.module)
 
   def describe(self) -> str:
     return self.run.describe() if self.run else f'the weights in {self.source}'
@@ -111,31 +111,62 @@ def load_generator(source: str | os.PathLike, phase: str | None = None,
   """
   if which not in WHICH:
     raise ValueError(f'which={which!r}; use one of {list(WHICH)}.')
+  path, phase = _with_phase(source, phase)
+  if _is_workdir(path):
+    _check_workdir_args(arch, model_kwargs)
+    return _from_workdir(path, which, phase, step, dtype)
+  _check_file_args(phase, step)
+  return _from_file(path, arch, model_kwargs, dtype)
+
+
+def _with_phase(source, phase: str | None) -> tuple[str, str | None]:
+  """(path, phase) of `source`, `W:phase` or `W` with `phase`."""
   path, named_phase = split_source(source)
-  if named_phase is not None:
-    if phase is not None and phase != named_phase:
-      raise ValueError(f'{source} names phase {named_phase!r}, but phase='
-                       f'{phase!r} was given too: give one.')
-    phase = named_phase
-  if io_utils.path(io_utils.workdir_path(path)).is_dir():
-    if arch is not None or model_kwargs:
-      raise ValueError('--arch / --scale / --model-kwargs apply to --weights; '
-                       'a --checkpoint run already says what it trained.')
-    if which == 'final' and phase is None and step is None:
-      try:
-        run = checkpoint_lib.load_generator_from_workdir(path, 'best')
-      except FileNotFoundError:
-        run = checkpoint_lib.load_generator_from_workdir(path, 'latest')
-    else:
-      run = checkpoint_lib.load_generator_from_workdir(
-          path, 'best' if which == 'final' else which, phase, step)
-    module = run.module if dtype is None else run.module.clone(
-        dtype=jnp.dtype(dtype))
-    return Generator(module, run.variables, models.output_scale(module), path,
-                     run)
+  if named_phase is None:
+    return path, phase
+  if phase is not None and phase != named_phase:
+    raise ValueError(f'{source} names phase {named_phase!r}, but phase='
+                     f'{phase!r} was given too: give one.')
+  return path, named_phase
+
+
+def _is_workdir(path: str) -> bool:
+  return io_utils.path(io_utils.workdir_path(path)).is_dir()
+
+
+def _check_workdir_args(arch, model_kwargs) -> None:
+  if arch is not None or model_kwargs:
+    raise ValueError('--arch / --scale / --model-kwargs apply to --weights; '
+                     'a --checkpoint run already says what it trained.')
+
+
+def _check_file_args(phase, step) -> None:
   if phase is not None or step is not None:
     raise ValueError('--phase / --step pick a checkpoint of a --checkpoint '
                      'run, not of --weights.')
+
+
+def _from_workdir(path: str, which: str, phase: str | None,
+                  step: int | None, dtype: Any) -> Generator:
+  """A run's generator ('final': its best, else its newest checkpoint)."""
+  if which == 'final' and phase is None and step is None:
+    try:
+      run = checkpoint_lib.load_generator_from_workdir(path, 'best')
+    except FileNotFoundError:
+      run = checkpoint_lib.load_generator_from_workdir(path, 'latest')
+  else:
+    run = checkpoint_lib.load_generator_from_workdir(
+        path, 'best' if which == 'final' else which, phase, step)
+  module = run.module if dtype is None else run.module.clone(
+      dtype=jnp.dtype(dtype))
+  return Generator(module, run.variables, models.output_scale(module), path,
+                   run)
+
+
+def _from_file(path: str, arch: str | None,
+               model_kwargs: Mapping[str, Any] | None,
+               dtype: Any) -> Generator:
+  """A weights file's generator (float32 unless `dtype` says)."""
   model_kwargs = dict(model_kwargs or {})
   dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
   if ncnn.is_ncnn_param(path):
@@ -151,17 +182,16 @@ def load_generator_of(source: str, arch: str, what: str) -> Generator:
   `arch` generator (ValueError naming `what`, the setting that gave it).
   For a generator that a run reads (a DSGAN degradation, a frozen network)
   or a command that needs one kind (make_lr)."""
-  if not io_utils.path(io_utils.workdir_path(source)).is_dir() and not (
-      os.path.isfile(os.path.expanduser(source))):
-    raise FileNotFoundError(f'{what}: {source} is neither a workdir nor a '
-                            'weights file.')
-  loaded = load_generator(source, arch=None if io_utils.path(
-      io_utils.workdir_path(source)).is_dir() else arch)
-  if loaded.run is not None:
-    if loaded.arch != arch:
-      raise ValueError(f'{what}: {source} trained a {loaded.arch!r} '
-                       f'generator, not a {arch!r} one.')
-    print(f'{what}: {loaded.describe()}.', flush=True)
+  if not _is_workdir(source):
+    if not os.path.isfile(os.path.expanduser(source)):
+      raise FileNotFoundError(f'{what}: {source} is neither a workdir nor a '
+                              'weights file.')
+    return _from_file(source, arch, None, None)
+  loaded = _from_workdir(source, 'final', None, None, None)
+  if loaded.arch != arch:
+    raise ValueError(f'{what}: {source} trained a {loaded.arch!r} '
+                     f'generator, not a {arch!r} one.')
+  print(f'{what}: {loaded.describe()}.', flush=True)
   return loaded
 
 
@@ -201,16 +231,15 @@ def load_generator_for_inference(
   if (weights is None) == (checkpoint is None):
     raise ValueError('Pass exactly one of weights (--weights FILE) and '
                      'checkpoint (--checkpoint WORKDIR).')
-  if checkpoint is None and (phase is not None or step is not None):
-    raise ValueError('--phase / --step pick a checkpoint of a --checkpoint '
-                     'run, not of --weights.')
+  if checkpoint is None:
+    _check_file_args(phase, step)
   if arch is not None:
     models.GENERATORS.get(arch)  # ValueError listing the generators.
   if checkpoint is not None:
-    if arch is not None or model_kwargs:
-      raise ValueError('--arch / --scale / --model-kwargs apply to --weights; '
-                       'a --checkpoint run already says what it trained.')
-    loaded = load_generator(checkpoint, phase, step, which=which, dtype=dtype)
+    _check_workdir_args(arch, model_kwargs)
+    path, phase = _with_phase(checkpoint, phase)
+    # Always the workdir reader: a --checkpoint that is not a run says so.
+    loaded = _from_workdir(path, which, phase, step, dtype)
     config = loaded.run.config
     deg = config.get('degradation')
     if deg is not None and deg.get('target', 'hr') == 'lr':
@@ -221,8 +250,7 @@ def load_generator_for_inference(
           f'sr_jax.data.make_lr --dsgan {checkpoint} --input HR --output LR.')
     print(f'Loaded {loaded.describe()}.', file=sys.stderr, flush=True)
     return loaded.module, loaded.variables, int(loaded.scale)
-  loaded = load_generator(weights, arch=arch, model_kwargs=model_kwargs,
-                          dtype=dtype)
+  loaded = _from_file(os.fspath(weights), arch, model_kwargs, dtype)
   if loaded.scale < 1:
     raise WeightsError(
         f'{weights} holds a down-sampling generator '
@@ -299,18 +327,10 @@ def model_kwargs_from_flags(args: argparse.Namespace) -> dict[str, Any]:
   return model_kwargs
 
 
-def arch_of(module: nn.Module) -> str | None:
-  """The registered generator name of `module`'s class, or None."""
-  for name in models.GENERATORS.names():
-    if type(module) is models.GENERATORS.get(name):
-      return name
-  return None
-
-
 def input_multiple(module: nn.Module) -> int:
   """What H and W of the input must divide (RRDBNet x2 / x1 pixel-unshuffle
   the input by 2 / 4); from the architecture's file, 1 by default."""
-  name = arch_of(module)
+  name = models.generator_name(module)
   return 1 if name is None else int(
       models.arch_spec(name).input_multiple(module))
 

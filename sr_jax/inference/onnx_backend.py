@@ -241,10 +241,7 @@ def _version(package: str) -> str:
 
 def arch_name(module: nn.Module) -> str:
   """The registry name of a generator module (its class name if none)."""
-  for name in models.GENERATORS.names():
-    if type(module) is models.GENERATORS.get(name):
-      return name
-  return type(module).__name__
+  return models.generator_name(module) or type(module).__name__
 
 
 def export_generator(module: nn.Module, variables: Mapping[str, Any],

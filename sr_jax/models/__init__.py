@@ -37,16 +37,24 @@ from sr_jax.models.vgg_style_discriminator import VGGStyleDiscriminator
 from sr_jax.models.wdrn import WDRN
 
 
+def generator_name(generator: nn.Module) -> str | None:
+  """The registered name of a generator module's class, or None."""
+  for name in GENERATORS.names():
+    if type(generator) is GENERATORS.get(name):
+      return name
+  return None
+
+
 def output_scale(generator: nn.Module) -> int | fractions.Fraction:
   """How many times the output's sides are the input's, for any registered
   generator: an int for super-resolution ones, Fraction(1, d) for one
   that scales down by d (its registration's `output_scale`)."""
-  for name in GENERATORS.names():
-    if type(generator) is GENERATORS.get(name):
-      scale = fractions.Fraction(arch_spec(name).output_scale(generator))
-      return int(scale) if scale.denominator == 1 else scale
-  raise ValueError(f'{type(generator).__name__} is not a registered '
-                   f'generator ({GENERATORS.names()}).')
+  name = generator_name(generator)
+  if name is None:
+    raise ValueError(f'{type(generator).__name__} is not a registered '
+                     f'generator ({GENERATORS.names()}).')
+  scale = fractions.Fraction(arch_spec(name).output_scale(generator))
+  return int(scale) if scale.denominator == 1 else scale
 
 
 def module_fields(module_or_class) -> list[str]:
@@ -83,6 +91,6 @@ __all__ = [
     'ResidualDenseBlock', 'SRGANDiscriminator', 'SRResCGAN', 'SRResNet',
     'SRVGGNetCompact', 'UNetDiscriminatorSN', 'VGG19',
     'VGG19FeatureDiscriminator', 'VGGStyleDiscriminator', 'WDRN',
-    'arch_names', 'arch_spec', 'get_discriminator', 'get_generator',
-    'module_fields', 'output_scale',
+    'arch_names', 'arch_spec', 'generator_name', 'get_discriminator',
+    'get_generator', 'module_fields', 'output_scale',
 ]

@@ -283,8 +283,8 @@ def _restore_or_init(config, workdir, recipe, mesh, checkpointer, train_iter,
   train_iter.set_state(data_state)
   logging.info('Resumed from %s at step %d.', workdir, start_step)
   _print0(f'Resuming from step {start_step} ({workdir}).')
-  return state, {p.name: p for p in recipe.phases}[restored.layout], \
-      start_step, True
+  state_phase = {p.name: p for p in recipe.phases}[restored.layout]
+  return state, state_phase, start_step, True
 
 
 class Evaluation:

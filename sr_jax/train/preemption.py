@@ -125,8 +125,7 @@ class SaveGuard:
     went non-finite, or `max_skips` were skipped in a row; returns how many
     updates config.on_nonfinite='skip' dropped so far."""
     health = {k: int(v) for k, v in jax.device_get(state.health).items()}
-    limit = max_skips  # config.max_nonfinite_skips
-    if health['first_bad_step'] < 0 and health['streak'] < limit:
+    if health['first_bad_step'] < 0 and health['streak'] < max_skips:
       return health['skipped']
     self.state_is_finite = False
     names = sorted(step_metrics)
@@ -138,7 +137,7 @@ class SaveGuard:
                  '(|p| past ~1e19, where activations overflow)'))
     else:
       what = (f'{health["streak"]} updates in a row were non-finite and '
-              f'skipped (config.max_nonfinite_skips={limit})')
+              f'skipped (config.max_nonfinite_skips={max_skips})')
     last = (f'the last checkpoint is step {self.last_saved}'
             if self.last_saved is not None else 'no checkpoint was saved')
     raise NonFiniteError(
