@@ -40,6 +40,12 @@ class UsageError(SrJaxError, ValueError):
   """A command-line flag or a setting is wrong."""
 
 
+class ConfigError(SrJaxError, ValueError):
+  """A setting cannot work: a config field, a module's hyperparameter, or
+  an input that does not fit them. Raised by the check that finds it; the
+  message names the setting and what to do."""
+
+
 class CorruptFileError(SrJaxError, ValueError):
   """A file sr_jax reads (weights, an archive) is damaged or truncated; the
   message names it."""

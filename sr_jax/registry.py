@@ -19,6 +19,8 @@ import time, not silently later.
 import difflib
 from typing import Any, Callable, Iterable
 
+from sr_jax import errors
+
 
 class Registry:
   """Maps names to callables; `get` fails with the list of known names.
@@ -65,7 +67,7 @@ class Registry:
     except KeyError:
       close = difflib.get_close_matches(str(name), list(self._entries), n=1)
       hint = f' Did you mean {close[0]!r}?' if close else ''
-      raise ValueError(
+      raise errors.ConfigError(
           f'Unknown {self.kind} {name!r}.{hint} Known: '
           f'{", ".join(sorted(self._entries))}.') from None
 

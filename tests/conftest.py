@@ -119,7 +119,7 @@ def filled_train_state(config, std=1.0):
   from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
   from sr_jax.train import recipe as recipe_lib
   abstract = jax.eval_shape(lambda: ts.init_train_state(
-      recipe_lib.build_recipe(config), jax.random.key(0)))
+      recipe_lib.Recipe.from_config(config), jax.random.key(0)))
   rng = np.random.default_rng(0)
 
   def fill(leaf):

@@ -25,7 +25,6 @@ from sr_jax.train import warm_start
 from sr_jax.train.step import data_parallel_mesh
 from sr_jax.train.step import jit_for_mesh
 from sr_jax.train.step import make_phase_step
-from sr_jax.train.step import StepSettings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,10 +40,10 @@ def run_steps(vgg_path):
   config = module.get_config('runlocal')
   config.batch_size = 8
   config.frozen.vgg19 = vgg_path
-  recipe = recipe_lib.build_recipe(config)
-  aux, _ = warm_start.load_aux(recipe, config)
+  recipe = recipe_lib.Recipe.from_config(config)
+  aux, _ = warm_start.load_aux(recipe)
   psnr, gan = recipe.phases
-  settings = StepSettings.from_config(config)
+  settings = recipe.settings.step
   psnr_step = make_phase_step(recipe, psnr, settings)
   gan_step = make_phase_step(recipe, gan, settings)
   gt = config.data.gt_size

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from conftest import REPO
-from sr_jax.train import checks as config_checks
+from sr_jax.train import recipe as recipe_lib
 
 
 def _module(name):
@@ -30,7 +30,7 @@ def test_every_variant_builds_at_every_size(ablation, sizes):
   for variant in module.VARIANTS:
     for size in sizes:
       config = module.get_config(f'{variant},{size}' if size else variant)
-      recipe = config_checks.check_config(config)
+      recipe = recipe_lib.Recipe.from_config(config)
       assert recipe.phases[-1].name == 'gan'
       gan = config.gan
       if ablation == 'adversarial':

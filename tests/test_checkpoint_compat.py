@@ -90,8 +90,8 @@ def test_init_from_a_workdir_starts_from_its_ema_generator(tmp_path):
   ema = _legacy_workdir(str(tmp_path / 'old'))
   config = load_config('rrdb_psnr')
   config.generator.init_from = str(tmp_path / 'old')
-  recipe = recipe_lib.build_recipe(config)
-  state = warm_start.apply_init_from(config, recipe,
+  recipe = recipe_lib.Recipe.from_config(config)
+  state = warm_start.apply_init_from(recipe,
                              ts.init_train_state(recipe, jax.random.key(0)))
   jax.tree.map(np.testing.assert_array_equal,
                jax.device_get(state.params['generator']), ema)
@@ -104,7 +104,7 @@ def test_init_from_a_workdir_starts_from_its_ema_generator(tmp_path):
   assert not pointers(state.params['generator']) & pointers(
       state.ema_params['generator'])
   config.generator.kwargs = dict(TINY, num_feat=16)  # Does not fit.
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   with pytest.raises(ValueError, match='shape mismatches'):
-    warm_start.apply_init_from(config, recipe,
+    warm_start.apply_init_from(recipe,
                        ts.init_train_state(recipe, jax.random.key(0)))

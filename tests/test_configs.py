@@ -9,6 +9,7 @@ import pytest
 
 from conftest import REPO
 from conftest import load_config
+from sr_jax.train import recipe as recipe_lib
 from sr_jax.train import checks as config_checks
 
 CONFIGS = sorted(os.path.basename(p)[:-3]
@@ -54,9 +55,9 @@ def test_config_passes_the_checks(name, arg, variant):
     # Full-size DSGAN: the real LR domain is the user's folder (checked
     # here without reading it).
     with pytest.raises(config_checks.ConfigError, match='data.real_dir'):
-      config_checks.check_config(config)
+      recipe_lib.Recipe.from_config(config)
     config.data.real_dir = '/data/real_lr'
-  recipe = config_checks.check_config(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   assert recipe.phases
   if variant == 'runlocal':
     assert recipe.total_steps == 2

@@ -453,10 +453,10 @@ def init_state(config):
   from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
   from sr_jax.train import recipe as recipe_lib
   from sr_jax.train import warm_start
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   init = jax.jit(lambda rng: ts.init_train_state(recipe, rng))
   # As train.py does on a fresh start (never on resume).
-  return warm_start.apply_init_from(config, recipe, init(jax.random.key(0)))
+  return warm_start.apply_init_from(recipe, init(jax.random.key(0)))
 
 
 @pytest.mark.slow

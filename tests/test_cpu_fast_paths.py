@@ -116,7 +116,7 @@ def test_frozen_network_input_gradient_with_flipped_kernels_is_the_same():
 def test_load_aux_gives_frozen_networks_their_flipped_kernels_on_the_cpu():
   config = bench.compare_config(gan_batch=2, gan_gt_size=32, gan_blocks=1,
                                 num_feat=8)
-  aux, missing = warm_start.load_aux(recipe_lib.build_recipe(config), config,
+  aux, missing = warm_start.load_aux(recipe_lib.Recipe.from_config(config),
                                      random=True)
   assert not missing
   vgg = aux['vgg19']

@@ -212,7 +212,7 @@ def test_a_cycle_term_without_its_network_is_named(tmp_path):
   del config.gan.optimizers['generator_lr']
   with pytest.raises(ValueError, match=r'gan\.losses\.cycle runs the '
                      r"network\(s\) \['generator_lr'\]"):
-    recipe_lib.build_recipe(config)
+    recipe_lib.Recipe.from_config(config)
 
 
 def _dsgan_config(**degradation):
@@ -231,9 +231,9 @@ def test_pairs_of_a_down_sampling_generator():
   config = _dsgan_config(real_domain='')
   config.data.gt_size = 32
   with pytest.raises(ValueError, match='data.real_dir'):
-    training_pairs.make_training_pairs(config)
-  config.data.real_dir = '/unused/here'
-  pairs = training_pairs.make_training_pairs(config)
+    training_pairs.make_training_pairs(config.degradation, config.scale)
+  pairs = training_pairs.make_training_pairs(config.degradation, config.scale,
+                                             real_dir='/unused/here')
   lr, target, d_real = pairs(jax.random.key(0), {'hr': hr, 'real': real})
   np.testing.assert_array_equal(target, lr)  # Aims at its own input.
   np.testing.assert_allclose(lr, np.round(imresize(hr / 255.0, 0.25) * 255)
@@ -242,13 +242,13 @@ def test_pairs_of_a_down_sampling_generator():
   # A synthetic real domain: sensor noise on the bicubic LR of the OTHER
   # images of the batch (rolled by one), so no pair is aligned.
   config = _dsgan_config()
-  config.data.gt_size = 32
-  pairs = training_pairs.make_training_pairs(config)
+  pairs = training_pairs.make_training_pairs(config.degradation, config.scale)
   lr, _, d_real = pairs(jax.random.key(0), {'hr': hr})
   noise = np.asarray(d_real) - np.roll(np.asarray(lr), 1, axis=0)
   assert 5 / 255 < noise.std() < 11 / 255  # Sigma 8, clipped, 8-bit.
   with pytest.raises(ValueError, match="target='x'"):
-    training_pairs.make_training_pairs(_dsgan_config(target='x'))
+    config = _dsgan_config(target='x')
+    training_pairs.make_training_pairs(config.degradation, config.scale)
 
 
 def test_real_dir_batches_are_unpaired_real_patches(tmp_path):

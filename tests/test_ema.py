@@ -15,7 +15,6 @@ from sr_jax.train import state as ts
 from sr_jax.train import recipe as recipe_lib
 from sr_jax.train.step import ema_decay_schedule
 from sr_jax.train.step import make_phase_step
-from sr_jax.train.step import StepSettings
 
 
 def _ema_pytorch_decay(step, beta, update_after_step, power):
@@ -57,10 +56,10 @@ def test_the_step_copies_then_averages():
   config = load_config('rrdb_psnr')
   config.ema_decay = 0.9
   config.ema_update_after_step = 2
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   phase = recipe.phases[0]
   step = jax.jit(make_phase_step(recipe, phase,
-                                 StepSettings.from_config(config)))
+                                 recipe.settings.step))
   state = ts.init_train_state(recipe, jax.random.key(0))
   hr = np.random.default_rng(0).integers(
       0, 256, (config.batch_size, config.data.gt_size, config.data.gt_size,
@@ -126,4 +125,4 @@ def test_bad_ema_settings_are_config_errors():
     config = load_config('rrdb_psnr')
     config[field] = value
     with pytest.raises(config_checks.ConfigError, match=match):
-      config_checks.check_config(config)
+      recipe_lib.Recipe.from_config(config)

@@ -36,6 +36,14 @@ def _numpy_psnr(a, b, crop):
   return 10 * np.log10(255.0 ** 2 / np.mean((a - b) ** 2))
 
 
+def _evals(config):
+  """The evaluations of `config`, parsed as the trainer parses them."""
+  return evaluate.EvalSettings.parse(
+      config.evals, config.best_metric, data=config.data,
+      degradation=config.get('degradation'), scale=config.scale,
+      frozen=dict(config.frozen), num_strips=config.num_val_strips)
+
+
 @pytest.mark.slow
 def test_lr_folder_evaluation_uses_the_given_lr(tmp_path):
   rng = np.random.default_rng(0)
@@ -47,7 +55,7 @@ def test_lr_folder_evaluation_uses_the_given_lr(tmp_path):
   config = _config(tmp_path, hr_dir=str(tmp_path / 'HR'),
                    lr_dir=str(tmp_path / 'LR'), lr_filename_tmpl='{}x4',
                    metrics=('psnr_rgb',), num_strips=1, max_images=0)
-  (evaluator,) = evaluate.build_evaluators(config)
+  (evaluator,) = evaluate.build_evaluators(_evals(config))
   assert [name for name, *_ in evaluator.images] == ['a', 'b']
   generator = models.get_generator('rrdbnet', scale=4, num_feat=8,
                                    num_block=1, num_grow_ch=4)
@@ -61,7 +69,7 @@ def test_lr_folder_evaluation_uses_the_given_lr(tmp_path):
   # An LR folder that does not match is named.
   os.remove(tmp_path / 'LR' / 'bx4.png')
   with pytest.raises(ValueError, match='bx4'):
-    evaluate.build_evaluators(config)
+    evaluate.build_evaluators(_evals(config))
 
 
 @pytest.mark.slow
@@ -72,7 +80,7 @@ def test_lpips_is_a_registered_metric_with_its_weights(tmp_path):
   params_io.save_params(path, variables)
   config = _config(tmp_path, metrics=('lpips',))
   config.frozen.lpips_alex = str(path)
-  (evaluator,) = evaluate.build_evaluators(config)
+  (evaluator,) = evaluate.build_evaluators(_evals(config))
   assert metrics.METRICS.get('lpips').higher_is_better is False
   sr, hr = (np.random.default_rng(s).integers(0, 256, (40, 36, 3), np.uint8)
             for s in (1, 2))
@@ -83,18 +91,20 @@ def test_lpips_is_a_registered_metric_with_its_weights(tmp_path):
   np.testing.assert_allclose(got, float(direct[0]), rtol=1e-5)
   config.frozen.lpips_alex = str(tmp_path / 'missing.npz')
   with pytest.raises(FileNotFoundError, match='lpips_alex'):
-    evaluate.build_evaluators(config)
+    evaluate.build_evaluators(_evals(config))
 
 
 def test_best_metric_names_an_evaluation_metric(tmp_path):
   config = _config(tmp_path, metrics=('psnr', 'lpips'))
   config.best_metric = 'val/lpips'
-  assert evaluate.best_metric(config) == ('val', 'lpips', False)
+  assert evaluate.best_metric(config.evals, config.best_metric) == (
+      'val', 'lpips', False)
   config.best_metric = 'psnr'  # A metric of the first evaluation.
-  assert evaluate.best_metric(config) == ('val', 'psnr', True)
+  assert evaluate.best_metric(config.evals, config.best_metric) == (
+      'val', 'psnr', True)
   config.best_metric = 'val/ssim'
   with pytest.raises(ValueError, match='val/psnr, val/lpips'):
-    evaluate.best_metric(config)
+    evaluate.best_metric(config.evals, config.best_metric)
 
 
 def test_lower_is_better_keeps_the_lowest(tmp_path):
@@ -113,8 +123,10 @@ def test_degradation_validation_set_is_fixed_noisy_inputs():
   rng = np.random.default_rng(0)
   images = [(f'im{i}', rng.integers(0, 256, (16, 12, 3), dtype=np.uint8))
             for i in range(2)]
-  first = evaluate.degraded_validation_set(images, config)
-  again = evaluate.degraded_validation_set(images, config)
+  first = evaluate.degraded_validation_set(images, config.degradation,
+                                              config.scale)
+  again = evaluate.degraded_validation_set(images, config.degradation,
+                                              config.scale)
   for (name, hr), (n1, target, lr), (_, _, lr2) in zip(images, first, again):
     assert n1 == name and lr.shape == hr.shape and lr.dtype == np.uint8
     np.testing.assert_array_equal(target, hr)  # Denoising: the clean HR.
@@ -127,4 +139,4 @@ def test_degradation_validation_set_is_fixed_noisy_inputs():
     config.evals.val.lr_from = 'noisy'
     config.data.val_dir = ''
   with pytest.raises(ValueError, match="lr_from='noisy'"):
-    evaluate.build_evaluators(config)
+    evaluate.build_evaluators(_evals(config))

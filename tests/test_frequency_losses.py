@@ -248,7 +248,7 @@ def test_recipe_with_frequency_terms():
     config.gan.losses.fft.norm = 'amplitude_phase'
     config.gan.losses.spectral = {'weight': 0.01}
     config.gan.losses.focal_frequency = {'weight': 1.0, 'alpha': 2.0}
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   gan = recipe.phases[-1]
   assert {t.term.log_name: t.weight for t in gan.terms} == {
       'pix': 1e-2, 'percep': 1.0, 'fft': 0.1, 'gan': 5e-3,

@@ -223,7 +223,7 @@ def test_workdir_input_uses_the_ema_generator(tmp_path):
   from sr_jax.train import recipe as recipe_lib  # pylint: disable=g-import-not-at-top
   from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
   config = esrgan_fft.get_config('runlocal')
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   state = random_like(jax.eval_shape(lambda: ts.init_train_state(
       recipe, jax.random.key(0))), 0)
   workdir = tmp_path / 'run'
@@ -257,7 +257,7 @@ def test_one_workdir_gives_its_warm_up_and_its_gan_generator(tmp_path, capsys):
   from sr_jax.train import recipe as recipe_lib  # pylint: disable=g-import-not-at-top
   from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
   config = esrgan_fft.get_config('runlocal')
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   abstract = jax.eval_shape(lambda: ts.init_train_state(recipe,
                                                         jax.random.key(0)))
   warm, final = random_like(abstract, 1), random_like(abstract, 2)

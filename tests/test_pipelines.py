@@ -186,12 +186,13 @@ def test_every_config_option_is_a_pipeline_option():
                               **options)
 
 
-def _runlocal_config(**degradation):
+def _runlocal_degradation(**degradation):
+  """(config.degradation, config.scale) of esrgan:runlocal, changed."""
   from conftest import load_config  # pylint: disable=g-import-not-at-top
   config = load_config('esrgan')
   for key, value in degradation.items():
     config.degradation[key] = value
-  return config
+  return config.degradation, config.scale
 
 
 @pytest.mark.slow
@@ -200,7 +201,7 @@ def test_training_pairs_use_paired_lr_or_the_config_pipeline():
   rng = np.random.default_rng(0)
   hr = rng.integers(0, 256, (2, 32, 32, 3), np.uint8)
   lr = rng.integers(0, 256, (2, 8, 8, 3), np.uint8)
-  pairs = make_training_pairs(_runlocal_config())
+  pairs = make_training_pairs(*_runlocal_degradation())
   got_lr, target, real = pairs(jax.random.key(0), {'hr': hr, 'lr': lr})
   np.testing.assert_array_equal(got_lr, lr / np.float32(255))
   np.testing.assert_array_equal(target, hr / np.float32(255))
@@ -209,7 +210,7 @@ def test_training_pairs_use_paired_lr_or_the_config_pipeline():
   expected, _ = degradations.get_pipeline('bicubic', scale=4)(
       None, hr / np.float32(255))
   np.testing.assert_array_equal(got_lr, expected)
-  noisy = make_training_pairs(_runlocal_config(name='srrescgan'))
+  noisy = make_training_pairs(*_runlocal_degradation(name='srrescgan'))
   got_lr, _, _ = noisy(jax.random.key(0), {'hr': hr})
   assert not np.array_equal(got_lr, expected)
 
@@ -217,7 +218,7 @@ def test_training_pairs_use_paired_lr_or_the_config_pipeline():
 def test_usm_sharpened_targets_feed_lr_and_losses_but_not_the_critic():
   from sr_jax.train.step import make_training_pairs  # pylint: disable=g-import-not-at-top
   hr = np.round(_hr_batch(2) * 255).astype(np.uint8)
-  pairs = make_training_pairs(_runlocal_config(usm_sharpen_gt=True))
+  pairs = make_training_pairs(*_runlocal_degradation(usm_sharpen_gt=True))
   lr, target, real = pairs(jax.random.key(0), {'hr': hr})
   plain = hr / np.float32(255)
   sharp = degradations.usm_sharpen(plain)
@@ -262,7 +263,7 @@ def test_training_pairs_mixup_mixes_lr_and_hr_alike():
   # read off LR and HR and must agree.
   values = np.array([0, 60, 120, 240], np.uint8)
   hr = np.broadcast_to(values[:, None, None, None], (4, 32, 32, 3)).copy()
-  pairs = make_training_pairs(_runlocal_config(mixup_prob=1.0))
+  pairs = make_training_pairs(*_runlocal_degradation(mixup_prob=1.0))
   lr, mixed_hr, mixed_real = pairs(jax.random.key(3), {'hr': hr})
   np.testing.assert_array_equal(mixed_hr, mixed_real)
   np.testing.assert_allclose(np.asarray(lr)[:, 0, 0, 0],

@@ -17,7 +17,6 @@ from sr_jax import models
 from sr_jax.train import state as ts
 from sr_jax.train import recipe as recipe_lib
 from sr_jax.train.step import make_phase_step
-from sr_jax.train.step import StepSettings
 
 REMAT_PRIMITIVE = re.compile(r'\b(remat\w*|checkpoint)\[')
 # XLA's CPU backend expands remat's optimisation barriers early, and its
@@ -87,7 +86,7 @@ def _psnr_step(remat: bool):
   and traced, with its inputs (random parameters: numbers, not speed)."""
   config = load_config('esrgan')
   config.remat = remat
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   phase = recipe.phases[0]
   abstract = jax.eval_shape(lambda: ts.init_train_state(
       recipe, jax.random.key(0), phase))
@@ -105,7 +104,7 @@ def _psnr_step(remat: bool):
   hr = rng.integers(0, 256, (config.batch_size, config.data.gt_size,
                              config.data.gt_size, 3), np.uint8)
   traced = jax.jit(make_phase_step(
-      recipe, phase, StepSettings.from_config(config))).trace(
+      recipe, phase, recipe.settings.step)).trace(
       state, {'hr': hr}, {})
   return recipe, traced, state, hr
 
@@ -138,4 +137,4 @@ def test_remat_on_a_generator_without_blocks_says_which_have_them():
   config.generator.kwargs = dict(models.arch_spec('wdrn').tiny_kwargs)
   with pytest.raises(ValueError, match=r"config\.remat=True.*'wdrn'.*"
                                        r"'msrresnet', 'rrdbnet'"):
-    recipe_lib.build_recipe(config)
+    recipe_lib.Recipe.from_config(config)

@@ -2,10 +2,10 @@
 every run so far has drawn (resumed runs and checkpoints depend on them),
 and the settings are the config's fields with their defaults."""
 import jax
-import ml_collections
 import numpy as np
 import pytest
 
+from sr_jax.train import recipe as recipe_lib
 from sr_jax.train import config_lib
 from sr_jax.train.step import make_phase_step
 from sr_jax.train.step import step_keys
@@ -32,15 +32,18 @@ def test_step_keys_are_the_fold_in_streams():
 
 def test_step_settings_read_the_config_and_its_defaults():
   config = config_lib.base_config()
-  assert StepSettings.from_config(config) == StepSettings(
+  assert recipe_lib.Recipe.from_config(config).settings.step == StepSettings(
       ema_decay=config.ema_decay)
   config.ema_update_after_step, config.ema_power = 5, 0.5
   config.on_nonfinite = 'skip'
-  settings = StepSettings.from_config(config)
+  settings = recipe_lib.Recipe.from_config(config).settings.step
   assert (settings.ema_update_after_step, settings.ema_power,
           settings.skip_nonfinite) == (5, 0.5, True)
   # Configs without the optional fields (older ones) get today's defaults.
-  bare = StepSettings.from_config(ml_collections.ConfigDict({'ema_decay': 0.9}))
+  del (config['ema_update_after_step'], config['ema_power'],
+       config['on_nonfinite'])
+  config.ema_decay = 0.9
+  bare = recipe_lib.Recipe.from_config(config).settings.step
   assert bare == StepSettings(0.9, 0, 0.0, 'stop')
   assert not bare.skip_nonfinite
   with pytest.raises(ValueError, match='ema_power'):
@@ -49,20 +52,21 @@ def test_step_settings_read_the_config_and_its_defaults():
 
 def test_the_loop_reads_its_settings_once_from_the_checked_config():
   from conftest import load_config  # pylint: disable=g-import-not-at-top
-  from sr_jax.train import checks  # pylint: disable=g-import-not-at-top
   config = load_config('esrgan_fft')
   config.stop_at_step, config.seed = 3, 11
-  settings = checks.check_config(config).settings
+  settings = recipe_lib.Recipe.from_config(config).settings
   assert (settings.seed, settings.scale, settings.batch_size,
           settings.log_every, settings.eval_every, settings.checkpoint_every,
           settings.keep_checkpoints, settings.stop_at_step) == (
               11, config.scale, config.batch_size, config.log_every,
               config.eval_every, config.checkpoint_every,
               config.keep_checkpoints, 3)
-  assert settings.step == StepSettings.from_config(config)
+  assert settings.step == StepSettings(
+      config.ema_decay, config.ema_update_after_step, config.ema_power,
+      config.on_nonfinite)
   assert settings.validate_raw == (config.ema_decay > 0)
   assert settings.best_weights == config.best_weights
   # Configs of checkpoints older than the optional fields: their defaults.
   del config['max_nonfinite_skips'], config['best_weights']
-  settings = checks.check_config(config).settings
+  settings = recipe_lib.Recipe.from_config(config).settings
   assert (settings.max_nonfinite_skips, settings.best_weights) == (10, 'ema')

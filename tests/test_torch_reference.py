@@ -18,7 +18,6 @@ from sr_jax import models
 from sr_jax.train import state as ts
 from sr_jax.train import recipe as recipe_lib
 from sr_jax.train.step import make_phase_step
-from sr_jax.train.step import StepSettings
 
 from sr_jax.tools import torch_reference as tr  # noqa: E402  (needs torch)
 
@@ -75,7 +74,7 @@ def _tiny_gan_setup():
   config = load_config('esrgan')
   config.gan.adversarial_loss = 'ragan_basicsr'  # D detaches the means.
   config.batch_size = 2
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   phase = recipe.phases[-1]
   assert phase.name == 'gan' and config.degradation.name == 'bicubic'
   g, d = config.generator.kwargs, config.discriminator.kwargs
@@ -121,7 +120,7 @@ def test_gan_step_matches_sr_jax_gan_step():
   losses = {k: float(v) for k, v in step(nchw(pairs.lr),
                                          nchw(pairs.target)).items()}
   _, metrics = jax.jit(make_phase_step(
-      recipe, phase, StepSettings.from_config(config)))(
+      recipe, phase, recipe.settings.step))(
       state, {'hr': hr}, aux)
   metrics = {k: float(v) for k, v in metrics.items()}
   expected = {

@@ -63,7 +63,8 @@ def test_resume_is_bitwise_identical(straight_run, tmp_path,
         jax.tree_util.keystr(path)
   # Both phases really trained: D and G moved away from their start.
   config = _two_phase_config(random_vgg19_weights)
-  init = ts.init_train_state(recipe_lib.build_recipe(config), jax.random.key(0))
+  init = ts.init_train_state(recipe_lib.Recipe.from_config(config),
+                             jax.random.key(0))
   for network in ('generator', 'discriminator'):
     moved = jax.tree.map(
         lambda u, v: bool(np.any(np.asarray(u) != np.asarray(v))),
@@ -132,7 +133,7 @@ def test_upscale_notebook_runs_on_a_trained_workdir(straight_run):
 @pytest.mark.slow
 def test_gan_phase_starts_from_ema_generator():
   config = load_config('esrgan')
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   psnr, gan = recipe.phases
   state = ts.init_train_state(recipe, jax.random.key(1))
   assert set(state.opt_state) == {'generator'}  # The warm-up trains G only.

@@ -193,7 +193,7 @@ def test_dists_term_equals_the_metric_and_has_gradients():
 
 def test_terms_are_data_and_keep_their_log_names():
   config = load_config('esrgan_fft')
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   gan = recipe.phases[-1]
   assert {t.term.log_name: t.weight for t in gan.terms} == {
       'pix': 1e-2, 'percep': 1.0, 'fft': 0.1, 'gan': 5e-3}
@@ -202,7 +202,7 @@ def test_terms_are_data_and_keep_their_log_names():
   assert set(recipe.frozen) == {'vgg19'}
   config.gan.losses.pixel.criterion = 'nope'
   with pytest.raises(ValueError, match=r'config.gan.losses.pixel.*nope'):
-    recipe_lib.build_recipe(config)
+    recipe_lib.Recipe.from_config(config)
 
 
 def test_per_sample_regularisers_refuse_batchnorm_critics():
@@ -232,7 +232,7 @@ def test_discriminator_only_warm_up_is_config():
       steps=1, train=('discriminator',), losses={},
       optimizers={'discriminator': config_lib.adam(1e-4)})
   config.frozen.vgg19 = 'unused'
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   assert [p.name for p in recipe.phases] == ['psnr', 'd_warmup', 'gan']
   warm = recipe.phases[1]
   state = ts.start_phase(ts.init_train_state(recipe, jax.random.key(0)),
@@ -241,7 +241,7 @@ def test_discriminator_only_warm_up_is_config():
   batch = {'hr': np.random.default_rng(0).integers(
       0, 256, (4, 32, 32, 3), np.uint8)}
   new, metrics = jax.jit(train_step.make_phase_step(
-      recipe, warm, train_step.StepSettings.from_config(config)))(
+      recipe, warm, recipe.settings.step))(
       state, batch, {})
   assert 'l_d' in metrics and 'l_g_total' not in metrics
   same = jax.tree.map(np.array_equal, new.params['generator'],
@@ -257,17 +257,23 @@ def test_missing_frozen_weights_stop_or_are_dropped_loudly(tmp_path,
                                                           monkeypatch,
                                                           capsys):
   from sr_jax.train import loop as train  # pylint: disable=g-import-not-at-top
+  from sr_jax.train.setup import setup  # pylint: disable=g-import-not-at-top
+  from sr_jax.train.step import data_parallel_mesh  # pylint: disable=g-import-not-at-top
   from sr_jax import weights  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv('SR_JAX_CACHE_DIR', str(tmp_path / 'empty'))
   monkeypatch.setenv('SR_JAX_VGG19_WEIGHTS', '')
   config = load_config('esrgan')
   config.gan.losses.lpips = {'weight': 0.5, 'net': 'vgg'}
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   assert set(recipe.frozen) == {'vgg19', 'lpips_vgg'}
+  mesh = data_parallel_mesh()
   with pytest.raises(weights.WeightsNotFoundError, match='fetch'):
-    train.load_frozen_networks(recipe, config)
+    setup(recipe, mesh)
   config.frozen_drop_if_missing = True  # The offline demo only.
-  kept, aux = train.load_frozen_networks(recipe, config)
+  recipe = recipe_lib.Recipe.from_config(config)
+  pieces = setup(recipe, mesh)
+  train._say_dropped(pieces)  # pylint: disable=protected-access
+  kept, aux = pieces.recipe, pieces.aux
   assert aux == {} and kept.frozen == {}
   assert [t.key for t in kept.phases[-1].terms] == [
       t.key for t in recipe.phases[-1].terms

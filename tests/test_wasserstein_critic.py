@@ -15,7 +15,6 @@ from sr_jax.train import state as ts
 from sr_jax.train import recipe as recipe_lib
 from sr_jax.train import warm_start
 from sr_jax.train.step import make_phase_step
-from sr_jax.train.step import StepSettings
 
 
 @pytest.mark.slow
@@ -24,11 +23,11 @@ def test_vgg19_trunk_is_loaded_and_frozen(random_vgg19_weights):
   config = load_config('srgan_wdrn')
   config.frozen.vgg19 = random_vgg19_weights
   config.psnr.steps = 0
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   gan = recipe.phases[0]
   state = ts.init_train_state(recipe, jax.random.key(0), gan)
   before_load = state.params['discriminator']['trunk']
-  state = warm_start.apply_frozen_submodules(config, recipe, state)
+  state = warm_start.apply_frozen_submodules(recipe, state)
   trunk = state.params['discriminator']['trunk']
   pretrained = params_io.load_params(random_vgg19_weights)['params']
   assert set(trunk) == {'conv1_1', 'conv1_2', 'conv2_1', 'conv2_2'}
@@ -43,7 +42,7 @@ def test_vgg19_trunk_is_loaded_and_frozen(random_vgg19_weights):
       state.params['discriminator']['head']))
   assert opt_leaves < 3 * head + 10
   step = jax.jit(make_phase_step(recipe, gan,
-                                 StepSettings.from_config(config)))
+                                 recipe.settings.step))
   batch = {'hr': np.random.default_rng(0).integers(
       0, 256, (4, 32, 32, 3), np.uint8)}
   start = jax.tree.map(np.asarray, state.params['discriminator'])
@@ -63,12 +62,13 @@ def test_missing_trunk_weights_stop_the_run_or_warn_in_the_demo(tmp_path,
   config = load_config('srgan_wdrn')
   config.frozen.vgg19 = str(tmp_path / 'none.npz')
   config.psnr.steps = 0
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   state = ts.init_train_state(recipe, jax.random.key(0))
   with pytest.raises((weights.WeightsNotFoundError, FileNotFoundError)):
-    warm_start.apply_frozen_submodules(config, recipe, state)
+    warm_start.apply_frozen_submodules(recipe, state)
   config.frozen_drop_if_missing = True
-  kept = warm_start.apply_frozen_submodules(config, recipe, state)
+  kept = warm_start.apply_frozen_submodules(
+      recipe_lib.Recipe.from_config(config), state)
   assert 'RANDOM initialisation' in capsys.readouterr().out
   jax.tree.map(np.testing.assert_array_equal, kept.params, state.params)
 

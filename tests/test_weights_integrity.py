@@ -199,10 +199,10 @@ def test_the_dsgan_degradation_reads_a_weights_file(tmp_path):
   config = load_config('srrescycgan')
   config.degradation.name = 'dsgan'
   config.degradation.dsgan.checkpoint = str(weights)
-  pairs = training_pairs.make_training_pairs(config)
+  pairs = training_pairs.make_training_pairs(config.degradation, config.scale)
   recipe = recipe_lib.Recipe(networks={}, phases=(),
                              frozen={f.name: f for f in pairs.frozen})
-  aux, missing = warm_start.load_aux(recipe, config)
+  aux, missing = warm_start.load_aux(recipe)
   assert not missing and list(aux) == ['degradation_dsgan']
   assert aux['degradation_dsgan']['params'].keys() == (
       params_io.load_params(weights)['params'].keys())

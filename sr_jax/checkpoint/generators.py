@@ -58,13 +58,14 @@ def _newest_intact(manager, directory: str) -> tuple[int, dict, dict, dict]:
   raise FileNotFoundError(f'No finished checkpoint in {directory}.')
 
 
-def _generator_module(config: ml_collections.ConfigDict):
-  g = config.generator
+def _generator_module(saved: ml_collections.ConfigDict):
+  """The generator of a checkpoint's recorded config `saved`."""
+  g = saved.generator
   kwargs = dict(g.kwargs)
   cls = models.GENERATORS.get(g.name)
   if 'scale' in models.module_fields(cls):
-    kwargs.setdefault('scale', config.scale)
-  dtype = jnp.dtype(config.get('dtype', 'float32'))
+    kwargs.setdefault('scale', saved.scale)
+  dtype = jnp.dtype(saved.get('dtype', 'float32'))
   return models.get_generator(g.name, dtype=dtype, **kwargs)
 
 
@@ -147,14 +148,15 @@ def load_generator_from_workdir(workdir: str, which: str = 'best',
   return loaded
 
 
-def _loaded_generator(state: dict, config: dict, step: int,
+def _loaded_generator(state: dict, saved: dict, step: int,
                       directory: str, record: dict) -> LoadedGenerator:
-  """The generator a checkpoint keeps for inference: its EMA, or the raw
-  one where its record says that one scored better (best_weights)."""
-  config = ml_collections.ConfigDict(config)
+  """The generator a checkpoint (`state`, its recorded config `saved`)
+  keeps for inference: its EMA, or the raw one where its checksum record
+  says that one scored better (best_weights)."""
+  saved = ml_collections.ConfigDict(saved)
   weights = record.get('generator', 'ema') if 'model_state' in state else 'ema'
   return LoadedGenerator(
-      _generator_module(config),
-      jax.tree.map(np.asarray, _generator_variables(state, weights)), config,
-      step, phase_of_step(config, step), os.path.join(directory, str(step)),
+      _generator_module(saved),
+      jax.tree.map(np.asarray, _generator_variables(state, weights)), saved,
+      step, phase_of_step(saved, step), os.path.join(directory, str(step)),
       weights)

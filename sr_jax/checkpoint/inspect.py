@@ -31,17 +31,19 @@ def unfinished_saves(directory: str) -> list[int]:
                 if (m := re.match(r'(\d+)\.orbax-checkpoint-tmp', n)))
 
 
-def phase_names(config: ml_collections.ConfigDict) -> list[tuple[str, int]]:
-  """(phase name, steps) in order, for this and older config layouts."""
-  if 'phases' in config:
-    return [(p, int(config[p]['steps'])) for p in config.phases]
-  return [('psnr', int(config.psnr.steps)), ('gan', int(config.gan.steps))]
+def phase_names(saved: ml_collections.ConfigDict) -> list[tuple[str, int]]:
+  """(phase name, steps) in order of a checkpoint's recorded config
+  `saved`, for this and older config layouts."""
+  if 'phases' in saved:
+    return [(p, int(saved[p]['steps'])) for p in saved.phases]
+  return [('psnr', int(saved.psnr.steps)), ('gan', int(saved.gan.steps))]
 
 
-def phase_of_step(config: ml_collections.ConfigDict, step: int) -> str:
-  """The phase whose last completed step is `step` (the first at 0)."""
+def phase_of_step(saved: ml_collections.ConfigDict, step: int) -> str:
+  """The phase whose last completed step is `step` (the first at 0), in a
+  checkpoint's recorded config `saved`."""
   end = 0
-  active = [(p, n) for p, n in phase_names(config) if n > 0]
+  active = [(p, n) for p, n in phase_names(saved) if n > 0]
   for name, steps in active:
     end += steps
     if max(step, 1) <= end:

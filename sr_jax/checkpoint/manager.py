@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import time
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from absl import logging
 import jax
@@ -102,8 +102,13 @@ def _closed_loop_echo(error) -> bool:
       str(error) == 'Event loop is closed')
 
 
-def _config_json(config: ml_collections.ConfigDict) -> dict:
-  return json.loads(config.to_json_best_effort())
+def _config_json(record) -> dict:
+  """A run's config as the JSON a checkpoint keeps: `record` is the
+  recipe's (train.recipe.Recipe.record), or a ConfigDict."""
+  if isinstance(record, (ml_collections.ConfigDict,
+                         ml_collections.FrozenConfigDict)):
+    return json.loads(record.to_json_best_effort())
+  return json.loads(json.dumps(record))
 
 
 # In a multi-process run, `data` holds every process's iterator state (each
@@ -185,10 +190,11 @@ class Checkpointer:
     return self.latest.latest_step()
 
   def save(self, step: int, state, data_state: dict,
-           config: ml_collections.ConfigDict, force: bool = False,
+           record: Mapping[str, Any], force: bool = False,
            metrics: dict | None = None) -> bool:
-    """Saves asynchronously (with its checksums); returns whether a
-    checkpoint was started. `finished(step)` tells when it is complete.
+    """Saves asynchronously (with its checksums and the run's config
+    `record`, see _config_json); returns whether a checkpoint was started.
+    `finished(step)` tells when it is complete.
 
     Raises CheckpointWriteError if this save, or one before it that was
     still in flight, could not be written.
@@ -204,7 +210,7 @@ class Checkpointer:
           args=ocp.args.Composite(
               state=ocp.args.StandardSave(state),
               data=ocp.args.JsonSave(data_state),
-              config=ocp.args.JsonSave(_config_json(config)),
+              config=ocp.args.JsonSave(_config_json(record)),
               checksums=ocp.args.JsonSave(
                   checksum_record(state, data_state, metrics))),
           force=force)
@@ -215,7 +221,7 @@ class Checkpointer:
     return saved
 
   def save_best(self, step: int, state, value: float,
-                config: ml_collections.ConfigDict, phase: str = 'run',
+                record: Mapping[str, Any], phase: str = 'run',
                 mode: str = 'max', metrics: dict | None = None,
                 generator: str = 'ema') -> None:
     """Offers a validated state of `phase`; orbax keeps it only if its
@@ -228,8 +234,8 @@ class Checkpointer:
     self._finish_pending()
     self._last_step = step
     self._check_space(step, state)
-    record = checksum_record(state, metrics=metrics)
-    record['generator'] = generator
+    checksums = checksum_record(state, metrics=metrics)
+    checksums['generator'] = generator
     manager = self._best_manager(phase, mode)
     self._replace_older(manager, step, f'best/{phase}')
     with self._write_errors(step):
@@ -237,8 +243,8 @@ class Checkpointer:
           step,
           args=ocp.args.Composite(
               state=ocp.args.StandardSave(state),
-              config=ocp.args.JsonSave(_config_json(config)),
-              checksums=ocp.args.JsonSave(record)),
+              config=ocp.args.JsonSave(_config_json(record)),
+              checksums=ocp.args.JsonSave(checksums)),
           metrics={'value': float(value)}, force=True)
     self._check_written([])
 

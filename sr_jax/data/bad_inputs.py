@@ -164,7 +164,7 @@ def load_all(loader: RecordLoader, budget: BadFileBudget) -> list[Any]:
 
 def check_small_image_policy(policy: str) -> str:
   if policy not in SMALL_IMAGE_POLICIES:
-    raise ValueError(
+    raise errors.ConfigError(
         f'data.small_image_policy must be one of {SMALL_IMAGE_POLICIES}, '
         f'got {policy!r}.')
   return policy

@@ -14,6 +14,7 @@ from typing import TypeVar
 from absl import logging
 import numpy as np
 
+from sr_jax import errors
 from sr_jax.data import bad_inputs
 from sr_jax.data import image_io
 
@@ -68,7 +69,7 @@ def keep_large_enough(
           'Skipping %s: %dx%d is smaller than the minimum size %d '
           '(gt_size / min_image_size).', name, height, width, min_size)
   if not keep:
-    raise ValueError(
+    raise errors.ConfigError(
         f'No training image in {where} is at least {min_size}x{min_size} '
         f'pixels (all {len(names)} were skipped). Lower gt_size / '
         'min_image_size or use larger images.')
@@ -89,7 +90,7 @@ def shard_for_process(
         f'process_count={process_count}.')
   shard = list(items)[process_index::process_count]
   if not shard:
-    raise ValueError(
+    raise errors.ConfigError(
         f'{where} has {len(items)} usable training images, fewer than the '
         f'{process_count} processes; every process needs at least one.')
   return shard

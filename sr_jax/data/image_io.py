@@ -160,7 +160,7 @@ def read_image(
   except (OSError, SyntaxError) as e:
     # UnidentifiedImageError and truncated-file errors are OSErrors; PIL's
     # messages do not always say which file was being read.
-    raise ValueError(f'Could not read image {path!r}: {e}') from e
+    raise errors.CorruptFileError(f'Could not read image {path!r}: {e}') from e
   return np.ascontiguousarray(array)
 
 
@@ -181,7 +181,8 @@ def image_size(
   try:
     width, height = with_open_image(path, max_pixels, lambda img: img.size)
   except (OSError, SyntaxError) as e:
-    raise ValueError(f'Could not read image header of {path!r}: {e}') from e
+    raise errors.CorruptFileError(
+        f'Could not read image header of {path!r}: {e}') from e
   return height, width
 
 
@@ -204,7 +205,8 @@ def display_size(
   try:
     return with_open_image(path, max_pixels, size_as_shown)
   except (OSError, SyntaxError) as e:
-    raise ValueError(f'Could not read image header of {path!r}: {e}') from e
+    raise errors.CorruptFileError(
+        f'Could not read image header of {path!r}: {e}') from e
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[str]:
@@ -237,7 +239,7 @@ def list_images(folder: str | os.PathLike[str]) -> list[str]:
       if p.suffix.lower() in IMAGE_EXTENSIONS
       and not p.name.startswith('.') and p.is_file())
   if not paths:
-    raise ValueError(
+    raise errors.ConfigError(
         f'Image folder {os.fspath(folder)!r} holds no images (looked '
         f'recursively for {", ".join(IMAGE_EXTENSIONS)}).')
   return paths

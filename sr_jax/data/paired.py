@@ -18,6 +18,7 @@ import posixpath
 from absl import logging
 import numpy as np
 
+from sr_jax import errors
 from sr_jax.data import bad_inputs
 from sr_jax.data import folder as folder_lib
 from sr_jax.data import image_io
@@ -50,11 +51,12 @@ def lr_name(hr_name: str, lr_filename_tmpl: str) -> str:
   return posixpath.join(head, lr_filename_tmpl.format(base))
 
 
-def _mismatch_error(hr_dir, lr_dir, scale, tmpl, problems) -> ValueError:
+def _mismatch_error(hr_dir, lr_dir, scale, tmpl, problems
+                    ) -> errors.ConfigError:
   listed = '\n'.join(f'  {p}' for p in problems[:_PROBLEMS_IN_MESSAGE])
   more = (f'\n  ... and {len(problems) - _PROBLEMS_IN_MESSAGE} more'
           if len(problems) > _PROBLEMS_IN_MESSAGE else '')
-  return ValueError(
+  return errors.ConfigError(
       f'The paired training folders do not match: HR {hr_dir}, LR {lr_dir} '
       f'(data.lr_filename_tmpl={tmpl!r}, scale={scale}). '
       f'{len(problems)} problem(s):\n{listed}{more}\nEvery HR image needs '
@@ -93,7 +95,7 @@ def index_pairs(
     TooManyBadFilesError: too many unreadable files.
   """
   if '{}' not in lr_filename_tmpl:
-    raise ValueError(
+    raise errors.ConfigError(
         f"data.lr_filename_tmpl={lr_filename_tmpl!r} must contain '{{}}', "
         "where the HR base name goes (e.g. '{}x4').")
   problems = []

@@ -24,6 +24,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from sr_jax import errors
 from sr_jax.data import bad_inputs
 from sr_jax.data import folder
 from sr_jax.data import image_io
@@ -158,7 +159,7 @@ def _train_source(
   max_pixels = int(_field(data_config, 'max_image_pixels'))
   max_bad_fraction = float(_field(data_config, 'max_bad_fraction'))
   if not 0.0 <= max_bad_fraction <= 1.0:
-    raise ValueError(
+    raise errors.ConfigError(
         f'data.max_bad_fraction must be in [0, 1], got {max_bad_fraction}.')
   shard = dict(process_index=process_index, process_count=process_count)
   train_dir = _field(data_config, 'train_dir')
@@ -166,7 +167,7 @@ def _train_source(
   tfds_name = _field(data_config, 'tfds_name')
   if tfds_name:
     if train_dir or lr_dir:
-      raise ValueError(
+      raise errors.ConfigError(
           f'data.tfds_name={tfds_name!r} and data.train_dir / train_lr_dir '
           'are both set; pick one training source.')
     source = tfds_source.tfds_train_source(
@@ -177,11 +178,11 @@ def _train_source(
     return source, cache_images, scale is not None
   if lr_dir:
     if not train_dir:
-      raise ValueError(
+      raise errors.ConfigError(
           'data.train_lr_dir is set but data.train_dir (the HR folder) is '
           'not; paired training needs both.')
     if scale is None:
-      raise ValueError(
+      raise errors.ConfigError(
           'data.train_lr_dir is set (paired LR/HR training), so '
           'make_train_dataset needs the SR scale: pass scale=config.scale.')
     source = paired.paired_train_source(
@@ -220,8 +221,9 @@ def _real_batches(data_config, *, gt_size: int, scale: int | None,
   """Endless batches of 'real' LR-domain patches from data.real_dir."""
   real_dir = _field(data_config, 'real_dir')
   if scale is None or gt_size % scale:
-    raise ValueError(f'data.real_dir is set: make_train_dataset needs the '
-                     f'scale (a divisor of gt_size {gt_size}).')
+    raise errors.ConfigError(
+        f'data.real_dir is set: make_train_dataset needs the '
+        f'scale (a divisor of gt_size {gt_size}).')
   size = gt_size // scale
   source = folder.folder_train_source(
       real_dir, min_size=size, cache_images=bool(
@@ -252,20 +254,20 @@ def _checked_sizes(data_config: ml_collections.ConfigDict,
   """(this process's batch size, data.gt_size, data.dataset_repeat), each
   checked; ValueError for one make_train_dataset cannot use."""
   if global_batch_size <= 0 or global_batch_size % process_count:
-    raise ValueError(
+    raise errors.ConfigError(
         f'global_batch_size={global_batch_size} must be a positive multiple '
         f'of the number of processes ({process_count}): each process loads '
         'an equal share of every batch.')
   batch_size = global_batch_size // process_count
   gt_size = int(_field(data_config, 'gt_size'))
   if gt_size <= 0:
-    raise ValueError(f'data.gt_size must be positive, got {gt_size}.')
+    raise errors.ConfigError(f'data.gt_size must be positive, got {gt_size}.')
   if scale is not None and (scale < 1 or gt_size % scale):
-    raise ValueError(
+    raise errors.ConfigError(
         f'data.gt_size={gt_size} must be a multiple of the scale {scale}.')
   repeat = int(_field(data_config, 'dataset_repeat'))
   if repeat < 1:
-    raise ValueError(f'data.dataset_repeat must be >= 1, got {repeat}.')
+    raise errors.ConfigError(f'data.dataset_repeat must be >= 1, got {repeat}.')
   return batch_size, gt_size, repeat
 
 
@@ -442,7 +444,7 @@ def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:
   height, width = image.shape[:2]
   height, width = height - height % scale, width - width % scale
   if height == 0 or width == 0:
-    raise ValueError(
+    raise errors.ConfigError(
         f'Image of {image.shape[0]}x{image.shape[1]} is smaller than the '
         f'scale {scale}.')
   return image[:height, :width]
@@ -500,7 +502,7 @@ def load_validation_set(
     try:
       image = mod_crop(image, scale)
     except ValueError as e:
-      raise ValueError(f'Validation image {name!r}: {e}') from None
+      raise errors.ConfigError(f'Validation image {name!r}: {e}') from None
     result.append((name, np.ascontiguousarray(image)))
   return result
 

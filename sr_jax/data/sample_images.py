@@ -22,6 +22,8 @@ from typing import Callable
 import numpy as np
 from skimage import data as skdata
 
+from sr_jax import errors
+
 TRAIN_NAMES = (
     'astronaut', 'camera', 'coffee', 'hubble_deep_field',
     'immunohistochemistry', 'motorcycle', 'grass', 'gravel')
@@ -47,7 +49,7 @@ _LOADERS: dict[str, Callable[[], np.ndarray]] = {
 def load_sample(name: str) -> np.ndarray:
   """Returns one embedded image as read-only uint8 [H, W, 3] in [0, 255]."""
   if name not in _LOADERS:
-    raise ValueError(
+    raise errors.ConfigError(
         f'Unknown embedded sample image {name!r}; known: {sorted(_LOADERS)}.')
   try:
     image = np.asarray(_LOADERS[name]())

@@ -17,6 +17,7 @@ from typing import Any
 from absl import logging
 import numpy as np
 
+from sr_jax import errors
 from sr_jax.data import bad_inputs
 from sr_jax.data import folder as folder_lib
 
@@ -46,7 +47,7 @@ def open_data_source(name: str, data_dir: str, split: str) -> Sequence[Any]:
   try:
     builder = tfds.builder(name, data_dir=data_dir or None)
   except tfds.core.registered.DatasetNotFoundError as e:
-    raise ValueError(
+    raise errors.ConfigError(
         f'data.tfds_name={name!r} is not a TFDS dataset known to this '
         f'install ({str(e).splitlines()[0]}).') from None
   where = builder.data_dir
@@ -57,7 +58,7 @@ def open_data_source(name: str, data_dir: str, split: str) -> Sequence[Any]:
         'then train with the same data.tfds_data_dir.')
   formats = {f.value for f in builder.info.available_file_formats()}
   if 'array_record' not in formats:
-    raise ValueError(
+    raise errors.ConfigError(
         f'TFDS dataset {name!r} in {where} is prepared as '
         f'{", ".join(sorted(formats)) or "an unknown format"}, which has no '
         'random access; grain needs array_record. Convert it in place with:\n'
@@ -67,7 +68,7 @@ def open_data_source(name: str, data_dir: str, split: str) -> Sequence[Any]:
   if split not in builder.info.splits:
     # Slices such as 'train[:90%]' are not listed; let tfds judge those.
     if '[' not in split:
-      raise ValueError(
+      raise errors.ConfigError(
           f'data.tfds_split={split!r} is not a split of {name!r}; it has '
           f'{sorted(builder.info.splits)}.')
   return builder.as_data_source(split=split, file_format='array_record')
@@ -148,14 +149,14 @@ def tfds_train_source(
   if scale is not None:
     missing = {HR_KEY, LR_KEY} - set(source[0])
     if missing:
-      raise ValueError(
+      raise errors.ConfigError(
           f'{label} has no {sorted(missing)} feature(s) (it has '
           f'{sorted(source[0])}), so it cannot be a paired LR/HR source.')
     hr, lr = source[0][HR_KEY], source[0][LR_KEY]
     if hr.shape[0] != lr.shape[0] * scale:
       # One wrong dataset (div2k/bicubic_x2 for a x4 model) is a setup
       # mistake, not a few bad records: say so before training starts.
-      raise ValueError(
+      raise errors.ConfigError(
           f'{label}: example 0 has HR {hr.shape[0]}x{hr.shape[1]} and LR '
           f'{lr.shape[0]}x{lr.shape[1]}, not a x{scale} pair; pick the '
           f'dataset config of scale {scale} (e.g. div2k/bicubic_x{scale}).')

@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from sr_jax import errors
 from sr_jax.degradations import blur
 from sr_jax.degradations.imresize import imresize
 from sr_jax.degradations import jpeg_compression as jpeg_lib
@@ -92,16 +93,18 @@ def bicubic_lr_uint8(hr: np.ndarray, scale: int) -> np.ndarray:
 
 def _check_scale(name: str, scale) -> int:
   if not isinstance(scale, int) or scale < 1:
-    raise ValueError(f'Degradation {name!r}: scale must be a positive int, '
-                     f'got {scale!r}.')
+    raise errors.ConfigError(
+        f'Degradation {name!r}: scale must be a positive int, '
+        f'got {scale!r}.')
   return scale
 
 
 def _check_divisible(name: str, hr, scale: int):
   h, w = hr.shape[1:3]
   if h % scale or w % scale:
-    raise ValueError(f'Degradation {name!r}: HR size {h}x{w} is not a '
-                     f'multiple of the scale {scale}.')
+    raise errors.ConfigError(
+        f'Degradation {name!r}: HR size {h}x{w} is not a '
+        f'multiple of the scale {scale}.')
 
 
 # --------------------------------------------------------------- pipelines
@@ -143,8 +146,9 @@ def srrescgan(scale: int, noise_prob: float, noise_sigma: float,
     gray_noise_prob=0.0))
 def denoise(scale: int, noise_range, gray_noise_prob: float) -> Pipeline:
   if scale != 1:
-    raise ValueError(f"Degradation 'denoise' works at scale 1 (the output has "
-                     f'the input size); got scale={scale}. Set config.scale=1.')
+    raise errors.ConfigError(
+        f"Degradation 'denoise' works at scale 1 (the output has "
+        f'the input size); got scale={scale}. Set config.scale=1.')
 
   def fn(key, hr):
     noisy = noise_lib.gaussian_noise(key, hr, tuple(noise_range),
@@ -181,7 +185,7 @@ class NetworkPipeline:
 
   def __call__(self, key, hr, network=None):
     if network is None:
-      raise ValueError(
+      raise errors.ConfigError(
           f'This degradation runs a trained {self.arch!r} generator '
           f'({self.source}); it needs that network (the trainer passes it; '
           'for validation LR use lr_from=<another pipeline> or lr_dir).')
@@ -196,7 +200,7 @@ class NetworkPipeline:
     checkpoint=''))
 def dsgan(scale: int, checkpoint: str) -> NetworkPipeline:
   if not checkpoint:
-    raise ValueError(
+    raise errors.ConfigError(
         "Degradation 'dsgan' needs a trained DSGAN: set "
         'config.degradation.dsgan.checkpoint to the workdir of a '
         'configs/dsgan.py run or to a weights file of the dsgan generator.')
@@ -227,8 +231,9 @@ def realesrgan_blur_kernels(key, n: int, ksize: int, kernel_list, kernel_prob,
   a `random_mixed_kernel`; all masked to their k x k support.
   """
   if ksize < 7 or ksize % 2 == 0:
-    raise ValueError(f'Real-ESRGAN blur kernel size must be odd and >= 7, '
-                     f'got {ksize}.')
+    raise errors.ConfigError(
+        f'Real-ESRGAN blur kernel size must be odd and >= 7, '
+        f'got {ksize}.')
   k_size, k_sinc, k_choice, k_mixed = jax.random.split(key, 4)
   sizes = _random_kernel_size(k_size, n, ksize)
   mixed = kernels_lib.random_kernels(
@@ -410,7 +415,7 @@ def realesrgan(scale: int, **opts) -> Pipeline:
     lr_h, lr_w = h // scale, w // scale
     radius = max(o.blur_kernel_size, o.blur_kernel_size2) // 2
     if min(lr_h, lr_w) <= radius:
-      raise ValueError(
+      raise errors.ConfigError(
           f'realesrgan: LR patches of {lr_h}x{lr_w} are too small for '
           f'{2 * radius + 1}x{2 * radius + 1} blur kernels; use HR patches of '
           f'at least {(radius + 1) * scale} pixels (data.gt_size) or smaller '
@@ -449,7 +454,7 @@ def get_pipeline(name: str, **overrides) -> Pipeline:
   Args:
     name: one of PIPELINES.
     **overrides: any of `PIPELINE_DEFAULTS[name]`, e.g. `scale=2` or
-      `noise_range=(1, 20)`; unknown names raise ValueError listing the valid
+      `noise_range=(1, 20)`; unknown names raise ConfigError listing the valid
       ones.
   Returns:
     fn(key, hr) -> (lr, hr_target): hr [N, H, W, C] float32 in [0, 1] with H
@@ -458,13 +463,14 @@ def get_pipeline(name: str, **overrides) -> Pipeline:
     it). Pure and jittable; deterministic for a key.
   """
   if name not in DEGRADATIONS:
-    raise ValueError(f'Unknown degradation {name!r}; choose one of '
-                     f'{", ".join(DEGRADATIONS.names())} '
-                     '(config.degradation.name).')
+    raise errors.ConfigError(
+        f'Unknown degradation {name!r}; choose one of '
+        f'{", ".join(DEGRADATIONS.names())} '
+        '(config.degradation.name).')
   defaults = DEGRADATIONS.hooks(name)['defaults']
   unknown = sorted(set(overrides) - set(defaults))
   if unknown:
-    raise ValueError(
+    raise errors.ConfigError(
         f'Degradation {name!r} has no option(s) {", ".join(unknown)}; its '
         f'options are: {", ".join(sorted(defaults))}.')
   opts = {k: _plain(v) for k, v in dict(defaults, **overrides).items()}
@@ -507,18 +513,17 @@ def default_degradation_config() -> ml_collections.ConfigDict:
   return c
 
 
-def pipeline_from_config(config: ml_collections.ConfigDict,
-                         name: str | None = None) -> Pipeline:
-  """The pipeline of a training config (`config.degradation`, `config.scale`),
-  or the pipeline `name` with its options from config.degradation.<name>
-  (a synthetic real domain, a validation LR).
+def pipeline_from_config(degradation: ml_collections.ConfigDict | None,
+                         scale: int, name: str | None = None) -> Pipeline:
+  """The pipeline of a run's `degradation` settings (config.degradation) at
+  `scale`, or the pipeline `name` with its options from
+  degradation.<name> (a synthetic real domain, a validation LR).
 
-  Configs without a `degradation` block get the classic bicubic pipeline.
+  Without a `degradation` block: the classic bicubic pipeline.
   """
-  deg = config.get('degradation')
-  if deg is None:
-    return get_pipeline(name or 'bicubic', scale=config.scale)
-  name = name or deg.name
-  options = deg.get(name)
+  if degradation is None:
+    return get_pipeline(name or 'bicubic', scale=scale)
+  name = name or degradation.name
+  options = degradation.get(name)
   overrides = dict(options) if options is not None else {}
-  return get_pipeline(name, scale=config.scale, **overrides)
+  return get_pipeline(name, scale=scale, **overrides)

@@ -2,8 +2,9 @@
 image set, shared by training validation, the interpolation sweep and
 evaluation tools.
 
-`config.evals` names each evaluation (`build_evaluators`): its HR images
-(`hr_dir`, default data.val_dir or the held-out sample photos), its LR
+`config.evals` names each evaluation (`EvalSettings`, `build_evaluators`):
+its HR images (`hr_dir`, default data.val_dir or the held-out sample
+photos), its LR
 source (`lr_dir` matched by `lr_filename_tmpl`, or '' for MATLAB bicubic of
 the HR quantised to 8 bits, BasicSR's protocol), its metrics
 (sr_jax.metrics.METRICS: psnr / ssim on Y, psnr_rgb / ssim_rgb, lpips, ...)
@@ -15,17 +16,19 @@ phase's best checkpoint, lower-is-better metrics included.
 import dataclasses
 import io
 import os
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from absl import logging
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
 from sr_jax import data as data_lib
+from sr_jax import errors
 from sr_jax import degradations
 from sr_jax.utils import io_utils
 from sr_jax import metrics as sr_metrics
@@ -259,8 +262,9 @@ def pick_best(values: dict, metric: str, higher_is_better: bool,
   the generator it keeps. values: one validation's {metric: value,
   '<metric>_raw': value} (no '_raw' entry: the EMA's alone counts)."""
   if best_weights not in BEST_WEIGHTS:
-    raise ValueError(f'config.best_weights={best_weights!r}; use one of '
-                     f'{", ".join(BEST_WEIGHTS)}.')
+    raise errors.ConfigError(
+        f'config.best_weights={best_weights!r}; use one of '
+        f'{", ".join(BEST_WEIGHTS)}.')
   ema, raw = values[metric], values.get(f'{metric}{RAW_SUFFIX}')
   if raw is None or best_weights == 'ema':
     return ema, 'ema'
@@ -274,109 +278,142 @@ def _fallback(value, default):
   return default if value in (None, '', -1) else value
 
 
-def check_metric_names(config) -> None:
-  """ValueError naming the first unknown metric of config.evals."""
-  for name, entry in config.evals.items():
+def check_metric_names(evals: ml_collections.ConfigDict) -> None:
+  """ConfigError naming the first unknown metric of `evals` (config.evals)."""
+  for name, entry in evals.items():
     for metric in entry.metrics:
       if metric not in sr_metrics.METRICS.names():
-        raise ValueError(f'config.evals.{name}.metrics names {metric!r}; '
-                         f'known metrics: {sr_metrics.METRICS.names()}.')
+        raise errors.ConfigError(
+            f'config.evals.{name}.metrics names {metric!r}; known metrics: '
+            f'{sr_metrics.METRICS.names()}.')
 
 
-def build_evaluators(config) -> list[Evaluator]:
-  """The evaluations of `config.evals`, with their images and frozen
-  weights loaded (before training starts, so a missing folder or weight
-  file stops the run early). Empty fields of an entry fall back to
-  data.val_dir / val_max_images / val_max_size and num_val_strips.
+def best_metric(evals: ml_collections.ConfigDict,
+                value: str) -> tuple[str, str, bool]:
+  """(evaluation, metric, higher_is_better) of config.best_metric `value`:
+  '<eval>/<metric>', or a metric of the first evaluation. A run without
+  evaluations (`evals` empty, e.g. a down-sampling generator's) keeps no
+  best checkpoints: ('', '', True), with config.best_metric ''."""
+  if not evals:
+    if value:
+      raise errors.ConfigError(
+          f'config.best_metric={value!r} but config.evals is empty; set '
+          "--config.best_metric=''.")
+    return '', '', True
+  eval_name, _, metric = value.rpartition('/')
+  eval_name = eval_name or next(iter(evals))
+  if eval_name not in evals or metric not in evals[eval_name].metrics:
+    raise errors.ConfigError(
+        f'config.best_metric={value!r} is not one of the evaluations\' '
+        'metrics: ' + ', '.join(f'{n}/{m}' for n, e in evals.items()
+                                for m in e.metrics) + '.')
+  return eval_name, metric, sr_metrics.METRICS.get(metric).higher_is_better
 
-  Raises ValueError naming the setting (unknown metric, unmatched LR
-  folder) and WeightsNotFoundError for a metric's missing weights.
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+  """A run's evaluations as its config gives them, checked once (`parse`):
+  the entries of config.evals, what their empty fields fall back to
+  (config.data's validation settings, config.num_val_strips), the run's
+  degradation (for `lr_from`), the frozen weights' paths (config.frozen),
+  and the metric that picks each phase's best checkpoint."""
+  evals: ml_collections.ConfigDict  # config.evals
+  data: ml_collections.ConfigDict  # config.data
+  degradation: ml_collections.ConfigDict | None  # config.degradation
+  scale: int
+  frozen: Mapping[str, str]  # Weights files by frozen network name.
+  num_strips: int  # config.num_val_strips
+  best_eval: str  # '' when there are no evaluations.
+  best_name: str
+  higher_is_better: bool
+
+  @classmethod
+  def parse(cls, evals: ml_collections.ConfigDict, best: str, *,
+            data: ml_collections.ConfigDict, degradation, scale: int,
+            frozen: Mapping[str, str], num_strips: int) -> 'EvalSettings':
+    """Checks the metric names and config.best_metric `best`."""
+    check_metric_names(evals)
+    return cls(evals, data, degradation, scale, dict(frozen), num_strips,
+               *best_metric(evals, best))
+
+
+def build_evaluators(settings: EvalSettings) -> list[Evaluator]:
+  """The evaluations of `settings`, with their images and frozen weights
+  loaded (before training starts, so a missing folder or weight file stops
+  the run early). Empty fields of an entry fall back to data.val_dir /
+  val_max_images / val_max_size and num_val_strips.
+
+  Raises ConfigError naming the setting (an unmatched LR folder, an
+  unknown lr_from) and WeightsNotFoundError for a metric's missing weights.
   """
-  check_metric_names(config)
   evaluators = []
-  for name, entry in config.evals.items():
+  for name, entry in settings.evals.items():
     where = f'config.evals.{name}'
-    data_config = config.data.copy_and_resolve_references()
+    data_config = settings.data.copy_and_resolve_references()
     with data_config.unlocked():
-      data_config.val_dir = _fallback(entry.get('hr_dir'), config.data.val_dir)
+      data_config.val_dir = _fallback(entry.get('hr_dir'),
+                                      settings.data.val_dir)
       data_config.val_max_images = _fallback(entry.get('max_images'),
-                                             config.data.val_max_images)
+                                             settings.data.val_max_images)
       data_config.val_max_size = _fallback(entry.get('max_size'),
-                                           config.data.val_max_size)
+                                           settings.data.val_max_size)
     if entry.get('lr_dir'):
       if not data_config.val_dir:
-        raise ValueError(f'{where}.lr_dir is set; set {where}.hr_dir (or '
-                         'data.val_dir) to the matching HR folder.')
+        raise errors.ConfigError(
+            f'{where}.lr_dir is set; set {where}.hr_dir (or data.val_dir) to '
+            'the matching HR folder.')
       images = data_lib.load_paired_validation_set(
-          data_config.val_dir, entry.lr_dir, config.scale,
+          data_config.val_dir, entry.lr_dir, settings.scale,
           entry.get('lr_filename_tmpl', '{}'), data_config.val_max_images,
           data_config.get('max_image_pixels'))
     else:
       lr_from = entry.get('lr_from', 'bicubic')
       if lr_from not in ('bicubic', 'degradation') + degradations.PIPELINES:
-        raise ValueError(f"{where}.lr_from={lr_from!r}: use 'bicubic', "
-                         "'degradation' (the run's) or a degradation "
-                         f'pipeline: {", ".join(degradations.PIPELINES)}.')
-      images = data_lib.load_validation_set(data_config, config.scale)
+        raise errors.ConfigError(
+            f"{where}.lr_from={lr_from!r}: use 'bicubic', 'degradation' (the "
+            "run's) or a degradation pipeline: "
+            f'{", ".join(degradations.PIPELINES)}.')
+      images = data_lib.load_validation_set(data_config, settings.scale)
       if lr_from != 'bicubic':
         try:
           images = degraded_validation_set(
-              images, config, pipeline=None if lr_from == 'degradation'
-              else lr_from)
-        except ValueError as e:
-          raise ValueError(f'{where}.lr_from={lr_from!r}: {e}') from None
+              images, settings.degradation, settings.scale,
+              pipeline=None if lr_from == 'degradation' else lr_from)
+        except errors.ConfigError as e:
+          raise errors.ConfigError(
+              f'{where}.lr_from={lr_from!r}: {e}'
+              ) from None
     aux = {}
     for metric in entry.metrics:
       frozen = sr_metrics.METRICS.get(metric).frozen
       if frozen and frozen not in aux:
         aux[frozen] = weights.load_frozen(
-            frozen, config.frozen.get(frozen, '') or None)
+            frozen, settings.frozen.get(frozen, '') or None)
     evaluators.append(Evaluator(
         name=name, images=images, metrics=tuple(entry.metrics),
         num_strips=int(_fallback(entry.get('num_strips'),
-                                 config.num_val_strips)), aux=aux))
+                                 settings.num_strips)), aux=aux))
   return evaluators
 
 
-def degraded_validation_set(images: Sequence[tuple], config,
-                            seed: int = 0,
+def degraded_validation_set(images: Sequence[tuple],
+                            degradation: ml_collections.ConfigDict | None,
+                            scale: int, seed: int = 0,
                             pipeline: str | None = None) -> list[tuple]:
   """(name, target, lr) uint8 of each (name, hr): the run's degradation
-  (`config.degradation`, at `config.scale`), or the pipeline named
-  `pipeline` with its options from config.degradation.<pipeline>, applied
-  once with a key fixed per image, so every evaluation scores the same
-  inputs."""
-  # A pipeline that runs a trained network (dsgan) raises ValueError on
+  (config.degradation, at `scale`), or the pipeline named `pipeline` with
+  its options from config.degradation.<pipeline>, applied once with a key
+  fixed per image, so every evaluation scores the same inputs."""
+  # A pipeline that runs a trained network (dsgan) raises ConfigError on
   # the first call, saying to use another pipeline or an LR folder.
-  pipeline = jax.jit(degradations.pipeline_from_config(config, pipeline))
+  pipeline = jax.jit(degradations.pipeline_from_config(degradation, scale,
+                                                       pipeline))
   out = []
   for i, (name, hr) in enumerate(images):
     key = jax.random.fold_in(jax.random.key(seed), i)
     lr, target = pipeline(key, hr_to_float(hr[None]))
     out.append((name, to_uint8(target[0]), to_uint8(lr[0])))
   return out
-
-
-def best_metric(config) -> tuple[str, str, bool]:
-  """(evaluation, metric, higher_is_better) of config.best_metric:
-  '<eval>/<metric>', or a metric of the first evaluation. A run without
-  evaluations (config.evals empty, e.g. a down-sampling generator's) keeps
-  no best checkpoints: ('', '', True), with config.best_metric ''."""
-  if not config.evals:
-    if config.best_metric:
-      raise ValueError(f'config.best_metric={config.best_metric!r} but '
-                       "config.evals is empty; set --config.best_metric=''.")
-    return '', '', True
-  value = config.best_metric
-  eval_name, _, metric = value.rpartition('/')
-  eval_name = eval_name or next(iter(config.evals))
-  if eval_name not in config.evals or metric not in config.evals[
-      eval_name].metrics:
-    raise ValueError(
-        f'config.best_metric={value!r} is not one of the evaluations\' '
-        'metrics: ' + ', '.join(f'{n}/{m}' for n, e in config.evals.items()
-                                for m in e.metrics) + '.')
-  return eval_name, metric, sr_metrics.METRICS.get(metric).higher_is_better
 
 
 def save_strips(directory: str, strips: Sequence[tuple[str, np.ndarray]]):

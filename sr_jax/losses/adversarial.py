@@ -63,6 +63,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from sr_jax import errors
 from sr_jax.losses import terms
 
 
@@ -219,8 +220,9 @@ def get_adversarial_loss(name: str) -> AdversarialLoss:
   try:
     return ADVERSARIAL_LOSSES[name]
   except KeyError:
-    raise ValueError(f'Unknown adversarial loss {name!r}; known: '
-                     f'{sorted(ADVERSARIAL_LOSSES)}.') from None
+    raise errors.ConfigError(
+        f'Unknown adversarial loss {name!r}; known: '
+        f'{sorted(ADVERSARIAL_LOSSES)}.') from None
 
 
 @terms.register('adversarial')

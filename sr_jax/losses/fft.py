@@ -46,6 +46,7 @@ F is the 2-D DFT over (H, W) of each channel. `norm` picks the distance:
 """
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.losses import shards
 from sr_jax.losses import terms
 
@@ -115,7 +116,8 @@ def _fft_loss(pred, target, axis_name, eps, norm):
     return _l1_real_imag(pred, target)
   if norm == 'amplitude_phase':
     return _amplitude_phase(pred, target)
-  raise ValueError(f'unknown FFT loss norm {norm!r}; known: {FFT_NORMS}.')
+  raise errors.ConfigError(
+      f'unknown FFT loss norm {norm!r}; known: {FFT_NORMS}.')
 
 
 @terms.register('fft')
@@ -125,6 +127,6 @@ def make_fft_term(options, dtype) -> terms.LossTerm:
   terms.unknown_options(options, ('norm',))
   norm = options.get('norm', 'l2')
   if norm not in FFT_NORMS:
-    raise ValueError(f'unknown norm {norm!r}; known: {FFT_NORMS}.')
+    raise errors.ConfigError(f'unknown norm {norm!r}; known: {FFT_NORMS}.')
   return terms.LossTerm(lambda ctx: fft_loss(ctx.sr, ctx.target, norm=norm),
                         log_name='fft')

@@ -20,6 +20,7 @@ frequencies. ave_spectrum: the spectra are averaged over the batch first
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.losses import shards
 from sr_jax.losses import terms
 
@@ -52,8 +53,9 @@ def focal_frequency_loss(pred: jax.Array, target: jax.Array,
   In the train step it runs on each device's shard of the batch; the
   batch-wide options (ave_spectrum, batch_matrix) reduce over all shards."""
   if int(patch_factor) != patch_factor or patch_factor < 1:
-    raise ValueError(f'patch_factor must be a positive integer, got '
-                     f'{patch_factor}.')
+    raise errors.ConfigError(
+        f'patch_factor must be a positive integer, got '
+        f'{patch_factor}.')
   return _focal_frequency_loss(
       pred, target, alpha=alpha, patch_factor=int(patch_factor),
       ave_spectrum=ave_spectrum, log_matrix=log_matrix,
@@ -99,12 +101,14 @@ def make_focal_frequency_term(options, dtype) -> terms.LossTerm:
   kwargs = dict(options)
   for flag in ('ave_spectrum', 'log_matrix', 'batch_matrix'):
     if flag in kwargs and not isinstance(kwargs[flag], bool):
-      raise ValueError(f'{flag} must be True or False, got {kwargs[flag]!r}.')
+      raise errors.ConfigError(
+          f'{flag} must be True or False, got {kwargs[flag]!r}.')
   if 'alpha' in kwargs:
     kwargs['alpha'] = float(kwargs['alpha'])
   patch = kwargs.get('patch_factor', 1)
   if int(patch) != patch or patch < 1:
-    raise ValueError(f'patch_factor must be a positive integer, got {patch}.')
+    raise errors.ConfigError(
+        f'patch_factor must be a positive integer, got {patch}.')
   return terms.LossTerm(
       lambda ctx: focal_frequency_loss(ctx.sr, ctx.target, **kwargs),
       log_name='focal_frequency')

@@ -11,6 +11,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.losses import regularisers
 
 
@@ -38,7 +39,8 @@ def gradient_penalty(critic_fn: Callable[[jax.Array], jax.Array],
 @regularisers.register('gradient_penalty')
 def make_gradient_penalty(options) -> regularisers.Regulariser:
   if options:
-    raise ValueError(f'takes no options besides weight; got {dict(options)}.')
+    raise errors.ConfigError(
+        f'takes no options besides weight; got {dict(options)}.')
   return regularisers.Regulariser(
       lambda ctx: gradient_penalty(ctx.critic, ctx.real, ctx.fake, ctx.key),
       log_name='gp', per_sample=True)

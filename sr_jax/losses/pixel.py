@@ -4,6 +4,7 @@ pred, target: [N, H, W, C] float32 images in [0, 1]. Each returns a scalar.
 """
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.losses import terms
 
 
@@ -34,7 +35,7 @@ def get_pixel_loss(name):
   try:
     return PIXEL_LOSSES[name]
   except KeyError:
-    raise ValueError(
+    raise errors.ConfigError(
         f'Unknown pixel loss {name!r}; known: {sorted(PIXEL_LOSSES)}.'
     ) from None
 

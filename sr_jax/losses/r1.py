@@ -11,6 +11,7 @@ needs a critic without BatchNorm in train mode. Registered as 'r1'.
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.losses import regularisers
 
 
@@ -23,6 +24,7 @@ def r1_penalty(critic_fn, real: jax.Array) -> jax.Array:
 @regularisers.register('r1')
 def make_r1(options) -> regularisers.Regulariser:
   if options:
-    raise ValueError(f'takes no options besides weight; got {dict(options)}.')
+    raise errors.ConfigError(
+        f'takes no options besides weight; got {dict(options)}.')
   return regularisers.Regulariser(lambda ctx: r1_penalty(ctx.critic, ctx.real),
                                   log_name='r1', per_sample=True)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 
 import jax
 
+from sr_jax import errors
 from sr_jax.registry import Registry
 
 
@@ -73,8 +74,8 @@ def build_regularisers(entries: Mapping[str, Mapping[str, Any]],
       continue
     try:
       regulariser = REGULARISERS.get(name)(entry)
-    except (TypeError, ValueError, KeyError) as e:
-      raise ValueError(f'{where}.{key} ({name}): {e}') from None
+    except errors.ConfigError as e:
+      raise errors.ConfigError(f'{where}.{key} ({name}): {e}') from None
     built.append(WeightedRegulariser(key, weight, regulariser))
   return built
 

@@ -33,6 +33,7 @@ loss are meaningful.
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.losses import shards
 from sr_jax.losses import terms
 from sr_jax.metrics import spectrum
@@ -77,6 +78,6 @@ def make_spectral_term(options, dtype) -> terms.LossTerm:
   terms.unknown_options(options, ('eps',))
   eps = float(options.get('eps', 1e-6))
   if not 0 < eps < 0.5:
-    raise ValueError(f'eps must be in (0, 0.5), got {eps}.')
+    raise errors.ConfigError(f'eps must be in (0, 0.5), got {eps}.')
   return terms.LossTerm(lambda ctx: spectral_loss(ctx.sr, ctx.target, eps),
                         log_name='spectral')

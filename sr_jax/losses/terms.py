@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 
 import jax
 
+from sr_jax import errors
 from sr_jax.registry import Registry
 
 
@@ -116,7 +117,7 @@ def build_terms(losses: Mapping[str, Mapping[str, Any]], dtype,
                 where: str = 'losses') -> list[WeightedTerm]:
   """Makes the weighted terms of one phase's `losses` config.
 
-  Entries with weight 0 are left out. Raises ValueError naming the entry
+  Entries with weight 0 are left out. Raises ConfigError naming the entry
   (`where.key`) for an unknown term or options the maker rejects.
   """
   built = []
@@ -129,15 +130,16 @@ def build_terms(losses: Mapping[str, Mapping[str, Any]], dtype,
     options = {k: v for k, v in entry.items() if k not in COMMON_OPTIONS}
     try:
       term = LOSS_TERMS.get(name)(options, dtype)
-    except (TypeError, ValueError, KeyError) as e:
-      raise ValueError(f'{where}.{key} ({name}): {e}') from None
+    except errors.ConfigError as e:
+      raise errors.ConfigError(f'{where}.{key} ({name}): {e}') from None
     built.append(WeightedTerm(key, weight, term))
   return built
 
 
 def unknown_options(options: Mapping[str, Any], known) -> None:
-  """Raises ValueError for options a maker does not take."""
+  """Raises ConfigError for options a maker does not take."""
   extra = sorted(set(options) - set(known))
   if extra:
-    raise ValueError(f'unknown option(s) {extra}; it takes {sorted(known)} '
-                     f'(plus {list(COMMON_OPTIONS)}).')
+    raise errors.ConfigError(
+        f'unknown option(s) {extra}; it takes {sorted(known)} '
+        f'(plus {list(COMMON_OPTIONS)}).')

@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.degradations import frequency_split
 from sr_jax.degradations.imresize import imresize
 from sr_jax.models import layers
@@ -67,12 +68,13 @@ class DSGANGenerator(nn.Module):
     del train
     layers.check_input(x, self.num_in_ch, 'DSGANGenerator')
     if self.downscale < 1:
-      raise ValueError(f'downscale must be >= 1; got {self.downscale}.')
+      raise errors.ConfigError(f'downscale must be >= 1; got {self.downscale}.')
     if self.downscale > 1:
       if x.shape[1] % self.downscale or x.shape[2] % self.downscale:
-        raise ValueError(f'DSGANGenerator(downscale={self.downscale}) needs '
-                         f'H and W divisible by {self.downscale}; got '
-                         f'{x.shape[1:3]}.')
+        raise errors.ConfigError(
+            f'DSGANGenerator(downscale={self.downscale}) needs '
+            f'H and W divisible by {self.downscale}; got '
+            f'{x.shape[1:3]}.')
       x = imresize(x.astype(jnp.float32), 1.0 / self.downscale)
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = x.astype(self.dtype)

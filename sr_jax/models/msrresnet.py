@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.degradations import resampling
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
@@ -76,12 +77,13 @@ class MSRResNet(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
     if self.scale not in SCALES:
-      raise ValueError(f'MSRResNet supports scale {SCALES}; got {self.scale}.')
+      raise errors.ConfigError(
+          f'MSRResNet supports scale {SCALES}; got {self.scale}.')
     if x.ndim != 4 or x.shape[-1] != self.num_in_ch:
       raise ValueError(f'MSRResNet expects [N, H, W, {self.num_in_ch}] input; '
                        f'got shape {x.shape}.')
     if self.num_in_ch != self.num_out_ch:
-      raise ValueError(
+      raise errors.ConfigError(
           f'MSRResNet adds the upsampled input to the output, so num_in_ch '
           f'({self.num_in_ch}) must equal num_out_ch ({self.num_out_ch}).')
     nf = self.num_feat

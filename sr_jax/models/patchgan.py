@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.models.unet_sn import SpectralNormConv
 from sr_jax.models.registry import DISCRIMINATORS
 
@@ -39,12 +40,13 @@ class PatchGANDiscriminatorSN(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     if x.ndim != 4 or x.shape[-1] != self.num_in_ch:
-      raise ValueError(
+      raise errors.ConfigError(
           f'PatchGANDiscriminatorSN(num_in_ch={self.num_in_ch}) expects '
           f'[N, H, W, {self.num_in_ch}] input; got shape {x.shape}.')
     if self.num_layers < 1:
-      raise ValueError(f'PatchGAN num_layers must be >= 1; got '
-                       f'{self.num_layers}.')
+      raise errors.ConfigError(
+          f'PatchGAN num_layers must be >= 1; got '
+          f'{self.num_layers}.')
     kw = dict(kernel_size=4, padding=2, use_bias=True, dtype=self.dtype,
               param_dtype=self.param_dtype)
     cap = 8 * self.num_feat

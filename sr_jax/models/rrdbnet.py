@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.degradations import resampling
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
@@ -111,11 +112,11 @@ class RRDBNet(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
     if self.upsample_skip and self.upsample_skip not in resampling.MODES:
-      raise ValueError(
+      raise errors.ConfigError(
           f"RRDBNet upsample_skip must be '' or one of {resampling.MODES}; "
           f'got {self.upsample_skip!r}.')
     if self.scale not in (1, 2, 4, 8):
-      raise ValueError(
+      raise errors.ConfigError(
           f'RRDBNet supports scale 1, 2, 4 or 8; got {self.scale}.')
     if x.ndim != 4 or x.shape[-1] != self.num_in_ch:
       raise ValueError(f'RRDBNet expects [N, H, W, {self.num_in_ch}] input; '

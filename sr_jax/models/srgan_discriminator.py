@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.models import layers
 from sr_jax.models.registry import DISCRIMINATORS
 
@@ -39,7 +40,7 @@ class SRGANDiscriminator(nn.Module):
 
   def __post_init__(self):
     if self.input_size <= 0 or self.input_size % 16:
-      raise ValueError(
+      raise errors.ConfigError(
           'SRGANDiscriminator input_size must be a positive multiple of 16 '
           f'(four stride-2 convolutions; the paper uses 96); got '
           f'{self.input_size}. Set data.gt_size accordingly.')
@@ -49,7 +50,7 @@ class SRGANDiscriminator(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     size = self.input_size
     if x.ndim != 4 or x.shape[1:] != (size, size, self.num_in_ch):
-      raise ValueError(
+      raise errors.ConfigError(
           f'SRGANDiscriminator(input_size={size}) expects [N, {size}, {size}, '
           f'{self.num_in_ch}] input; got shape {x.shape}.')
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)

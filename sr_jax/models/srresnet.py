@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
 from sr_jax.models.registry import GENERATORS
@@ -67,8 +68,9 @@ class SRResNet(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     if self.scale not in (1, 2, 4, 8):
-      raise ValueError(f'SRResNet supports scale 1 (no up-sampling blocks: '
-                       f'denoising), 2, 4 or 8; got {self.scale}.')
+      raise errors.ConfigError(
+          f'SRResNet supports scale 1 (no up-sampling blocks: '
+          f'denoising), 2, 4 or 8; got {self.scale}.')
     if x.ndim != 4 or x.shape[-1] != self.num_in_ch:
       raise ValueError(f'SRResNet expects [N, H, W, {self.num_in_ch}] input; '
                        f'got shape {x.shape}.')

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sr_jax import errors
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
 from sr_jax.models.registry import GENERATORS
@@ -67,17 +68,19 @@ class SRVGGNetCompact(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
     if self.act_type not in ACT_TYPES:
-      raise ValueError(f'SRVGGNetCompact act_type={self.act_type!r}; use one '
-                       f'of {list(ACT_TYPES)}.')
+      raise errors.ConfigError(
+          f'SRVGGNetCompact act_type={self.act_type!r}; use one '
+          f'of {list(ACT_TYPES)}.')
     if self.scale < 1:
-      raise ValueError(f'SRVGGNetCompact scale must be >= 1; got {self.scale}.')
+      raise errors.ConfigError(
+          f'SRVGGNetCompact scale must be >= 1; got {self.scale}.')
     if x.ndim != 4 or x.shape[-1] != self.num_in_ch:
       raise ValueError(f'SRVGGNetCompact expects [N, H, W, {self.num_in_ch}] '
                        f'input; got shape {x.shape}.')
     # The trunk predicts the residual over nearest upsampling of the input,
     # which needs num_in_ch == num_out_ch (true of every released model).
     if self.num_in_ch != self.num_out_ch:
-      raise ValueError(
+      raise errors.ConfigError(
           f'SRVGGNetCompact adds the upsampled input to the output, so '
           f'num_in_ch ({self.num_in_ch}) must equal num_out_ch '
           f'({self.num_out_ch}).')

@@ -28,6 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
 from sr_jax.models.registry import DISCRIMINATORS
@@ -176,11 +177,11 @@ class UNetDiscriminatorSN(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     if x.ndim != 4 or x.shape[-1] != self.num_in_ch:
-      raise ValueError(
+      raise errors.ConfigError(
           f'UNetDiscriminatorSN(num_in_ch={self.num_in_ch}) expects '
           f'[N, H, W, {self.num_in_ch}] input; got shape {x.shape}.')
     if x.shape[1] % 8 or x.shape[2] % 8:
-      raise ValueError(
+      raise errors.ConfigError(
           f'UNetDiscriminatorSN needs H and W to be multiples of 8 (three '
           f'stride-2 convs, then three x2 upsamplings with skip additions); '
           f'got {x.shape[1]}x{x.shape[2]}. Crop or pad the patches.')

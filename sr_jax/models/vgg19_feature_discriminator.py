@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.models import layers
 from sr_jax.models import vgg19 as vgg19_lib
 from sr_jax.models import vgg_layout
@@ -60,7 +61,7 @@ class VGG19FeatureDiscriminator(nn.Module):
 
   def __post_init__(self):
     if self.feature_layer not in vgg19_lib.LAYER_NAMES:
-      raise ValueError(
+      raise errors.ConfigError(
           f'Unknown VGG19 feature_layer {self.feature_layer!r}; valid names: '
           f'{list(vgg19_lib.LAYER_NAMES)}.')
     super().__post_init__()
@@ -75,7 +76,7 @@ class VGG19FeatureDiscriminator(nn.Module):
     layers.check_input(x, 3, 'VGG19FeatureDiscriminator')
     need = self.min_input_size()
     if min(x.shape[1:3]) < need:
-      raise ValueError(
+      raise errors.ConfigError(
           f'VGG19FeatureDiscriminator needs H and W >= {need} to reach '
           f'{self.feature_layer!r}; got {x.shape[1]}x{x.shape[2]}.')
     trunk = vgg19_lib.VGG19(layers=(self.feature_layer,), use_input_norm=True,

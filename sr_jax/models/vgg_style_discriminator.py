@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax import errors
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
 from sr_jax.models.registry import DISCRIMINATORS
@@ -24,7 +25,7 @@ def num_stages(input_size: int) -> int:
   """Stride-2 stages taking input_size down to 4; ValueError if not 4*2^k."""
   k = math.log2(input_size / 4) if input_size > 0 else -1
   if k < 1 or k != int(k):
-    raise ValueError(
+    raise errors.ConfigError(
         f'VGGStyleDiscriminator input_size must be 4 * 2^k with k >= 1 '
         f'(8, 16, 32, 64, 128, 256, ...); got {input_size}.')
   return int(k)
@@ -57,7 +58,7 @@ class VGGStyleDiscriminator(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     size = self.input_size
     if x.ndim != 4 or x.shape[1:] != (size, size, self.num_in_ch):
-      raise ValueError(
+      raise errors.ConfigError(
           f'VGGStyleDiscriminator(input_size={size}, num_in_ch='
           f'{self.num_in_ch}) expects [N, {size}, {size}, {self.num_in_ch}] '
           f'input; got shape {x.shape}. Set input_size to the GT patch size.')

@@ -55,6 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sr_jax import errors
 from sr_jax.models import layers
 from sr_jax.models import torch_layout
 from sr_jax.models.registry import GENERATORS
@@ -111,11 +112,13 @@ class WDRN(nn.Module):
 
   def __post_init__(self):
     if self.scale not in SCALES:
-      raise ValueError(f'WDRN supports scale 1 (no up-sampling: '
-                       f'restoration), 2, 4 or 8; got {self.scale}.')
+      raise errors.ConfigError(
+          f'WDRN supports scale 1 (no up-sampling: '
+          f'restoration), 2, 4 or 8; got {self.scale}.')
     if self.num_block < 1 or self.num_layer < 1:
-      raise ValueError(f'WDRN needs num_block >= 1 and num_layer >= 1; got '
-                       f'{self.num_block} and {self.num_layer}.')
+      raise errors.ConfigError(
+          f'WDRN needs num_block >= 1 and num_layer >= 1; got '
+          f'{self.num_block} and {self.num_layer}.')
     super().__post_init__()
 
   @nn.compact

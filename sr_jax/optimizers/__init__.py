@@ -12,12 +12,14 @@ on the critic) and the optimizer's own options (betas, eps, weight_decay).
 Adding an optimizer: one file here with `@register('name')` on `(schedule,
 **options) -> GradientTransformation`, imported below.
 """
+import inspect
 from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from sr_jax import errors
 from sr_jax.optimizers.registry import OPTIMIZERS
 from sr_jax.optimizers.registry import register
 from sr_jax.optimizers.schedules import SCHEDULES
@@ -35,25 +37,31 @@ def build_optimizer(entry: Mapping[str, Any], where: str = 'optimizer'
                     ) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """(transformation, schedule) for one optimizer config entry.
 
-  Raises ValueError naming `where` for unknown names or options.
+  Raises ConfigError naming `where` for unknown names or options.
   """
   entry = dict(entry)
   name = entry.get('name', 'adam')
-  schedule_keys = SCHEDULES.get(entry.get('schedule', 'multistep')).options
   try:
-    schedule = build_schedule(entry)
+    schedule_keys = SCHEDULES.get(entry.get('schedule', 'multistep')).options
     options = {k: v for k, v in entry.items()
                if k not in _COMMON and k not in schedule_keys}
-    tx = OPTIMIZERS.get(name)(schedule, **options)
-  except (TypeError, ValueError) as e:
-    raise ValueError(f'{where} ({name}): {e}') from None
+    make = OPTIMIZERS.get(name)
+    schedule = build_schedule(entry)
+    try:
+      inspect.signature(make).bind(schedule, **options)
+    except TypeError as e:  # An option the optimizer does not take.
+      raise errors.ConfigError(str(e)) from None
+  except errors.ConfigError as e:
+    raise errors.ConfigError(f'{where} ({name}): {e}') from None
+  tx = make(schedule, **options)
   clip = float(entry.get('clip_grad_norm', 0.0) or 0.0)
   if clip > 0:
     tx = optax.chain(optax.clip_by_global_norm(clip), tx)
   weight_clip = float(entry.get('weight_clip', 0.0) or 0.0)
   if weight_clip < 0:
-    raise ValueError(f'{where}.weight_clip={weight_clip}; use 0 (off) or a '
-                     'positive bound such as 0.01.')
+    raise errors.ConfigError(
+        f'{where}.weight_clip={weight_clip}; use 0 (off) or a '
+        'positive bound such as 0.01.')
   if weight_clip > 0:
     tx = optax.chain(tx, clip_parameters(weight_clip))
   return tx, schedule

@@ -4,6 +4,7 @@ from typing import Any, Callable, Mapping
 
 import optax
 
+from sr_jax import errors
 from sr_jax.registry import Registry
 
 
@@ -37,7 +38,7 @@ SCHEDULES.register('cosine')(
 def build_schedule(entry: Mapping[str, Any]) -> optax.Schedule:
   schedule = SCHEDULES.get(entry.get('schedule', 'multistep'))
   if 'lr' not in entry:
-    raise ValueError('no learning rate: set lr.')
+    raise errors.ConfigError('no learning rate: set lr.')
   kwargs = {k: entry[k] for k in schedule.options
             if k in entry and k != 'schedule'}
   return schedule.make(**kwargs)

@@ -83,11 +83,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # TF is imported only for TensorBoard writing; its oneDNN banner is noise.
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
+import argparse  # pylint: disable=g-import-not-at-top
+import sys
+
 from absl import logging
 import jax
-from ml_collections import config_flags
 
 from sr_jax import errors
 from sr_jax.tools.bench_jax import bench_degradation
@@ -113,106 +113,131 @@ from sr_jax.tools.bench_torch import compare_config  # noqa: F401
 from sr_jax.tools.bench_torch import cpu_threads
 from sr_jax.tools.bench_torch import torch_available  # noqa: F401
 from sr_jax.tools.bench_torch import torch_reference_module
+from sr_jax.train import config_lib
 from sr_jax.train import recipe as recipe_lib
-
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
-                                          lock_config=True)
-_PHASE = flags.DEFINE_string('phase', None, 'Which phase\'s train step to '
-                             'time (a name in config.phases; default the '
-                             'last with steps).')
-_STEPS = flags.DEFINE_integer('steps', 20, 'Timed steps after compilation.')
-_PIPELINES = flags.DEFINE_list(
-    'pipelines', ['bicubic', 'srrescgan', 'realesrgan', 'perspective'],
-    '`data`: degradation pipelines to time.')
-_LR_SIZE = flags.DEFINE_integer('lr_size', 512, '`upscale`: LR image side.')
-_TILES = flags.DEFINE_list('tiles', ['128', '256', '512'],
-                           '`upscale`: tile sizes (LR pixels).')
-_DTYPES = flags.DEFINE_list('dtypes', ['float32', 'bfloat16'],
-                            '`upscale`: compute dtypes.')
-_BATCH_TILES = flags.DEFINE_integer('batch_tiles', 4,
-                                    '`upscale`: tiles per device call.')
-_RUNS = flags.DEFINE_integer('runs', 3, '`upscale`: timed runs per setting.')
-_METRICS = flags.DEFINE_list('metrics', [], '`metrics`: which (default all).')
-_IMAGES = flags.DEFINE_integer('images', 20, '`metrics`: timed images.')
-_SIZE = flags.DEFINE_integer('size', 512, '`metrics`: image side.')
-_WITH_TRAIN = flags.DEFINE_bool(
-    'with_train', False, '`data`: also time the train step and compare.')
-_REMAT = flags.DEFINE_bool(
-    'remat', False, '`train` / `suite`: set config.remat (per-block '
-    'rematerialisation of the generator).')
-_REDUCED = flags.DEFINE_bool(
-    'reduced', False, '`suite`: tiny networks, batches and step counts '
-    '(a CPU smoke run, the tests\'); its figures mean nothing.')
-_REPEATS = flags.DEFINE_integer('repeats', 5,
-                                '`compare`: timed calls per side.')
-_INFER_SIZE = flags.DEFINE_integer('infer_size', 128,
-                                   '`compare`: LR image side (inference).')
-_INFER_BLOCKS = flags.DEFINE_integer('infer_blocks', 23,
-                                     '`compare`: RRDB blocks (inference).')
-_GAN_BATCH = flags.DEFINE_integer('gan_batch', 2,
-                                  '`compare` / `torch`: GAN step batch.')
-_GAN_GT_SIZE = flags.DEFINE_integer(
-    'gan_gt_size', 128, '`compare` / `torch`: GAN step GT patch side.')
-_GAN_BLOCKS = flags.DEFINE_integer(
-    'gan_blocks', 4, '`compare` / `torch`: RRDB blocks in the GAN step.')
-_NUM_FEAT = flags.DEFINE_integer(
-    'num_feat', 64, '`compare` / `torch`: RRDBNet features (ESRGAN: 64).')
-_NUM_GROW_CH = flags.DEFINE_integer(
-    'num_grow_ch', 32, '`torch`: RRDBNet growth channels (ESRGAN: 32).')
-_D_NUM_FEAT = flags.DEFINE_integer(
-    'd_num_feat', 64, '`torch`: VGG-style discriminator features.')
-_PRECISIONS = flags.DEFINE_list('precisions', ['fp32', 'bf16'],
-                                '`torch`: fp32 and / or bf16 (autocast).')
-_TORCH_DEVICE = flags.DEFINE_enum(
-    'torch_device', 'auto', ['auto', 'cuda', 'cpu'],
-    '`torch`: auto = CUDA if torch has it, else the CPU; cuda = skip the '
-    'rows without CUDA.')
-_JSON_OUT = flags.DEFINE_string(
-    'json_out', '', '`torch`: also write the rows here (JSON); `learn`: '
-    'every step of both runs.')
-_PSNR_STEPS = flags.DEFINE_integer('psnr_steps', 300,
-                                   '`learn`: PSNR phase steps.')
-_GAN_STEPS = flags.DEFINE_integer('gan_steps', 200, '`learn`: GAN steps.')
-_D_ITERS_STEPS = flags.DEFINE_integer(
-    'd_iters_steps', 60, '`learn`: steps of a third phase with '
-    'net_d_iters=2, net_d_init_iters=10 (0: none).')
-_PERCEPTUAL_LAYER = flags.DEFINE_string(
-    'perceptual_layer', 'conv2_2', '`learn`: the VGG19 layer of the '
-    'perceptual term (configs/esrgan.py: conv5_4, ~10x slower on XLA:CPU '
-    'at 32 px).')
-_EVERY = flags.DEFINE_integer('every', 25, '`learn`: table row every N '
-                              'steps.')
-_OUT = flags.DEFINE_string('out', '', '`learn`: write a PNG of the loss '
-                           'curves here.')
-_WORKDIR = flags.DEFINE_string('workdir', '', '`learn`: where both runs '
-                               'write (default: a temporary folder).')
 
 COMMANDS = ('train', 'data', 'upscale', 'metrics', 'compare', 'suite',
             'torch', 'learn')
 
 
-def _with_remat(config):
-  if _REMAT.value:
+def _list(text: str) -> list[str]:
+  return [x for x in text.split(',') if x]
+
+
+def build_parser() -> argparse.ArgumentParser:
+  """bench's flags; `--config.FIELD=VALUE` overrides a field of --config
+  (split off first: config_lib.split_config_overrides)."""
+  p = argparse.ArgumentParser(
+      prog='python -m sr_jax.bench',
+      description=__doc__.split('\n\n', 1)[0],
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog='--config.FIELD=VALUE overrides a field of --config (as for '
+      'python -m sr_jax.main).')
+  p.add_argument('command', choices=COMMANDS)
+  p.add_argument('--config', default=None, metavar='FILE[:VARIANT]',
+                 help='config file (`train`, `data`; `suite`, `compare`: '
+                 'optional).')
+  p.add_argument('--phase', default=None, help="which phase's train step "
+                 'to time (a name in config.phases; default the last with '
+                 'steps).')
+  p.add_argument('--steps', type=int, default=20,
+                 help='timed steps after compilation.')
+  p.add_argument('--pipelines', type=_list,
+                 default=['bicubic', 'srrescgan', 'realesrgan', 'perspective'],
+                 help='`data`: degradation pipelines to time.')
+  p.add_argument('--lr_size', type=int, default=512,
+                 help='`upscale`: LR image side.')
+  p.add_argument('--tiles', type=_list, default=['128', '256', '512'],
+                 help='`upscale`: tile sizes (LR pixels).')
+  p.add_argument('--dtypes', type=_list, default=['float32', 'bfloat16'],
+                 help='`upscale`: compute dtypes.')
+  p.add_argument('--batch_tiles', type=int, default=4,
+                 help='`upscale`: tiles per device call.')
+  p.add_argument('--runs', type=int, default=3,
+                 help='`upscale`: timed runs per setting.')
+  p.add_argument('--metrics', type=_list, default=[],
+                 help='`metrics`: which (default all).')
+  p.add_argument('--images', type=int, default=20,
+                 help='`metrics`: timed images.')
+  p.add_argument('--size', type=int, default=512,
+                 help='`metrics`: image side.')
+  p.add_argument('--with_train', action='store_true',
+                 help='`data`: also time the train step and compare.')
+  p.add_argument('--remat', action='store_true',
+                 help='`train` / `suite`: set config.remat (per-block '
+                 'rematerialisation of the generator).')
+  p.add_argument('--reduced', action='store_true',
+                 help="`suite`: tiny networks, batches and step counts (a "
+                 "CPU smoke run, the tests'); its figures mean nothing.")
+  p.add_argument('--repeats', type=int, default=5,
+                 help='`compare`: timed calls per side.')
+  p.add_argument('--infer_size', type=int, default=128,
+                 help='`compare`: LR image side (inference).')
+  p.add_argument('--infer_blocks', type=int, default=23,
+                 help='`compare`: RRDB blocks (inference).')
+  p.add_argument('--gan_batch', type=int, default=2,
+                 help='`compare` / `torch`: GAN step batch.')
+  p.add_argument('--gan_gt_size', type=int, default=128,
+                 help='`compare` / `torch`: GAN step GT patch side.')
+  p.add_argument('--gan_blocks', type=int, default=4,
+                 help='`compare` / `torch`: RRDB blocks in the GAN step.')
+  p.add_argument('--num_feat', type=int, default=64,
+                 help='`compare` / `torch`: RRDBNet features (ESRGAN: 64).')
+  p.add_argument('--num_grow_ch', type=int, default=32,
+                 help='`torch`: RRDBNet growth channels (ESRGAN: 32).')
+  p.add_argument('--d_num_feat', type=int, default=64,
+                 help='`torch`: VGG-style discriminator features.')
+  p.add_argument('--precisions', type=_list, default=['fp32', 'bf16'],
+                 help='`torch`: fp32 and / or bf16 (autocast).')
+  p.add_argument('--torch_device', choices=('auto', 'cuda', 'cpu'),
+                 default='auto', help='`torch`: auto = CUDA if torch has it, '
+                 'else the CPU; cuda = skip the rows without CUDA.')
+  p.add_argument('--json_out', default='', help='`torch`: also write the '
+                 'rows here (JSON); `learn`: every step of both runs.')
+  p.add_argument('--psnr_steps', type=int, default=300,
+                 help='`learn`: PSNR phase steps.')
+  p.add_argument('--gan_steps', type=int, default=200,
+                 help='`learn`: GAN steps.')
+  p.add_argument('--d_iters_steps', type=int, default=60,
+                 help='`learn`: steps of a third phase with net_d_iters=2, '
+                 'net_d_init_iters=10 (0: none).')
+  p.add_argument('--perceptual_layer', default='conv2_2',
+                 help='`learn`: the VGG19 layer of the perceptual term '
+                 '(configs/esrgan.py: conv5_4, ~10x slower on XLA:CPU at '
+                 '32 px).')
+  p.add_argument('--every', type=int, default=25,
+                 help='`learn`: table row every N steps.')
+  p.add_argument('--out', default='',
+                 help='`learn`: write a PNG of the loss curves here.')
+  p.add_argument('--workdir', default='', help='`learn`: where both runs '
+                 'write (default: a temporary folder).')
+  return p
+
+
+
+
+def _with_remat(config, args):
+  if args.remat:
     with config.unlocked():
       config.remat = True
   return config
 
 
-def _compare() -> None:
+def _compare(args: argparse.Namespace) -> None:
   # A CPU comparison wherever it runs (before any backend starts).
   jax.config.update('jax_platforms', 'cpu')
   print(f'threads: {cpu_threads()} (XLA CPU pool = schedulable CPUs; '
         'torch.set_num_threads the same), float32, median of '
-        f'{_REPEATS.value} alternating calls; ratio = torch s / JAX s '
+        f'{args.repeats} alternating calls; ratio = torch s / JAX s '
         '(> 1: JAX faster)', flush=True)
-  for row in bench_compare(_REPEATS.value, _INFER_SIZE.value,
-                           _INFER_BLOCKS.value, _GAN_BATCH.value,
-                           _GAN_GT_SIZE.value, _GAN_BLOCKS.value,
-                           _NUM_FEAT.value, _CONFIG.value):
+  for row in bench_compare(args.repeats, args.infer_size,
+                           args.infer_blocks, args.gan_batch,
+                           args.gan_gt_size, args.gan_blocks,
+                           args.num_feat, args.config):
     print_row(row)
 
 
-def _learn() -> None:
+def _learn(args: argparse.Namespace) -> None:
   # float32 on the CPU on both sides (a GPU's TF32 would be a difference
   # of its own), before any backend starts.
   jax.config.update('jax_platforms', 'cpu')
@@ -225,75 +250,75 @@ def _learn() -> None:
         tempfile.gettempdir(), 'sr_jax_learn_xla_cache'))
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
   sizes = run_parity.Sizes(
-      psnr_steps=_PSNR_STEPS.value, gan_steps=_GAN_STEPS.value,
-      d_iters_steps=_D_ITERS_STEPS.value,
-      perceptual_layer=_PERCEPTUAL_LAYER.value)
+      psnr_steps=args.psnr_steps, gan_steps=args.gan_steps,
+      d_iters_steps=args.d_iters_steps,
+      perceptual_layer=args.perceptual_layer)
   with contextlib.ExitStack() as stack:
-    workdir = _WORKDIR.value or stack.enter_context(
+    workdir = args.workdir or stack.enter_context(
         tempfile.TemporaryDirectory(prefix='sr_jax_learn_'))
-    print(bench_learn(sizes, workdir, _EVERY.value, _OUT.value,
-                      _JSON_OUT.value)[1], flush=True)
+    print(bench_learn(sizes, workdir, args.every, args.out,
+                      args.json_out)[1], flush=True)
 
 
-def _torch() -> None:
-  rows = bench_torch_step(_GAN_BATCH.value, _GAN_GT_SIZE.value,
-                          _GAN_BLOCKS.value, _NUM_FEAT.value,
-                          _D_NUM_FEAT.value, True, _PRECISIONS.value,
-                          _STEPS.value, _TORCH_DEVICE.value,
-                          _NUM_GROW_CH.value)
+def _torch(args: argparse.Namespace) -> None:
+  rows = bench_torch_step(args.gan_batch, args.gan_gt_size,
+                          args.gan_blocks, args.num_feat,
+                          args.d_num_feat, True, args.precisions,
+                          args.steps, args.torch_device,
+                          args.num_grow_ch)
   for row in rows:
     print_row(row)
-  if _JSON_OUT.value:
-    with open(_JSON_OUT.value, 'w') as f:
+  if args.json_out:
+    with open(args.json_out, 'w') as f:
       json.dump(rows, f)
 
 
-def _suite() -> None:
-  sizes = REDUCED if _REDUCED.value else FULL
-  config = _CONFIG.value or repo_config('esrgan_fft',
+def _suite(args: argparse.Namespace) -> None:
+  sizes = REDUCED if args.reduced else FULL
+  config = args.config or repo_config('esrgan_fft',
                                         sizes.config_variant or None)
-  config = _with_remat(config)
-  name = ('--config' if _CONFIG.value else 'configs/esrgan_fft.py' +
+  config = _with_remat(config, args)
+  name = ('--config' if args.config else 'configs/esrgan_fft.py' +
           (f':{sizes.config_variant}' if sizes.config_variant else ''))
   result = bench_suite(config, sizes, remat=bool(config.get('remat')),
-                       torch_device='auto' if _REDUCED.value else 'cuda')
+                       torch_device='auto' if args.reduced else 'cuda')
   print('\n' + suite_table(result, name), flush=True)
 
 
-def _metrics() -> None:
-  print(f'{_IMAGES.value} images of {_SIZE.value}x{_SIZE.value}, '
+def _metrics(args: argparse.Namespace) -> None:
+  print(f'{args.images} images of {args.size}x{args.size}, '
         f'{jax.devices()[0].device_kind}', flush=True)
-  for row in bench_metrics(_METRICS.value, _IMAGES.value, _SIZE.value):
+  for row in bench_metrics(args.metrics, args.images, args.size):
     print_row(row)
 
 
-def _upscale() -> None:
+def _upscale(args: argparse.Namespace) -> None:
   print(f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}',
         flush=True)
-  for dtype in _DTYPES.value:
-    for tile in _TILES.value:
-      print_row(bench_upscale(_LR_SIZE.value, int(tile), dtype,
-                              _RUNS.value, _BATCH_TILES.value))
+  for dtype in args.dtypes:
+    for tile in args.tiles:
+      print_row(bench_upscale(args.lr_size, int(tile), dtype,
+                              args.runs, args.batch_tiles))
 
 
-def _train() -> None:
-  config = _with_remat(_CONFIG.value)
-  phase = _PHASE.value or recipe_lib.build_recipe(config).phases[-1].name
-  print_row(bench_train(config, phase, _STEPS.value))
+def _train(args: argparse.Namespace) -> None:
+  config = _with_remat(args.config, args)
+  phase = args.phase or recipe_lib.Recipe.from_config(config).phases[-1].name
+  print_row(bench_train(config, phase, args.steps))
 
 
-def _data() -> None:
-  config = _with_remat(_CONFIG.value)
+def _data(args: argparse.Namespace) -> None:
+  config = _with_remat(args.config, args)
   print(f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}',
         flush=True)
-  rows = [bench_input(config, _STEPS.value)]
+  rows = [bench_input(config, args.steps)]
   print_row(rows[-1])
-  for name in _PIPELINES.value:
-    rows.append(bench_degradation(config, name, _STEPS.value))
+  for name in args.pipelines:
+    rows.append(bench_degradation(config, name, args.steps))
     print_row(rows[-1])
-  if _WITH_TRAIN.value:
-    phase = recipe_lib.build_recipe(config).phases[-1].name
-    train = bench_train(config, phase, max(2, _STEPS.value // 4))
+  if args.with_train:
+    phase = recipe_lib.Recipe.from_config(config).phases[-1].name
+    train = bench_train(config, phase, max(2, args.steps // 4))
     print_row(train)
     for row in rows:
       ratio = row['batches_per_s'] / train['steps_per_s']
@@ -308,18 +333,23 @@ _RUN_WITH_CONFIG = {'train': _train, 'data': _data}
 
 
 @errors.cli
-def main(argv):
-  if len(argv) != 2 or argv[1] not in COMMANDS:
-    raise app.UsageError('Usage: python -m sr_jax.bench train|data '
-                         '--config=... | upscale | metrics | compare | suite '
-                         '| torch | learn')
-  if argv[1] in _RUN:
-    _RUN[argv[1]]()
-    return
-  if _CONFIG.value is None:
-    raise app.UsageError('--config is required.')
-  _RUN_WITH_CONFIG[argv[1]]()
+def main(argv=None) -> int:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  rest, overrides = config_lib.split_config_overrides(argv)
+  args = build_parser().parse_args(rest)
+  if args.command in _RUN_WITH_CONFIG and args.config is None:
+    raise errors.UsageError(f'bench {args.command} needs --config=FILE, e.g. '
+                            '--config=configs/esrgan_fft.py:runlocal.')
+  if overrides and args.config is None:
+    raise errors.UsageError('--config.FIELD=VALUE overrides need --config.')
+  if args.config is not None:
+    args.config = config_lib.load_config_file(args.config)
+    config_lib.apply_overrides(args.config, overrides)
+    args.config.lock()
+  logging.set_verbosity(logging.WARNING)
+  {**_RUN, **_RUN_WITH_CONFIG}[args.command](args)
+  return 0
 
 
 if __name__ == '__main__':
-  app.run(main)
+  sys.exit(main())

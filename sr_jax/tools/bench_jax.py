@@ -10,13 +10,13 @@ import importlib.util
 import os
 import time
 
-from absl import app
 import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 import numpy as np
 
+from sr_jax import errors
 from sr_jax import data
 from sr_jax import degradations
 from sr_jax import metrics as sr_metrics
@@ -26,12 +26,8 @@ from sr_jax.data import sample_images
 from sr_jax.inference import generator_loading
 from sr_jax.inference import tiling
 from sr_jax.train import recipe as recipe_lib
-from sr_jax.train import state as ts
-from sr_jax.train import warm_start
+from sr_jax.train.setup import setup
 from sr_jax.train.step import data_parallel_mesh
-from sr_jax.train.step import jit_for_mesh
-from sr_jax.train.step import make_phase_step
-from sr_jax.train.step import StepSettings
 
 
 def repo_config(name: str, arg=None):
@@ -39,7 +35,7 @@ def repo_config(name: str, arg=None):
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
       os.path.abspath(__file__)))), 'configs', f'{name}.py')
   if not os.path.exists(path):
-    raise app.UsageError(f'{path} does not exist (sr_jax installed without '
+    raise errors.UsageError(f'{path} does not exist (sr_jax installed without '
                          'its configs?): pass --config=PATH.')
   spec = importlib.util.spec_from_file_location(f'configs_{name}', path)
   module = importlib.util.module_from_spec(spec)
@@ -125,38 +121,36 @@ def build_train_step(config, phase: str, cache: dict | None = None
   across calls with the same parameter shapes: initialisation compiles
   slowly, and a state does not depend on the dtype or the batch.
   """
-  recipe = recipe_lib.build_recipe(config)
+  recipe = recipe_lib.Recipe.from_config(config)
   names = [p.name for p in recipe.phases]
   if phase not in names:
-    raise app.UsageError(f'This config has no phase {phase!r} with steps; '
+    raise errors.UsageError(f'This config has no phase {phase!r} with steps; '
                          f'it has {names}.')
   the_phase = recipe.phases[names.index(phase)]
   mesh = data_parallel_mesh()
-  replicated = NamedSharding(mesh, P())
-  batch_sharding = NamedSharding(mesh, P('data'))
-  init = functools.partial(ts.init_train_state, recipe, phase=the_phase)
   cache = {} if cache is None else cache
+  aux_key = ('aux', tuple(sorted(recipe.frozen)), jax.device_count())
+  # The trainer's setup, with random frozen networks (cached: made once).
+  pieces = setup(recipe, mesh, aux=cache.get(aux_key), random_aux=True)
+  cache[aux_key] = pieces.aux
   shapes = jax.tree.map(lambda a: (a.shape, str(a.dtype)),
-                        jax.eval_shape(init, jax.random.key(0)))
+                        pieces.abstract_state(the_phase, jax.random.key(0)))
   key = ('state', phase, repr(shapes), jax.device_count())
   if key not in cache:
-    state = jax.jit(init, out_shardings=replicated)(jax.random.key(0))
+    state = pieces.init_fn(the_phase)(jax.random.key(0))
     cache[key] = state.replace(step=state.step + the_phase.start)
   # The step donates its state: each caller gets buffers of its own.
   state = jax.tree.map(jnp.copy, cache[key])
-  aux_key = ('aux', tuple(sorted(recipe.frozen)), jax.device_count())
-  if aux_key not in cache:
-    aux, _ = warm_start.load_aux(recipe, config, random=True)
-    cache[aux_key] = jax.device_put(aux, replicated)
-  aux = cache[aux_key]
+  aux = pieces.aux
   rng = np.random.default_rng(0)
-  spec = data.batch_spec(config.data, config.batch_size, config.scale)
+  batch_sharding = NamedSharding(mesh, P('data'))
+  spec = data.batch_spec(recipe.data, recipe.settings.batch_size,
+                         recipe.settings.scale)
   batches = [{k: jax.device_put(rng.integers(0, 256, v.shape, np.uint8),
                                 batch_sharding) for k, v in spec.items()}
              for _ in range(2)]
 
-  jitted = jit_for_mesh(make_phase_step(
-      recipe, the_phase, StepSettings.from_config(config)), mesh)
+  jitted = pieces.step(the_phase)
   t0 = time.perf_counter()
   compiled = jitted.lower(state, batches[0], aux).compile()
   compile_s = time.perf_counter() - t0

@@ -13,11 +13,11 @@ import statistics
 import sys
 import time
 
-from absl import app
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sr_jax import errors
 from sr_jax import models
 from sr_jax import weights
 from sr_jax.tools.bench_jax import build_train_step
@@ -32,7 +32,7 @@ def torch_reference_module():
   """sr_jax.tools.torch_reference (imports torch; only `compare`, `torch` and
   `learn`)."""
   if not torch_available():
-    raise app.UsageError('This benchmark needs PyTorch: pip install torch '
+    raise errors.UsageError('This benchmark needs PyTorch: pip install torch '
                          '(or pip install -e .[test]).')
   from sr_jax.tools import torch_reference  # pylint: disable=g-import-not-at-top
   return torch_reference

@@ -61,8 +61,6 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 import ml_collections
 import numpy as np
 import torch
@@ -101,10 +99,10 @@ from sr_jax.tools.run_parity_torch import torch_networks
 from sr_jax.tools.run_parity_torch import torch_params
 from sr_jax.tools.run_parity_torch import torch_phases
 from sr_jax.tools.run_parity_torch import write_vgg19
-from sr_jax.train import checks as config_checks
 from sr_jax.train import loop as train
+from sr_jax.train import recipe as recipe_lib
 from sr_jax.train import state as ts
-from sr_jax.train import warm_start
+from sr_jax.train.setup import setup
 from sr_jax.train.step import data_parallel_mesh
 from sr_jax.train.step import step_keys
 from sr_jax.utils import scalar_csv
@@ -205,26 +203,22 @@ class Start:
   batches: list  # (lr [B, h, w, 3], target [B, H, W, 3]) float32, per step.
 
 
-def initial_state(config, recipe):
-  """The trainer's initial state, made as `train._train` makes it."""
-  replicated = NamedSharding(data_parallel_mesh(), P())
-  init = jax.jit(functools.partial(ts.init_train_state, recipe,
-                                   phase=recipe.phases[0]),
-                 out_shardings=replicated)
-  return warm_start.apply_frozen_submodules(
-      config, recipe, warm_start.apply_init_from(config, recipe,
-                                         init(jax.random.key(config.seed))))
+def initial_state(recipe):
+  """The trainer's initial state, made as the trainer makes it (setup)."""
+  return setup(recipe, data_parallel_mesh(), aux={}).initial_state(
+      jax.random.key(recipe.settings.seed))
 
 
-def training_batches(config, recipe, state) -> list:
+def training_batches(recipe, state) -> list:
   """Each step's (LR, target) as the trainer computes them: the input
   pipeline iterated as `train._train` does (one iterator over all phases,
   the batch keys it keeps), LR and target from `recipe.training_pairs`
   with the step's pairs key, step_keys(rng, step).pairs."""
   it = iter(data.make_train_dataset(
-      config.data, global_batch_size=config.batch_size, seed=config.seed,
-      process_index=0, process_count=1, scale=config.scale))
-  keys = data.batch_keys(config.data)
+      recipe.data, global_batch_size=recipe.settings.batch_size,
+      seed=recipe.settings.seed, process_index=0, process_count=1,
+      scale=recipe.settings.scale))
+  keys = data.batch_keys(recipe.data)
   pairs = jax.jit(recipe.training_pairs)
   batches = []
   for step in range(recipe.total_steps):
@@ -241,8 +235,8 @@ def training_batches(config, recipe, state) -> list:
 def prepare(config: ml_collections.ConfigDict, vgg: tr.VGGFeatureExtractor
             ) -> Start:
   """Initial state, its PyTorch copy and the batches of every step."""
-  recipe = config_checks.check_config(config)
-  state = initial_state(config, recipe)
+  recipe = recipe_lib.Recipe.from_config(config)
+  state = initial_state(recipe)
   net_g, net_d = torch_networks(config)
   g = jax.device_get(ts.generator_variables(state, use_ema=False))
   d = jax.device_get({'params': state.params['discriminator'],
@@ -251,7 +245,7 @@ def prepare(config: ml_collections.ConfigDict, vgg: tr.VGGFeatureExtractor
                torch_g=tr.torch_state_dict('rrdbnet', g, net_g),
                torch_d=tr.torch_state_dict('vgg_style', d, net_d),
                vgg=perceptual_extractor(config, vgg),
-               batches=training_batches(config, recipe, state))
+               batches=training_batches(recipe, state))
 
 
 def run_torch(start: Start, dtype: torch.dtype = torch.float32,
@@ -298,7 +292,7 @@ def jax_params(state) -> dict[str, Any]:
           'discriminator': state.params['discriminator']}
 
 
-def validation_psnr(config, recipe, jax_ema_variables,
+def validation_psnr(recipe, jax_ema_variables,
                     torch_generators: dict[str, torch.nn.Module]
                     ) -> dict[str, float]:
   """Mean PSNR (on Y, crop_border = scale) over the config's first
@@ -306,7 +300,8 @@ def validation_psnr(config, recipe, jax_ema_variables,
   own super-resolve function ('jax'), and each torch generator (by name)
   on the LR inputs that function made, with the same edge pre-pad
   (DEFAULT_PRE_PAD LR pixels), clipping and rounding."""
-  evaluator = eval_lib.build_evaluators(config)[0]
+  evaluator = eval_lib.build_evaluators(recipe.evals)[0]
+  scale = recipe.settings.scale
   super_resolve = eval_lib.make_super_resolve_fn(recipe.generator)
   psnr = sr_metrics.METRICS.get('psnr').fn
 
@@ -323,11 +318,11 @@ def validation_psnr(config, recipe, jax_ema_variables,
     for name, net in torch_generators.items():
       net.eval()
       outputs[name] = np.asarray(apply_pre_padded(
-          functools.partial(torch_sr, net), jnp.asarray(lr), config.scale,
+          functools.partial(torch_sr, net), jnp.asarray(lr), scale,
           DEFAULT_PRE_PAD))
     for name, image in outputs.items():
       scores[name].append(psnr(eval_lib.to_uint8(image[0]), hr,
-                               config.scale))
+                               scale))
   return {k: float(np.mean(v)) for k, v in scores.items()}
 
 def _torch_runs(start: Start, envelope: bool, log) -> tuple:
@@ -410,7 +405,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     envelope_distances = {
         n: relative_distance(reference_params[n], envelope_params[n])
         for n in NETWORKS}
-  psnr = validation_psnr(config, start.recipe,
+  psnr = validation_psnr(start.recipe,
                          ts.generator_variables(final_state),
                          {'torch': reference.net_g_ema,
                           'torch_raw': reference.net_g})

@@ -36,7 +36,6 @@ takes the arg 'VARIANT[,SIZE]' (sr_jax.train.config_lib.split_ablation_arg).
 Exit status: 0 when every variant trained and was evaluated, 1 otherwise.
 """
 import argparse
-import ast
 import csv
 import importlib.util
 import json
@@ -82,33 +81,13 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[str, object]]:
     if not sep or not key:
       raise ValueError(f'--set {item!r}: expected FIELD=VALUE, e.g. '
                        'data.train_dir=/data/DIV2K_train_HR.')
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text
-    out.append((key, value))
+    out.append((key, config_lib.parse_value(text)))
   return out
 
 
 def apply_overrides(config, overrides) -> None:
   """Sets each dotted field, which must exist (with a did-you-mean)."""
-  for key, value in overrides:
-    *parents, leaf = key.split('.')
-    if len(parents) >= 2 and parents[-2] in ('losses', 'regularisers'):
-      # A loss term's or regulariser's option (gan.losses.fft.norm): they
-      # refuse options they do not have when the recipe is built.
-      node = config_lib.find_field(config, '.'.join(parents), '--set ')[0][
-          parents[-1]]
-      if leaf not in node:
-        node[leaf] = value
-        continue
-    node, leaf = config_lib.find_field(config, key, '--set ')
-    try:
-      node[leaf] = value
-    except (TypeError, ValueError) as e:
-      raise errors.UsageError(
-          f'--set {key}={value!r}: {key} must be of type '
-          f'{type(node[leaf]).__name__} ({errors.one_line(e)}).') from None
+  config_lib.apply_overrides(config, overrides, '--set ')
 
 
 def shared_warmup(configs: Mapping[str, ml_collections.ConfigDict]

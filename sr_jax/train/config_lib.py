@@ -16,7 +16,10 @@ Networks are top-level entries with a `kind` ('generator' or
 used for inference) and `config.discriminator`; a run may add more (e.g.
 a down-sampling generator) and name them in a phase's `train`.
 """
+import ast
 import difflib
+import importlib.util
+import os
 from typing import Any, Sequence
 
 import ml_collections
@@ -333,6 +336,85 @@ def find_field(config: ml_collections.ConfigDict, dotted: str,
     if i < len(parents):
       node = node[part]
   return node, leaf
+
+
+# ------------------------------------------------------ the command line
+
+def load_config_file(arg: str, flag: str = '--config'
+                     ) -> ml_collections.ConfigDict:
+  """The config of `arg` as a command line gives it ('configs/x.py' or
+  'configs/x.py:variant'): the file's get_config(variant). UsageError
+  naming `flag`, the file (and the closest one beside it) or the variant.
+  (`python -m sr_jax.main` reads its --config with absl's config_flags; the
+  tools with this.)"""
+  path, _, variant = arg.partition(':')
+  if not os.path.isfile(path):
+    folder = os.path.dirname(path) or '.'
+    names = sorted(n for n in os.listdir(folder) if n.endswith('.py')
+                   ) if os.path.isdir(folder) else []
+    close = difflib.get_close_matches(os.path.basename(path), names, n=1)
+    hint = (f' Did you mean {os.path.join(folder, close[0])}?' if close else
+            f' {folder} has: {", ".join(names)}.' if names else '')
+    raise errors.UsageError(f'{flag}={arg}: cannot read {path} (no such '
+                            f'file).{hint}')
+  spec = importlib.util.spec_from_file_location('sr_jax_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  try:
+    return module.get_config(*([variant] if variant else []))
+  except ValueError as e:  # get_config's own message (an unknown variant).
+    raise errors.UsageError(f'{flag}={arg}: {errors.one_line(e)}') from None
+
+
+def parse_value(text: str) -> Any:
+  """A command-line value: a Python literal (8, 0.5, True, (40, 95),
+  {'a': 1}) where it is one, else the text itself (a path, a name)."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def apply_overrides(config: ml_collections.ConfigDict,
+                    overrides: Sequence[tuple[str, Any]],
+                    flag: str = '--config.') -> None:
+  """Sets each (dotted field, value), which must exist (UsageError with
+  the closest field, naming `flag` + the field: '--config.' or '--set ').
+  A loss term's or a regulariser's options (gan.losses.fft.norm) may be
+  new: each refuses the options it does not have when the recipe is
+  built."""
+  for key, value in overrides:
+    *parents, leaf = key.split('.')
+    if len(parents) >= 2 and parents[-2] in ('losses', 'regularisers'):
+      node = find_field(config, '.'.join(parents), flag)[0][parents[-1]]
+      if leaf not in node:
+        node[leaf] = value
+        continue
+    node, leaf = find_field(config, key, flag)
+    if isinstance(node[leaf], str) and not isinstance(value, str):
+      value = str(value)  # A name or path that reads as a number.
+    try:
+      node[leaf] = value
+    except (TypeError, ValueError) as e:
+      raise errors.UsageError(
+          f'{flag}{key}={value!r}: {key} must be of type '
+          f'{type(node[leaf]).__name__} ({errors.one_line(e)}).') from None
+
+
+def split_config_overrides(argv: Sequence[str]
+                           ) -> tuple[list[str], list[tuple[str, Any]]]:
+  """(the other arguments, [(field, value)]) of a command line whose
+  `--config.FIELD=VALUE` arguments override fields of its --config."""
+  rest, overrides = [], []
+  for arg in argv:
+    if arg.startswith('--config.'):
+      key, sep, text = arg[len('--config.'):].partition('=')
+      if not sep:
+        raise errors.UsageError(f'{arg}: expected --config.FIELD=VALUE.')
+      overrides.append((key, parse_value(text)))
+    else:
+      rest.append(arg)
+  return rest, overrides
 
 
 # ----------------------------------------------------------------- ablations

@@ -1,9 +1,9 @@
 """Training loop: `train_and_evaluate(config, workdir)`.
 
-Sections, in order: recipe (networks, phases, frozen networks; checked
-before anything is written), mesh, input, state (init or resume), steps
-(one jitted step per phase, explicit shardings), loop (log, evaluate,
-checkpoint)."""
+Sections, in order: recipe (the config parsed and checked once, before
+anything is written: from here on each part reads its own piece of it),
+mesh and setup (frozen networks, jitted steps), input, state (init or
+resume), loop (log, evaluate, checkpoint)."""
 import contextlib
 import dataclasses
 import functools
@@ -29,8 +29,7 @@ from sr_jax.train import recipe as recipe_lib
 from sr_jax.train import warm_start
 # ConfigError, check_config, the exit codes and the errors a run ends with
 # are part of this module's API.
-from sr_jax.train.checks import check_config
-from sr_jax.train.checks import ConfigError  # noqa: F401
+from sr_jax.train.checks import ConfigError
 from sr_jax.train.preemption import ABORTED_EXIT_CODE  # noqa: F401
 from sr_jax.train.preemption import NonFiniteError  # noqa: F401
 from sr_jax.train.preemption import Preempted
@@ -38,27 +37,29 @@ from sr_jax.train.preemption import Preemption
 from sr_jax.train.preemption import RESUMABLE_EXIT_CODE  # noqa: F401
 from sr_jax.train.preemption import SaveGuard
 from sr_jax.train.progress import ProgressReporter
+from sr_jax.train.setup import setup
+from sr_jax.train.setup import Setup
 from sr_jax.train.step import data_parallel_mesh
-from sr_jax.train.step import jit_for_mesh
-from sr_jax.train.step import make_phase_step
 from sr_jax.utils import io_utils
 from sr_jax.utils import run_lock
 from sr_jax.utils import scalar_csv
 
 
-def load_frozen_networks(recipe: recipe_lib.Recipe,
-                         config) -> tuple[recipe_lib.Recipe, dict]:
-  """Loads the frozen networks the terms need; for the offline demo
-  (config.frozen_drop_if_missing), drops the terms whose weights are
-  missing, loudly. A randomly initialised frozen network is never used."""
-  aux, missing = warm_start.load_aux(recipe, config)
-  if missing:
-    recipe, dropped = recipe_lib.drop_terms(recipe, missing)
+# Every check of a config, returning the recipe (the parse).
+check_config = recipe_lib.Recipe.from_config
+
+
+def _say_dropped(run_setup: Setup) -> None:
+  """The offline demo (config.frozen_drop_if_missing) runs without the
+  terms whose frozen networks have no weights: loudly. A randomly
+  initialised frozen network is never used."""
+  if run_setup.missing:
+    missing = list(run_setup.missing)
     banner = '!' * 78
     _print0(f'\n{banner}\nWARNING: no weights for {missing}; the loss terms '
-            f'{dropped} are DISABLED for this demo run. Get them with '
-            f'`python -m sr_jax.weights fetch {missing[0]}`.\n{banner}\n')
-  return recipe, aux
+            f'{list(run_setup.dropped)} are DISABLED for this demo run. Get '
+            f'them with `python -m sr_jax.weights fetch {missing[0]}`.'
+            f'\n{banner}\n')
 
 
 def _print0(message: str) -> None:
@@ -78,18 +79,19 @@ def _make_writer(workdir):
       scalar_csv.CsvScalarWriter(workdir)])
 
 
-def _check_resume_config(step, saved, config, workdir, allow: bool,
+def _check_resume_config(step, saved, record, workdir, allow: bool,
                          accepted: list) -> None:
   """Refuses to resume from a checkpoint whose config `saved` differs
-  from `config`, unless allowed: then (step, the differences) is appended
-  to `accepted`, for _log_config_changes once the resume has succeeded."""
+  from this run's (`record`), unless allowed: then (step, the differences)
+  is appended to `accepted`, for _log_config_changes once the resume has
+  succeeded."""
   if 'phases' not in saved:
     raise ckpt_lib.CheckpointMismatchError(
         f'{workdir} was written by an sr_jax from before training phases, '
         'whose train state cannot be resumed. Start a new --workdir from '
         'its generator with --config.generator.init_from='
         f'{workdir}.')
-  changes = config_checks.config_changes(saved, config)
+  changes = config_checks.config_changes(saved, record)
   if not changes:
     return
   listed = '; '.join(changes[:10]) + (
@@ -130,27 +132,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """
   # A local folder, file://..., or any etils / fsspec URL (gs://...).
   workdir = io_utils.workdir_path(workdir)
-  # --- Recipe: networks, phases and frozen weights, before anything slow.
-  recipe = check_config(config)
-  recipe, aux = load_frozen_networks(recipe, config)
+  # --- Recipe: the config parsed and checked once, before anything slow.
+  recipe = recipe_lib.Recipe.from_config(config)
   settings = recipe.settings
 
-  # --- Mesh: one data-parallel axis over every device of every process.
+  # --- Mesh: one data-parallel axis over every device of every process;
+  # the frozen networks on it.
   mesh = data_parallel_mesh()
   logging.info('Mesh: %d devices (%s), %d processes.', jax.device_count(),
                jax.devices()[0].platform, jax.process_count())
+  run_setup = setup(recipe, mesh)
+  _say_dropped(run_setup)
 
   # --- Input (before anything is written: a wrong folder leaves no run).
-  try:
-    train_iter = iter(data.make_train_dataset(
-        config.data, global_batch_size=settings.batch_size,
-        seed=settings.seed, process_index=jax.process_index(),
-        process_count=jax.process_count(), scale=settings.scale))
-    evaluators = eval_lib.build_evaluators(config)
-  except ValueError as e:
-    # Mismatched pairs, too many bad files, images too small or too large:
-    # the message names the files and the data.* setting to change.
-    raise ConfigError(str(e)) from None
+  # Mismatched pairs, too many bad files, images too small or too large
+  # raise ConfigError naming the files and the data.* setting to change.
+  train_iter = iter(data.make_train_dataset(
+      recipe.data, global_batch_size=settings.batch_size,
+      seed=settings.seed, process_index=jax.process_index(),
+      process_count=jax.process_count(), scale=settings.scale))
+  evaluators = eval_lib.build_evaluators(recipe.evals)
   if (not config.data.train_dir and not config.data.get('tfds_name')
       and config.get('variant', '') not in config_lib.SAMPLE_PHOTO_VARIANTS
       and jax.process_index() == 0):
@@ -163,7 +164,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         'so its LR images are used and config.degradation.name=%r is not '
         'applied.', config.degradation.name)
   # A new run's generator.init_from must exist (a resume never reads it).
-  if (why := warm_start.missing_init_from(config)) is not None and not (
+  if (why := warm_start.missing_init_from(recipe.warm.init_from)
+      ) is not None and not (
       io_utils.path(workdir).joinpath('checkpoints').is_dir()):
     raise ConfigError(why)
   try:
@@ -180,30 +182,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # locked.
   with (run_lock.RunLock(workdir) if jax.process_index() == 0 and not remote
         else contextlib.nullcontext()):
-    return _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
+    return _train(workdir, run_setup, train_iter, evaluators,
                   allow_config_change)
 
 
-def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
+def _train(workdir, run_setup: Setup, train_iter, evaluators,
            allow_config_change):
   """State (restore or init), steps and loop of train_and_evaluate."""
   writer = _make_writer(workdir)
+  recipe = run_setup.recipe
   settings = recipe.settings
   checkpointer = ckpt_lib.Checkpointer(workdir,
                                        keep=settings.keep_checkpoints)
   state, state_phase, start_step, resumed = _restore_or_init(
-      config, workdir, recipe, mesh, checkpointer, train_iter,
-      allow_config_change)
-  aux = jax.device_put(aux, NamedSharding(mesh, P()))
+      workdir, run_setup, checkpointer, train_iter, allow_config_change)
   end_step = min(recipe.total_steps, settings.stop_at_step or
                  recipe.total_steps)
-  run = _Run(config=config, recipe=recipe, mesh=mesh, aux=aux,
-             train_iter=train_iter, checkpointer=checkpointer, writer=writer,
-             end_step=end_step, state=state, state_phase=state_phase,
-             step=start_step, progress=ProgressReporter(start_step, end_step))
+  run = _Run(setup=run_setup, train_iter=train_iter,
+             checkpointer=checkpointer, writer=writer, end_step=end_step,
+             state=state, state_phase=state_phase, step=start_step,
+             progress=ProgressReporter(start_step, end_step))
   # After the compile-free setup above: a signal before here exits at once.
   run.preemption = Preemption()
-  run.evaluation = Evaluation(config, workdir, recipe, evaluators, writer,
+  run.evaluation = Evaluation(workdir, recipe, evaluators, writer,
                               checkpointer, run.progress)
   run.guard = SaveGuard(last_saved=start_step if resumed else None)
   try:
@@ -214,7 +215,8 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
     run.preemption.saving = True
     saved = (not isinstance(e, ckpt_lib.CheckpointWriteError)
              and run.guard.emergency_save(checkpointer, run.state,
-                                          run.train_iter, config, workdir))
+                                          run.train_iter, recipe.record,
+                                          workdir))
     if isinstance(e, KeyboardInterrupt):
       # For `python -m sr_jax.main`: exit 143 ("saved, requeue") only if so.
       e.sr_jax_saved = saved
@@ -237,18 +239,12 @@ def _train(config, workdir, recipe, aux, mesh, train_iter, evaluators,
   return run.state
 
 
-def _restore_or_init(config, workdir, recipe, mesh, checkpointer, train_iter,
+def _restore_or_init(workdir, run_setup: Setup, checkpointer, train_iter,
                      allow_config_change):
   """The latest intact checkpoint of `workdir` (and the iterator moved to
   its position), else a fresh state on the mesh with init_from and the
   frozen parts loaded; returns (state, its phase, step, resumed)."""
-  replicated = NamedSharding(mesh, P())
-
-  def init_fn(phase, loaded=()):
-    return jax.jit(functools.partial(ts.init_train_state, recipe,
-                                     phase=phase, loaded=loaded),
-                   out_shardings=replicated)
-
+  recipe = run_setup.recipe
   rng = jax.random.key(recipe.settings.seed)
 
   def layouts(step):
@@ -257,24 +253,16 @@ def _restore_or_init(config, workdir, recipe, mesh, checkpointer, train_iter,
     phases = {p.name: p for p in (recipe.phase_of_checkpoint(step),
                                   recipe.phase_at(step))}
     return {name: ckpt_lib.abstract_with_sharding(
-        jax.eval_shape(init_fn(p), rng), replicated)
+        run_setup.abstract_state(p, rng), run_setup.replicated)
             for name, p in phases.items()}
 
   accepted_changes = []
   restored = checkpointer.restore_latest(
       layouts, functools.partial(
-          _check_resume_config, config=config, workdir=workdir,
+          _check_resume_config, record=recipe.record, workdir=workdir,
           allow=allow_config_change, accepted=accepted_changes))
   if restored is None:
-    state_phase = recipe.phases[0]
-    # A generator loaded from init_from is not randomly initialised first.
-    loaded = ((recipe_lib.MAIN_GENERATOR,) if recipe.settings.init_from
-              else ())
-    state = warm_start.apply_frozen_submodules(
-        config, recipe,
-        warm_start.apply_init_from(config, recipe,
-                                   init_fn(state_phase, loaded)(rng)))
-    return state, state_phase, 0, False
+    return run_setup.initial_state(rng), recipe.phases[0], 0, False
   state, data_state, start_step = restored[:3]
   changes = [listed for step, listed in accepted_changes
              if step == start_step]
@@ -291,17 +279,16 @@ class Evaluation:
   """Every evaluator, run on the EMA and the raw generator at one step: the
   scalars and strips written, the best checkpoint of the phase kept."""
 
-  def __init__(self, config, workdir, recipe, evaluators, writer,
-               checkpointer, progress):
-    # `config` is the record a best checkpoint keeps.
-    self.config, self.workdir, self.evaluators = config, workdir, evaluators
-    self.settings = recipe.settings
+  def __init__(self, workdir, recipe, evaluators, writer, checkpointer,
+               progress):
+    self.workdir, self.evaluators = workdir, evaluators
+    # The config a best checkpoint keeps.
+    self.settings, self.record = recipe.settings, recipe.record
     self.writer, self.checkpointer, self.progress = (writer, checkpointer,
                                                      progress)
     self.super_resolve = (eval_lib.make_super_resolve_fn(recipe.generator)
                           if evaluators else None)
-    self.best_eval, self.best_name, self.higher_is_better = (
-        eval_lib.best_metric(config))
+    self.best = recipe.evals
 
   def __call__(self, step: int, phase, state) -> dict[str, float]:
     """Returns {'<eval>/<metric>': value} ('<eval>/<metric>_raw' for the
@@ -323,14 +310,14 @@ class Evaluation:
         folder = os.path.join(self.workdir, 'images', f'{step:08d}')
         eval_lib.save_strips(folder if i == 0 else
                              os.path.join(folder, name), strips)
-      if name == self.best_eval:
+      if name == self.best.best_eval:
         value, weights = eval_lib.pick_best(
-            values, self.best_name, self.higher_is_better,
+            values, self.best.best_name, self.best.higher_is_better,
             self.settings.best_weights)
         self.checkpointer.save_best(
-            step, state, value, self.config, phase=phase.name,
-            mode='max' if self.higher_is_better else 'min', metrics=scalars,
-            generator=weights)
+            step, state, value, self.record, phase=phase.name,
+            mode='max' if self.best.higher_is_better else 'min',
+            metrics=scalars, generator=weights)
       self.progress.report_eval(
           step, values, name,
           'bicubic' if self.settings.scale > 1 else 'input')
@@ -340,10 +327,7 @@ class Evaluation:
 @dataclasses.dataclass
 class _Run:
   """The loop's state between steps: what an emergency save reads."""
-  config: ml_collections.ConfigDict
-  recipe: recipe_lib.Recipe
-  mesh: jax.sharding.Mesh
-  aux: Any
+  setup: Setup
   train_iter: Any
   checkpointer: Any
   writer: Any
@@ -359,17 +343,12 @@ class _Run:
   def loop(self) -> None:
     """Steps to end_step (or a signal), logging, evaluating and saving on
     their cadence; then a final save of the last step."""
-    config, recipe, mesh = self.config, self.recipe, self.mesh
+    recipe = self.setup.recipe
     # --- Steps: one jitted step per phase; the state is donated.
-    steps = {p.name: jit_for_mesh(
-        make_phase_step(recipe, p, recipe.settings.step), mesh)
-             for p in recipe.phases}
-    start_phase = {p.name: jax.jit(functools.partial(ts.start_phase, phase=p),
-                                   out_shardings=NamedSharding(mesh, P()),
-                                   donate_argnums=0)
-                   for p in recipe.phases}
-    batch_sharding = NamedSharding(mesh, P('data'))
-    batch_keys = data.batch_keys(config.data)
+    steps = {p.name: self.setup.step(p) for p in recipe.phases}
+    start_phase = {p.name: self.setup.start_phase(p) for p in recipe.phases}
+    batch_sharding = NamedSharding(self.setup.mesh, P('data'))
+    batch_keys = data.batch_keys(recipe.data)
     step_metrics = {}
     while self.step < self.end_step:
       phase = recipe.phase_at(self.step)
@@ -387,7 +366,7 @@ class _Run:
           batch_sharding, np.asarray(v)) for k, v in batch.items()
                if k in batch_keys}
       self.state, step_metrics = steps[phase.name](self.state, batch,
-                                                   self.aux)
+                                                   self.setup.aux)
       self.step += 1
       if self._after_step(phase, step_metrics):
         break
@@ -396,7 +375,8 @@ class _Run:
       self.guard.check_finite(self.state, step_metrics,
                               recipe.settings.max_nonfinite_skips)
       self.checkpointer.save(self.step, self.state,
-                             self.train_iter.get_state(), config, force=True)
+                             self.train_iter.get_state(), recipe.record,
+                             force=True)
       self.guard.last_saved = self.step
 
   def _next_batch(self):
@@ -415,8 +395,8 @@ class _Run:
 
   def _after_step(self, phase, step_metrics) -> bool:
     """Logs, evaluates and saves when due; returns whether to stop."""
-    config, step, end_step = self.config, self.step, self.end_step
-    settings = self.recipe.settings
+    step, end_step = self.step, self.end_step
+    settings = self.setup.recipe.settings
     logging_now = _due(step, settings.log_every, end_step)
     stop = self.preemption.agreed(logging_now)
     self.preemption.saving = stop  # Its checkpoint is next: signals wait.
@@ -437,8 +417,8 @@ class _Run:
                    if _due(step, settings.eval_every, end_step) else {})
     if _due(step, settings.checkpoint_every, end_step):
       self.checkpointer.save(step, self.state, self.train_iter.get_state(),
-                             config, force=step == end_step,
-                             metrics=eval_values)
+                             self.setup.recipe.record,
+                             force=step == end_step, metrics=eval_values)
       self.guard.last_saved = step
     return stop
 

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from sr_jax import errors
 from sr_jax import degradations
 from sr_jax.data.image_io import hr_to_float  # noqa: F401  (re-exported)
 from sr_jax import losses
@@ -57,20 +58,24 @@ def _degradation_network(pipeline: 'degradations.NetworkPipeline',
   return frozen, network
 
 
-def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
+def make_training_pairs(degradation: ml_collections.ConfigDict | None,
+                        scale: int, real_dir: str = '') -> Callable:
   """Builds `pairs(key, batch, aux=None) -> TrainingPairs`, float32 in
   [0, 1]. `pairs.frozen` lists the frozen networks it reads from aux (a
   degradation that runs a trained generator: 'dsgan').
 
-  LR comes from the batch when the source is paired, else from the config's
-  degradation pipeline; batch-level augmentations (mixup, coarse dropout of
-  the LR) follow, when the config enables them. With
+  LR comes from the batch when the source is paired, else from the
+  `degradation` pipeline (config.degradation, at `scale`); batch-level
+  augmentations (mixup, coarse dropout of the LR) follow, when
+  `degradation` enables them. `real_dir` (config.data.real_dir): a folder
+  of real LR-domain images, which a down-sampling generator's
+  discriminator sees. With
   `degradation.usm_sharpen_gt` (Real-ESRGAN), the HR is unsharp-masked first:
   the LR is made from the sharpened HR and the pixel and perceptual losses
   aim at it, while the discriminator's real images stay unsharpened.
   """
-  degrade = degradations.pipeline_from_config(config)
-  deg = config.get('degradation')
+  degrade = degradations.pipeline_from_config(degradation, scale)
+  deg = degradation
   frozen, network = (), None
   if isinstance(degrade, degradations.NetworkPipeline):
     net, network = _degradation_network(degrade, f'degradation_{deg.name}')
@@ -82,22 +87,24 @@ def make_training_pairs(config: ml_collections.ConfigDict) -> Callable:
   usm = bool(get('usm_sharpen_gt', False))
   target = get('target', 'hr')
   if target not in ('hr', 'lr'):
-    raise ValueError(f"degradation.target={target!r}; use 'hr' "
-                     "(super-resolution) or 'lr' (a down-sampling generator's "
-                     'own input).')
+    raise errors.ConfigError(
+        f"degradation.target={target!r}; use 'hr' "
+        "(super-resolution) or 'lr' (a down-sampling generator's "
+        'own input).')
   target_is_lr = target == 'lr'
   real_domain = get('real_domain', '')
-  if target_is_lr and not (real_domain or config.data.get('real_dir', '')):
-    raise ValueError(
+  if target_is_lr and not (real_domain or real_dir):
+    raise errors.ConfigError(
         "degradation.target='lr' trains a down-sampling generator, whose "
         'discriminator needs images of the real LR domain: set '
         'data.real_dir to a folder of them, or degradation.real_domain to '
         "a pipeline that makes them (e.g. 'srrescgan').")
-  make_real = (degradations.pipeline_from_config(config, real_domain)
+  make_real = (degradations.pipeline_from_config(deg, scale, real_domain)
                if real_domain else None)
   if usm and deg.name == 'perspective' and deg.perspective.aligned:
-    raise ValueError('degradation.usm_sharpen_gt does not combine with the '
-                     'aligned perspective pipeline (it warps the target).')
+    raise errors.ConfigError(
+        'degradation.usm_sharpen_gt does not combine with the '
+        'aligned perspective pipeline (it warps the target).')
 
   def pairs(key, batch, aux=None):
     k_degrade, k_mixup, k_dropout = jax.random.split(key, 3)

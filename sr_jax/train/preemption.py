@@ -148,10 +148,11 @@ class SaveGuard:
   def before_fetch(self, step, train_iter):
     self.fetch_step, self.data_state_before = step, train_iter.get_state()
 
-  def emergency_save(self, checkpointer, state, train_iter, config,
+  def emergency_save(self, checkpointer, state, train_iter, record,
                      workdir) -> bool:
-    """Saves `state` on a crash or Ctrl-C, if sound and not yet saved;
-    returns whether its step is saved (now, or by the last save)."""
+    """Saves `state` (with the run's config `record`) on a crash or
+    Ctrl-C, if sound and not yet saved; returns whether its step is saved
+    (now, or by the last save)."""
     if not self.state_is_finite:
       return False
     if jax.process_count() > 1:
@@ -175,7 +176,7 @@ class SaveGuard:
       # iterator from before that fetch; one that has, with the iterator now.
       data_state = (self.data_state_before if saved_step == self.fetch_step
                     else train_iter.get_state())
-      checkpointer.save(saved_step, state, data_state, config, force=True)
+      checkpointer.save(saved_step, state, data_state, record, force=True)
       if not checkpointer.finished(saved_step):
         raise OSError('the save did not complete')
       self.last_saved = saved_step

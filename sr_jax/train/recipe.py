@@ -1,11 +1,17 @@
-"""The recipe: what a config trains, as static Python objects, built once.
+"""The recipe: what a config trains, as static Python objects, parsed once.
 
-`build_recipe(config)` gives the networks (Flax modules by config entry
-name), the phases, each with its global step range, trained networks, loss
-terms, regularisers, adversarial objective, optimizers and schedules, and
-the function that makes each step's training pairs (the degradation). The
-trainer, the bench and the tests all start from it."""
+`Recipe.from_config(config)` checks the whole config and gives the networks
+(Flax modules by config entry name), the phases, each with its global step
+range, trained networks, loss terms, regularisers, adversarial objective,
+optimizers and schedules, the function that makes each step's training
+pairs (the degradation), and each subsystem's own part of the config: the
+loop's settings (`RunSettings`, with the step's `StepSettings`), the input
+pipeline's `data`, the evaluations (`evaluate.EvalSettings`), what a fresh
+run loads (`WarmStart`) and the `record` checkpoints keep. Nothing below
+the entry point reads the config itself. The trainer, the bench and the
+tests all start from it."""
 import dataclasses
+import json
 from typing import Any, Mapping
 
 import flax.linen as nn
@@ -14,11 +20,12 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from sr_jax import errors
+from sr_jax import evaluate as eval_lib
 from sr_jax import losses
 from sr_jax import models
 from sr_jax import optimizers as optimizers_lib
-from sr_jax.train import config_lib
-from sr_jax.train import pairs as training_pairs_lib
+from sr_jax.train import checks
 
 MAIN_GENERATOR = 'generator'
 
@@ -71,24 +78,27 @@ class StepSettings:
   # one and let the trainer stop (guard_finite).
   on_nonfinite: str = 'stop'
 
-  @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict) -> 'StepSettings':
-    return cls(
-        ema_decay=config.ema_decay,
-        ema_update_after_step=int(config.get('ema_update_after_step', 0)),
-        ema_power=float(config.get('ema_power', 0.0)),
-        on_nonfinite=config.get('on_nonfinite', 'stop'))
-
   @property
   def skip_nonfinite(self) -> bool:
     return self.on_nonfinite == 'skip'
+
+  def check(self) -> None:
+    if self.on_nonfinite not in ('stop', 'skip'):
+      raise errors.ConfigError(
+          f'config.on_nonfinite={self.on_nonfinite!r}; '
+          'use "stop" or "skip".')
+    if (self.ema_update_after_step < 0 or self.ema_power < 0
+        or not 0 <= self.ema_decay < 1):
+      raise errors.ConfigError(
+          'config.ema_decay must be in [0, 1), and '
+          'config.ema_update_after_step and config.ema_power >= 0.')
 
 
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
   """What the loop reads from a run's config besides its networks and
-  phases, read once (`check_config`): the step's settings, the cadence of
-  logs, evaluations and checkpoints, and the finite guard's limit."""
+  phases: the step's settings, the cadence of logs, evaluations and
+  checkpoints, and the finite guard's limit."""
   seed: int
   scale: int
   batch_size: int  # Global, over every device of every process.
@@ -99,26 +109,56 @@ class RunSettings:
   stop_at_step: int  # 0: run every phase to its end.
   max_nonfinite_skips: int
   best_weights: str  # 'ema', 'raw' or 'better' (evaluate.BEST_WEIGHTS).
-  init_from: str  # config.generator.init_from ('' for a random start).
   step: StepSettings
-
-  @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict) -> 'RunSettings':
-    return cls(
-        seed=config.seed, scale=config.scale, batch_size=config.batch_size,
-        log_every=config.log_every, eval_every=config.eval_every,
-        checkpoint_every=config.checkpoint_every,
-        keep_checkpoints=config.keep_checkpoints,
-        stop_at_step=config.stop_at_step,
-        max_nonfinite_skips=int(config.get('max_nonfinite_skips', 10)),
-        best_weights=config.get('best_weights', 'ema'),
-        init_from=config.generator.get('init_from', ''),
-        step=StepSettings.from_config(config))
 
   @property
   def validate_raw(self) -> bool:
     """The raw generator differs from its EMA unless the decay is 0."""
     return self.step.ema_decay > 0
+
+  def check(self, devices: int, gt_size: int) -> None:
+    """ConfigError for a setting that cannot work on `devices` devices with
+    HR patches of `gt_size` (config.data.gt_size)."""
+    if self.batch_size % devices:
+      raise errors.ConfigError(
+          f'config.batch_size={self.batch_size} must be divisible by the '
+          f'{devices} devices; set --config.batch_size to a multiple of '
+          f'{devices}.')
+    if self.scale not in (1, 2, 4, 8):
+      raise errors.ConfigError(
+          f'config.scale={self.scale}; use 1, 2, 4 or '
+          '8.')
+    if gt_size % self.scale:
+      raise errors.ConfigError(
+          f'config.data.gt_size={gt_size} must be a '
+          f'multiple of config.scale={self.scale}.')
+    self.step.check()
+    if self.best_weights not in eval_lib.BEST_WEIGHTS:
+      raise errors.ConfigError(
+          f'config.best_weights={self.best_weights!r}; use one of '
+          f'{", ".join(eval_lib.BEST_WEIGHTS)}.')
+    if self.keep_checkpoints < 1:
+      raise errors.ConfigError(
+          f'config.keep_checkpoints={self.keep_checkpoints} would keep '
+          'nothing to resume from; use 1 or more.')
+    for name in ('log_every', 'eval_every', 'checkpoint_every'):
+      if getattr(self, name) <= 0:
+        raise errors.ConfigError(f'config.{name} must be positive.')
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmStart:
+  """What a fresh run loads before its first step (train/warm_start.py)."""
+  init_from: str  # config.generator.init_from ('' for a random start).
+  generator: str  # config.generator.name: a weights file's layout.
+  generator_kwargs: Mapping[str, Any]  # config.generator.kwargs
+  scale: int
+  # config.frozen: pretrained weights files by frozen network name ('' or
+  # absent: the cache).
+  frozen: Mapping[str, str]
+  # config.frozen_drop_if_missing (the offline demo): without a frozen
+  # network's weights, drop the terms that read it.
+  drop_if_missing: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,9 +169,74 @@ class Recipe:
   # (key, batch) -> TrainingPairs: the LR input (from the batch, or made by
   # the degradation), the target and the real HR (training_pairs.py).
   training_pairs: Any = None
-  # The loop's settings (check_config fills them; None in a recipe built
-  # for a step alone).
+  # Each subsystem's part of the config (None in a recipe built by hand for
+  # a step alone).
   settings: RunSettings | None = None
+  data: ml_collections.ConfigDict | None = None  # config.data
+  evals: eval_lib.EvalSettings | None = None
+  warm: WarmStart | None = None
+  # The config as JSON: what checkpoints keep and a resume compares.
+  record: Mapping[str, Any] | None = None
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> 'Recipe':
+    """Parses and checks a run's whole config, once, before any data is
+    read or any file written; raises ConfigError naming the setting and
+    what to do.
+
+    Networks are the main generator, every network a phase with steps > 0
+    trains, and 'discriminator' when a term of such a phase needs a critic.
+    """
+    settings = RunSettings(
+        seed=config.seed, scale=config.scale, batch_size=config.batch_size,
+        log_every=config.log_every, eval_every=config.eval_every,
+        checkpoint_every=config.checkpoint_every,
+        keep_checkpoints=config.keep_checkpoints,
+        stop_at_step=config.stop_at_step,
+        max_nonfinite_skips=int(config.get('max_nonfinite_skips', 10)),
+        best_weights=config.get('best_weights', 'ema'),
+        step=StepSettings(
+            ema_decay=config.ema_decay,
+            ema_update_after_step=int(config.get('ema_update_after_step',
+                                                 0)),
+            ema_power=float(config.get('ema_power', 0.0)),
+            on_nonfinite=config.get('on_nonfinite', 'stop')))
+    settings.check(jax.device_count(), config.data.gt_size)
+    frozen_paths = {k: v for k, v in config.get('frozen', {}).items()}
+    degradation = config.get('degradation')
+    evals = eval_lib.EvalSettings.parse(
+        config.evals, config.best_metric, data=config.data,
+        degradation=degradation, scale=config.scale, frozen=frozen_paths,
+        num_strips=config.num_val_strips)
+    training_pairs = checks.checked_training_pairs(degradation, config.data,
+                                                   config.scale)
+    phase_configs = _phase_configs({n: config.get(n) for n in config.phases})
+    entries = {k: v for k, v in config.items() if _is_network_entry(v)}
+    shapes = _Shapes(config.scale, config.data.gt_size,
+                     compute_dtype(config.dtype), config.get('remat', False))
+    networks = _networks(entries, phase_configs, shapes)
+    phases, start = [], 0
+    for name, cfg in phase_configs.items():
+      if cfg.steps > 0:
+        phases.append(_build_phase(cfg, name, start, networks, shapes.dtype))
+        start = phases[-1].end
+    if not phases:
+      raise errors.ConfigError(
+          f'Nothing to train: every phase in config.phases '
+          f'{tuple(config.phases)} has 0 steps.')
+    checks.check_per_sample(phases, networks, phase_configs, entries)
+    g = config.generator
+    return cls(
+        networks=networks, phases=tuple(phases),
+        frozen=_frozen_networks(phases, networks, training_pairs),
+        training_pairs=training_pairs, settings=settings, data=config.data,
+        evals=evals,
+        warm=WarmStart(init_from=g.get('init_from', ''), generator=g.name,
+                       generator_kwargs=dict(g.kwargs), scale=config.scale,
+                       frozen=frozen_paths,
+                       drop_if_missing=config.get('frozen_drop_if_missing',
+                                                  False)),
+        record=json.loads(config.to_json_best_effort()))
 
   @property
   def total_steps(self) -> int:
@@ -162,51 +267,117 @@ def short_name(network: str) -> str:
   return {MAIN_GENERATOR: 'g', 'discriminator': 'd'}.get(network, network)
 
 
-def compute_dtype(config: ml_collections.ConfigDict):
+def compute_dtype(name: str):
+  """The compute dtype of config.dtype `name`."""
   names = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-  if config.dtype not in names:
-    raise ValueError(f'config.dtype={config.dtype!r}; use one of '
-                     f'{list(names)}.')
-  return names[config.dtype]
+  if name not in names:
+    raise errors.ConfigError(
+        f'config.dtype={name!r}; use one of '
+        f'{list(names)}.')
+  return names[name]
 
 
-def build_network(config: ml_collections.ConfigDict, name: str) -> Network:
-  """The Flax module of config entry `name` (kind, name, kwargs)."""
-  entry = config[name]
-  dtype = compute_dtype(config)
+def _is_network_entry(value) -> bool:
+  """A top-level config entry that is a network (kind, name, kwargs)."""
+  return (isinstance(value, ml_collections.ConfigDict) and 'kind' in value
+          and value.kind in ('generator', 'discriminator'))
+
+
+def _phase_configs(entries: Mapping[str, Any]
+                   ) -> dict[str, ml_collections.ConfigDict]:
+  """The entries of config.phases (`entries`: by name, None when absent),
+  checked."""
+  for name, entry in entries.items():
+    if not isinstance(entry, ml_collections.ConfigDict):
+      raise errors.ConfigError(
+          f'config.phases lists {name!r} but there is no config.{name} (see '
+          'config_lib.phase).')
+    if entry.steps < 0:
+      raise errors.ConfigError(f'config.{name}.steps must be >= 0.')
+  return dict(entries)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shapes:
+  """What every network is built for: the run's scale, HR patch size,
+  compute dtype and rematerialisation."""
+  scale: int
+  gt_size: int
+  dtype: Any
+  remat: bool = False
+
+
+def _networks(entries, phase_configs, shapes: _Shapes) -> dict[str, Network]:
+  """The main generator, every network an active phase trains, and the
+  discriminator when an active phase has an adversarial term."""
+  active = [cfg for cfg in phase_configs.values() if cfg.steps > 0]
+  wanted = [MAIN_GENERATOR]
+  for cfg in active:
+    wanted += [n for n in cfg.train if n not in wanted]
+  if any(cfg.losses.get('adversarial', {}).get('weight', 0)
+         for cfg in active) and 'discriminator' not in wanted:
+    wanted.append('discriminator')
+  networks = {}
+  for name in wanted:
+    if name not in entries:
+      raise errors.ConfigError(
+          f'config.{name} is not a network entry (with '
+          'kind, name and kwargs).')
+    networks[name] = build_network(entries[name], name, shapes)
+  return networks
+
+
+def build_network(entry: ml_collections.ConfigDict, name: str,
+                  shapes: _Shapes) -> Network:
+  """The Flax module of network entry `entry` (config.<name>: kind, name,
+  kwargs), checked by an abstract init at the run's input shape."""
   kwargs = dict(entry.kwargs)
-  gt = config.data.gt_size
+  if entry.kind not in ('generator', 'discriminator'):
+    raise errors.ConfigError(
+        f'config.{name}.kind={entry.kind!r}; use '
+        '"generator" or "discriminator".')
+  registry = (models.GENERATORS if entry.kind == 'generator'
+              else models.DISCRIMINATORS)
+  cls = registry.get(entry.name)
+  fields = models.module_fields(cls)
+  unknown = sorted(set(kwargs) - set(fields) - {'dtype'})
+  if unknown:
+    raise errors.ConfigError(
+        f'config.{name}.kwargs has {unknown}, which {entry.name!r} does not '
+        f'take (it takes {fields}). Each generator and discriminator has its '
+        "own kwargs: set them with --config.generator.kwargs='{...}' when "
+        'changing generator.name.')
   if entry.kind == 'generator':
-    cls = models.GENERATORS.get(entry.name)
-    if 'scale' in models.module_fields(cls):
-      kwargs.setdefault('scale', config.scale)
-    if config.get('remat', False):
+    if 'scale' in fields:
+      kwargs.setdefault('scale', shapes.scale)
+    if shapes.remat:
       # Per-block rematerialisation (models.layers.maybe_remat), for every
       # generator that has blocks; the SR generator must.
-      if 'remat' in models.module_fields(cls):
+      if 'remat' in fields:
         kwargs.setdefault('remat', True)
       elif name == MAIN_GENERATOR:
         able = [n for n in models.GENERATORS.names()
                 if 'remat' in models.module_fields(models.GENERATORS.get(n))]
-        raise ValueError(
+        raise errors.ConfigError(
             f'config.remat=True, but config.{name}.name={entry.name!r} has '
             f'no rematerialised blocks (generators with them: {able}); set '
             'config.remat=False or give the module a `remat` field '
             '(models.layers.maybe_remat).')
-    module = models.get_generator(entry.name, dtype=dtype, **kwargs)
-    side = gt if entry.get('input', 'lr') == 'hr' else gt // config.scale
-  elif entry.kind == 'discriminator':
-    cls = models.DISCRIMINATORS.get(entry.name)
-    if 'input_size' in models.module_fields(cls):
-      kwargs.setdefault('input_size', gt)
-    module = models.get_discriminator(entry.name, dtype=dtype, **kwargs)
-    side = gt
+    module = models.get_generator(entry.name, dtype=shapes.dtype, **kwargs)
+    side = (shapes.gt_size if entry.get('input', 'lr') == 'hr'
+            else shapes.gt_size // shapes.scale)
   else:
-    raise ValueError(f'config.{name}.kind={entry.kind!r}; use "generator" or '
-                     '"discriminator".')
+    if 'input_size' in fields:
+      kwargs.setdefault('input_size', shapes.gt_size)
+    module = models.get_discriminator(entry.name, dtype=shapes.dtype,
+                                      **kwargs)
+    side = shapes.gt_size
   shape = (1, side, side, int(kwargs.get('num_in_ch', 3)))
-  abstract = jax.eval_shape(
-      lambda: module.init(jax.random.key(0), jnp.zeros(shape), train=False))
+  try:
+    abstract = jax.eval_shape(
+        lambda: module.init(jax.random.key(0), jnp.zeros(shape), train=False))
+  except errors.ConfigError as e:
+    raise errors.ConfigError(f'config.{name} ({entry.name}): {e}') from None
   return Network(name, entry.kind, module, shape,
                  mixes_samples='batch_stats' in abstract)
 
@@ -228,17 +399,19 @@ def _freeze(tx: optax.GradientTransformation,
                                labels)
 
 
-def _build_phase(config, name: str, start: int, networks) -> Phase:
-  cfg = config[name]
+def _build_phase(cfg: ml_collections.ConfigDict, name: str, start: int,
+                 networks: Mapping[str, Network], dtype) -> Phase:
+  """Phase `name` (its entry config.<name>), from global step `start`."""
   where = f'config.{name}'
-  dtype = compute_dtype(config)
   if cfg.start not in START_MODES:
-    raise ValueError(f'{where}.start={cfg.start!r}; use one of '
-                     f'{list(START_MODES)}.')
+    raise errors.ConfigError(
+        f'{where}.start={cfg.start!r}; use one of '
+        f'{list(START_MODES)}.')
   unknown = [n for n in cfg.train if n not in networks]
   if unknown:
-    raise ValueError(f'{where}.train names {unknown}, which are not network '
-                     f'entries of the config ({sorted(networks)}).')
+    raise errors.ConfigError(
+        f'{where}.train names {unknown}, which are not network entries of '
+        f'the config ({sorted(networks)}).')
   terms = tuple(losses.terms.build_terms(cfg.losses, dtype,
                                          f'{where}.losses'))
   discriminators = [n for n, net in networks.items()
@@ -253,21 +426,24 @@ def _build_phase(config, name: str, start: int, networks) -> Phase:
       regularisers, f'{where}.regularisers'))
   gens = [n for n in cfg.train if networks[n].kind == 'generator']
   if gens and not terms:
-    raise ValueError(f'{where} trains {gens} but has no loss term with a '
-                     f'non-zero weight in {where}.losses.')
+    raise errors.ConfigError(
+        f'{where} trains {gens} but has no loss term with a non-zero weight '
+        f'in {where}.losses.')
   optimizers, schedules = {}, {}
   for n in cfg.train:
     if n not in cfg.optimizers:
-      raise ValueError(f'{where}.optimizers has no entry for {n!r}, which '
-                       'the phase trains.')
+      raise errors.ConfigError(
+          f'{where}.optimizers has no entry for {n!r}, '
+          'which the phase trains.')
     optimizers[n], schedules[n] = optimizers_lib.build_optimizer(
         cfg.optimizers[n], f'{where}.optimizers.{n}')
     frozen = frozen_submodules(networks[n])
     if frozen:
       optimizers[n] = _freeze(optimizers[n], frozen)
   if cfg.net_d_iters < 1 or cfg.net_d_init_iters < 0:
-    raise ValueError(f'{where}.net_d_iters must be >= 1 and '
-                     'net_d_init_iters >= 0.')
+    raise errors.ConfigError(
+        f'{where}.net_d_iters must be >= 1 and '
+        'net_d_init_iters >= 0.')
   return Phase(name=name, start=start, end=start + cfg.steps,
                train=tuple(cfg.train), start_mode=cfg.start, terms=terms,
                regularisers=built_regs, adversarial=adversarial,
@@ -276,61 +452,28 @@ def _build_phase(config, name: str, start: int, networks) -> Phase:
                net_d_init_iters=cfg.net_d_init_iters)
 
 
-def build_recipe(config: ml_collections.ConfigDict,
-                 training_pairs=None) -> Recipe:
-  """Networks and phases of `config`; raises ValueError naming the setting.
-
-  training_pairs: the config's `training_pairs.make_training_pairs`, when
-  the caller has built (and checked) it already.
-
-  Networks are the main generator, every network a phase with steps > 0
-  trains, and 'discriminator' when a term of such a phase needs a critic.
-  """
-  for name in config.phases:
-    if name not in config or not isinstance(config[name],
-                                            ml_collections.ConfigDict):
-      raise ValueError(f'config.phases lists {name!r} but there is no '
-                       f'config.{name} (see config_lib.phase).')
-    if config[name].steps < 0:
-      raise ValueError(f'config.{name}.steps must be >= 0.')
-  active = [n for n in config.phases if config[n].steps > 0]
-  entries = set(config_lib.network_entries(config))
-  wanted = [MAIN_GENERATOR]
-  for name in active:
-    wanted += [n for n in config[name].train if n not in wanted]
-  networks = {}
-  for name in wanted:
-    if name not in entries:
-      raise ValueError(f'config.{name} is not a network entry (with kind, '
-                       'name and kwargs).')
-    networks[name] = build_network(config, name)
-  if any(config[n].losses.get('adversarial', {}).get('weight', 0)
-         for n in active) and 'discriminator' not in networks:
-    networks['discriminator'] = build_network(config, 'discriminator')
-  phases, start = [], 0
-  for name in active:
-    phases.append(_build_phase(config, name, start, networks))
-    start = phases[-1].end
+def _frozen_networks(phases, networks, training_pairs) -> dict[str, Any]:
+  """The frozen networks (losses.terms.FrozenNetwork by name) the phases'
+  terms and the degradation read; ConfigError for a term whose critic or
+  networks the run does not have."""
   frozen = {}
   for p in phases:
     for t in p.terms:
       if t.term.needs_critic and p.adversarial is None:
-        raise ValueError(f'config.{p.name}.losses.{t.key} needs a '
-                         'discriminator; add one to the config.')
+        raise errors.ConfigError(
+            f'config.{p.name}.losses.{t.key} needs a '
+            'discriminator; add one to the config.')
       absent = [n for n in t.term.networks if n not in networks]
       if absent:
-        raise ValueError(
+        raise errors.ConfigError(
             f'config.{p.name}.losses.{t.key} runs the network(s) {absent}, '
             f'which the run does not have; add a generator entry '
             f'config.{absent[0]} and list it in config.{p.name}.train.')
       for f in t.term.frozen:
         frozen.setdefault(f.name, f)
-  training_pairs = (training_pairs or
-                    training_pairs_lib.make_training_pairs(config))
   for f in getattr(training_pairs, 'frozen', ()):
     frozen.setdefault(f.name, f)
-  return Recipe(networks=networks, phases=tuple(phases), frozen=frozen,
-                training_pairs=training_pairs)
+  return frozen
 
 
 def drop_terms(recipe: Recipe, missing: list[str]) -> tuple[Recipe,

@@ -2,30 +2,32 @@
 terms read (`load_aux`), the generator's starting weights
 (`config.generator.init_from`: a weights file or another run's workdir) and
 the pretrained parts of networks (`apply_frozen_submodules`). All on the
-host, once; from then on the checkpoint holds them."""
+host, once; from then on the checkpoint holds them. The settings are the
+recipe's `warm` part (recipe.WarmStart)."""
 import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
+from sr_jax import errors
 from sr_jax import inference
 from sr_jax import weights
 from sr_jax.models import layers
 from sr_jax.train.recipe import frozen_submodules
 from sr_jax.train.recipe import MAIN_GENERATOR
 from sr_jax.train.recipe import Recipe
+from sr_jax.train.recipe import WarmStart
 from sr_jax.train.state import TrainState
 
 
-def load_aux(recipe: Recipe, config: ml_collections.ConfigDict,
+def load_aux(recipe: Recipe,
              random: bool = False) -> tuple[dict[str, Any], list[str]]:
   """The frozen networks' variables by name, and the names that are missing.
 
   random=True: random values (benchmarks only). Otherwise weights come from
-  config.frozen.<name> or the cache; a missing one raises
-  WeightsNotFoundError (how to get it), unless
+  config.frozen.<name> (recipe.warm.frozen) or the cache; a missing one
+  raises WeightsNotFoundError (how to get it), unless
   config.frozen_drop_if_missing, where it is reported in the second value
   and the terms using it must be dropped (see `drop_terms`).
   """
@@ -38,7 +40,7 @@ def load_aux(recipe: Recipe, config: ml_collections.ConfigDict,
       aux[name] = inference.load_generator_of(frozen.source, frozen.arch,
                                               name).variables
       continue
-    variables = _load_frozen(config, name)
+    variables = _load_frozen(recipe.warm, name)
     if variables is None:
       missing.append(name)
     else:
@@ -50,15 +52,14 @@ def load_aux(recipe: Recipe, config: ml_collections.ConfigDict,
   return aux, missing
 
 
-def _load_frozen(config: ml_collections.ConfigDict, name: str):
+def _load_frozen(warm: WarmStart, name: str):
   """Pretrained network `name` from config.frozen.<name> or the cache; a
   missing one raises WeightsNotFoundError (how to get it), or gives None
   with config.frozen_drop_if_missing (the offline demo)."""
-  path = config.frozen.get(name, '') if 'frozen' in config else ''
   try:
-    return weights.load_frozen(name, path or None)
+    return weights.load_frozen(name, warm.frozen.get(name, '') or None)
   except weights.WeightsNotFoundError:
-    if not config.get('frozen_drop_if_missing', False):
+    if not warm.drop_if_missing:
       raise
     return None
 
@@ -74,11 +75,10 @@ def _put_like(tree, ref):
       tree, ref)
 
 
-def missing_init_from(config: ml_collections.ConfigDict) -> str | None:
-  """Why config.generator.init_from cannot be loaded (a path that does not
-  exist, with how to get a released model's file), or None. Checked before
-  a new run writes anything."""
-  path = config.generator.get('init_from', '')
+def missing_init_from(path: str) -> str | None:
+  """Why config.generator.init_from `path` cannot be loaded (a path that
+  does not exist, with how to get a released model's file), or None.
+  Checked before a new run writes anything."""
   if not path or os.path.exists(os.path.expanduser(path)):
     return None
   for name in weights.PRETRAINED:
@@ -93,9 +93,9 @@ def missing_init_from(config: ml_collections.ConfigDict) -> str | None:
           'training workdir.')
 
 
-def apply_init_from(config: ml_collections.ConfigDict, recipe: Recipe,
-                    state: TrainState) -> TrainState:
-  """Starts the generator and its EMA from `config.generator.init_from`.
+def apply_init_from(recipe: Recipe, state: TrainState) -> TrainState:
+  """Starts the generator and its EMA from config.generator.init_from
+  (recipe.warm.init_from).
 
   BasicSR's pretrain_network_g. Called once on the host after a fresh
   `init_train_state`, never when resuming: the checkpoint holds the weights
@@ -104,22 +104,23 @@ def apply_init_from(config: ml_collections.ConfigDict, recipe: Recipe,
   initial moments depend only on shapes, so the optimizer state stays valid.
   Raises ValueError naming every parameter whose shape does not match.
   """
-  g = config.generator
-  if not g.get('init_from'):
+  warm = recipe.warm
+  if not warm.init_from:
     return state
   like = {'params': state.params[MAIN_GENERATOR],
           **state.model_state[MAIN_GENERATOR]}
-  where = (f'config.generator (name={g.name!r}, kwargs={dict(g.kwargs)}, '
-           f'scale={config.scale}) given as generator.init_from')
-  if os.path.isdir(os.path.expanduser(g.init_from)):
+  where = (f'config.generator (name={warm.generator!r}, kwargs='
+           f'{dict(warm.generator_kwargs)}, scale={warm.scale}) given as '
+           'generator.init_from')
+  if os.path.isdir(os.path.expanduser(warm.init_from)):
     # Another run's workdir: its final phase's best (else latest) EMA
     # generator, whichever sr_jax version wrote it.
-    run = inference.load_generator(g.init_from, which='final')
+    run = inference.load_generator(warm.init_from, which='final')
     print(f'generator.init_from: {run.describe()}.', flush=True)
-    loaded = weights.check_like(run.variables, like, where, g.init_from)
+    loaded = weights.check_like(run.variables, like, where, warm.init_from)
   else:
-    loaded = weights.load_like(g.init_from, g.name, like, where,
-                               **dict(g.kwargs))
+    loaded = weights.load_like(warm.init_from, warm.generator, like, where,
+                               **dict(warm.generator_kwargs))
   params = dict(state.params)
   params[MAIN_GENERATOR] = _put_like(loaded['params'], params[MAIN_GENERATOR])
   ema = dict(state.ema_params)
@@ -131,8 +132,7 @@ def apply_init_from(config: ml_collections.ConfigDict, recipe: Recipe,
   return state.replace(params=params, ema_params=ema, model_state=model_state)
 
 
-def apply_frozen_submodules(config: ml_collections.ConfigDict, recipe: Recipe,
-                            state: TrainState) -> TrainState:
+def apply_frozen_submodules(recipe: Recipe, state: TrainState) -> TrainState:
   """Loads the pretrained weights of every network's frozen parts (see
   `frozen_submodules`) into a fresh state, on the host, once; from then on
   the checkpoint holds them. Weights come from config.frozen.<name> or the
@@ -144,7 +144,7 @@ def apply_frozen_submodules(config: ml_collections.ConfigDict, recipe: Recipe,
   for name, network in recipe.networks.items():
     for sub, weights_name in frozen_submodules(network).items():
       where = f'config.{name} ({network.module.__class__.__name__}).{sub}'
-      loaded = _load_frozen(config, weights_name)
+      loaded = _load_frozen(recipe.warm, weights_name)
       if loaded is None:
         banner = '!' * 78
         print(f'\n{banner}\nWARNING: no {weights_name} weights; {where} '
@@ -157,11 +157,11 @@ def apply_frozen_submodules(config: ml_collections.ConfigDict, recipe: Recipe,
       source = loaded.get('params', loaded)
       extra = [k for k in current if k not in source]
       if extra:
-        raise ValueError(f'{where}: the {weights_name} weights have no '
-                         f'{extra}.')
+        raise errors.ConfigError(
+            f'{where}: the {weights_name} weights have '
+            f'no {extra}.')
       subset = {'params': {k: source[k] for k in current}}
-      source_name = (config.get('frozen', {}).get(weights_name, '')
-                     or weights_name)
+      source_name = recipe.warm.frozen.get(weights_name, '') or weights_name
       checked = weights.check_like(subset, {'params': current}, where,
                                    source_name)
       params[name] = dict(params[name])
