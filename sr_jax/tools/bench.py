@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument('--pipelines', type=_list,
                  default=['bicubic', 'srrescgan', 'realesrgan', 'perspective'],
                  help='`data`: degradation pipelines to time.')
+  _add_inference_flags(p)
+  _add_comparison_flags(p)
+  return p
+
+
+def _add_inference_flags(p: argparse.ArgumentParser) -> None:
+  """`upscale` and `metrics`."""
   p.add_argument('--lr_size', type=int, default=512,
                  help='`upscale`: LR image side.')
   p.add_argument('--tiles', type=_list, default=['128', '256', '512'],
@@ -161,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
                  help='`metrics`: timed images.')
   p.add_argument('--size', type=int, default=512,
                  help='`metrics`: image side.')
+
+
+def _add_comparison_flags(p: argparse.ArgumentParser) -> None:
+  """`data --with_train`, `--remat`, `suite`, `compare`, `torch`, `learn`."""
   p.add_argument('--with_train', action='store_true',
                  help='`data`: also time the train step and compare.')
   p.add_argument('--remat', action='store_true',
@@ -211,7 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
                  help='`learn`: write a PNG of the loss curves here.')
   p.add_argument('--workdir', default='', help='`learn`: where both runs '
                  'write (default: a temporary folder).')
-  return p
 
 
 

@@ -65,14 +65,13 @@ def make_training_pairs(degradation: ml_collections.ConfigDict | None,
   degradation that runs a trained generator: 'dsgan').
 
   LR comes from the batch when the source is paired, else from the
-  `degradation` pipeline (config.degradation, at `scale`); batch-level
-  augmentations (mixup, coarse dropout of the LR) follow, when
-  `degradation` enables them. `real_dir` (config.data.real_dir): a folder
-  of real LR-domain images, which a down-sampling generator's
-  discriminator sees. With
-  `degradation.usm_sharpen_gt` (Real-ESRGAN), the HR is unsharp-masked first:
-  the LR is made from the sharpened HR and the pixel and perceptual losses
-  aim at it, while the discriminator's real images stay unsharpened.
+  `degradation` pipeline (config.degradation, at `scale`), then the batch
+  augmentations `degradation` enables (mixup, coarse dropout of the LR).
+  `real_dir`: config.data.real_dir (a down-sampling generator's real LR
+  domain). With `degradation.usm_sharpen_gt` (Real-ESRGAN), the HR is
+  unsharp-masked first: the LR is made from the sharpened HR and the pixel
+  and perceptual losses aim at it; the critic's real images stay as they
+  are.
   """
   degrade = degradations.pipeline_from_config(degradation, scale)
   deg = degradation
