@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import filled_train_state
-from conftest import load_config
+from tests.helpers.runs import filled_train_state
+from tests.helpers.repo import load_config
 from sr_jax import checkpoint as ckpt_lib
 from sr_jax.train import checks as config_checks
 from sr_jax.train import config_lib

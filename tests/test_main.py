@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from conftest import fake_devices
-from conftest import run_python
+from tests.helpers.repo import fake_devices
+from tests.helpers.repo import run_python
 from sr_jax.utils import scalar_csv
 
 

@@ -11,8 +11,8 @@ import textwrap
 
 import pytest
 
-from conftest import REPO
-from conftest import run_python
+from tests.helpers.repo import REPO
+from tests.helpers.repo import run_python
 
 NEW_FILES = {
     'sr_jax/models/tiny_upsampler.py': '''

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import load_config
+from tests.helpers.repo import load_config
 from sr_jax import losses
 from sr_jax import models
 from sr_jax import optimizers

@@ -15,9 +15,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from conftest import random_variables
-from conftest import save_tiny_run
-from conftest import unwritable_folder
+from tests.helpers.runs import random_variables
+from tests.helpers.runs import save_tiny_run
+from tests.helpers.files import unwritable_folder
 
 from sr_jax import models
 from sr_jax import upscale
@@ -25,7 +25,7 @@ from sr_jax.inference import generator_loading
 from sr_jax.inference import image_files
 from sr_jax.inference import tiling
 from sr_jax.weights import params_io
-from conftest import run_python
+from tests.helpers.repo import run_python
 
 # --------------------------------------------------------------- helpers --
 

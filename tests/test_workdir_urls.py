@@ -7,7 +7,7 @@ from etils.epath import testing as epath_testing
 import numpy as np
 import pytest
 
-from conftest import load_config
+from tests.helpers.repo import load_config
 from sr_jax import checkpoint as ckpt_lib
 from sr_jax import evaluate as eval_lib
 from sr_jax.utils import io_utils

@@ -1,0 +1,135 @@
+"""configs/srgan.py's pieces against independent references: the SRGAN
+discriminator against a PyTorch module written from the paper (Ledig et al.
+2017, Fig. 4) on the same random weights, and the VGG54 content loss
+against features scaled by hand."""
+import importlib.util
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers.repo import REPO
+from sr_jax import losses
+from sr_jax import models
+
+
+class TorchSRGANDiscriminator(torch.nn.Module):
+  """Fig. 4: k3n64s1, then (k3, n, s) with BN for n in 64 .. 512, s 2 / 1,
+  dense 1024, LeakyReLU(0.2), dense 1."""
+
+  def __init__(self, nf, size, dense):
+    super().__init__()
+    layers = [torch.nn.Conv2d(3, nf, 3, 1, 1), torch.nn.LeakyReLU(0.2)]
+    chans = nf
+    for mult, stride in ((1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1),
+                         (8, 2)):
+      layers += [torch.nn.Conv2d(chans, nf * mult, 3, stride, 1, bias=False),
+                 torch.nn.BatchNorm2d(nf * mult), torch.nn.LeakyReLU(0.2)]
+      chans = nf * mult
+    self.features = torch.nn.Sequential(*layers)
+    self.dense1 = torch.nn.Linear(chans * (size // 16) ** 2, dense)
+    self.dense2 = torch.nn.Linear(dense, 1)
+
+  def forward(self, x):
+    x = self.features(x).flatten(1)
+    return self.dense2(torch.nn.functional.leaky_relu(self.dense1(x), 0.2))
+
+
+def _to_flax(model):
+  """Copies torch weights into sr_jax's names by hand (no converter)."""
+  params, stats = {}, {}
+  convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+  bns = [m for m in model.features if isinstance(m, torch.nn.BatchNorm2d)]
+  t = lambda v: v.detach().numpy()
+  for i, conv in enumerate(convs):
+    params[f'conv{i}'] = {'kernel': t(conv.weight).transpose(2, 3, 1, 0)}
+    if conv.bias is not None:
+      params[f'conv{i}']['bias'] = t(conv.bias)
+  for i, bn in enumerate(bns, start=1):
+    params[f'bn{i}'] = {'scale': t(bn.weight), 'bias': t(bn.bias)}
+    stats[f'bn{i}'] = {'mean': t(bn.running_mean), 'var': t(bn.running_var)}
+  for name in ('dense1', 'dense2'):
+    layer = getattr(model, name)
+    params[name] = {'kernel': t(layer.weight).T, 'bias': t(layer.bias)}
+  return {'params': params, 'batch_stats': stats}
+
+
+@pytest.mark.slow
+def test_srgan_discriminator_matches_torch():
+  torch.manual_seed(0)
+  model = TorchSRGANDiscriminator(8, 32, 16)
+  with torch.no_grad():  # Non-trivial running statistics.
+    for bn in model.features:
+      if isinstance(bn, torch.nn.BatchNorm2d):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+  x = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+  module = models.get_discriminator('srgan', num_feat=8, input_size=32,
+                                    dense_features=16)
+  expected_shapes = jax.tree.map(
+      np.shape, module.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+  variables = _to_flax(model)
+  assert jax.tree.map(np.shape, variables) == expected_shapes
+  model.eval()
+  with torch.no_grad():
+    want = model(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+  got = np.asarray(module.apply(variables, x, train=False))
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+  model.train()
+  with torch.no_grad():
+    want_train = model(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+  got_train, _ = module.apply(variables, x, train=True,
+                              mutable=['batch_stats'])
+  np.testing.assert_allclose(np.asarray(got_train), want_train, rtol=1e-4,
+                             atol=1e-5)
+  with pytest.raises(ValueError, match='multiple of 16'):
+    models.get_discriminator('srgan', input_size=40)
+
+
+def test_srgan_config_is_the_paper():
+  path = os.path.join(REPO, 'configs', 'srgan.py')
+  spec = importlib.util.spec_from_file_location('configs_srgan', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  assert config.generator.name == 'srresnet'
+  assert config.generator.kwargs.num_block == 16
+  assert config.discriminator.name == 'srgan'
+  assert config.data.gt_size == 96
+  assert config.psnr.losses.to_dict() == {'pixel': {'weight': 1.0,
+                                                    'criterion': 'mse'}}
+  gan = config.gan.losses
+  assert set(gan) == {'perceptual', 'adversarial'}
+  assert gan.adversarial.weight == 1e-3
+  assert config.gan.adversarial_loss == 'vanilla'
+  assert dict(gan.perceptual.layer_weights) == {'relu5_4': 1.0}
+  assert gan.perceptual.criterion == 'mse'
+  assert gan.perceptual.feature_scale == pytest.approx(1 / 12.75)
+
+
+@pytest.mark.slow
+def test_vgg54_content_loss_scales_features():
+  term = losses.LOSS_TERMS.get('perceptual')(
+      dict(layer_weights={'relu5_4': 1.0}, criterion='mse',
+           feature_scale=1 / 12.75), jnp.float32)
+  (frozen,) = term.frozen
+  # Random VGG weights, scaled so that relu5_4 is not vanishingly small.
+  variables = jax.tree.map(lambda v: v * 2.5,
+                           frozen.random_init(jax.random.key(0)))
+  rng = np.random.default_rng(1)
+  sr, hr = (jnp.asarray(rng.random((2, 32, 32, 3)), jnp.float32)
+            for _ in range(2))
+  vgg = models.VGG19(layers=('relu5_4',))
+  f_sr = np.asarray(vgg.apply(variables, sr)['relu5_4'], np.float64)
+  f_hr = np.asarray(vgg.apply(variables, hr)['relu5_4'], np.float64)
+  expected = np.mean((f_sr / 12.75 - f_hr / 12.75) ** 2)
+  ctx = losses.LossContext(sr=sr, target=hr, real=hr, lr=sr,
+                           key=jax.random.key(0), aux={'vgg19': variables},
+                           apply=lambda n, x: x)
+  assert expected > 1e-6
+  np.testing.assert_allclose(float(term.fn(ctx)), expected, rtol=1e-4)
+  assert np.all(f_sr >= 0)  # relu5_4 is after the activation.
