@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 # The test install (requirements-test.txt) has torch; a missing torch must
 # fail the run, not skip the PyTorch parity tests.
 import torch  # noqa: F401  pylint: disable=unused-import

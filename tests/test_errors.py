@@ -8,12 +8,12 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from tests.helpers.runs import save_tiny_run
 from sr_jax import checkpoint
 from sr_jax import errors
-from sr_jax.tools import export
 from sr_jax import upscale
 from sr_jax.evaluate import cli as evaluate_cli
+from sr_jax.tools import export
+from tests.helpers.runs import save_tiny_run
 
 
 def _one_error_line(err: str) -> str:

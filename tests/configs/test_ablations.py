@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from tests.helpers.repo import REPO
 from sr_jax.train import checks as config_checks
+from tests.helpers.repo import REPO
 
 
 def _module(name):

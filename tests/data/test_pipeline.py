@@ -1,46 +1,24 @@
-"""Tests for sr_jax.data: image reading, folders, grain training batches, evals.
+"""sr_jax.data.pipeline: grain training batches (shapes, seeds, caching,
+epochs, restored states, crops and flips, colour jitter, repetition, real
+patches) and validation images.
 
 Images are written into tmp_path with PIL; the only real photos are the
 embedded scikit-image ones. No test touches the network.
 """
 import json
-import logging
-import os
+import shutil
 
 import grain
 import numpy as np
-from PIL import Image
 import pytest
 
 from sr_jax import data
-from sr_jax.data import folder
-from sr_jax.data import sample_images
-
-
-def _coord_image(height: int, width: int) -> np.ndarray:
-  """uint8 [H, W, 3]: channel 0 = row, channel 1 = column, channel 2 = 7.
-
-  H, W <= 256 so coordinates fit in uint8; a crop then tells where it came
-  from and which flips/transposes were applied.
-  """
-  rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing='ij')
-  return np.stack([rows, cols, np.full_like(rows, 7)], -1).astype(np.uint8)
-
-
-def _write_png(path, array):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  Image.fromarray(array).save(path)
-
-
-def _config(train_dir='', **overrides):
-  cfg = data.default_data_config()
-  cfg.train_dir = str(train_dir)
-  cfg.update(overrides)
-  return cfg
-
-
-def _take(iterator, n):
-  return [next(iterator)['hr'] for _ in range(n)]
+from tests.helpers.data import _config
+from tests.helpers.data import _coord_image
+from tests.helpers.data import _take
+from tests.helpers.data import _take_batches
+from tests.helpers.data import _write_png
+from tests.helpers.repo import load_config
 
 
 @pytest.fixture(scope='module')
@@ -49,23 +27,6 @@ def coord_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp('coord')
   _write_png(str(root / 'coord.png'), _coord_image(96, 120))
   return root
-
-
-@pytest.fixture(scope='module')
-def colour_dir(tmp_path_factory):
-  """Seven 40x48 images, each one constant colour: (10 * i, 255 - i, 3)."""
-  root = tmp_path_factory.mktemp('colours')
-  for i in range(7):
-    img = np.empty((40, 48, 3), np.uint8)
-    img[...] = (10 * i, 255 - i, 3)
-    _write_png(str(root / f'{i:04d}.png'), img)
-  return root
-
-
-def _image_ids(batch):
-  """Which colour_dir image each patch came from (its constant red / 10)."""
-  assert (batch == batch[:, :1, :1]).all(), 'patch is not one colour'
-  return set((batch[:, 0, 0, 0] // 10).tolist())
 
 
 # ------------------------------------------------------------ training batches
@@ -239,144 +200,6 @@ def test_hflip_only(coord_dir):
   assert seen == {(False, False, False), (True, False, False)}
 
 
-# ------------------------------------------------------------ folders, sharding
-
-
-def test_process_shards_are_disjoint_and_cover_all_files(colour_dir):
-  paths = folder.usable_paths(str(colour_dir), 16)
-  shards = [folder.shard_for_process(paths, i, 3, 'x') for i in range(3)]
-  assert sorted(sum(shards, [])) == sorted(paths) == data.list_images(
-      colour_dir)
-  assert sum(len(s) for s in shards) == len(set(sum(shards, [])))
-  # End to end: the images each process's batches come from.
-  seen = []
-  for i in range(3):
-    it = iter(data.make_train_dataset(
-        _config(colour_dir, gt_size=16), global_batch_size=6, seed=0,
-        process_index=i, process_count=3))
-    seen.append(set().union(*(_image_ids(b) for b in _take(it, 4))))
-  assert [len(s) for s in seen] == [3, 2, 2]
-  assert set().union(*seen) == set(range(7))
-  assert sum(len(s) for s in seen) == 7
-
-
-def test_small_images_are_skipped_with_warning(tmp_path, caplog):
-  _write_png(str(tmp_path / 'big.png'), _coord_image(40, 40))
-  _write_png(str(tmp_path / 'tiny.png'), _coord_image(20, 40))
-  with caplog.at_level(logging.WARNING):
-    batch = next(iter(data.make_train_dataset(
-        _config(tmp_path, gt_size=32), global_batch_size=2, seed=0)))
-  assert batch['hr'].shape == (2, 32, 32, 3)
-  assert 'tiny.png' in caplog.text and 'big.png' not in caplog.text
-  with pytest.raises(ValueError, match='min_image_size'):
-    data.make_train_dataset(_config(tmp_path, gt_size=16, min_image_size=64),
-                            global_batch_size=2, seed=0)
-
-
-def test_list_images_recursive_case_insensitive_sorted(tmp_path):
-  img = _coord_image(8, 8)
-  _write_png(str(tmp_path / 'b.PNG'), img)
-  _write_png(str(tmp_path / 'sub' / 'a.png'), img)
-  Image.fromarray(img).save(tmp_path / 'c.JpEg', format='JPEG')
-  (tmp_path / 'notes.txt').write_text('not an image')
-  assert data.list_images(tmp_path) == sorted(
-      str(tmp_path / n) for n in ('b.PNG', 'sub/a.png', 'c.JpEg'))
-
-
-def test_missing_and_empty_folders_name_the_folder(tmp_path):
-  missing = tmp_path / 'no_such_dir'
-  with pytest.raises(FileNotFoundError, match='no_such_dir'):
-    data.list_images(missing)
-  with pytest.raises(FileNotFoundError, match='no_such_dir'):
-    data.make_train_dataset(_config(missing), global_batch_size=2, seed=0)
-  empty = tmp_path / 'empty_dir'
-  empty.mkdir()
-  (empty / 'readme.txt').write_text('no images here')
-  with pytest.raises(ValueError, match='empty_dir'):
-    data.list_images(empty)
-  with pytest.raises(ValueError, match='empty_dir'):
-    data.load_validation_set(_config(val_dir=str(empty)), 4)
-
-
-# ---------------------------------------------------------------- image modes
-
-
-def test_read_image_modes(tmp_path):
-  rgb = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
-  Image.fromarray(rgb).save(tmp_path / 'rgb.png')
-  np.testing.assert_array_equal(data.read_image(tmp_path / 'rgb.png'), rgb)
-
-  flat = np.zeros((16, 24, 3), np.uint8)
-  flat[...] = (200, 100, 50)
-  Image.fromarray(flat).save(tmp_path / 'flat.jpg', quality=95)
-  jpg = data.read_image(tmp_path / 'flat.jpg')
-  assert jpg.shape == (16, 24, 3) and jpg.dtype == np.uint8
-  np.testing.assert_allclose(jpg, flat, atol=3)
-
-  grey = np.arange(20, dtype=np.uint8).reshape(4, 5) * 10
-  Image.fromarray(grey).save(tmp_path / 'grey.png')
-  np.testing.assert_array_equal(
-      data.read_image(tmp_path / 'grey.png'), np.stack([grey] * 3, -1))
-
-  rgba = np.concatenate([rgb, np.zeros((6, 5, 1), np.uint8)], -1)
-  Image.fromarray(rgba).save(tmp_path / 'rgba.png')
-  # Alpha is dropped, not composited: fully transparent pixels keep colour.
-  np.testing.assert_array_equal(data.read_image(tmp_path / 'rgba.png'), rgb)
-
-  palette = Image.fromarray(flat).convert('P', palette=Image.Palette.ADAPTIVE)
-  palette.save(tmp_path / 'palette.png')
-  np.testing.assert_array_equal(data.read_image(tmp_path / 'palette.png'),
-                                flat)
-
-  deep = np.array([[0, 32768, 65535], [257, 1000, 65280]], np.uint16)
-  Image.fromarray(deep).save(tmp_path / 'deep16.png')
-  assert Image.open(tmp_path / 'deep16.png').mode.startswith('I')
-  got = data.read_image(tmp_path / 'deep16.png')
-  assert got.shape == (2, 3, 3) and got.dtype == np.uint8
-  # Scaled by the uint16 range, not the image max (65535 -> 255, 32768 ->
-  # 128) and rounded: keeping the high byte would give 3 for 1000 and 255
-  # for 65280.
-  np.testing.assert_array_equal(got[..., 0], [[0, 128, 255], [1, 4, 254]])
-  assert (got == got[..., :1]).all()
-  # A dark 16-bit image stays dark (normalising by its max would not).
-  Image.fromarray(deep // 2).save(tmp_path / 'dark16.png')
-  np.testing.assert_array_equal(
-      data.read_image(tmp_path / 'dark16.png')[..., 1],
-      [[0, 64, 127], [0, 2, 127]])
-
-  for name in os.listdir(tmp_path):
-    image = data.read_image(tmp_path / name)
-    assert image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8
-
-
-def test_read_image_applies_exif_orientation(tmp_path):
-  stored = np.zeros((32, 64, 3), np.uint8)  # Landscape as stored.
-  stored[:, :] = (0, 0, 255)
-  stored[:16, :16] = (255, 0, 0)  # Red block at the stored top-left.
-  exif = Image.Exif()
-  exif[0x0112] = 6  # Orientation: display rotated 90 degrees clockwise.
-  Image.fromarray(stored).save(tmp_path / 'rotated.jpg', exif=exif,
-                               quality=95, subsampling=0)
-  got = data.read_image(tmp_path / 'rotated.jpg').astype(int)
-  assert got.shape == (64, 32, 3)  # Portrait as displayed.
-  # Away from JPEG's blurred edges it is the stored image turned clockwise:
-  # the red block is now top-right and the top-left is blue.
-  expected = np.rot90(stored, k=-1).astype(int)
-  np.testing.assert_allclose(got[2:14, 18:30], expected[2:14, 18:30], atol=8)
-  np.testing.assert_allclose(got[2:14, 2:14], expected[2:14, 2:14], atol=8)
-  np.testing.assert_allclose(got[20:60, :], expected[20:60, :], atol=8)
-  assert got[8, 24, 0] > 200 and got[8, 8, 2] > 200
-
-
-def test_read_image_error_names_file(tmp_path):
-  bad = tmp_path / 'broken.png'
-  bad.write_bytes(b'definitely not a png')
-  with pytest.raises(ValueError, match='broken.png'):
-    data.read_image(bad)
-  with pytest.raises(FileNotFoundError, match='gone.png'):
-    data.read_image(tmp_path / 'gone.png')
-
-
 # ----------------------------------------------------------------- validation
 
 
@@ -403,30 +226,68 @@ def test_validation_mod_crop_center_crop_and_limit(tmp_path):
   assert val[0][1].shape == (48, 48, 3)  # 50 < 64: only mod-cropped.
 
 
-# --------------------------------------------------------- embedded default
+def test_the_pipeline_reads_the_colour_jitter_fields():
+  config = data.default_data_config()
+  config.gt_size = 16
+
+  def first_batch(**fields):
+    c = config.copy_and_resolve_references()
+    c.update(fields)
+    return next(iter(data.make_train_dataset(c, global_batch_size=4,
+                                             seed=0)))['hr']
+
+  plain = first_batch()
+  np.testing.assert_array_equal(plain, first_batch(color_jitter_prob=0.0))
+  grey = first_batch(color_jitter_prob=1.0,
+                     color_jitter_saturation=(0.0, 0.0))
+  assert not np.array_equal(grey, plain)
+  assert np.abs(grey.astype(int) - grey.mean(-1, keepdims=True)).max() <= 1
 
 
-def test_embedded_default_train_and_validation_are_disjoint():
-  cfg = data.default_data_config()
-  assert cfg.train_dir == '' and cfg.val_dir == ''
-  assert not set(sample_images.TRAIN_NAMES) & set(
-      sample_images.VALIDATION_NAMES)
+def test_dataset_repeat_visits_each_image_k_times(bad_dir, tmp_path):
+  for i in range(5):
+    shutil.copy(bad_dir / f'good{i}.png', tmp_path)
+  cfg = _config(tmp_path, gt_size=16, dataset_repeat=3)
+  # Batches of 15 = 3 x 5 images: each batch is exactly one epoch.
+  it = iter(data.make_train_dataset(cfg, global_batch_size=15, seed=0))
+  orders = []
+  for batch in _take_batches(it, 3):
+    ids = (batch['hr'][:, 0, 0, 0] // 40).tolist()
+    assert sorted(ids) == sorted(list(range(5)) * 3)
+    orders.append(tuple(ids))
+  assert len(set(orders)) == 3  # Reshuffled per epoch.
+  # Repeated before the shuffle (BasicSR shuffles the enlarged index set):
+  # the 3 visits are spread over the epoch, so not every run of 5 holds all
+  # 5 images (it would if each copy were shuffled on its own; p ~ 1e-6).
+  assert any(sorted(order[i:i + 5]) != list(range(5))
+             for order in orders for i in (0, 5, 10))
+  with pytest.raises(ValueError, match='dataset_repeat'):
+    data.make_train_dataset(_config(tmp_path, dataset_repeat=0),
+                            global_batch_size=2, seed=0)
 
-  cfg.gt_size = 64
-  batch = next(iter(data.make_train_dataset(cfg, global_batch_size=4,
-                                            seed=0)))
-  assert batch['hr'].shape == (4, 64, 64, 3) and batch['hr'].dtype == np.uint8
-  assert batch['hr'].std() > 5  # Real photo content, not a blank array.
 
-  val = data.load_validation_set(cfg, 4)
-  assert [name for name, _ in val] == sorted(sample_images.VALIDATION_NAMES)
-  train = sample_images.train_images()
-  for _, image in val + train:
-    assert image.dtype == np.uint8 and image.ndim == 3
-    assert image.shape[-1] == 3
-  for _, image in val:
-    assert image.shape[0] % 4 == 0 and image.shape[1] % 4 == 0
-    # Held out for real: no training image holds the same pixels.
-    for _, train_image in train:
-      assert not (image.shape == train_image.shape
-                  and np.array_equal(image, train_image))
+def test_real_dir_batches_are_unpaired_real_patches(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  from sr_jax import data  # pylint: disable=g-import-not-at-top
+  (tmp_path / 'real').mkdir()
+  for i, value in enumerate((10, 200)):  # Flat images: known patches.
+    Image.fromarray(np.full((20, 24, 3), value, np.uint8)).save(
+        tmp_path / 'real' / f'{i}.png')
+  config = load_config('dsgan').data
+  config.gt_size, config.real_dir = 32, str(tmp_path / 'real')
+  it = iter(data.make_train_dataset(config, global_batch_size=4, seed=0,
+                                    scale=4))
+  batch = next(it)
+  assert set(batch) == {'hr', 'real'} == set(data.batch_keys(config))
+  assert batch['hr'].shape == (4, 32, 32, 3)
+  assert batch['real'].shape == (4, 8, 8, 3)
+  assert set(np.unique(batch['real'])) <= {10, 200}
+  state = it.get_state()
+  after = next(it)
+  it2 = iter(data.make_train_dataset(config, global_batch_size=4, seed=0,
+                                     scale=4))
+  it2.set_state(state)
+  again = next(it2)
+  for k in after:
+    np.testing.assert_array_equal(after[k], again[k])  # Resumes exactly.

@@ -1,11 +1,8 @@
-"""RGB-permutation and colour-jitter augmentations and edge pre-padding
-(the demo's colour cast, colorwheel failure and edge line)."""
-import jax.numpy as jnp
+"""sr_jax.data.transforms: RGB-permutation and colour-jitter augmentations
+(the demo's colour cast and colorwheel failure)."""
 import numpy as np
 
-from sr_jax import data
 from sr_jax.data import transforms
-from sr_jax.inference.pre_pad import apply_pre_padded
 
 
 def test_permute_off_keeps_draws_and_on_permutes_channels():
@@ -35,15 +32,6 @@ def test_paired_permute_keeps_pair_consistent():
       gt_size=16, scale=4, use_hflip=True, use_rot=True,
       use_channel_permute=True)({'hr': hr, 'lr': lr}, np.random.default_rng(3))
   np.testing.assert_array_equal(out['hr'][::4, ::4], out['lr'])
-
-
-def test_pre_pad_shapes_and_identity_for_pointwise_fn():
-  lr = jnp.asarray(np.random.default_rng(2).random((1, 6, 5, 3)), jnp.float32)
-  up = lambda x: jnp.repeat(jnp.repeat(x, 4, axis=1), 4, axis=2)
-  out = apply_pre_padded(up, lr, 4, pad=3)
-  assert out.shape == (1, 24, 20, 3)
-  np.testing.assert_allclose(out, up(lr))
-  np.testing.assert_allclose(apply_pre_padded(up, lr, 4, pad=0), up(lr))
 
 
 def test_colour_matrix_keeps_grey_and_rotates_hues():
@@ -90,21 +78,3 @@ def test_colour_jitter_saturates_flattens_and_keeps_pairs_consistent():
       color_jitter_prob=1.0, color_jitter_saturation=(0.5, 1.5))(
           {'hr': hr, 'lr': lr}, np.random.default_rng(3))
   np.testing.assert_array_equal(out['hr'][::4, ::4], out['lr'])
-
-
-def test_the_pipeline_reads_the_colour_jitter_fields():
-  config = data.default_data_config()
-  config.gt_size = 16
-
-  def first_batch(**fields):
-    c = config.copy_and_resolve_references()
-    c.update(fields)
-    return next(iter(data.make_train_dataset(c, global_batch_size=4,
-                                             seed=0)))['hr']
-
-  plain = first_batch()
-  np.testing.assert_array_equal(plain, first_batch(color_jitter_prob=0.0))
-  grey = first_batch(color_jitter_prob=1.0,
-                     color_jitter_saturation=(0.0, 0.0))
-  assert not np.array_equal(grey, plain)
-  assert np.abs(grey.astype(int) - grey.mean(-1, keepdims=True)).max() <= 1

@@ -10,9 +10,9 @@ import io
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from PIL import Image
 from PIL import JpegImagePlugin
+import pytest
 from skimage import data
 
 from sr_jax.degradations import jpeg_compression as jpeg_lib

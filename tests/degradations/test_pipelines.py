@@ -1,4 +1,6 @@
-"""Composed degradation pipelines: shapes, ranges, determinism, structure."""
+"""sr_jax.degradations.pipelines: composed degradation pipelines (shapes,
+ranges, determinism, structure), and the contract every registered
+degradation keeps (a new one is checked with no test to edit)."""
 import functools
 
 import jax
@@ -7,19 +9,11 @@ import numpy as np
 import pytest
 
 from sr_jax import degradations
-from sr_jax.data import sample_images
+from sr_jax import models
+from sr_jax.degradations import imresize
 from sr_jax.degradations import pipelines
-
-SIZE = 64
-
-
-@functools.lru_cache(maxsize=None)
-def _hr_batch(n=4, size=SIZE):
-  """[n, size, size, 3] float32: crops of a natural photo, on the 8-bit grid."""
-  image = sample_images.load_sample('astronaut')
-  crops = [image[40 * i:40 * i + size, 60 * i + 100:60 * i + 100 + size]
-           for i in range(n)]
-  return np.stack(crops).astype(np.float32) / 255.0
+from tests.helpers.degradations import _hr_batch
+from tests.helpers.degradations import SIZE
 
 
 @functools.lru_cache(maxsize=None)
@@ -186,85 +180,35 @@ def test_every_config_option_is_a_pipeline_option():
                               **options)
 
 
-def _runlocal_config(**degradation):
-  from tests.helpers.repo import load_config  # pylint: disable=g-import-not-at-top
-  config = load_config('esrgan')
-  for key, value in degradation.items():
-    config.degradation[key] = value
-  return config
-
-
 @pytest.mark.slow
-def test_training_pairs_use_paired_lr_or_the_config_pipeline():
-  from sr_jax.train.step import make_training_pairs  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(0)
-  hr = rng.integers(0, 256, (2, 32, 32, 3), np.uint8)
-  lr = rng.integers(0, 256, (2, 8, 8, 3), np.uint8)
-  pairs = make_training_pairs(_runlocal_config())
-  got_lr, target, real = pairs(jax.random.key(0), {'hr': hr, 'lr': lr})
-  np.testing.assert_array_equal(got_lr, lr / np.float32(255))
-  np.testing.assert_array_equal(target, hr / np.float32(255))
-  np.testing.assert_array_equal(real, hr / np.float32(255))
-  got_lr, _, _ = pairs(jax.random.key(0), {'hr': hr})
-  expected, _ = degradations.get_pipeline('bicubic', scale=4)(
-      None, hr / np.float32(255))
-  np.testing.assert_array_equal(got_lr, expected)
-  noisy = make_training_pairs(_runlocal_config(name='srrescgan'))
-  got_lr, _, _ = noisy(jax.random.key(0), {'hr': hr})
-  assert not np.array_equal(got_lr, expected)
-
-
-def test_usm_sharpened_targets_feed_lr_and_losses_but_not_the_critic():
-  from sr_jax.train.step import make_training_pairs  # pylint: disable=g-import-not-at-top
-  hr = np.round(_hr_batch(2) * 255).astype(np.uint8)
-  pairs = make_training_pairs(_runlocal_config(usm_sharpen_gt=True))
-  lr, target, real = pairs(jax.random.key(0), {'hr': hr})
-  plain = hr / np.float32(255)
-  sharp = degradations.usm_sharpen(plain)
-  np.testing.assert_array_equal(real, plain)
-  np.testing.assert_allclose(target, sharp, atol=1e-6)
-  expected, _ = degradations.get_pipeline('bicubic', scale=4)(None, sharp)
+def test_dsgan_pipeline_is_bicubic_then_the_generator():
+  module = models.get_generator('dsgan', num_feat=4, num_block=1)
+  variables = module.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+  network = lambda x: module.apply(variables, x)
+  fn = degradations.get_pipeline('dsgan', scale=4, checkpoint='w')
+  hr = np.random.default_rng(6).random((2, 16, 16, 3), np.float32)
+  lr, target = fn(None, jnp.asarray(hr), network)
+  expected = np.round(np.asarray(network(imresize(hr, 0.25))) * 255) / 255
   np.testing.assert_allclose(lr, expected, atol=1e-6)
-  assert not np.allclose(target, plain, atol=1e-3)
+  np.testing.assert_array_equal(target, hr)
+  with pytest.raises(ValueError, match="trained 'dsgan' generator"):
+    fn(None, jnp.asarray(hr))
 
 
-@pytest.mark.slow
-def test_usm_sharpen_matches_basicsr_formula_with_scipy():
-  import scipy.ndimage  # pylint: disable=g-import-not-at-top
-  from sr_jax.degradations import sharpen  # pylint: disable=g-import-not-at-top
-  # cv2.getGaussianKernel(51, 0) uses sigma = 0.3 * (25 - 1) + 0.8 = 8.
-  assert sharpen.opencv_gaussian_sigma(51) == pytest.approx(8.0)
-  kernel = sharpen.usm_kernel(50)
-  assert kernel.shape == (51, 51)
-  np.testing.assert_allclose(kernel.sum(), 1.0, atol=1e-6)
-  d = np.arange(51) - 25
-  g = np.exp(-d ** 2 / 128.0)
-  np.testing.assert_allclose(kernel, np.outer(g, g) / g.sum() ** 2,
-                             rtol=1e-5)
-  x = _hr_batch(1)[0].astype(np.float64)
-  k = np.outer(g, g) / g.sum() ** 2
-  blur = lambda im: np.stack([scipy.ndimage.correlate(
-      im[..., c], k, mode='mirror') for c in range(im.shape[-1])], -1)
-  residual = x - blur(x)
-  soft = blur((np.abs(residual) * 255 > 10).astype(np.float64))
-  sharp = np.clip(x + 0.5 * residual, 0, 1)
-  expected = soft * sharp + (1 - soft) * x
-  got = np.asarray(degradations.usm_sharpen(x[None].astype(np.float32)))[0]
-  np.testing.assert_allclose(got, expected, atol=2e-5)
-  flat = np.full((1, 40, 40, 3), 0.3, np.float32)
-  np.testing.assert_allclose(degradations.usm_sharpen(flat), flat, atol=1e-6)
-
-
-@pytest.mark.slow
-def test_training_pairs_mixup_mixes_lr_and_hr_alike():
-  from sr_jax.train.step import make_training_pairs  # pylint: disable=g-import-not-at-top
-  # Constant images per sample: bicubic keeps them, so mixing weights can be
-  # read off LR and HR and must agree.
-  values = np.array([0, 60, 120, 240], np.uint8)
-  hr = np.broadcast_to(values[:, None, None, None], (4, 32, 32, 3)).copy()
-  pairs = make_training_pairs(_runlocal_config(mixup_prob=1.0))
-  lr, mixed_hr, mixed_real = pairs(jax.random.key(3), {'hr': hr})
-  np.testing.assert_array_equal(mixed_hr, mixed_real)
-  np.testing.assert_allclose(np.asarray(lr)[:, 0, 0, 0],
-                             np.asarray(mixed_hr)[:, 0, 0, 0], atol=1 / 255)
-  assert not np.allclose(np.asarray(mixed_hr)[:, 0, 0, 0], values / 255)
+@pytest.mark.parametrize('name', degradations.DEGRADATIONS.names())
+def test_degradation_contract(name):
+  """Registered with defaults (an int scale among them) that are its config
+  options; builds with them, or says which option to set. (Running every
+  pipeline: test_pipelines.py.)"""
+  assert name in degradations.PIPELINES
+  defaults = degradations.DEGRADATIONS.hooks(name)['defaults']
+  assert isinstance(defaults['scale'], int) and defaults['scale'] >= 1
+  assert pipelines.PIPELINE_DEFAULTS[name] == defaults
+  config = pipelines.default_degradation_config()
+  assert set(config[name]) == set(defaults) - {'scale'}
+  try:
+    fn = degradations.get_pipeline(name)
+  except ValueError as e:
+    assert any(option in str(e) for option in defaults), e
+  else:
+    assert callable(fn)

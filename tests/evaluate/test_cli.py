@@ -8,18 +8,16 @@ from PIL import Image
 import pytest
 from skimage import data as skdata
 
-from tests.helpers.runs import save_tiny_run
-from tests.helpers.files import unwritable_folder
-from tests.helpers.runs import random_variables
 from sr_jax import errors
-from sr_jax import evaluate as eval_lib
 from sr_jax import metrics
 from sr_jax import models
 from sr_jax.evaluate import cli
 from sr_jax.evaluate import image_sets
-from sr_jax.metrics import registry
 from sr_jax.weights import files
 from sr_jax.weights import params_io
+from tests.helpers.files import unwritable_folder
+from tests.helpers.runs import random_variables
+from tests.helpers.runs import save_tiny_run
 
 
 @pytest.fixture(scope='module')
@@ -138,31 +136,6 @@ def test_bad_arguments_and_missing_metric_weights(tmp_path, tiny_x2, hr_dir,
   per_image = _read_csv(out / 'per_image.csv')
   assert set(per_image[0]) == {'model', 'dataset', 'image', 'psnr'}
   assert all(float(r['psnr']) > 0 for r in per_image)
-
-
-def test_no_reference_and_set_metrics_in_score_set(monkeypatch):
-  """A no-reference metric is scored on SR, bicubic and (for a table's
-  reference row) HR; a set metric once per set."""
-  entries = dict(metrics.METRICS._entries)  # pylint: disable=protected-access
-  entries['mean_level'] = registry.Metric(
-      lambda img, crop: float(np.mean(img[crop:-crop, crop:-crop])), True,
-      kind='no_reference')
-  entries['set_size'] = registry.Metric(
-      lambda srs, hrs, crop: float(len(srs) * 10 + len(hrs)), True,
-      kind='set')
-  monkeypatch.setattr(metrics.METRICS, '_entries', entries)
-  hr = np.full((8, 8, 3), 100, np.uint8)
-  sr = np.full((8, 8, 3), 50, np.uint8)
-  bicubic = np.full((8, 8, 3), 70, np.uint8)
-  scores = eval_lib.score_set(
-      [('a', hr, bicubic, sr), ('b', hr, bicubic, sr)],
-      ['mean_level', 'set_size'], 2, score_hr=True)
-  assert scores.means == {
-      'mean_level': 50.0, 'mean_level_bicubic': 70.0, 'mean_level_hr': 100.0,
-      'set_size': 22.0, 'set_size_bicubic': 22.0}
-  assert scores.per_image['b'] == {'mean_level': 50.0,
-                                   'mean_level_bicubic': 70.0,
-                                   'mean_level_hr': 100.0}
 
 
 def test_model_labels_keep_a_workdirs_whole_name(tmp_path):

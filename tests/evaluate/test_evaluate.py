@@ -1,5 +1,7 @@
-"""Evaluators: named image sets, LR folders, registered metrics (LPIPS with
-its weights), lower-is-better best checkpoints."""
+"""sr_jax.evaluate: evaluators (named image sets, LR folders, registered
+metrics, LPIPS with its weights, fixed degraded validation inputs), the
+best metric, the raw or EMA generator's score, and scoring a set with
+no-reference and set metrics."""
 import os
 
 import jax
@@ -9,13 +11,14 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from tests.helpers.repo import load_config
-from sr_jax import checkpoint
-from sr_jax.train import config_lib
 from sr_jax import evaluate
+from sr_jax import evaluate as eval_lib
 from sr_jax import metrics
 from sr_jax import models
+from sr_jax.metrics import registry
+from sr_jax.train import config_lib
 from sr_jax.weights import params_io
+from tests.helpers.repo import load_config
 
 
 def _config(tmp_path, **eval_fields):
@@ -97,17 +100,6 @@ def test_best_metric_names_an_evaluation_metric(tmp_path):
     evaluate.best_metric(config)
 
 
-def test_lower_is_better_keeps_the_lowest(tmp_path):
-  state = {'w': jnp.ones(2)}
-  config = _config(tmp_path)
-  saver = checkpoint.Checkpointer(str(tmp_path / 'run'))
-  for step, value in ((1, 0.5), (2, 0.3), (3, 0.4)):
-    saver.save_best(step, state, value, config, phase='gan', mode='min')
-  saver.wait_until_finished()
-  saver.close()
-  assert os.listdir(tmp_path / 'run' / 'best' / 'gan') == ['2']
-
-
 def test_degradation_validation_set_is_fixed_noisy_inputs():
   config = load_config('srgan_denoise')
   rng = np.random.default_rng(0)
@@ -128,3 +120,43 @@ def test_degradation_validation_set_is_fixed_noisy_inputs():
     config.data.val_dir = ''
   with pytest.raises(ValueError, match="lr_from='noisy'"):
     evaluate.build_evaluators(config)
+
+
+def test_pick_best():
+  values = {'psnr': 30.0, 'psnr_raw': 30.2, 'lpips': 0.20,
+            'lpips_raw': 0.25}
+  assert eval_lib.pick_best(values, 'psnr', True, 'better') == (30.2, 'raw')
+  assert eval_lib.pick_best(values, 'psnr', True, 'ema') == (30.0, 'ema')
+  assert eval_lib.pick_best(values, 'psnr', True, 'raw') == (30.2, 'raw')
+  # Lower is better for LPIPS: the EMA's 0.20 wins.
+  assert eval_lib.pick_best(values, 'lpips', False, 'better') == (0.20, 'ema')
+  # Without a raw score (ema_decay 0) the EMA's counts, whatever asked.
+  assert eval_lib.pick_best({'psnr': 29.0}, 'psnr', True, 'raw') == (
+      29.0, 'ema')
+  with pytest.raises(ValueError, match='best_weights'):
+    eval_lib.pick_best(values, 'psnr', True, 'newest')
+
+
+def test_no_reference_and_set_metrics_in_score_set(monkeypatch):
+  """A no-reference metric is scored on SR, bicubic and (for a table's
+  reference row) HR; a set metric once per set."""
+  entries = dict(metrics.METRICS._entries)  # pylint: disable=protected-access
+  entries['mean_level'] = registry.Metric(
+      lambda img, crop: float(np.mean(img[crop:-crop, crop:-crop])), True,
+      kind='no_reference')
+  entries['set_size'] = registry.Metric(
+      lambda srs, hrs, crop: float(len(srs) * 10 + len(hrs)), True,
+      kind='set')
+  monkeypatch.setattr(metrics.METRICS, '_entries', entries)
+  hr = np.full((8, 8, 3), 100, np.uint8)
+  sr = np.full((8, 8, 3), 50, np.uint8)
+  bicubic = np.full((8, 8, 3), 70, np.uint8)
+  scores = eval_lib.score_set(
+      [('a', hr, bicubic, sr), ('b', hr, bicubic, sr)],
+      ['mean_level', 'set_size'], 2, score_hr=True)
+  assert scores.means == {
+      'mean_level': 50.0, 'mean_level_bicubic': 70.0, 'mean_level_hr': 100.0,
+      'set_size': 22.0, 'set_size_bicubic': 22.0}
+  assert scores.per_image['b'] == {'mean_level': 50.0,
+                                   'mean_level_bicubic': 70.0,
+                                   'mean_level_hr': 100.0}

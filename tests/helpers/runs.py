@@ -1,8 +1,15 @@
 """Tiny generators and training runs made without training (or compiling
 their initialisation)."""
+import glob
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
+
+from sr_jax import models
+from sr_jax.weights import params_io
 
 
 def random_variables(module, seed=0):
@@ -31,8 +38,8 @@ def filled_train_state(config, std=1.0):
   """config's TrainState with N(0, std) values in every float leaf (the
   EMA distinct from the generator), made without compiling the real
   init."""
-  from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
   from sr_jax.train import recipe as recipe_lib
+  from sr_jax.train import state as ts  # pylint: disable=g-import-not-at-top
   abstract = jax.eval_shape(lambda: ts.init_train_state(
       recipe_lib.build_recipe(config), jax.random.key(0)))
   rng = np.random.default_rng(0)
@@ -63,3 +70,23 @@ def save_tiny_run(workdir, std=1.0):
   saver.wait_until_finished()
   saver.close()
   return state
+
+
+def _saved_states(workdir):
+  """{step: all leaves finite} of every checkpoint in the workdir."""
+  result = {}
+  for path in sorted(glob.glob(os.path.join(workdir, 'checkpoints', '*'))):
+    step = int(os.path.basename(path))
+    tree = ocp.StandardCheckpointer().restore(os.path.join(path, 'state'))
+    leaves = [np.asarray(x) for x in jax.tree.leaves(tree)
+              if jax.numpy.issubdtype(x.dtype, jax.numpy.floating)]
+    result[step] = all(np.all(np.isfinite(x)) for x in leaves)
+  return result
+
+
+def write_weights(tmp_path, arch, **kwargs):
+  module = models.get_generator(arch, **kwargs)
+  variables = random_variables(module)
+  path = tmp_path / f'{arch}.npz'
+  params_io.save_params(path, variables)
+  return module, variables, str(path)

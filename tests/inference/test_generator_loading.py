@@ -5,12 +5,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from PIL import Image
 import pytest
 
 from sr_jax import checkpoint
 from sr_jax import inference
 from sr_jax import models
+from sr_jax import upscale
 from sr_jax.inference import generator_loading
+from sr_jax.weights import params_io
+from tests.helpers.runs import save_tiny_run
 
 
 def test_split_source_takes_a_phase_only_where_the_path_does_not_exist(
@@ -107,3 +111,109 @@ def test_a_checkpoint_that_is_not_a_run_is_read_as_a_workdir(tmp_path):
   with pytest.raises(FileNotFoundError, match='No best checkpoints in .*'
                      'no_run_here/best'):
     inference.load_generator_for_inference(checkpoint=f'{missing}:gan')
+
+
+def torch_rrdbnet(torch, nf=8, nb=1, gc=4):
+  """BasicSR's RRDBNet x4 (ESRGAN), written from the paper / BasicSR."""
+  tnn, F = torch.nn, torch.nn.functional
+
+  class RDB(tnn.Module):
+
+    def __init__(self):
+      super().__init__()
+      for i in range(1, 5):
+        setattr(self, f'conv{i}', tnn.Conv2d(nf + (i - 1) * gc, gc, 3, 1, 1))
+      self.conv5 = tnn.Conv2d(nf + 4 * gc, nf, 3, 1, 1)
+
+    def forward(self, x):
+      feats = [x]
+      for i in range(1, 5):
+        conv = getattr(self, f'conv{i}')
+        feats.append(F.leaky_relu(conv(torch.cat(feats, 1)), 0.2))
+      return self.conv5(torch.cat(feats, 1)) * 0.2 + x
+
+  class RRDB(tnn.Module):
+
+    def __init__(self):
+      super().__init__()
+      self.rdb1, self.rdb2, self.rdb3 = RDB(), RDB(), RDB()
+
+    def forward(self, x):
+      return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+  class Net(tnn.Module):
+
+    def __init__(self):
+      super().__init__()
+      self.conv_first = tnn.Conv2d(3, nf, 3, 1, 1)
+      self.body = tnn.Sequential(*[RRDB() for _ in range(nb)])
+      self.conv_body = tnn.Conv2d(nf, nf, 3, 1, 1)
+      self.conv_up1 = tnn.Conv2d(nf, nf, 3, 1, 1)
+      self.conv_up2 = tnn.Conv2d(nf, nf, 3, 1, 1)
+      self.conv_hr = tnn.Conv2d(nf, nf, 3, 1, 1)
+      self.conv_last = tnn.Conv2d(nf, 3, 3, 1, 1)
+
+    def forward(self, x):
+      feat = self.conv_first(x)
+      feat = feat + self.conv_body(self.body(feat))
+      for conv in (self.conv_up1, self.conv_up2):
+        up = F.interpolate(feat, scale_factor=2, mode='nearest')
+        feat = F.leaky_relu(conv(up), 0.2)
+      return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
+
+  return Net()
+
+
+def test_load_pth_and_npz_match_torch(tmp_path):
+  import torch
+  torch.manual_seed(0)
+  net = torch_rrdbnet(torch).eval()
+  x = torch.rand(1, 3, 11, 13)
+  with torch.no_grad():
+    ref = net(x).numpy().transpose(0, 2, 3, 1)
+  pth = tmp_path / 'rrdb.pth'
+  torch.save({'params_ema': net.state_dict()}, pth)
+  x_nhwc = x.numpy().transpose(0, 2, 3, 1)
+
+  module, variables, scale = generator_loading.load_generator_for_inference(
+      weights=pth)  # Arch detected from the key names.
+  assert (scale, module.num_feat, module.num_block) == (4, 8, 1)
+  out = np.asarray(jax.jit(module.apply)(variables, x_nhwc))
+  assert np.abs(out - ref).max() / np.abs(ref).max() < 1e-4
+
+  npz = tmp_path / 'plain.npz'  # No metadata: --arch needed.
+  params_io.save_params(npz, variables)
+  with pytest.raises(ValueError, match='--arch'):
+    generator_loading.load_generator_for_inference(weights=npz)
+  module2, variables2, scale2 = generator_loading.load_generator_for_inference(
+      weights=npz, arch='rrdbnet', dtype='bfloat16')
+  assert scale2 == 4 and module2.dtype == jnp.bfloat16
+  out2 = np.asarray(jax.jit(module2.apply)(variables2, x_nhwc))
+  assert np.abs(out2 - ref).max() / np.abs(ref).max() < 3e-2  # bfloat16
+
+  with pytest.raises(ValueError, match='does not fit'):
+    generator_loading.load_generator_for_inference(
+        weights=npz, arch='rrdbnet', model_kwargs={'scale': 2})
+  with pytest.raises(FileNotFoundError, match='sr_jax.convert'):
+    generator_loading.load_generator_for_inference(weights=tmp_path / 'no.npz')
+
+
+@pytest.mark.slow
+def test_load_from_a_training_checkpoint(tmp_path, capsys):
+  """--checkpoint WORKDIR: the EMA generator of a (tiny, untrained) run."""
+  workdir = str(tmp_path / 'run')
+  state = save_tiny_run(workdir)
+  module, variables, scale = generator_loading.load_generator_for_inference(
+      checkpoint=workdir, dtype='bfloat16')
+  assert scale == 2 and module.dtype == jnp.bfloat16
+  for x, y in zip(jax.tree.leaves(variables['params']),
+                  jax.tree.leaves(state.ema_params['generator'])):
+    np.testing.assert_array_equal(x, y)  # The EMA weights, not g_params.
+  Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / 'a.png')
+  assert upscale.main([str(tmp_path / 'a.png'), '-o', str(tmp_path / 'o'),
+                       '--checkpoint', workdir]) == 0
+  with Image.open(tmp_path / 'o' / 'a_out.png') as img:
+    assert img.size == (10, 12)
+  assert upscale.main([str(tmp_path / 'a.png'), '-o', str(tmp_path / 'o'),
+                       '--checkpoint', workdir, '--which', 'latest']) == 2
+  assert 'No finished checkpoint' in capsys.readouterr().err

@@ -1,32 +1,28 @@
-"""Bounded host memory in `python -m sr_jax.upscale`.
+"""sr_jax.inference.tiling: tiled inference equals the untiled network,
+pre-pad, the self-ensemble, output sizes, and the streamed output.
 
-References: the previous float path (the whole output in float32, quantised
-at the end), kept here as it was, which the streamed, quantise-as-placed
-path must match to the bit; Pillow and TensorFlow decoding the PNG writer's
-files; a PNG header claiming a huge size; faked out-of-memory errors; the
-peak RSS of a subprocess against the output's size.
+References: the untiled network applied directly (`module.apply` on the
+whole image); hand-worked tile grids and sizes; the 8 dihedral transforms
+written out in the test; the previous float path (the whole output in
+float32, quantised at the end), kept here as it was, which the streamed,
+quantise-as-placed path must match to the bit.
 """
-import io
-import json
-import struct
-import warnings
-import zlib
 
 import jax
 import numpy as np
 from PIL import Image
-from PIL import ImageFile
 import pytest
 
 from sr_jax import models
 from sr_jax import upscale
-from sr_jax.data import image_io
 from sr_jax.inference import generator_loading
 from sr_jax.inference import image_files
-from sr_jax.inference import png_writer
 from sr_jax.inference import tiling
 from sr_jax.weights import params_io
-from tests.helpers.repo import run_python
+from tests.helpers.runs import random_variables
+from tests.helpers.upscale import direct
+from tests.helpers.upscale import nearest
+from tests.helpers.upscale import png16
 
 # ------------------------------------------- the previous float path, as it was
 
@@ -136,42 +132,6 @@ def fake_net(scale):
     return (1.2 * y + ramp[None, None, :, None] - 0.05).astype(np.float32)
 
   return run
-
-
-def tiny_srvgg_weights(path, scale=4):
-  module = models.SRVGGNetCompact(scale=scale, num_feat=4, num_conv=1)
-  rng = np.random.default_rng(0)
-  variables = module.init(  # Shapes only; values drawn below.
-      jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32))
-  variables = jax.tree.map(
-      lambda v: (0.3 * rng.standard_normal(v.shape)).astype(np.float32),
-      variables)
-  params_io.save_params(path, variables)
-  return str(path)
-
-
-def png16(values):
-  """A 16-bit PNG of uint16 [H, W, C], built by hand (filter None)."""
-  h, w, c = values.shape
-  raw = values.astype('>u2').view(np.uint8).reshape(h, -1)
-  rows = b''.join(b'\0' + r.tobytes() for r in raw)
-
-  def chunk(tag, data):
-    return (struct.pack('>I', len(data)) + tag + data +
-            struct.pack('>I', zlib.crc32(tag + data)))
-
-  return (png_writer.SIGNATURE + chunk(b'IHDR', struct.pack(
-      '>IIBBBBB', w, h, 16, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0)) +
-          chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
-
-
-def cli_args(**kwargs):
-  """upscale's parsed arguments, with overrides."""
-  args = upscale._parser().parse_args(['in.png', '-o', 'out', '--weights',
-                                       'w.npz'])
-  for key, value in kwargs.items():
-    setattr(args, key, value)
-  return args
 
 
 # ------------------------------------- bit-identical to the previous float path
@@ -353,271 +313,170 @@ def test_cli_files_equal_the_float_path(tmp_path, rrdb_x2, kind, flags):
     np.testing.assert_array_equal(back.alpha, ref_alpha)
 
 
-# -------------------------------------------------------------- PNG writer --
+# ------------------------------------------------------------------ tiling --
 
 
-@pytest.mark.parametrize('dtype', [np.uint8, np.uint16])
-@pytest.mark.parametrize('channels', [1, 2, 3, 4])
-def test_png_writer_round_trip(tmp_path, monkeypatch, dtype, channels):
-  # Tiny bands (of 1-5 rows): 'Up' across band borders is checked too.
-  monkeypatch.setattr(png_writer, '_BAND_BYTES', 50)
-  rng = np.random.default_rng(channels)
-  values = rng.integers(0, np.iinfo(dtype).max + 1, (23, 9, channels)
-                        ).astype(dtype)
-  values[5:12] = values[4]  # Smooth rows too: 'Up' gives zeros there.
-  buf = io.BytesIO()
-  if channels in (2, 4):  # Alpha as a separate plane, colour a strided view.
-    colour = values[:, :, :channels - 1]
-    png_writer.write_png(buf, colour, np.ascontiguousarray(values[..., -1]))
-  else:
-    png_writer.write_png(buf, values[..., 0] if channels == 1 else values)
-  data = buf.getvalue()
-  with Image.open(io.BytesIO(data)) as img:
-    decoded = np.asarray(img)
-  if dtype == np.uint8 or channels == 1:
-    # Pillow decodes these exactly: 8 bits, and 16-bit grey ('I;16').
-    np.testing.assert_array_equal(decoded.reshape(values.shape), values)
-  else:
-    # Pillow keeps the high byte of 16-bit colour (grey + alpha becomes
-    # RGBA); TensorFlow decodes all 16 bits.
-    if channels == 2:
-      decoded = decoded[..., [0, 3]]
-    np.testing.assert_array_equal(decoded, values >> 8)
-    tf = image_files._tensorflow()
-    full = tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
-    np.testing.assert_array_equal(full, values)
+def test_tile_grid_hand_worked():
+  # 10 x 7, tile 4, pad 2: windows min(4 + 4, size) = 8 x 7; row windows
+  # start at max(0, y0 - 2) slid back inside: 0, 2, 2 (not 6, which would
+  # end past the border).
+  tiles, window = tiling.tile_grid(10, 7, 4, 2)
+  assert window == (8, 7)
+  assert [(t.y0, t.y1, t.wy) for t in tiles[::2]] == [(0, 4, 0), (4, 8, 2),
+                                                       (8, 10, 2)]
+  assert {(t.x0, t.x1, t.wx) for t in tiles} == {(0, 4, 0), (4, 7, 0)}
+  covered = np.zeros((10, 7), int)
+  for t in tiles:
+    covered[t.y0:t.y1, t.x0:t.x1] += 1
+    assert 0 <= t.wy <= t.y0 and t.y1 <= t.wy + window[0] <= 10
+  np.testing.assert_array_equal(covered, 1)
+  # tile <= 0: one tile, the whole image.
+  assert tiling.tile_grid(5, 3, 0, 9) == ([tiling.Tile(0, 5, 0, 3, 0, 0)],
+                                          (5, 3))
 
 
-def test_png_writer_refuses_bad_input():
-  with pytest.raises(ValueError, match='uint8 or uint16'):
-    png_writer.write_png(io.BytesIO(), np.zeros((2, 2, 3), np.float32))
-  with pytest.raises(ValueError, match='alpha'):
-    png_writer.write_png(io.BytesIO(), np.zeros((2, 2, 3), np.uint8),
-                         np.zeros((2, 2), np.uint16))
-  with pytest.raises(ValueError, match='channels'):
-    png_writer.write_png(io.BytesIO(), np.zeros((2, 2, 4), np.uint8),
-                         np.zeros((2, 2), np.uint8))
+def test_pad_to_multiple_reflects():
+  x = np.arange(5, dtype=np.float32)[None, :, None]  # 1 x 5: 1 row.
+  padded = tiling.pad_to_multiple(x, 4)
+  assert padded.shape == (4, 8, 1)
+  np.testing.assert_array_equal(padded[0, :, 0], [0, 1, 2, 3, 4, 3, 2, 1])
+  np.testing.assert_array_equal(padded[:, 0, 0], 0)  # Too thin: repeated.
+  assert tiling.pad_to_multiple(x, 1) is x
 
 
-def test_write_image_file_formats(tmp_path):
-  """PNG through the streaming writer, others through Pillow, at depth."""
-  rng = np.random.default_rng(9)
-  pixels = rng.integers(0, 65536, (6, 5, 3)).astype(np.uint16)
-  alpha = rng.integers(0, 65536, (6, 5)).astype(np.uint16)
-  image = image_files.ImageData(pixels, alpha, 16)
-  assert image_files.write_image_file(tmp_path / 'a.png', image) == []
-  back = image_files.read_image_file(tmp_path / 'a.png')
-  np.testing.assert_array_equal(back.pixels, pixels)
-  np.testing.assert_array_equal(back.alpha, alpha)
-  notes = image_files.write_image_file(tmp_path / 'a.tif', image)
-  assert notes == ['16-bit input written at 8 bits (TIFF; use PNG for 16)']
-  assert image_files.output_bit_depth(tmp_path / 'a.tif', 16) == (8, notes)
-  assert image_files.output_bit_depth(tmp_path / 'a.png', 16) == (16, [])
-  with Image.open(tmp_path / 'a.tif') as img:
-    assert img.mode == 'RGBA'
-    np.testing.assert_array_equal(  # round(v * 255 / 65535)
-        np.asarray(img)[..., :3],
-        np.round(pixels.astype(np.float64) * 255 / 65535).astype(np.uint8))
-
-
-# ------------------------------------------------------------ --max-pixels --
-
-
-def png_claiming(path, width, height):
-  """A small valid PNG whose IHDR then claims width x height (CRC fixed):
-  nothing that large is ever allocated."""
-  buf = io.BytesIO()
-  Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(buf, 'PNG')
-  data = bytearray(buf.getvalue())
-  assert data[12:16] == b'IHDR'
-  data[16:24] = struct.pack('>II', width, height)
-  data[29:33] = struct.pack('>I', zlib.crc32(bytes(data[12:29])))
-  path.write_bytes(bytes(data))
+@pytest.fixture(scope='module')
+def tiny_nets():
+  """{name: (module, variables, input multiple)}; the receptive field radius
+  is ~19 LR px (rrdb_x4, 1 block), ~14 (rrdb_x1/x2, no blocks; their trunk
+  runs at 1/4 and 1/2 resolution), ~9 (srresnet_x2, BN in eval mode)."""
+  nets = {}
+  for name, module in (
+      ('rrdb_x4', models.RRDBNet(scale=4, num_feat=8, num_block=1,
+                                 num_grow_ch=4)),
+      ('rrdb_x2', models.RRDBNet(scale=2, num_feat=8, num_block=0)),
+      ('rrdb_x1', models.RRDBNet(scale=1, num_feat=8, num_block=0)),
+      ('srresnet_x2', models.SRResNet(scale=2, num_feat=8, num_block=1))):
+    nets[name] = (module, random_variables(module),
+                  generator_loading.input_multiple(module))
+  return nets
 
 
 @pytest.mark.slow
-def test_max_pixels_refuses_from_the_header(tmp_path, monkeypatch, capsys):
-  bomb = tmp_path / 'bomb.png'
-  png_claiming(bomb, 200_000, 150_000)  # 3e10 pixels in ~70 bytes.
-
-  def no_decoding(self):
-    raise AssertionError('pixel data was decoded')
-
-  monkeypatch.setattr(ImageFile.ImageFile, 'load', no_decoding)
-  with pytest.raises(image_io.ImageTooLargeError) as e:
-    image_files.read_image_file(bomb)
-  message = str(e.value)
-  assert 'bomb.png' in message and '200000x150000' in message
-  assert '30,000,000,000 pixels' in message and '100,000,000' in message
-  assert '--max-pixels' in message and '\n' not in message
-  # Through the CLI: skipped with that one line, exit status 1.
-  weights = tiny_srvgg_weights(tmp_path / 'w.npz')
-  code = upscale.main([str(bomb), '-o', str(tmp_path / 'out'), '--weights',
-                       weights, '--arch', 'srvgg'])
-  err = capsys.readouterr().err
-  assert code == 1
-  skipped = [line for line in err.splitlines() if 'skipped' in line]
-  assert len(skipped) == 1 and '200000x150000' in skipped[0]
-  assert 'Traceback' not in err and not (tmp_path / 'out').exists()
-
-
-def test_max_pixels_small_limit_and_no_limit(tmp_path, capsys):
-  Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(tmp_path / 'a.png')
-  (tmp_path / 'b.png').write_bytes(png16(np.zeros((12, 12, 3), np.uint16)))
-  for name in ('a.png', 'b.png'):  # Pillow and TensorFlow readers.
-    with pytest.raises(image_io.ImageTooLargeError, match='144 pixels'):
-      image_files.read_image_file(tmp_path / name, max_pixels=100)
-    assert image_files.read_image_file(tmp_path / name,
-                                       max_pixels=144).size == (12, 12)
-  weights = tiny_srvgg_weights(tmp_path / 'w.npz')
-  base = [str(tmp_path / 'a.png'), '-o', str(tmp_path / 'o'), '--weights',
-          weights, '--arch', 'srvgg']
-  assert upscale.main(base + ['--max-pixels', '100']) == 1
-  assert 'above the limit of 100' in capsys.readouterr().err
-  assert upscale.main(base + ['--max-pixels', '0']) == 0
-
-
-def test_pillow_bomb_guard_does_not_fire_within_our_limit(tmp_path,
-                                                          monkeypatch):
-  """Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; our
-  limit decides instead (shrunk here so a small image crosses both)."""
-  Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(tmp_path / 'a.png')
-  monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 50)  # 144 > 2 * 50.
-  with warnings.catch_warnings():
-    warnings.simplefilter('error', Image.DecompressionBombWarning)
-    image = image_files.read_image_file(tmp_path / 'a.png', max_pixels=1000)
-  assert image.size == (12, 12)
-  monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 100)  # Warning range.
-  with warnings.catch_warnings():
-    warnings.simplefilter('error', Image.DecompressionBombWarning)
-    assert image_files.read_image_file(tmp_path / 'a.png').size == (12, 12)
-  assert Image.MAX_IMAGE_PIXELS == 100  # Restored after the lift.
-
-
-# ---------------------------------------------------------------- OOM hints --
-
-
-def _device_oom():
-  return RuntimeError('RESOURCE_EXHAUSTED: Out of memory while trying to '
-                      'allocate 25769803776 bytes.')
-
-
-@pytest.mark.parametrize('flags,expected,absent', [
-    (dict(tile=0), ['--tile 512', '--dtype bfloat16'], ['--batch-tiles']),
-    (dict(tile=256, batch_tiles=4),
-     ['--tile 128 --batch-tiles 1', 'or --dtype bfloat16'], ['--tile 512']),
-    (dict(tile=512, batch_tiles=1, dtype='bfloat16'), ['--tile 256'],
-     ['--batch-tiles', 'bfloat16']),
+@pytest.mark.parametrize('net,hw,tile,pad,batch', [
+    ('rrdb_x4', (61, 83), 16, 20, 1),    # 4 x 6 tiles, edges not multiples
+    ('rrdb_x4', (61, 83), 16, 20, 5),    # last batch filled up
+    ('rrdb_x4', (61, 83), 200, 20, 2),   # tile larger than the image
+    ('rrdb_x2', (37, 50), 12, 16, 3),    # mod pad 37 -> 38
+    ('rrdb_x1', (37, 50), 10, 14, 4),    # tile 10 -> 12, pad 14 -> 16
+    ('srresnet_x2', (30, 45), 8, 10, 6),
 ])
-def test_device_oom_hint(flags, expected, absent):
-  hint = upscale.memory_hint(_device_oom(), cli_args(**flags), 4)
-  assert 'out of device memory' in hint
-  for text in expected:
-    assert text in hint
-  for text in absent:
-    assert text not in hint
+def test_tiled_equals_untiled(tiny_nets, net, hw, tile, pad, batch):
+  module, variables, multiple = tiny_nets[net]
+  image = np.random.default_rng(0).random((*hw, 3), dtype=np.float32)
+  calls = []
+
+  def run_batch(x):
+    calls.append(x.shape)
+    return module.apply(variables, x, train=False)
+
+  out = tiling.upscale_tiled(run_batch, image, module.scale, tile=tile,
+                             tile_pad=pad, batch_tiles=batch,
+                             multiple=multiple)
+  ref = direct(module, variables, image, multiple)
+  assert out.shape == ref.shape == (hw[0] * module.scale,
+                                    hw[1] * module.scale, 3)
+  np.testing.assert_allclose(out, ref, rtol=0, atol=1e-5)
+  assert len(set(calls)) == 1  # One window shape: one compilation.
+  assert calls[0][0] == batch or tile >= max(hw)
 
 
-def test_host_oom_hint_says_what_the_output_needs():
-  image = image_files.ImageData(np.zeros((3000, 4000, 3), np.uint8))
-  error = MemoryError('Unable to allocate 25.7 GiB')
-  hint = upscale.memory_hint(error, cli_args(tile=512), 4, image, 8)
-  # 16000 x 12000 x 3 bytes.
-  assert 'out of host memory' in hint and '16000x12000' in hint
-  assert '0.6 GB at 8 bits' in hint and '--tile' not in hint
-  assert '--outscale' in hint and 'PNG' in hint
-  grey16 = image_files.ImageData(np.zeros((12000, 12000, 1), np.uint16),
-                                 np.zeros((12000, 12000), np.uint16), 16)
-  hint = upscale.memory_hint(error, cli_args(ensemble=True), 4, grey16, 16)
-  # 48000^2 x 2 channels x 2 bytes; the ensemble's sum 48000^2 x 12 bytes.
-  assert '9.2 GB at 16 bits' in hint and '--ensemble adds 27.6 GB' in hint
-  assert 'reading' in upscale.memory_hint(error, cli_args(), 4)
-  assert upscale.memory_hint(ValueError('bad'), cli_args(), 4) == ''
-  assert upscale.memory_hint(OSError('disk'), cli_args(), 4, image) == ''
+@pytest.mark.parametrize('net', ['rrdb_x2', 'srresnet_x2'])
+def test_pre_pad_is_the_network_on_the_edge_replicated_image(tiny_nets, net):
+  """pre_pad=p: the output is the network's on the image with its edges
+  replicated p pixels, cropped back to the image (numpy np.pad reference);
+  tiled or not, and unlike the plain output near the edges only."""
+  module, variables, multiple = tiny_nets[net]
+  image = np.random.default_rng(3).random((21, 30, 3), np.float32)
+  run_batch = generator_loading.make_run_batch(module, variables)
+  s = module.scale
+  ref = direct(module, variables, np.pad(image, ((5, 5), (5, 5), (0, 0)),
+                                         mode='edge'), multiple)
+  ref = ref[5 * s:5 * s + 21 * s, 5 * s:5 * s + 30 * s]
+  for tile in (0, 8):
+    out = tiling.upscale_tiled(run_batch, image, s, tile=tile, tile_pad=16,
+                               multiple=multiple, pre_pad=5)
+    assert out.shape == (21 * s, 30 * s, 3)
+    np.testing.assert_allclose(out, ref, atol=2e-5)
+  plain = direct(module, variables, image, multiple)
+  assert np.abs(plain - ref)[:s].max() > 1e-3  # The edges change...
+  np.testing.assert_allclose(plain[12 * s:-12 * s, 12 * s:-12 * s],
+                             ref[12 * s:-12 * s, 12 * s:-12 * s],
+                             atol=2e-5)  # ...the middle does not.
 
 
 @pytest.mark.slow
-def test_cli_prints_the_hint_and_goes_on(tmp_path, monkeypatch, capsys):
-  for name in ('a.png', 'b.png'):
-    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / name)
-  weights = tiny_srvgg_weights(tmp_path / 'w.npz')
-  real = image_files.upscale_image_data
-
-  def fails_once(image, *args, **kwargs):
-    monkeypatch.setattr(image_files, 'upscale_image_data', real)
-    raise MemoryError('Unable to allocate 1.0 TiB')
-
-  monkeypatch.setattr(image_files, 'upscale_image_data', fails_once)
-  code = upscale.main([str(tmp_path), '-o', str(tmp_path / 'o'), '--weights',
-                       weights, '--arch', 'srvgg', '--tile', '4'])
-  err = capsys.readouterr().err
-  assert code == 1
-  assert 'skipped' in err and 'out of host memory' in err and '20x24' in err
-  assert (tmp_path / 'o' / 'b_out.png').exists()
+def test_tiling_is_sensitive_to_a_too_small_pad(tiny_nets):
+  """The comparison above can fail: context below the receptive field."""
+  module, variables, multiple = tiny_nets['rrdb_x4']
+  image = np.random.default_rng(1).random((40, 40, 3), dtype=np.float32)
+  out = tiling.upscale_tiled(
+      lambda x: module.apply(variables, x), image, 4, tile=8, tile_pad=2,
+      batch_tiles=4, multiple=multiple)
+  assert np.abs(out - direct(module, variables, image)).max() > 1e-3
 
 
-# ------------------------------------------------------------------- memory --
-
-# Runs the small image (compiles, warms up), resets the peak RSS (Linux:
-# /proc/self/clear_refs), runs the big one; prints [RSS before, peak during].
-_MEASURE = r'''
-import json, sys
-from sr_jax import upscale
-
-def status(key):
-  with open('/proc/self/status') as f:
-    for line in f:
-      if line.startswith(key + ':'):
-        return int(line.split()[1]) * 1024
-
-def run(src, dst):
-  assert upscale.main([src, '-o', dst, '--weights', sys.argv[5], '--arch',
-                       'srvgg', '--tile', '64', '--tile-pad', '4']) == 0
-
-run(sys.argv[1], sys.argv[2])
-try:
-  with open('/proc/self/clear_refs', 'w') as f:
-    f.write('5')  # Resets VmHWM, the peak RSS, to the current RSS.
-except OSError as e:
-  print(json.dumps(f'cannot reset the peak RSS: {e}'))
-  sys.exit(0)
-before = status('VmRSS')
-run(sys.argv[3], sys.argv[4])
-print(json.dumps([before, status('VmHWM')]))
-'''
+def test_progress_reports_every_batch():
+  seen = []
+  tiling.upscale_tiled(lambda x: nearest(x[0], 2)[None].repeat(len(x), 0),
+                       np.zeros((9, 9, 3), np.float32), 2, tile=3,
+                       tile_pad=1, batch_tiles=4,
+                       progress=lambda d, t: seen.append((d, t)))
+  assert seen == [(4, 9), (8, 9), (9, 9)]
 
 
-@pytest.mark.slow  # ~5 s alone: a subprocess importing JAX, a 36 MB PNG.
-def test_peak_rss_stays_near_the_output_size(tmp_path):
-  """A 4000x3000x3 (36 MB) output: the peak RSS may grow by at most 1.5x
-  that plus 24 MB over the RSS after a run of a small image with the same
-  tiles (which compiled everything). The previous float path grew by 461
-  MiB here; one extra uint8 copy of the output would fail this too."""
-  y, x = np.mgrid[0:750, 0:1000]
-  big = np.stack([x % 256, y % 256, (x + y) % 256], -1).astype(np.uint8)
-  Image.fromarray(big).save(tmp_path / 'big.png')
-  Image.fromarray(big[:100, :100]).save(tmp_path / 'small.png')
-  weights = tiny_srvgg_weights(tmp_path / 'w.npz')
-  result = run_python(['-c', _MEASURE, str(tmp_path / 'small.png'),
-                       str(tmp_path / 's.png'), str(tmp_path / 'big.png'),
-                       str(tmp_path / 'b.png'), weights], timeout=120,
-                      # A fixed threshold: glibc then returns every freed
-                      # block over 128 KiB at once, instead of raising the
-                      # threshold and keeping freed blocks (~50 MB of tile
-                      # and band buffers here) in its heap, which would
-                      # add allocator slack to what our arrays take.
-                      env_extra={'MALLOC_MMAP_THRESHOLD_': '131072'})
-  assert result.returncode == 0, result.stderr
-  measured = json.loads(result.stdout.strip().splitlines()[-1])
-  if isinstance(measured, str):
-    pytest.skip(measured)
-  before, peak = measured
-  output_bytes = 4000 * 3000 * 3
-  growth = peak - before
-  print(f'RSS {before / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB '
-        f'(+{growth / 2**20:.0f} MiB) for a {output_bytes / 2**20:.0f} MiB '
-        'output')
-  assert output_bytes < growth < 1.5 * output_bytes + (24 << 20)
-  with Image.open(tmp_path / 'b.png') as img:
-    assert img.size == (4000, 3000)
+# ---------------------------------------------------------------- ensemble --
 
+# The dihedral group written out independently: (forward, inverse) on HWC.
+def _T(x):  # pylint: disable=invalid-name
+  return x.transpose(1, 0, 2)
+
+
+_DIHEDRAL = [
+    (lambda x: x, lambda y: y),
+    (lambda x: x[::-1], lambda y: y[::-1]),
+    (lambda x: x[:, ::-1], lambda y: y[:, ::-1]),
+    (lambda x: x[::-1, ::-1], lambda y: y[::-1, ::-1]),
+    (_T, _T),
+    (lambda x: _T(x)[::-1], lambda y: _T(y[::-1])),
+    (lambda x: _T(x)[:, ::-1], lambda y: _T(y[:, ::-1])),
+    (lambda x: _T(x)[::-1, ::-1], lambda y: _T(y[::-1, ::-1])),
+]
+
+
+def lopsided(x):
+  """x2 'network' that is not equivariant: mixes in the pixel above."""
+  above = np.concatenate([np.zeros_like(x[:1]), x[:-1]], axis=0)
+  return nearest(0.6 * x + 0.4 * above, 2) + np.linspace(
+      0, 0.1, 2 * x.shape[1], dtype=np.float32)[None, :, None]
+
+
+def test_ensemble_of_upsampling_is_upsampling():
+  x = np.random.default_rng(2).random((5, 7, 3), dtype=np.float32)
+  out = tiling.self_ensemble(tiling.whole_image(lambda v: nearest(v, 3)), x, 3)
+  np.testing.assert_allclose(out, nearest(x, 3), atol=1e-6)
+
+
+def test_ensemble_is_the_mean_of_the_inverted_outputs():
+  x = np.random.default_rng(3).random((5, 7, 3), dtype=np.float32)
+  expected = np.mean([inv(lopsided(np.ascontiguousarray(fwd(x))))
+                      for fwd, inv in _DIHEDRAL], axis=0)
+  out = tiling.self_ensemble(tiling.whole_image(lopsided), x, 2)
+  np.testing.assert_allclose(out, expected, atol=1e-6)
+  assert np.abs(out - lopsided(x)).max() > 1e-2  # Not a no-op.
+
+
+def test_output_size_rounds_halves_up():
+  assert tiling.output_size(7, 5, 1.5) == (11, 8)  # 10.5 -> 11, 7.5 -> 8
+  assert tiling.output_size(3, 3, 0.1) == (1, 1)
+  with pytest.raises(ValueError, match='outscale'):
+    tiling.output_size(3, 3, 0)

@@ -1,10 +1,14 @@
-"""Relativistic average / centred GAN variants against numpy formulas.
+"""sr_jax.losses.adversarial: the classic GAN objectives against hand-worked
+values, and the relativistic average / centred variants against numpy
+formulas.
 
-The references below are written from the papers' formulas (Jolicoeur-
-Martineau 2018 and 2019) in float64 numpy, with gradients by the chain rule
-by hand, and those gradients are themselves checked by finite differences.
+The references of the variants are written from the papers' formulas
+(Jolicoeur-Martineau 2018 and 2019) in float64 numpy, with gradients by the
+chain rule by hand, and those gradients are themselves checked by finite
+differences.
 """
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -259,3 +263,48 @@ def test_registry_names():
     assert name in adversarial.ADVERSARIAL_LOSSES
   with pytest.raises(ValueError, match='rchinge'):
     losses.get_adversarial_loss('rc_hinge')
+
+
+def test_ragan_hand_worked():
+  real = jnp.array([[2.0], [0.0]])
+  fake = jnp.array([[-1.0], [1.0]])
+  mean_real, mean_fake = 1.0, 0.0
+  # L_D = 0.5 * (-E log s(C(r) - E C(f)) - E log(1 - s(C(f) - E C(r)))).
+  d = 0.5 * (
+      -np.mean([math.log(_sigmoid(r - mean_fake)) for r in (2.0, 0.0)]) -
+      np.mean([math.log(1 - _sigmoid(f - mean_real)) for f in (-1.0, 1.0)]))
+  g = 0.5 * (
+      -np.mean([math.log(1 - _sigmoid(r - mean_fake)) for r in (2.0, 0.0)]) -
+      np.mean([math.log(_sigmoid(f - mean_real)) for f in (-1.0, 1.0)]))
+  np.testing.assert_allclose(adversarial.ragan_d_loss(real, fake), d, rtol=1e-6)
+  np.testing.assert_allclose(adversarial.ragan_g_loss(real, fake), g, rtol=1e-6)
+  ragp = losses.get_adversarial_loss('ragp')
+  assert ragp.gradient_penalty and ragp.d_loss is adversarial.ragan_d_loss
+
+
+def test_classic_gans_hand_worked():
+  real = jnp.array([1.5, -0.5])
+  fake = jnp.array([0.25, -2.0])
+  vanilla_d = -np.mean([math.log(_sigmoid(r)) for r in (1.5, -0.5)]) - np.mean(
+      [math.log(1 - _sigmoid(f)) for f in (0.25, -2.0)])
+  np.testing.assert_allclose(adversarial.vanilla_d_loss(real, fake), vanilla_d,
+                             rtol=1e-6)
+  np.testing.assert_allclose(
+      adversarial.vanilla_g_loss(real, fake),
+      -np.mean([math.log(_sigmoid(f)) for f in (0.25, -2.0)]), rtol=1e-6)
+  # LSGAN: ((0.5^2 + 1.5^2)/2) + ((0.0625 + 4)/2).
+  np.testing.assert_allclose(adversarial.lsgan_d_loss(real, fake),
+                             1.25 + 2.03125, rtol=1e-6)
+  # Hinge: relu(1-r) = (0, 1.5) -> 0.75; relu(1+f) = (1.25, 0) -> 0.625.
+  np.testing.assert_allclose(adversarial.hinge_d_loss(real, fake), 1.375,
+                             rtol=1e-6)
+  np.testing.assert_allclose(adversarial.wgan_d_loss(real, fake),
+                             -0.875 - 0.5, rtol=1e-6)
+  # RaLSGAN D: mean fake -0.875, mean real 0.5:
+  # (r + 0.875 - 1)^2 = (1.375^2, 0.625^2); (f - 0.5 + 1)^2 = (0.75^2, 1.5^2);
+  # the two terms averaged, as every two-term loss does.
+  np.testing.assert_allclose(
+      adversarial.ralsgan_d_loss(real, fake),
+      ((1.375**2 + 0.625**2) / 2 + (0.75**2 + 1.5**2) / 2) / 2, rtol=1e-6)
+  with pytest.raises(ValueError, match='ragan'):
+    losses.get_adversarial_loss('ragan2')

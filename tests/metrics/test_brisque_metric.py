@@ -1,4 +1,6 @@
-"""BRISQUE against a numpy transcription of the LIVE MATLAB release.
+"""sr_jax.metrics.brisque_metric: BRISQUE against a numpy transcription of
+the LIVE MATLAB release, and against the references of
+tests/helpers/nss_reference.py.
 
 `_release_score` below follows `brisquescore.m`, `brisque_feature.m`,
 `estimateggdparam.m`, `estimateaggdparam.m` and the libsvm tools they call
@@ -23,14 +25,19 @@ import math
 import os
 
 import numpy as np
-import pytest
-import skimage.data
 from PIL import Image
+import pytest
 from scipy import ndimage
 from scipy import signal
 from scipy import special
+import skimage.data
 
 from sr_jax.metrics import brisque_metric as brisque_lib
+from tests.helpers.nss_reference import _blurred
+from tests.helpers.nss_reference import _noisy
+from tests.helpers.nss_reference import _ref_brisque
+from tests.helpers.nss_reference import _ref_brisque_features
+from tests.helpers.nss_reference import _ref_gray
 
 RELEASE_DIR = os.path.join(os.path.dirname(brisque_lib.__file__), 'data',
                            'brisque_release')
@@ -373,3 +380,44 @@ def test_pinned_release_scores():
   # libjpeg or numpy version.
   assert brisque_lib.brisque(CASES['chelsea']()) == 6.32166
   assert brisque_lib.brisque(CASES['chelsea_blur2']()) == 60.8668
+
+
+BRISQUE_CASES = [
+    ('astronaut', slice(256, 512), slice(192, 512)),  # Flat areas.
+    ('chelsea', slice(None), slice(None)),
+    ('coffee', slice(0, 240), slice(100, 420)),
+    ('camera', slice(100, 356), slice(0, 300)),  # A grey [H, W] image.
+]
+
+
+@pytest.mark.parametrize('name,rows,cols', BRISQUE_CASES)
+def test_brisque_matches_reference(name, rows, cols):
+  img = _photo(name, rows, cols)
+  got = brisque_lib.brisque(img)
+  assert isinstance(got, float)
+  assert got == pytest.approx(_ref_brisque(img), abs=1e-3)
+  assert -30.0 < got < 60.0
+
+
+@pytest.mark.parametrize('name', ['chelsea', 'rocket'])
+def test_brisque_rises_with_noise_and_blur(name):
+  img = _photo(name, slice(0, 288), slice(0, 384))
+  clean = brisque_lib.brisque(img)
+  assert brisque_lib.brisque(_noisy(img, 10.0)) > clean + 10.0
+  assert brisque_lib.brisque(_blurred(img, 2.0)) > clean + 10.0
+
+
+def test_brisque_features_layout():
+  img = _photo('coffee', slice(0, 128), slice(0, 160))
+  feats = brisque_lib.brisque_features(img)
+  assert feats.shape == (36,)
+  np.testing.assert_allclose(feats, _ref_brisque_features(_ref_gray(img)),
+                             rtol=1e-9, atol=1e-12)
+
+
+def test_brisque_degenerate_input():
+  assert math.isnan(brisque_lib.brisque(np.full((64, 64, 3), 9, np.uint8)))
+  with pytest.raises(ValueError, match='at least'):
+    brisque_lib.brisque(np.zeros((12, 40, 3), np.uint8))
+  with pytest.raises(ValueError, match='RGB'):
+    brisque_lib.brisque(np.zeros((4, 40, 40, 3), np.uint8))

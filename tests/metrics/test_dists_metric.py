@@ -1,20 +1,8 @@
-"""DISTS against a PyTorch reference on random VGG16 weights and the real
-alpha / beta, plus conversion and the weights.
-
-The reference below is written from DISTS_pytorch 0.1 (torchvision's vgg16
-`features` cut into five stages at the ReLUs before the pools, each 2x2
-max-pool replaced by L2pooling: a depthwise 3x3 Hanning filter on x^2,
-stride 2, padding 1, then sqrt(. + 1e-12); ImageNet mean / std buffers;
-stage 0 is the raw input; alpha / beta normalised by their total sum;
-c1 = c2 = 1e-6) with its module names, so its state_dict() has the keys of
-a real DISTS: 'stage{s}.{i}.weight', 'stage{s}.{i}.filter', 'alpha', ...
-"""
-import dataclasses
-import hashlib
-import sys
+"""sr_jax.metrics.dists_metric: DISTS against a PyTorch reference
+(tests/helpers/torch_dists.py) on random VGG16 weights and the real
+alpha / beta; the registered uint8 metric; the released alpha / beta."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -22,86 +10,9 @@ import torch
 from sr_jax import weights
 from sr_jax.metrics import dists_metric as dists_lib
 from sr_jax.metrics import registry
-from sr_jax.weights import dists as dists_weights
-
+from tests.helpers.torch_dists import TorchDISTS
 
 tnn = torch.nn
-F = torch.nn.functional
-
-_VGG16_CFG = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512,
-              'M', 512, 512, 512, 'M']
-# Stage s takes torchvision indices [start, end); 4, 9, 16 and 23 are the
-# max-pools that L2 pooling replaces.
-_STAGES = ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30))
-
-
-class TorchL2Pool(tnn.Module):
-
-  def __init__(self, channels):
-    super().__init__()
-    a = torch.tensor([0.5, 1.0, 0.5])
-    g = a[:, None] * a[None, :]
-    self.register_buffer('filter',
-                         (g / g.sum())[None, None].repeat(channels, 1, 1, 1))
-
-  def forward(self, x):
-    y = F.conv2d(x ** 2, self.filter, stride=2, padding=1,
-                 groups=x.shape[1])
-    return (y + 1e-12).sqrt()
-
-
-class TorchDISTS(tnn.Module):
-  """x, y [N, 3, H, W] in [0, 1] -> [N] DISTS."""
-
-  def __init__(self, alpha, beta):
-    super().__init__()
-    features, cin = [], 3
-    for v in _VGG16_CFG:
-      if v == 'M':
-        features.append(tnn.MaxPool2d(2, 2))
-      else:
-        features += [tnn.Conv2d(cin, v, 3, padding=1), tnn.ReLU()]
-        cin = v
-    for s, (start, end) in enumerate(_STAGES, 1):
-      stage = tnn.Sequential()
-      for i in range(start, end):
-        layer = features[i]
-        if isinstance(layer, tnn.MaxPool2d):
-          layer = TorchL2Pool(features[i - 2].out_channels)
-        stage.add_module(str(i), layer)
-      setattr(self, f'stage{s}', stage)
-    self.register_buffer(
-        'mean', torch.tensor([0.485, 0.456, 0.406]).view(1, -1, 1, 1))
-    self.register_buffer(
-        'std', torch.tensor([0.229, 0.224, 0.225]).view(1, -1, 1, 1))
-    self.chns = [3, 64, 128, 256, 512, 512]
-    self.alpha = tnn.Parameter(torch.from_numpy(alpha).view(1, -1, 1, 1))
-    self.beta = tnn.Parameter(torch.from_numpy(beta).view(1, -1, 1, 1))
-
-  def stages(self, x):
-    h = (x - self.mean) / self.std
-    feats = [x]
-    for s in range(1, 6):
-      h = getattr(self, f'stage{s}')(h)
-      feats.append(h)
-    return feats
-
-  def forward(self, x, y):
-    fx, fy = self.stages(x), self.stages(y)
-    total = self.alpha.sum() + self.beta.sum()
-    alphas = torch.split(self.alpha / total, self.chns, dim=1)
-    betas = torch.split(self.beta / total, self.chns, dim=1)
-    d1 = d2 = 0
-    for a, b, alpha, beta in zip(fx, fy, alphas, betas):
-      ma, mb = a.mean([2, 3], keepdim=True), b.mean([2, 3], keepdim=True)
-      s1 = (2 * ma * mb + 1e-6) / (ma ** 2 + mb ** 2 + 1e-6)
-      va = ((a - ma) ** 2).mean([2, 3], keepdim=True)
-      vb = ((b - mb) ** 2).mean([2, 3], keepdim=True)
-      cov = (a * b).mean([2, 3], keepdim=True) - ma * mb
-      s2 = (2 * cov + 1e-6) / (va + vb + 1e-6)
-      d1 = d1 + (alpha * s1).sum(1, keepdim=True)
-      d2 = d2 + (beta * s2).sum(1, keepdim=True)
-    return (1 - (d1 + d2)).flatten()
 
 
 @pytest.fixture(scope='module')
@@ -199,88 +110,3 @@ def test_released_alpha_beta():
   assert int(np.sum(beta == 0)) == 1063
   assert (dists_lib.ALPHA_BETA_FILE.parent /
           'dists_alpha_beta.NOTICE').is_file()
-
-
-def _torchvision_vgg16(model):
-  """The VGG16 of a DISTS state dict under torchvision's key names, with
-  a stub classifier (the real file has one)."""
-  sd = {}
-  for key, value in model.state_dict().items():
-    if key.startswith('stage') and not key.endswith('.filter'):
-      sd['features.' + key.split('.', 1)[1]] = value
-  sd['classifier.0.weight'] = torch.zeros(4, 8)
-  return sd
-
-
-def test_convert_torchvision_vgg16_and_bad_keys(reference):
-  model, variables = reference
-  # torchvision's vgg16 gets the released alpha / beta: the same variables.
-  from_vgg = weights.convert_state_dict('dists', _torchvision_vgg16(model))
-  jax.tree.map(np.testing.assert_array_equal, from_vgg, variables)
-
-  sd = model.state_dict()
-  with pytest.raises(ValueError, match=r"missing keys: \['beta'\]"):
-    weights.convert_state_dict('dists', {k: v for k, v in sd.items()
-                                         if k != 'beta'})
-  with pytest.raises(ValueError, match=r"missing keys: \['features\.28\."
-                                       r"bias'\]"):
-    weights.convert_state_dict('dists', {k: v for k, v in sd.items()
-                                         if k != 'stage5.28.bias'})
-  with pytest.raises(ValueError, match=r'stage3\.12\.weight: got '
-                     r'\(256, 256, 1, 1\), expected \(256, 256, 3, 3\)'):
-    weights.convert_state_dict('dists', dict(sd, **{
-        'stage3.12.weight': torch.zeros(256, 256, 1, 1)}))
-  with pytest.raises(ValueError, match='stage2.4.filter .* not the L2 '
-                     'pooling filter'):
-    weights.convert_state_dict('dists', dict(sd, **{
-        'stage2.4.filter': torch.ones(64, 1, 3, 3)}))
-  with pytest.raises(ValueError, match=r'std is \[1.0, 1.0, 1.0\]'):
-    weights.convert_state_dict('dists', dict(sd, std=torch.ones(1, 3, 1, 1)))
-  with pytest.raises(ValueError, match=r'unexpected keys: \[.stage1\.1\.'):
-    weights.convert_state_dict('dists', dict(sd, **{
-        'stage1.1.weight': torch.zeros(3)}))
-
-
-@pytest.fixture()
-def isolated_cache(tmp_path, monkeypatch):
-  cache = tmp_path / 'cache'
-  monkeypatch.setenv('SR_JAX_CACHE_DIR', str(cache))
-  return cache
-
-
-def test_fetch_load_and_explain(reference, tmp_path, isolated_cache,
-                                monkeypatch):
-  model, variables = reference
-  with pytest.raises(weights.WeightsNotFoundError) as info:
-    weights.load_frozen('dists')
-  for needle in ('python -m sr_jax.weights fetch dists',
-                 'https://download.pytorch.org/models/vgg16-397923af.pth',
-                 'python -m sr_jax.weights convert dists /path/to/'
-                 'vgg16-397923af.pth',
-                 str(isolated_cache / 'dists.npz')):
-    assert needle in str(info.value)
-
-  served = tmp_path / 'vgg16.pth'
-  torch.save(_torchvision_vgg16(model), served)
-  payload = served.read_bytes()
-
-  def fake_download(url, f, progress):
-    del progress
-    assert url == 'https://download.pytorch.org/models/vgg16-397923af.pth'
-    f.write(payload)
-    return hashlib.sha256(payload).hexdigest()
-
-  with pytest.raises(weights.FetchError, match='does not start with '
-                     '397923af'):
-    dists_weights.DISTS_WEIGHTS.fetch(download=fake_download, progress=False)
-  assert not any(isolated_cache.iterdir())
-  fetcher = dataclasses.replace(
-      dists_weights.DISTS_WEIGHTS,
-      sha256_prefix=hashlib.sha256(payload).hexdigest()[:8])
-  assert fetcher.fetch(download=fake_download, progress=False) == \
-      isolated_cache / 'dists.npz'
-  # Loaded from the cache without torch, checked against DISTS's shapes.
-  monkeypatch.setitem(sys.modules, 'torch', None)
-  loaded = weights.load_frozen('dists')
-  jax.tree.map(np.testing.assert_array_equal, loaded, variables)
-  assert all(isinstance(a, jnp.ndarray) for a in jax.tree.leaves(loaded))

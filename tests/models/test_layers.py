@@ -1,12 +1,9 @@
-"""The CPU fast paths of the GAN step: a strided conv's input gradient in
+"""sr_jax.models.layers: pixel (un)shuffle, per-block rematerialisation, and
+the CPU fast paths of the GAN step: a strided conv's input gradient in
 space-to-depth form (or lax's with a cheaper kernel layout), frozen
 networks' input-gradient kernels laid out once, VGG's 2x2 max pool as a
-reshape, and each trained discriminator's pass over the real batch run once
-(shared by the G loss and the D update). Each must give what it
-replaces: checked against PyTorch's autograd and lax's own convolution
-gradients, and in the compiled step."""
-import collections
-import re
+reshape. Each must give what it replaces: checked against PyTorch's
+autograd and lax's own convolution gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -14,12 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from sr_jax.tools import bench
-from sr_jax.train import recipe as recipe_lib
-from sr_jax.train import warm_start
+from sr_jax import models
 from sr_jax.models import layers
 from sr_jax.models import vgg19 as vgg19_lib
-
+from tests.helpers.models import image
+from tests.helpers.remat import compile_keeping_recomputation
+from tests.helpers.remat import has_remat
+from tests.helpers.torch_nets import rand_image
+from tests.helpers.torch_nets import to_nhwc
 
 F = torch.nn.functional
 
@@ -112,20 +111,6 @@ def test_frozen_network_input_gradient_with_flipped_kernels_is_the_same():
                              atol=1e-5 * float(jnp.max(jnp.abs(grad))))
 
 
-@pytest.mark.slow  # Initialises a whole random VGG19 (not-slow budget).
-def test_load_aux_gives_frozen_networks_their_flipped_kernels_on_the_cpu():
-  config = bench.compare_config(gan_batch=2, gan_gt_size=32, gan_blocks=1,
-                                num_feat=8)
-  aux, missing = warm_start.load_aux(recipe_lib.build_recipe(config), config,
-                                     random=True)
-  assert not missing
-  vgg = aux['vgg19']
-  np.testing.assert_array_equal(
-      vgg['flipped']['conv1_2']['kernel'],
-      np.asarray(vgg['params']['conv1_2']['kernel'])[::-1, ::-1]
-      .swapaxes(2, 3))
-
-
 @pytest.mark.parametrize('h,w', [(8, 8), (9, 7), (16, 5)])
 def test_max_pool_2x2_matches_torch_forward_and_backward(h, w):
   rng = np.random.default_rng(h * w)
@@ -142,29 +127,61 @@ def test_max_pool_2x2_matches_torch_forward_and_backward(h, w):
                                 xt.grad.numpy().transpose(0, 2, 3, 1))
 
 
-@pytest.mark.slow  # Compiles a GAN step (not-slow budget).
-def test_gan_step_runs_the_discriminator_over_each_batch_once():
-  """BasicSR's ESRGAN step at tiny sizes: every forward conv of the
-  BatchNorm VGG-style D appears twice in the compiled step (the reals, the
-  fakes), not three times (XLA does not merge the G loss's plain pass over
-  the reals with the D update's differentiated one), and the backward
-  passes are the three needed (the G loss through the fakes, the D update
-  through both)."""
-  config = bench.compare_config(gan_batch=2, gan_gt_size=32, gan_blocks=1,
-                                num_feat=8)
-  config.discriminator.kwargs = dict(config.discriminator.kwargs,
-                                     num_feat=8)
-  assert config.discriminator.kwargs.get('use_bn', True)
-  step = bench.build_train_step(config, 'gan')
-  hlo = step.compiled.as_text()
-  counts = collections.Counter()
-  # Convolution instructions (in the entry computation or a fusion's body;
-  # a library fusion's call site names its conv too, so is not counted).
-  for op in re.findall(r' convolution\([^\n]*op_name="([^"]*'
-                       r'VGGStyleDiscriminator[^"]*/conv\d_\d/[^"]*)"', hlo):
-    layer = re.search(r'/(conv\d_\d)/', op).group(1)
-    counts[(layer, 'bwd' if 'transpose(' in op else 'fwd')] += 1
-  layers_seen = sorted({layer for layer, _ in counts})
-  assert len(layers_seen) == 6, counts  # conv0_0 .. conv2_1 at 32 px.
-  for layer in layers_seen:
-    assert counts[(layer, 'fwd')] == 2, (layer, counts)
+@pytest.mark.parametrize('r', [2, 3])
+def test_pixel_shuffle_matches_torch(r):
+  x = rand_image(2, 4 * r * r, 3, 5)
+  np.testing.assert_array_equal(layers.pixel_shuffle(to_nhwc(x), r),
+                                to_nhwc(F.pixel_shuffle(x, r)))
+  y = rand_image(2, 4, 3 * r, 5 * r)
+  np.testing.assert_array_equal(layers.pixel_unshuffle(to_nhwc(y), r),
+                                to_nhwc(F.pixel_unshuffle(y, r)))
+
+
+def test_pixel_shuffle_inverts_unshuffle():
+  x = image(2, 6, 8, 5)
+  np.testing.assert_array_equal(
+      layers.pixel_shuffle(layers.pixel_unshuffle(x, 2), 2), x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['rrdbnet', 'srresnet', 'msrresnet',
+                                  'srvgg'])
+def test_remat_gives_the_same_loss_and_gradients(name):
+  kwargs = models.arch_spec(name).tiny_kwargs
+  plain = models.get_generator(name, scale=2, **kwargs)
+  remat = models.get_generator(name, scale=2, remat=True, **kwargs)
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.random((2, 6, 6, 3), np.float32))
+  abstract = jax.eval_shape(plain.init, jax.random.key(0), x)
+  # Same parameter tree (names and shapes) either way.
+  assert jax.eval_shape(remat.init, jax.random.key(0), x) == abstract
+  # Random values (initialisers compile slowly on CPU); BatchNorm running
+  # statistics of 1.
+  params = jax.tree.map(
+      lambda s: jnp.asarray(0.1 * rng.standard_normal(s.shape), s.dtype),
+      abstract['params'])
+  state = {k: jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), v)
+           for k, v in abstract.items() if k != 'params'}
+
+  def loss_fn(module):
+    def loss(p):
+      # train=True: BatchNorm (srresnet) normalises with batch statistics
+      # and updates its running ones inside the rematerialised blocks.
+      out, updates = module.apply({'params': p, **state}, x, train=True,
+                                  mutable=list(state))
+      return jnp.mean(jnp.square(out - 0.5)), updates
+    return jax.value_and_grad(loss, has_aux=True)
+
+  fn0, flops0 = compile_keeping_recomputation(loss_fn(plain), params)
+  fn1, flops1 = compile_keeping_recomputation(loss_fn(remat), params)
+  # The blocks' forward pass runs again in the backward pass.
+  assert flops1 > flops0
+  (loss0, updates0), grads0 = fn0(params)
+  (loss1, updates1), grads1 = fn1(params)
+  assert float(loss0) > 0
+  np.testing.assert_allclose(loss1, loss0, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5,
+                                                       atol=1e-7),
+               (grads1, updates1), (grads0, updates0))
+  assert has_remat(jax.make_jaxpr(loss_fn(remat))(params))
+  assert not has_remat(jax.make_jaxpr(loss_fn(plain))(params))

@@ -1,16 +1,14 @@
-"""The 'patchgan' discriminator: pix2pixHD's NLayerDiscriminator with
-spectral norm, against PyTorch's spectral_norm on the same random weights;
-its 70x70 receptive field; it trains through the trainer."""
+"""sr_jax.models.patchgan: pix2pixHD's NLayerDiscriminator with spectral
+norm, against PyTorch's spectral_norm on the same random weights; its 70x70
+receptive field."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 
-from tests.helpers.repo import run_python
 from sr_jax import models
 from sr_jax.models.unet_sn import SPECTRAL
-
 
 nn = torch.nn
 
@@ -75,14 +73,3 @@ def test_each_logit_sees_70x70_pixels():
   assert rows.max() - rows.min() + 1 <= 70
   assert cols.max() - cols.min() + 1 <= 70
   assert rows.max() - rows.min() + 1 >= 60  # Most of it, minus padding.
-
-
-@pytest.mark.slow
-def test_trains_as_the_gan_discriminator(tmp_path, random_vgg19_weights):
-  result = run_python(
-      ['-m', 'sr_jax.main', '--config=configs/esrgan_fft.py:runlocal',
-       f'--workdir={tmp_path}', f'--config.frozen.vgg19={random_vgg19_weights}',
-       '--config.discriminator.name=patchgan',
-       '--config.discriminator.kwargs={"num_feat": 8, "num_layers": 2}'])
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert 'l_d_gp' in result.stdout and 'l_g_gan' in result.stdout

@@ -1,9 +1,6 @@
-"""configs/srgan.py's pieces against independent references: the SRGAN
-discriminator against a PyTorch module written from the paper (Ledig et al.
-2017, Fig. 4) on the same random weights, and the VGG54 content loss
-against features scaled by hand."""
-import importlib.util
-import os
+"""sr_jax.models.srgan_discriminator: the SRGAN discriminator against a
+PyTorch module written from the paper (Ledig et al. 2017, Fig. 4) on the
+same random weights."""
 
 import jax
 import jax.numpy as jnp
@@ -11,8 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers.repo import REPO
-from sr_jax import losses
 from sr_jax import models
 
 
@@ -88,48 +83,3 @@ def test_srgan_discriminator_matches_torch():
                              atol=1e-5)
   with pytest.raises(ValueError, match='multiple of 16'):
     models.get_discriminator('srgan', input_size=40)
-
-
-def test_srgan_config_is_the_paper():
-  path = os.path.join(REPO, 'configs', 'srgan.py')
-  spec = importlib.util.spec_from_file_location('configs_srgan', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  assert config.generator.name == 'srresnet'
-  assert config.generator.kwargs.num_block == 16
-  assert config.discriminator.name == 'srgan'
-  assert config.data.gt_size == 96
-  assert config.psnr.losses.to_dict() == {'pixel': {'weight': 1.0,
-                                                    'criterion': 'mse'}}
-  gan = config.gan.losses
-  assert set(gan) == {'perceptual', 'adversarial'}
-  assert gan.adversarial.weight == 1e-3
-  assert config.gan.adversarial_loss == 'vanilla'
-  assert dict(gan.perceptual.layer_weights) == {'relu5_4': 1.0}
-  assert gan.perceptual.criterion == 'mse'
-  assert gan.perceptual.feature_scale == pytest.approx(1 / 12.75)
-
-
-@pytest.mark.slow
-def test_vgg54_content_loss_scales_features():
-  term = losses.LOSS_TERMS.get('perceptual')(
-      dict(layer_weights={'relu5_4': 1.0}, criterion='mse',
-           feature_scale=1 / 12.75), jnp.float32)
-  (frozen,) = term.frozen
-  # Random VGG weights, scaled so that relu5_4 is not vanishingly small.
-  variables = jax.tree.map(lambda v: v * 2.5,
-                           frozen.random_init(jax.random.key(0)))
-  rng = np.random.default_rng(1)
-  sr, hr = (jnp.asarray(rng.random((2, 32, 32, 3)), jnp.float32)
-            for _ in range(2))
-  vgg = models.VGG19(layers=('relu5_4',))
-  f_sr = np.asarray(vgg.apply(variables, sr)['relu5_4'], np.float64)
-  f_hr = np.asarray(vgg.apply(variables, hr)['relu5_4'], np.float64)
-  expected = np.mean((f_sr / 12.75 - f_hr / 12.75) ** 2)
-  ctx = losses.LossContext(sr=sr, target=hr, real=hr, lr=sr,
-                           key=jax.random.key(0), aux={'vgg19': variables},
-                           apply=lambda n, x: x)
-  assert expected > 1e-6
-  np.testing.assert_allclose(float(term.fn(ctx)), expected, rtol=1e-4)
-  assert np.all(f_sr >= 0)  # relu5_4 is after the activation.

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from sr_jax import weights
 from sr_jax import models
+from sr_jax import weights
 from sr_jax.models import srrescgan
-
 
 nn = torch.nn
 F = torch.nn.functional

@@ -10,7 +10,6 @@ import torch
 
 from sr_jax.models import unet_sn
 
-
 F = torch.nn.functional
 
 NUM_FEAT = 8

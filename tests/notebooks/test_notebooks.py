@@ -17,11 +17,11 @@ import shutil
 import nbformat
 import pytest
 
-from tests.helpers.repo import REPO
-from tests.helpers.repo import execute_notebook
-from tests.helpers.repo import notebook_outputs
 from sr_jax.tools import sweep
 from sr_jax.train import loop as train
+from tests.helpers.repo import execute_notebook
+from tests.helpers.repo import notebook_outputs
+from tests.helpers.repo import REPO
 
 # notebook: (ablation, two variants, a loss-term scalar each must log).
 NOTEBOOKS = {

@@ -6,7 +6,6 @@ from tests.helpers.repo import FAST_COMPILE_XLA_FLAGS
 from tests.helpers.repo import load_config
 from tests.helpers.repo import run_python
 
-
 pytestmark = pytest.mark.slow  # End-to-end runs.
 
 

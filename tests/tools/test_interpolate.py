@@ -7,13 +7,13 @@ import shutil
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from sr_jax import degradations
-from sr_jax.tools import interpolate
 from sr_jax import metrics
 from sr_jax import models
+from sr_jax.tools import interpolate
 from sr_jax.weights import params_io
 
 TINY = dict(num_feat=4, num_block=1, num_grow_ch=4, scale=4)

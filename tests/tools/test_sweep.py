@@ -7,10 +7,10 @@ from PIL import Image
 import pytest
 from skimage import data as skdata
 
-from tests.helpers.repo import REPO
-from sr_jax.train import config_lib
 from sr_jax.tools import sweep
 from sr_jax.tools import sweep_report
+from sr_jax.train import config_lib
+from tests.helpers.repo import REPO
 
 _ABLATION = '''
 from sr_jax.train import config_lib

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers.repo import load_config
-from sr_jax import weights
 from sr_jax import models
-from sr_jax.train import state as ts
+from sr_jax import optimizers
+from sr_jax import weights
+from sr_jax.tools import torch_reference as tr  # noqa: E402  (needs torch)
 from sr_jax.train import recipe as recipe_lib
+from sr_jax.train import state as ts
 from sr_jax.train.step import make_phase_step
 from sr_jax.train.step import StepSettings
-
-from sr_jax.tools import torch_reference as tr  # noqa: E402  (needs torch)
+from tests.helpers.repo import load_config
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -158,3 +158,91 @@ def test_gan_step_in_bf16_autocast_is_close_to_fp32():
     assert float(bf16[name]) == pytest.approx(float(fp32[name]), rel=0.25)
   with pytest.raises(ValueError, match='precision'):
     tr.make_esrgan_gan_step(*nets, 'fp16')
+
+
+@pytest.mark.parametrize('arch,make_module,make_torch', [
+    ('rrdbnet',
+     lambda: models.get_generator('rrdbnet', num_feat=8, num_block=2,
+                                  num_grow_ch=4),
+     lambda: tr.RRDBNet(3, 3, 4, num_feat=8, num_block=2, num_grow_ch=4)),
+    ('vgg_style',
+     lambda: models.get_discriminator('vgg_style', num_feat=4,
+                                      input_size=32),
+     lambda: tr.VGGStyleDiscriminator(3, 4, 32)),
+    ('vgg19', lambda: models.VGG19(layers=('conv5_4',)),
+     lambda: tr.VGGFeatureExtractor(('conv5_4',))),
+])
+def test_jax_to_torch_weights_round_trip(arch, make_module, make_torch):
+  module, net = make_module(), make_torch()
+  rng = np.random.default_rng(0)
+  # Random values in the module's variable shapes (no XLA compile).
+  variables = jax.tree.map(
+      lambda leaf: rng.normal(size=leaf.shape).astype(np.float32),
+      jax.eval_shape(module.init, jax.random.key(0),
+                     jnp.zeros((1, 32, 32, 3))))
+  # sr_jax -> torch -> sr_jax is the identity, bit for bit (BatchNorm's
+  # running statistics included).
+  net.load_state_dict(tr.torch_state_dict(arch, variables, net))
+  back = weights.convert_state_dict(arch, net.state_dict())
+  assert (jax.tree.structure(back) == jax.tree.structure(variables))
+  jax.tree.map(np.testing.assert_array_equal, back, variables)
+  # torch -> sr_jax -> torch too.
+  torch.manual_seed(1)
+  for p in net.parameters():
+    p.data.normal_()
+  sd = {k: v.clone() for k, v in net.state_dict().items()}
+  again = tr.torch_state_dict(arch, weights.convert_state_dict(arch, sd), net)
+  assert list(again) == list(sd)
+  for k in sd:
+    assert torch.equal(again[k], sd[k]), k
+
+
+def test_torch_state_dict_names_what_is_missing():
+  net = tr.RRDBNet(3, 3, 4, num_feat=8, num_block=1, num_grow_ch=4)
+  variables = weights.convert_state_dict('rrdbnet', net.state_dict())
+  del variables['params']['conv_last']
+  with pytest.raises(ValueError, match='conv_last'):
+    tr.torch_state_dict('rrdbnet', variables, net)
+
+
+def _tiny_sr_model(**kwargs):
+  torch.manual_seed(0)
+  net = torch.nn.Conv2d(3, 3, 3, padding=1)
+  return tr.SRModel(net, **kwargs)
+
+
+def test_basicsr_schedule_counts_iterations_from_one():
+  """BasicSR's train.py: current_iter from 1, update_learning_rate steps
+  the schedulers from the second iteration on; sr_jax's MultiStepLR at
+  update count (iteration - 1) gives the same learning rate."""
+  milestones = (2, 4)
+  model = _tiny_sr_model(lr=1.0, milestones=milestones, gamma=0.5)
+  batches = iter([(torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4))] * 6)
+  logs = tr.train_iterations(model, batches, 6)
+  assert [log['lr_g'] for log in logs] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+  _, schedule = optimizers.build_optimizer(
+      dict(name='adam', lr=1.0, milestones=milestones, gamma=0.5))
+  assert [float(schedule(it - 1)) for it in range(1, 7)] == [
+      log['lr_g'] for log in logs]
+
+
+def test_basicsr_net_d_iters_gates_generator_updates():
+  torch.manual_seed(0)
+  net_g = tr.RRDBNet(3, 3, 4, num_feat=4, num_block=1, num_grow_ch=2)
+  net_d = tr.VGGStyleDiscriminator(3, 2, 16)
+  vgg = tr.VGGFeatureExtractor(('conv1_2',))
+  model = tr.ESRGANModel(net_g, net_d, vgg, lr_g=1e-3, lr_d=1e-3,
+                         layer_weights={'conv1_2': 1.0}, net_d_iters=2,
+                         net_d_init_iters=3, milestones=(2,))
+  before = [p.detach().clone() for p in net_g.parameters()]
+  batches = iter([(torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16))] * 6)
+  logs = tr.train_iterations(model, batches, 6)
+  # G steps where iteration % 2 == 0 and iteration > 3: 4 and 6.
+  assert ['l_g_gan' in log for log in logs] == [False] * 3 + [True, False,
+                                                             True]
+  assert all('l_d_real' in log for log in logs)
+  # The schedulers step every iteration, G's update or not.
+  assert [log['lr_g'] for log in logs] == [1e-3] * 2 + [5e-4] * 4
+  assert model.optimizer_g.state[next(net_g.parameters())]['step'] == 2
+  assert not all(torch.equal(a, b) for a, b in zip(before,
+                                                   net_g.parameters()))

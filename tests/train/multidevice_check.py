@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sr_jax.train import state as ts
 from sr_jax.train import recipe as recipe_lib
+from sr_jax.train import state as ts
 from sr_jax.train import warm_start
 from sr_jax.train.step import data_parallel_mesh
 from sr_jax.train.step import jit_for_mesh

@@ -1,23 +1,33 @@
-"""Trainer: exact resume, the phase switch, and 1 vs 4 devices."""
-import dataclasses
+"""sr_jax.train.loop: whole training runs: exact resume and interruption,
+the trained workdir (its EMA generator, the upscale notebook), faults a long
+run meets (non-finite updates, a changed config, write errors, 4 devices
+then 1), refusals before any write, file:// workdirs, missing frozen
+weights."""
 import os
+import resource
+import signal
 
 import jax
 import numpy as np
+from PIL import Image
 import pytest
 
-from tests.helpers.repo import REPO
+from sr_jax import checkpoint
+from sr_jax import checkpoint as ckpt_lib
+from sr_jax import inference
+from sr_jax import upscale
+from sr_jax.train import loop as train
+from sr_jax.train import recipe as recipe_lib
+from sr_jax.train import state as ts
+from tests.helpers.checkpoints import _legacy_workdir
 from tests.helpers.repo import execute_notebook
+from tests.helpers.repo import fake_devices
 from tests.helpers.repo import load_config
 from tests.helpers.repo import notebook_outputs
-from tests.helpers.repo import fake_devices
 from tests.helpers.repo import run_python
-from sr_jax import inference
-from sr_jax.train import loop as train
-from sr_jax.train import state as ts
-from sr_jax.train import recipe as recipe_lib
+from tests.helpers.runs import _saved_states
 
-
+RELEASE = 'RealESRGAN_x4plus'  # configs/realesrgan.py:finetune's generator.
 
 
 def _two_phase_config(vgg_weights):
@@ -130,57 +140,186 @@ def test_upscale_notebook_runs_on_a_trained_workdir(straight_run):
 
 
 @pytest.mark.slow
-def test_gan_phase_starts_from_ema_generator():
+def test_legacy_workdir_resume_is_refused_with_how_to_continue(tmp_path):
+  from sr_jax.train import loop as train  # pylint: disable=g-import-not-at-top
+  _legacy_workdir(str(tmp_path / 'old'))
+  config = load_config('rrdb_psnr')
+  with pytest.raises(checkpoint.CheckpointMismatchError,
+                     match='generator.init_from='):
+    train.train_and_evaluate(config, str(tmp_path / 'old'))
+
+
+def _gan_config(vgg, **overrides):
   config = load_config('esrgan')
-  recipe = recipe_lib.build_recipe(config)
-  psnr, gan = recipe.phases
-  state = ts.init_train_state(recipe, jax.random.key(1))
-  assert set(state.opt_state) == {'generator'}  # The warm-up trains G only.
-  ema = jax.tree.map(lambda p: p + 1.0, state.params['generator'])
-  state = state.replace(ema_params={'generator': ema})
-  started = ts.start_phase(state, gan)
-  for x, y in zip(jax.tree.leaves(started.params['generator']),
-                  jax.tree.leaves(ema)):
-    np.testing.assert_array_equal(x, y)
-  # Fresh optimizers for both networks: Adam's step counts are 0.
-  assert set(started.opt_state) == {'generator', 'discriminator'}
-  counts = [x for x in jax.tree.leaves(started.opt_state)
-            if np.ndim(x) == 0]
-  assert counts and all(int(c) == 0 for c in counts)
-  # A 'continue' phase keeps the parameters as they are.
-  kept = ts.start_phase(state, dataclasses.replace(gan,
-                                                   start_mode='continue'))
-  for x, y in zip(jax.tree.leaves(kept.params['generator']),
-                  jax.tree.leaves(state.params['generator'])):
-    np.testing.assert_array_equal(x, y)
-  assert psnr.end == gan.start == config.psnr.steps
+  config.psnr.steps = 1
+  config.gan.steps = 6
+  config.log_every = 100
+  config.eval_every = 100
+  config.checkpoint_every = 1
+  config.keep_checkpoints = 10
+  config.frozen.vgg19 = vgg
+  # lr 1e30: the first GAN update makes parameters ~1e30, the next inf/NaN.
+  config.gan.optimizers.generator.lr = 1e30
+  for k, v in overrides.items():
+    config[k] = v
+  return config
 
 
 @pytest.mark.slow
-def test_one_device_and_four_devices_give_the_same_step(random_vgg19_weights):
+def test_skip_drops_non_finite_updates_then_stops(tmp_path,
+                                                 random_vgg19_weights):
+  workdir = str(tmp_path / 'run')
+  config = _gan_config(random_vgg19_weights, on_nonfinite='skip',
+                       max_nonfinite_skips=2)
+  with pytest.raises(train.NonFiniteError, match='2 updates in a row'):
+    train.train_and_evaluate(config, workdir)
+  saved = _saved_states(workdir)
+  assert saved and all(saved.values()), saved
+
+
+def _psnr_config(**overrides):
+  config = load_config('rrdb_psnr')
+  config.psnr.steps = 3
+  for k, v in overrides.items():
+    config[k] = v
+  return config
+
+
+@pytest.mark.slow
+def test_resume_with_another_config_is_refused_unless_allowed(tmp_path):
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(_psnr_config(stop_at_step=1), workdir)
+  changed = _psnr_config()
+  changed.psnr.optimizers.generator.lr = 1e-3
+  with pytest.raises(train.ConfigError,
+                     match=r'psnr.optimizers.generator.lr: 0.0002 -> 0.001'):
+    train.train_and_evaluate(changed, workdir)
+  # Cadence and the last phase's length are not changes.
+  train.train_and_evaluate(_psnr_config(stop_at_step=2, log_every=5),
+                           workdir)
+  # Allowed, but the train state no longer fits: refused, and nothing is
+  # logged as a change the run resumed with.
+  wider = _psnr_config()
+  wider.generator.kwargs.num_feat *= 2
+  with pytest.raises(checkpoint.CheckpointMismatchError):
+    train.train_and_evaluate(wider, workdir, allow_config_change=True)
+  assert not os.path.exists(os.path.join(workdir, 'config_changes.log'))
+  state = train.train_and_evaluate(changed, workdir, allow_config_change=True)
+  assert int(state.step) == 3
+  with open(os.path.join(workdir, 'config_changes.log')) as f:
+    assert 'psnr.optimizers.generator.lr' in f.read()
+
+
+@pytest.mark.slow
+def test_a_write_error_mid_run_stops_in_one_line_and_loses_nothing(
+    tmp_path, capfd):
+  """A real write error (a file-size limit, like a full disk for orbax):
+  CheckpointWriteError naming the last complete checkpoint, which stays
+  intact, and the rerun resumes from it. An unwritable workdir is refused
+  before training."""
+  workdir = str(tmp_path / 'run')
+  longer = _psnr_config(checkpoint_every=2, eval_every=100)
+  longer.psnr.steps = 4
+  train.train_and_evaluate(_psnr_config(checkpoint_every=2, eval_every=100,
+                                        stop_at_step=2), workdir)
+  soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+  previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+  try:
+    # Every array file of a checkpoint is bigger than 50 kB.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, hard))
+    with pytest.raises(checkpoint.CheckpointWriteError) as error:
+      train.train_and_evaluate(longer, workdir)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    with pytest.raises(train.ConfigError, match='Cannot write to --workdir'):
+      train.train_and_evaluate(_psnr_config(), str(tmp_path / 'other'))
+  finally:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, previous)
+  assert 'step 4' in str(error.value)
+  assert 'The last complete checkpoint, step 2, is intact' in str(error.value)
+  out, err = capfd.readouterr()
+  assert 'Traceback' not in out + err, (out + err)[-3000:]
+  assert 'Interrupted: saved' not in out
+  state = train.train_and_evaluate(longer, workdir)
+  assert int(state.step) == 4
+  assert 'Resuming from step 2' in capfd.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_workdir_trained_on_4_devices_upscales_and_resumes_on_1(tmp_path):
+  workdir = tmp_path / 'run'
   result = run_python(
-      [os.path.join(REPO, 'tests', 'train', 'multidevice_check.py'),
-       random_vgg19_weights],
+      ['-m', 'sr_jax.main', '--config=configs/rrdb_psnr.py:runlocal',
+       f'--workdir={workdir}', '--config.psnr.steps=2'],
       env_extra=fake_devices(4))
-  assert result.returncode == 0, result.stdout + result.stderr
-  assert 'devices=4 same as devices=1' in result.stdout, result.stdout
-  # The comparison can fail: with every device fed the first device's shard
-  # (unreduced gradients), it does.
-  assert 'a sharding error is caught' in result.stdout, result.stdout
-  # The per-sample losses stay on their shards (and the check can fail).
-  assert 'no image-sized all-gather in the 4-device GAN step' in \
-      result.stdout, result.stdout
-  assert 'the check finds the gathers of a plain FFT loss' in result.stdout
-  assert 'frequency losses on 4 shards equal the whole batch' in \
-      result.stdout
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert jax.device_count() == 1
+  Image.fromarray(np.full((12, 10, 3), 128, np.uint8)).save(tmp_path / 'a.png')
+  out = tmp_path / 'a_x4.png'
+  assert upscale.main([str(tmp_path / 'a.png'), '-o', str(out),
+                       '--checkpoint', str(workdir)]) == 0
+  assert Image.open(out).size == (40, 48)
+  config = _psnr_config()  # 3 steps: one more, on one device.
+  state = train.train_and_evaluate(config, str(workdir))
+  assert int(state.step) == 3
 
 
-def test_config_errors_name_the_setting():
+@pytest.mark.parametrize('release', [True, False])
+def test_a_missing_init_from_stops_a_new_run_before_any_write(
+    tmp_path, monkeypatch, release):
   config = load_config('rrdb_psnr')
-  config.psnr.steps = 0
-  with pytest.raises(train.ConfigError, match='Nothing to train'):
-    train.check_config(config)
+  missing = tmp_path / 'cache' / f'{RELEASE}.npz'
+  config.generator.init_from = str(missing)
+  workdir = tmp_path / 'run'
+  if release:  # The cache path of a released model names its fetch.
+    monkeypatch.setenv('SR_JAX_CACHE_DIR', str(missing.parent))
+  with pytest.raises(train.ConfigError, match='does not exist') as error:
+    train.train_and_evaluate(config, str(workdir))
+  assert (f'python -m sr_jax.weights fetch {RELEASE}' in str(error.value)
+          ) == release
+  assert not workdir.exists()
+
+
+def test_missing_frozen_weights_stop_or_are_dropped_loudly(tmp_path,
+                                                          monkeypatch,
+                                                          capsys):
+  from sr_jax import weights  # pylint: disable=g-import-not-at-top
+  from sr_jax.train import loop as train  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv('SR_JAX_CACHE_DIR', str(tmp_path / 'empty'))
+  monkeypatch.setenv('SR_JAX_VGG19_WEIGHTS', '')
+  config = load_config('esrgan')
+  config.gan.losses.lpips = {'weight': 0.5, 'net': 'vgg'}
+  recipe = recipe_lib.build_recipe(config)
+  assert set(recipe.frozen) == {'vgg19', 'lpips_vgg'}
+  with pytest.raises(weights.WeightsNotFoundError, match='fetch'):
+    train.load_frozen_networks(recipe, config)
+  config.frozen_drop_if_missing = True  # The offline demo only.
+  kept, aux = train.load_frozen_networks(recipe, config)
+  assert aux == {} and kept.frozen == {}
+  assert [t.key for t in kept.phases[-1].terms] == [
+      t.key for t in recipe.phases[-1].terms
+      if t.key not in ('perceptual', 'lpips')]
+  out = capsys.readouterr().out
+  assert 'DISABLED' in out and 'gan.losses.perceptual' in out
+
+
+@pytest.mark.slow
+def test_a_file_url_workdir_trains_resumes_and_loads(tmp_path,
+                                                      monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  url = f'file://{tmp_path}/runs/a'
   config = load_config('rrdb_psnr')
-  config.scale = 3
-  with pytest.raises(train.ConfigError, match='config.scale=3'):
-    train.check_config(config)
+  state = train.train_and_evaluate(config, url)
+  assert int(state.step) == 2
+  run = tmp_path / 'runs' / 'a'
+  assert (run / 'checkpoints' / '2' / 'commit_success.txt').exists()
+  assert (run / 'scalars.csv').exists() and (run / 'images').is_dir()
+  assert not (tmp_path / 'file:').exists()
+  # Resumes from it (nothing left to do) and loads from it by URL.
+  config = load_config('rrdb_psnr')
+  config.psnr.steps = 3
+  assert int(train.train_and_evaluate(config, url).step) == 3
+  loaded = ckpt_lib.load_generator_from_workdir(url, 'latest')
+  assert loaded.step == 3
+  assert [s.step for s in ckpt_lib.inspect_workdir(url)
+          if 'checkpoints' in s.directory] == [1, 2, 3]

@@ -1,85 +1,23 @@
-"""config.remat: per-block rematerialisation changes memory, not numbers.
-
-Each generator with blocks (models.layers.maybe_remat) gives the same
-loss and gradients with and without it, and the program really holds a
-rematerialised block (JAX's remat primitive); config.remat reaches the
-train step through the recipe.
+"""sr_jax.train.recipe: the recipe a config builds (terms and their log names,
+the networks each term runs, frequency terms), the settings the loop reads
+from it, and config.remat reaching the train step: per-block
+rematerialisation changes memory, not numbers (the program really holds a
+rematerialised block, JAX's remat primitive).
 """
-import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.helpers.repo import load_config
 from sr_jax import models
-from sr_jax.train import state as ts
 from sr_jax.train import recipe as recipe_lib
+from sr_jax.train import state as ts
 from sr_jax.train.step import make_phase_step
 from sr_jax.train.step import StepSettings
-
-REMAT_PRIMITIVE = re.compile(r'\b(remat\w*|checkpoint)\[')
-# XLA's CPU backend expands remat's optimisation barriers early, and its
-# common-subexpression elimination then merges the recomputation back into
-# the forward pass (GPU and TPU keep the barriers). Without CSE the
-# rematerialised blocks really run twice on the CPU too, which is what these
-# tests need to see.
-KEEP_RECOMPUTATION = {'xla_disable_hlo_passes': 'cse'}
-
-
-def has_remat(jaxpr) -> bool:
-  return bool(REMAT_PRIMITIVE.search(str(jaxpr)))
-
-
-def compile_keeping_recomputation(fn, *args):
-  """(compiled fn, its XLA FLOP count)."""
-  compiled = jax.jit(fn).lower(*args).compile(KEEP_RECOMPUTATION)
-  return compiled, compiled.cost_analysis()['flops']
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('name', ['rrdbnet', 'srresnet', 'msrresnet',
-                                  'srvgg'])
-def test_remat_gives_the_same_loss_and_gradients(name):
-  kwargs = models.arch_spec(name).tiny_kwargs
-  plain = models.get_generator(name, scale=2, **kwargs)
-  remat = models.get_generator(name, scale=2, remat=True, **kwargs)
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.random((2, 6, 6, 3), np.float32))
-  abstract = jax.eval_shape(plain.init, jax.random.key(0), x)
-  # Same parameter tree (names and shapes) either way.
-  assert jax.eval_shape(remat.init, jax.random.key(0), x) == abstract
-  # Random values (initialisers compile slowly on CPU); BatchNorm running
-  # statistics of 1.
-  params = jax.tree.map(
-      lambda s: jnp.asarray(0.1 * rng.standard_normal(s.shape), s.dtype),
-      abstract['params'])
-  state = {k: jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), v)
-           for k, v in abstract.items() if k != 'params'}
-
-  def loss_fn(module):
-    def loss(p):
-      # train=True: BatchNorm (srresnet) normalises with batch statistics
-      # and updates its running ones inside the rematerialised blocks.
-      out, updates = module.apply({'params': p, **state}, x, train=True,
-                                  mutable=list(state))
-      return jnp.mean(jnp.square(out - 0.5)), updates
-    return jax.value_and_grad(loss, has_aux=True)
-
-  fn0, flops0 = compile_keeping_recomputation(loss_fn(plain), params)
-  fn1, flops1 = compile_keeping_recomputation(loss_fn(remat), params)
-  # The blocks' forward pass runs again in the backward pass.
-  assert flops1 > flops0
-  (loss0, updates0), grads0 = fn0(params)
-  (loss1, updates1), grads1 = fn1(params)
-  assert float(loss0) > 0
-  np.testing.assert_allclose(loss1, loss0, rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5,
-                                                       atol=1e-7),
-               (grads1, updates1), (grads0, updates0))
-  assert has_remat(jax.make_jaxpr(loss_fn(remat))(params))
-  assert not has_remat(jax.make_jaxpr(loss_fn(plain))(params))
+from tests.helpers.remat import has_remat
+from tests.helpers.remat import KEEP_RECOMPUTATION
+from tests.helpers.repo import load_config
 
 
 def _psnr_step(remat: bool):
@@ -138,4 +76,62 @@ def test_remat_on_a_generator_without_blocks_says_which_have_them():
   config.generator.kwargs = dict(models.arch_spec('wdrn').tiny_kwargs)
   with pytest.raises(ValueError, match=r"config\.remat=True.*'wdrn'.*"
                                        r"'msrresnet', 'rrdbnet'"):
+    recipe_lib.build_recipe(config)
+
+
+def test_a_cycle_term_without_its_network_is_named(tmp_path):
+  from sr_jax.train import recipe as recipe_lib  # pylint: disable=g-import-not-at-top
+  config = load_config('srrescycgan')
+  config.gan.train = ('generator', 'discriminator')
+  del config.gan.optimizers['generator_lr']
+  with pytest.raises(ValueError, match=r'gan\.losses\.cycle runs the '
+                     r"network\(s\) \['generator_lr'\]"):
+    recipe_lib.build_recipe(config)
+
+
+def test_recipe_with_frequency_terms():
+  config = load_config('esrgan_fft')
+  with config.unlocked():
+    config.gan.losses.fft.norm = 'amplitude_phase'
+    config.gan.losses.spectral = {'weight': 0.01}
+    config.gan.losses.focal_frequency = {'weight': 1.0, 'alpha': 2.0}
+  recipe = recipe_lib.build_recipe(config)
+  gan = recipe.phases[-1]
+  assert {t.term.log_name: t.weight for t in gan.terms} == {
+      'pix': 1e-2, 'percep': 1.0, 'fft': 0.1, 'gan': 5e-3,
+      'spectral': 0.01, 'focal_frequency': 1.0}
+
+
+def test_the_loop_reads_its_settings_once_from_the_checked_config():
+  from sr_jax.train import checks  # pylint: disable=g-import-not-at-top
+  from tests.helpers.repo import load_config  # pylint: disable=g-import-not-at-top
+  config = load_config('esrgan_fft')
+  config.stop_at_step, config.seed = 3, 11
+  settings = checks.check_config(config).settings
+  assert (settings.seed, settings.scale, settings.batch_size,
+          settings.log_every, settings.eval_every, settings.checkpoint_every,
+          settings.keep_checkpoints, settings.stop_at_step) == (
+              11, config.scale, config.batch_size, config.log_every,
+              config.eval_every, config.checkpoint_every,
+              config.keep_checkpoints, 3)
+  assert settings.step == StepSettings.from_config(config)
+  assert settings.validate_raw == (config.ema_decay > 0)
+  assert settings.best_weights == config.best_weights
+  # Configs of checkpoints older than the optional fields: their defaults.
+  del config['max_nonfinite_skips'], config['best_weights']
+  settings = checks.check_config(config).settings
+  assert (settings.max_nonfinite_skips, settings.best_weights) == (10, 'ema')
+
+
+def test_terms_are_data_and_keep_their_log_names():
+  config = load_config('esrgan_fft')
+  recipe = recipe_lib.build_recipe(config)
+  gan = recipe.phases[-1]
+  assert {t.term.log_name: t.weight for t in gan.terms} == {
+      'pix': 1e-2, 'percep': 1.0, 'fft': 0.1, 'gan': 5e-3}
+  assert [r.key for r in gan.regularisers] == ['gradient_penalty']
+  assert gan.regularisers[0].weight == 10.0
+  assert set(recipe.frozen) == {'vgg19'}
+  config.gan.losses.pixel.criterion = 'nope'
+  with pytest.raises(ValueError, match=r'config.gan.losses.pixel.*nope'):
     recipe_lib.build_recipe(config)

@@ -158,6 +158,7 @@ def main():
     distributed.initialize(f'127.0.0.1:{args.port}', args.num_processes,
                            args.process_id)
   import jax  # pylint: disable=g-import-not-at-top
+
   from sr_jax import data  # pylint: disable=g-import-not-at-top
   from sr_jax.train import loop as train  # pylint: disable=g-import-not-at-top
 

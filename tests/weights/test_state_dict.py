@@ -1,54 +1,41 @@
-"""Numerical parity of converted PyTorch weights with independent references.
+"""Numerical parity of converted PyTorch weights with independent references
+(sr_jax.weights.state_dict's converters), and their errors.
 
-The PyTorch modules (sr_jax.tools.torch_reference) are written from the
-published
-architectures (ESRGAN's RRDBNet as in BasicSR, BasicSR's VGGStyleDiscriminator,
-torchvision's vgg19 `features`), given random weights, converted with
-sr_jax.convert.convert_state_dict and run on the same random inputs.
+The PyTorch modules (sr_jax.tools.torch_reference, those of
+tests/helpers/torch_nets.py and below) are written from the published
+architectures (ESRGAN's RRDBNet as in BasicSR, BasicSR's
+VGGStyleDiscriminator, torchvision's vgg19 `features`, Real-ESRGAN's
+srvgg_arch.py, BasicSR's srresnet_arch.py, the SRGAN paper in
+Lornatang/SRGAN-PyTorch's layout) with their state-dict names, given random
+weights, converted with sr_jax.convert.convert_state_dict and run on the
+same random (odd-sized) inputs.
 """
-import jax.numpy as jnp
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from sr_jax import weights
 from sr_jax import models
-from sr_jax.models import layers
-
+from sr_jax import weights
 from sr_jax.tools import torch_reference  # noqa: E402  (needs torch)
-
+from tests.helpers.torch_nets import assert_same_variables
+from tests.helpers.torch_nets import rand_image
+from tests.helpers.torch_nets import randomise_bn
+from tests.helpers.torch_nets import rel_err
+from tests.helpers.torch_nets import run_ref
+from tests.helpers.torch_nets import to_nhwc
+from tests.helpers.torch_nets import TorchRRDBNet
+from tests.helpers.torch_nets import TorchSRVGG
 
 tnn = torch.nn
 F = torch.nn.functional
-
-
-def rel_err(ours, ref) -> float:
-  ours, ref = np.asarray(ours), np.asarray(ref)
-  assert ours.shape == ref.shape, (ours.shape, ref.shape)
-  return float(np.abs(ours - ref).max() / np.abs(ref).max())
-
-
-def to_nhwc(t):
-  return jnp.asarray(t.detach().numpy().transpose(0, 2, 3, 1))
-
-
-def rand_image(n, c, h, w, seed=0):
-  return torch.rand(n, c, h, w, generator=torch.Generator().manual_seed(seed))
 
 
 # ------------------------------------------------- PyTorch reference models --
 # sr_jax.tools.torch_reference: BasicSR's RRDBNet, VGGStyleDiscriminator (stages
 # generalised to any 4 * 2^k) and torchvision's vgg19 `features`, written
 # from the published code; small sizes here.
-
-def TorchRRDBNet(scale, nf=8, nb=2, gc=4, nin=3, nout=3):
-  net = torch_reference.RRDBNet(nin, nout, scale, nf, nb, gc)
-  # PyTorch's default init everywhere: BasicSR's 0.1-scaled dense blocks
-  # would hide an error inside them behind the 0.2-scaled residuals.
-  for m in net.modules():
-    if isinstance(m, tnn.Conv2d):
-      m.reset_parameters()
-  return net
 
 
 TorchVGGStyle = torch_reference.VGGStyleDiscriminator
@@ -62,16 +49,6 @@ def torch_vgg19_features():
       tnn.init.kaiming_normal_(m.weight, nonlinearity='relu')
       tnn.init.uniform_(m.bias, -0.1, 0.1)
   return features
-
-
-def randomise_bn(module):
-  for m in module.modules():
-    if isinstance(m, tnn.BatchNorm2d):
-      m.running_mean.normal_(0, 0.5)
-      m.running_var.uniform_(0.5, 2.0)
-      m.weight.data.uniform_(0.5, 1.5)
-      m.bias.data.normal_(0, 0.1)
-  return module.eval()
 
 
 # ------------------------------------------------------------------ parity --
@@ -136,16 +113,6 @@ def test_vgg19_parity():
   converted = weights.convert_state_dict('vgg19', full)
   np.testing.assert_array_equal(converted['params']['conv5_4']['kernel'],
                                 variables['params']['conv5_4']['kernel'])
-
-
-@pytest.mark.parametrize('r', [2, 3])
-def test_pixel_shuffle_matches_torch(r):
-  x = rand_image(2, 4 * r * r, 3, 5)
-  np.testing.assert_array_equal(layers.pixel_shuffle(to_nhwc(x), r),
-                                to_nhwc(F.pixel_shuffle(x, r)))
-  y = rand_image(2, 4, 3 * r, 5 * r)
-  np.testing.assert_array_equal(layers.pixel_unshuffle(to_nhwc(y), r),
-                                to_nhwc(F.pixel_unshuffle(y, r)))
 
 
 # ------------------------------------------------------- inputs and errors --
@@ -222,3 +189,181 @@ def test_unknown_arch_lists_supported():
                                        "'unet_sn', 'vgg19', 'vgg_style', "
                                        "'wdrn'"):
     weights.convert_state_dict('edsr', {})
+
+
+class TorchResidualBlockNoBN(tnn.Module):
+
+  def __init__(self, nf):
+    super().__init__()
+    self.conv1 = tnn.Conv2d(nf, nf, 3, 1, 1)
+    self.conv2 = tnn.Conv2d(nf, nf, 3, 1, 1)
+
+  def forward(self, x):
+    return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class TorchMSRResNet(tnn.Module):
+  """BasicSR's MSRResNet."""
+
+  def __init__(self, nin=3, nout=3, nf=8, nb=2, upscale=4):
+    super().__init__()
+    self.upscale = upscale
+    self.conv_first = tnn.Conv2d(nin, nf, 3, 1, 1)
+    self.body = tnn.Sequential(*[TorchResidualBlockNoBN(nf) for _ in range(nb)])
+    if upscale in (2, 3):
+      self.upconv1 = tnn.Conv2d(nf, nf * upscale * upscale, 3, 1, 1)
+      self.pixel_shuffle = tnn.PixelShuffle(upscale)
+    else:
+      self.upconv1 = tnn.Conv2d(nf, nf * 4, 3, 1, 1)
+      self.upconv2 = tnn.Conv2d(nf, nf * 4, 3, 1, 1)
+      self.pixel_shuffle = tnn.PixelShuffle(2)
+    self.conv_hr = tnn.Conv2d(nf, nf, 3, 1, 1)
+    self.conv_last = tnn.Conv2d(nf, nout, 3, 1, 1)
+
+  def forward(self, x):
+    lrelu = lambda t: F.leaky_relu(t, 0.1)
+    out = self.body(lrelu(self.conv_first(x)))
+    out = lrelu(self.pixel_shuffle(self.upconv1(out)))
+    if self.upscale == 4:
+      out = lrelu(self.pixel_shuffle(self.upconv2(out)))
+    out = self.conv_last(lrelu(self.conv_hr(out)))
+    return out + F.interpolate(x, scale_factor=self.upscale, mode='bilinear',
+                               align_corners=False)
+
+
+class TorchResidualConvBlock(tnn.Module):
+
+  def __init__(self, nf, prelu_ch, conv_bias):
+    super().__init__()
+    self.rcb = tnn.Sequential(
+        tnn.Conv2d(nf, nf, 3, 1, 1, bias=conv_bias), tnn.BatchNorm2d(nf),
+        tnn.PReLU(prelu_ch),
+        tnn.Conv2d(nf, nf, 3, 1, 1, bias=conv_bias), tnn.BatchNorm2d(nf))
+
+  def forward(self, x):
+    return x + self.rcb(x)
+
+
+class TorchUpsampleBlock(tnn.Module):
+
+  def __init__(self, nf, prelu_ch):
+    super().__init__()
+    self.upsample_block = tnn.Sequential(
+        tnn.Conv2d(nf, nf * 4, 3, 1, 1), tnn.PixelShuffle(2),
+        tnn.PReLU(prelu_ch))
+
+  def forward(self, x):
+    return self.upsample_block(x)
+
+
+class TorchSRGANSRResNet(tnn.Module):
+  """SRGAN's SRResNet in Lornatang/SRGAN-PyTorch's layout (without its
+  final clamp). prelu_ch=1 is nn.PReLU()'s shared slope; conv_bias puts a
+  bias on the convs before BN (older forks)."""
+
+  def __init__(self, nf=8, nb=2, upscale=4, prelu_ch=1, conv_bias=False):
+    super().__init__()
+    p = nf if prelu_ch != 1 else 1
+    self.conv1 = tnn.Sequential(tnn.Conv2d(3, nf, 9, 1, 4), tnn.PReLU(p))
+    self.trunk = tnn.Sequential(
+        *[TorchResidualConvBlock(nf, p, conv_bias) for _ in range(nb)])
+    self.conv2 = tnn.Sequential(tnn.Conv2d(nf, nf, 3, 1, 1, bias=conv_bias),
+                                tnn.BatchNorm2d(nf))
+    self.upsampling = tnn.Sequential(
+        *[TorchUpsampleBlock(nf, p) for _ in range(int(math.log2(upscale)))])
+    self.conv3 = tnn.Conv2d(nf, 3, 9, 1, 4)
+    for m in self.modules():
+      if isinstance(m, tnn.PReLU):
+        m.weight.data.uniform_(-0.5, 0.5)
+
+  def forward(self, x):
+    out1 = self.conv1(x)
+    out = out1 + self.conv2(self.trunk(out1))
+    return self.conv3(self.upsampling(out))
+
+
+@pytest.mark.parametrize('act,scale', [('prelu', 4), ('relu', 4),
+                                       ('prelu', 2), ('lrelu', 3)])
+def test_srvgg_parity(act, scale):
+  torch.manual_seed(scale)
+  ref = TorchSRVGG(upscale=scale, act=act).eval()
+  x = rand_image(1, 3, 13, 11)
+  kw = {} if act == 'prelu' else {'act_type': act}
+  variables, config = weights.convert_with_config('srvgg', ref.state_dict(),
+                                                  **kw)
+  assert config == dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2,
+                        scale=scale, act_type=act)
+  out = models.get_generator('srvgg', **config).apply(variables, to_nhwc(x))
+  assert out.shape == (1, 13 * scale, 11 * scale, 3)
+  assert rel_err(out, run_ref(ref, x)) < 1e-4
+  # BasicSR-style wrapper: params_ema wins over params.
+  other = TorchSRVGG(upscale=scale, act=act).state_dict()
+  assert_same_variables(
+      weights.convert_state_dict(
+          'srvgg', {'params': other, 'params_ema': ref.state_dict()}, **kw),
+      variables)
+
+
+def test_srvgg_without_prelu_needs_act_type():
+  sd = TorchSRVGG(act='relu').state_dict()
+  assert sorted(sd)[:3] == ['body.0.bias', 'body.0.weight', 'body.2.bias']
+  with pytest.raises(ValueError, match="act_type='relu' or 'lrelu'"):
+    weights.convert_state_dict('srvgg', sd)
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_msrresnet_parity(scale):
+  torch.manual_seed(10 + scale)
+  ref = TorchMSRResNet(upscale=scale).eval()
+  x = rand_image(1, 3, 13, 11, seed=scale)
+  variables, config = weights.convert_with_config(
+      'msrresnet', {'params_ema': ref.state_dict()})
+  assert config == dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=2,
+                        scale=scale)
+  out = models.get_generator('msrresnet', **config).apply(variables,
+                                                          to_nhwc(x))
+  assert out.shape == (1, 13 * scale, 11 * scale, 3)
+  assert rel_err(out, run_ref(ref, x)) < 1e-4
+
+
+@pytest.mark.parametrize('scale,prelu_ch,conv_bias', [(4, 1, False),
+                                                      (2, 8, True)])
+def test_srgan_srresnet_parity(scale, prelu_ch, conv_bias):
+  torch.manual_seed(20 + scale)
+  ref = randomise_bn(TorchSRGANSRResNet(upscale=scale, prelu_ch=prelu_ch,
+                                        conv_bias=conv_bias))
+  x = rand_image(1, 3, 13, 11, seed=scale)
+  sd = ref.state_dict()
+  assert 'trunk.1.rcb.4.running_var' in sd
+  assert 'upsampling.0.upsample_block.2.weight' in sd
+  # Lornatang's checkpoints hold the weights under 'state_dict'.
+  variables, config = weights.convert_with_config(
+      'srresnet', {'state_dict': sd})
+  assert config == dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=2,
+                        scale=scale)
+  assert 'batch_stats' in variables
+  model = models.get_generator('srresnet', **config)
+  out = model.apply(variables, to_nhwc(x), train=False)
+  assert rel_err(out, run_ref(ref, x)) < 1e-4
+  # The folded conv bias must not leak into the caller's state dict.
+  if conv_bias:
+    assert 'trunk.0.rcb.0.bias' in sd
+  # Forks without the inner .rcb / .upsample_block names convert the same.
+  flat = {k.replace('.rcb.', '.').replace('.upsample_block.', '.'): v
+          for k, v in sd.items()}
+  assert_same_variables(weights.convert_state_dict('srresnet', flat),
+                        variables)
+
+
+def test_srgan_missing_key_is_named_in_its_layout():
+  sd = TorchSRGANSRResNet().state_dict()
+  del sd['trunk.1.rcb.2.weight']
+  with pytest.raises(ValueError,
+                     match=r'missing keys.*trunk\.1\.rcb\.2\.weight'):
+    weights.convert_state_dict('srresnet', sd)
+
+
+def test_training_checkpoint_needs_key():
+  sd = TorchMSRResNet(nb=1).state_dict()
+  with pytest.raises(ValueError, match=r"\['net_g'\].*--key"):
+    weights.convert_state_dict('msrresnet', {'net_g': sd, 'iter': 5})

@@ -1,19 +1,18 @@
-"""Weights cache: .npz round trip and metadata, VGG19 lookup/conversion,
-`fetch` of VGG19 and released generators, and its failures."""
+"""sr_jax.weights.vgg19: VGG19 lookup and conversion, `fetch vgg19` and its
+failures."""
 import hashlib
 import io
 import sys
 import urllib.error
 import urllib.request
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from sr_jax import weights
 from sr_jax.models import vgg19 as vgg19_lib
 from sr_jax.weights import __main__ as cli
-from sr_jax.weights import download
+from tests.helpers.files import files_under
 
 FETCH_CMD = 'python -m sr_jax.weights fetch vgg19'
 CONVERT_CMD = 'python -m sr_jax.weights convert vgg19'
@@ -45,31 +44,6 @@ def vgg19_pth(tmp_path_factory):
   path = tmp_path_factory.mktemp('pth') / 'vgg19-random.pth'
   torch.save(state_dict, path)
   return path, state_dict
-
-
-def files_under(path):
-  return sorted(p for p in path.rglob('*') if p.is_file()) \
-      if path.exists() else []
-
-
-def test_save_load_round_trip(tmp_path):
-  variables = {
-      'params': {'conv': {'kernel': np.arange(24.0).reshape(2, 3, 4),
-                          'bias': jnp.ones(4, jnp.bfloat16)}},
-      'batch_stats': {'bn': {'mean': np.zeros(3, np.float32)}},
-  }
-  path = tmp_path / 'sub' / 'w.npz'
-  weights.save_params(path, variables)
-  assert files_under(tmp_path) == [path]  # No temporary file left behind.
-  loaded = weights.load_params(path)
-  assert sorted(loaded) == ['batch_stats', 'params']
-  kernel = loaded['params']['conv']['kernel']
-  assert kernel.dtype == np.float32
-  np.testing.assert_array_equal(kernel, np.arange(24.0).reshape(2, 3, 4))
-  np.testing.assert_array_equal(loaded['params']['conv']['bias'], np.ones(4))
-  assert loaded['params']['conv']['bias'].dtype == np.float32
-  with pytest.raises(ValueError, match='separator'):
-    weights.save_params(tmp_path / 'bad.npz', {'a/b': np.zeros(1)})
 
 
 def test_missing_weights_say_how_to_get_them(isolated_cache, tmp_path):
@@ -169,90 +143,3 @@ def test_fetch_verifies_converts_and_caches(vgg19_pth, monkeypatch,
   assert files_under(isolated_cache) == [isolated_cache / 'vgg19.npz']
   assert out == isolated_cache / 'vgg19.npz'
   assert len(weights.load_vgg19_params()['params']) == 16
-
-
-def test_metadata_round_trip(tmp_path):
-  path = tmp_path / 'converted.npz'
-  meta = {'arch': 'srvgg', 'model_kwargs': {'num_conv': 2, 'act_type': 'relu'}}
-  weights.save_params(path, {'params': {'w': np.ones(2)}}, metadata=meta)
-  assert weights.load_metadata(path) == meta
-  assert list(weights.load_params(path)) == ['params']  # No '__meta__'.
-  with pytest.raises(ValueError, match='__meta__'):
-    weights.save_params(path, {'__meta__': np.zeros(1)})
-  with pytest.raises(ValueError, match='JSON'):
-    weights.save_params(tmp_path / 'x.npz', {}, metadata={'a': object()})
-  assert files_under(tmp_path) == [path]
-  (tmp_path / 'junk.npz').write_bytes(b'not a zip')
-  with pytest.raises(ValueError, match='junk.npz.*not a weights file'):
-    weights.load_params(tmp_path / 'junk.npz')
-
-
-# ------------------------- released generators (sr_jax.weights.pretrained) --
-
-def _serve_download(monkeypatch, payload=None, error=None):
-  """Replaces the download function by one writing payload (or raising)."""
-  urls = []
-
-  def download_file(url, f, progress):
-    del progress
-    urls.append(url)
-    if error is not None:
-      raise error
-    f.write(payload)
-    return hashlib.sha256(payload).hexdigest()
-
-  monkeypatch.setattr(download, 'download_file', download_file)
-  return urls
-
-
-def test_fetch_pretrained_converts_and_checks_the_architecture(
-    isolated_cache, tmp_path, monkeypatch, capsys):
-  import torch
-  # pylint: disable=g-import-not-at-top
-  from tests.weights.test_state_dict import rand_image, rel_err, to_nhwc
-  from tests.tools.test_convert import TorchSRVGG, run_ref
-  # realesr-general-x4v3 at its real size (64 features, 32 convs, ~1.2M
-  # parameters), random weights, saved as BasicSR does.
-  torch.manual_seed(5)
-  ref = TorchSRVGG(nf=64, nc=32, upscale=4).eval()
-  pth = tmp_path / 'served.pth'
-  torch.save({'params': ref.state_dict()}, pth)
-  urls = _serve_download(monkeypatch, payload=pth.read_bytes())
-  assert cli.main(['fetch', 'realesr-general-x4v3']) == 0
-  assert urls == [weights.PRETRAINED['realesr-general-x4v3'].url]
-  assert 'no published SHA-256' in capsys.readouterr().err
-  cached = isolated_cache / 'realesr-general-x4v3.npz'
-  assert files_under(isolated_cache) == [cached]
-  arch, kwargs, variables = weights.load_pretrained('realesr-general-x4v3')
-  assert (arch, kwargs['num_conv'], kwargs['act_type']) == ('srvgg', 32,
-                                                           'prelu')
-  x = rand_image(1, 3, 7, 5)
-  out = weights.build_model(arch, **kwargs).apply(variables, to_nhwc(x))
-  assert rel_err(out, run_ref(ref, x)) < 1e-4
-
-  # A file of the right kind but the wrong size is refused, nothing saved.
-  tiny = tmp_path / 'tiny.pth'
-  torch.save(TorchSRVGG().state_dict(), tiny)
-  _serve_download(monkeypatch, payload=tiny.read_bytes())
-  assert cli.main(['fetch', 'realesr-animevideov3']) == 1
-  err = capsys.readouterr().err
-  assert 'num_feat=64 (file: 8)' in err and 'Nothing was saved' in err
-  assert files_under(isolated_cache) == [cached]
-
-
-def test_fetch_pretrained_offline_says_what_to_download_and_run(
-    isolated_cache, monkeypatch, capsys):
-  _serve_download(monkeypatch, error=urllib.error.URLError('no network'))
-  assert cli.main(['fetch', 'RealESRGAN_x2plus']) == 1
-  err = capsys.readouterr().err
-  assert weights.PRETRAINED['RealESRGAN_x2plus'].url in err
-  assert ('python -m sr_jax.convert rrdbnet '
-          '/path/to/RealESRGAN_x2plus.pth '
-          f'{isolated_cache / "RealESRGAN_x2plus.npz"}') in err
-  assert files_under(isolated_cache) == []
-  # Files without a direct link: the same instructions, no download tried.
-  urls = _serve_download(monkeypatch, payload=b'')
-  assert cli.main(['fetch', 'RRDB_ESRGAN_x4']) == 1
-  assert urls == [] and 'xinntao/ESRGAN' in capsys.readouterr().err
-  with pytest.raises(weights.WeightsNotFoundError, match='fetch ESRGAN_x4'):
-    weights.load_pretrained('ESRGAN_x4')
