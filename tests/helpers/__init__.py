@@ -1,0 +1,2 @@
+"""Helpers the tests share: plain modules, not tests (fixtures are in the
+conftest.py files)."""
