@@ -26,10 +26,10 @@ That noise is small (+-0.5 level per stage) but at high qualities it is
 comparable to the quantisation error itself: a float-only pipeline scored up
 to 0.36 dB higher PSNR than Pillow at quality 95 on skimage crops, this one
 within 0.05 dB, and matches Pillow exactly on flat images
-(tests/test_jpeg.py). Hence the output is on 8-bit levels
-(multiples of 1/255), like a decoded file. These sample roundings are always
-straight-through (gradient = identity): they are not the compression, and
-their zero gradient would otherwise stop any gradient in every mode. What is
+(tests/degradations/test_jpeg_compression.py). Hence the output is on 8-bit
+levels (multiples of 1/255), like a decoded file. These sample roundings are
+always straight-through (gradient = identity): they are not the compression,
+and their zero gradient would otherwise stop any gradient in every mode. What is
 not modelled is libjpeg's fixed-point ("islow") DCT: its ~1 unit errors
 only matter for coefficients lying near a rounding boundary, which then
 move by a whole step (a few pixels differ; the error statistics do not).

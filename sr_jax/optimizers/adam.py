@@ -7,7 +7,7 @@ b2 = 0.99 in the first hundred steps: every update of a step a little too
 large or small, the same way for every parameter). torch computes them in
 float64; over a 300-step L1 run that alone moved the loss 6e-5 (relative)
 away from BasicSR's, 30x the float32 drift of the PyTorch run itself
-(tests/test_run_parity.py). `bias_correction` evaluates -expm1(t log b),
+(tests/optimizers/test_adam.py). `bias_correction` evaluates -expm1(t log b),
 accurate to about an ulp.
 """
 import math

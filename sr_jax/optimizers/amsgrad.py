@@ -5,7 +5,7 @@ torch's form: m_t = b1 m + (1 - b1) g, v_t = b2 v + (1 - b2) g^2,
 v_max = max(v_max, v_t), step = lr * (m_t / (1 - b1^t)) /
 (sqrt(v_max / (1 - b2^t)) + eps). optax.amsgrad takes the maximum of the
 bias-corrected v; `amsgrad` here follows torch, whose maximum is of the raw v
-and is bias-corrected afterwards (tests/test_optimizers.py checks it
+and is bias-corrected afterwards (tests/optimizers/test_optimizers.py checks it
 against torch.optim.Adam(amsgrad=True)). The bias corrections are adam.py's
 (float32, accurate to an ulp, as torch's float64 ones).
 """

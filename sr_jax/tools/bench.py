@@ -56,10 +56,10 @@ from its EMA, then optionally a GAN phase with net_d_iters=2 /
 net_d_init_iters=10; milestones inside each phase) with sr_jax's trainer and
 with the PyTorch reference of BasicSR's SRModel / ESRGANModel and training
 loop, on the same initial weights and the same batches
-(`sr_jax.tools.run_parity`, what tests/test_run_parity.py asserts), and prints
-both loss curves side by side every `every` steps, the largest differences
-per loss against the float32 drift of the PyTorch run itself (its distance
-to a float64 run), the final parameter distances and both validation
+(`sr_jax.tools.run_parity`, what tests/tools/test_run_parity.py asserts), and
+prints both loss curves side by side every `every` steps, the largest
+differences per loss against the float32 drift of the PyTorch run itself (its
+distance to a float64 run), the final parameter distances and both validation
 PSNRs; `--out` writes a PNG of the curves, `--json_out` every step.
 
 `suite` prints one markdown table for an accelerator (step counts chosen

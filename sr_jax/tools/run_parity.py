@@ -42,7 +42,7 @@ discriminator, and the validation PSNR of the trainer's final evaluation
 against the PyTorch EMA generator's on the same LR inputs (the
 evaluator's edge pre-pad included), scored by the same PSNR.
 
-Used by tests/test_run_parity.py and `python -m sr_jax.bench learn`. The
+Used by tests/tools/test_run_parity.py and `python -m sr_jax.bench learn`. The
 comparison (Result, `check`, the reports) is torch-free, in
 sr_jax/tools/run_parity_report.py, and the PyTorch side (the config as
 BasicSR runs it) in sr_jax/tools/run_parity_torch.py; their names are
@@ -121,7 +121,7 @@ class Sizes:
   [2, 2, 2, 512] takes ~40 ms, on 4x4 maps ~2.5 ms): the GAN step takes
   1.06 s at conv5_4 against 39 ms at conv2_2 (batch 4, 2-core CPU); the
   conv5_4 term itself is checked step by step in
-  tests/test_torch_reference.py. `d_iters_steps` > 0 adds a third phase
+  tests/tools/test_torch_reference.py. `d_iters_steps` > 0 adds a third phase
   ('gan_d_iters', start 'continue') with BasicSR's net_d_iters /
   net_d_init_iters and a milestone inside it.
   """

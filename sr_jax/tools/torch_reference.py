@@ -5,13 +5,14 @@ Written from the published code (BasicSR's `rrdbnet_arch.py`,
 `srgan_model.py`, `esrgan_model.py` and `train.py`), with BasicSR's
 state-dict names, so `sr_jax.convert.convert_state_dict` maps their weights
 onto sr_jax's modules ('rrdbnet', 'vgg_style', 'vgg19') and
-`torch_state_dict` maps sr_jax's back. tests/test_torch_reference.py checks
-that both compute the same step on the same weights, so a speed comparison
-(`python -m sr_jax.bench compare | suite`) compares the same computation;
+`torch_state_dict` maps sr_jax's back.
+tests/tools/test_torch_reference.py checks that both compute the same step on
+the same weights, so a speed comparison (`python -m sr_jax.bench compare |
+suite`) compares the same computation;
 `SRModel`, `ESRGANModel`, `train_iterations` and `train_run` are BasicSR's
-models and training loop, which `sr_jax.tools.run_parity` (tests/
-test_run_parity.py, `python -m sr_jax.bench learn`) trains beside sr_jax's
-trainer for a whole run.
+models and training loop, which `sr_jax.tools.run_parity`
+(tests/tools/test_run_parity.py, `python -m sr_jax.bench learn`) trains
+beside sr_jax's trainer for a whole run.
 
 The networks and `torch_state_dict` are in torch_reference_nets (re-exported
 here); this file holds BasicSR's models, step and training loop. Nothing in

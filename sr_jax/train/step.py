@@ -438,7 +438,7 @@ def jit_for_mesh(step_fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
   The state and the frozen networks (aux) are replicated and the state is
   donated, so an update happens in place. The same code serves 1 device
   and N. Nothing in the step gathers the batch: the HLO test in
-  tests/multidevice_check.py finds no all-gather of image-sized arrays.
+  tests/train/multidevice_check.py finds no all-gather of image-sized arrays.
   """
   replicated = NamedSharding(mesh, P())
 

@@ -157,28 +157,3 @@ def test_bench_command_line_mistakes_are_one_line_errors(capsys):
   assert bench.main(['train', '--config=configs/esrgan_fft.py',
                      '--config.batch_size=many']) == 2
   assert 'batch_size must be of type int' in capsys.readouterr().err
-
-
-def test_bench_command_line_takes_config_overrides(capsys):
-  assert bench.main(['data', '--config=configs/rrdb_psnr.py:runlocal',
-                     '--config.batch_size=2', '--config.data.gt_size=16',
-                     '--steps=1', '--pipelines=bicubic']) == 0
-  out = capsys.readouterr().out
-  assert 'stage: input | batch: 2 | gt_size: 16' in out
-  assert 'stage: degradation bicubic | batch: 2 | gt_size: 16' in out
-
-
-def test_bench_command_line_mistakes_are_one_line_errors(capsys):
-  with pytest.raises(SystemExit) as e:
-    bench.main(['--help'])
-  assert e.value.code == 0 and 'train' in capsys.readouterr().out
-  assert bench.main(['train']) == 2
-  assert 'needs --config' in capsys.readouterr().err
-  assert bench.main(['train', '--config=configs/esrgan_fft.py:runlocal',
-                     '--config.gan.losses.ftt.weight=0.2']) == 2
-  assert 'Did you mean gan.losses.fft?' in capsys.readouterr().err
-  assert bench.main(['train', '--config=configs/esrgan_ftt.py']) == 2
-  assert 'Did you mean configs/esrgan_fft.py?' in capsys.readouterr().err
-  assert bench.main(['train', '--config=configs/esrgan_fft.py',
-                     '--config.batch_size=many']) == 2
-  assert 'batch_size must be of type int' in capsys.readouterr().err
