@@ -5,7 +5,6 @@ r"""Entry point:
 Settings are overridable as --config.a.b=value; the workdir holds
 checkpoints (auto-resume), TensorBoard logs and validation image strips.
 """
-import difflib
 import importlib.util
 import os
 import signal
@@ -169,15 +168,7 @@ def _bad_override(argv) -> str | None:
 
 def _missing_config_file(argv) -> str:
   """Which config file could not be read, and the ones next to it."""
-  given = _config_arg(argv)
-  path = given.split(':', 1)[0]
-  folder = os.path.dirname(path) or '.'
-  names = sorted(n for n in os.listdir(folder) if n.endswith('.py')
-                 ) if os.path.isdir(folder) else []
-  close = difflib.get_close_matches(os.path.basename(path), names, n=1)
-  hint = (f' Did you mean {os.path.join(folder, close[0])}?' if close else
-          f' {folder} has: {", ".join(names)}.' if names else '')
-  return f'--config={given}: cannot read {path} (no such file).{hint}'
+  return config_lib.missing_config_file(_config_arg(argv))
 
 
 def _parse_flags(argv):

@@ -349,14 +349,7 @@ def load_config_file(arg: str, flag: str = '--config'
   tools with this.)"""
   path, _, variant = arg.partition(':')
   if not os.path.isfile(path):
-    folder = os.path.dirname(path) or '.'
-    names = sorted(n for n in os.listdir(folder) if n.endswith('.py')
-                   ) if os.path.isdir(folder) else []
-    close = difflib.get_close_matches(os.path.basename(path), names, n=1)
-    hint = (f' Did you mean {os.path.join(folder, close[0])}?' if close else
-            f' {folder} has: {", ".join(names)}.' if names else '')
-    raise errors.UsageError(f'{flag}={arg}: cannot read {path} (no such '
-                            f'file).{hint}')
+    raise errors.UsageError(missing_config_file(arg, flag))
   spec = importlib.util.spec_from_file_location('sr_jax_config', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -364,6 +357,19 @@ def load_config_file(arg: str, flag: str = '--config'
     return module.get_config(*([variant] if variant else []))
   except ValueError as e:  # get_config's own message (an unknown variant).
     raise errors.UsageError(f'{flag}={arg}: {errors.one_line(e)}') from None
+
+
+def missing_config_file(arg: str, flag: str = '--config') -> str:
+  """'FLAG=ARG: cannot read FILE (no such file).' and the closest config
+  file beside it (or the ones there)."""
+  path = arg.partition(':')[0]
+  folder = os.path.dirname(path) or '.'
+  names = sorted(n for n in os.listdir(folder) if n.endswith('.py')
+                 ) if os.path.isdir(folder) else []
+  close = difflib.get_close_matches(os.path.basename(path), names, n=1)
+  hint = (f' Did you mean {os.path.join(folder, close[0])}?' if close else
+          f' {folder} has: {", ".join(names)}.' if names else '')
+  return f'{flag}={arg}: cannot read {path} (no such file).{hint}'
 
 
 def parse_value(text: str) -> Any:

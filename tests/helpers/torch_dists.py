@@ -8,7 +8,11 @@ alpha / beta normalised by their total sum; c1 = c2 = 1e-6) with its module
 names, so its state_dict() has the keys of a real DISTS:
 'stage{s}.{i}.weight', 'stage{s}.{i}.filter', 'alpha', ...
 """
+import pytest
 import torch
+
+from sr_jax import weights
+from sr_jax.metrics import dists_metric as dists_lib
 
 tnn = torch.nn
 
@@ -92,3 +96,23 @@ class TorchDISTS(tnn.Module):
       d1 = d1 + (alpha * s1).sum(1, keepdim=True)
       d2 = d2 + (beta * s2).sum(1, keepdim=True)
     return (1 - (d1 + d2)).flatten()
+
+
+# A fixture (tests/conftest.py loads this module as a plugin).
+
+
+@pytest.fixture(scope='module')
+def dists_reference():
+  """The PyTorch DISTS with random (Kaiming-normal, so that deep features
+  keep their scale) VGG16 weights and the released alpha / beta, and the
+  converted variables."""
+  released = dists_lib.released_alpha_beta()
+  model = TorchDISTS(released['alpha'], released['beta'])
+  gen = torch.Generator().manual_seed(0)
+  with torch.no_grad():
+    for m in model.modules():
+      if isinstance(m, tnn.Conv2d):
+        m.weight.normal_(0, (2 / m.weight[0].numel()) ** 0.5, generator=gen)
+        m.bias.normal_(0, 0.1, generator=gen)
+  model.eval()
+  return model, weights.convert_state_dict('dists', model.state_dict())

@@ -10,7 +10,10 @@ pt_inception-2015-12-05-6726825d.pth (including the unused 1008-way 'fc').
 Weights are random, BatchNorm running statistics included.
 """
 import numpy as np
+import pytest
 import torch
+
+from sr_jax import weights
 
 tnn = torch.nn
 
@@ -200,3 +203,15 @@ def errors(ours, ref) -> tuple[float, float]:
 def torch_features(model, x_nhwc):
   with torch.no_grad():
     return model(torch.from_numpy(x_nhwc.transpose(0, 3, 1, 2))).numpy()
+
+
+# Fixtures (tests/conftest.py loads this module as a plugin).
+
+
+@pytest.fixture(scope='module')
+def inception_reference():
+  """(torch model, converted variables), shared by the tests (~22M
+  parameters: building it takes seconds)."""
+  model = randomise(TorchFIDInception(), seed=0)
+  variables = weights.convert_state_dict('inception_fid', model.state_dict())
+  return model, variables

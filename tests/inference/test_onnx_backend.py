@@ -8,27 +8,11 @@ import pytest
 from sr_jax import upscale
 from sr_jax.degradations import resampling
 from sr_jax.inference import onnx_backend
-from tests.helpers.runs import write_weights
 
 # Skipped without them, as tests/tools/test_export.py is.
 pytest.importorskip('onnxruntime')
 pytest.importorskip('onnx')
 pytest.importorskip('jax2onnx')
-from sr_jax.tools import export  # noqa: E402  (needs jax2onnx)
-
-
-@pytest.fixture(scope='module')
-def rrdb_x2(tmp_path_factory):
-  """A tiny RRDBNet x2 (pixel-unshuffle by 2) as .npz and exported .onnx,
-  through the CLI with its onnxruntime check."""
-  tmp = tmp_path_factory.mktemp('rrdb_x2')
-  module, variables, weights = write_weights(
-      tmp, 'rrdbnet', scale=2, num_feat=8, num_block=1, num_grow_ch=4)
-  out = tmp / 'rrdb_x2.onnx'
-  code = export.main(['--weights', weights, '--arch', 'rrdbnet',
-                      '--onnx', str(out)])
-  assert code == 0
-  return module, variables, weights, out
 
 
 @pytest.mark.parametrize('mode', ['bicubic', 'bilinear', 'nearest'])

@@ -7,29 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from sr_jax import weights
 from sr_jax.metrics import dists_metric as dists_lib
 from sr_jax.metrics import registry
-from tests.helpers.torch_dists import TorchDISTS
 
 tnn = torch.nn
-
-
-@pytest.fixture(scope='module')
-def reference():
-  """The PyTorch DISTS with random (Kaiming-normal, so that deep features
-  keep their scale) VGG16 weights and the released alpha / beta, and the
-  converted variables."""
-  released = dists_lib.released_alpha_beta()
-  model = TorchDISTS(released['alpha'], released['beta'])
-  gen = torch.Generator().manual_seed(0)
-  with torch.no_grad():
-    for m in model.modules():
-      if isinstance(m, tnn.Conv2d):
-        m.weight.normal_(0, (2 / m.weight[0].numel()) ** 0.5, generator=gen)
-        m.bias.normal_(0, 0.1, generator=gen)
-  model.eval()
-  return model, weights.convert_state_dict('dists', model.state_dict())
 
 
 def errors(ours, ref) -> tuple[float, float]:
@@ -57,8 +38,8 @@ def _torch(model, x, y):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('shape', [(2, 48, 40, 3), (1, 37, 29, 3)])
-def test_dists_matches_torch(reference, shape):
-  model, variables = reference
+def test_dists_matches_torch(dists_reference, shape):
+  model, variables = dists_reference
   x, y = _pair(shape, seed=shape[1])
   ref = _torch(model, x, y)
   assert np.all((ref > 0.01) & (ref < 1))
@@ -77,8 +58,8 @@ def test_dists_matches_torch(reference, shape):
     assert errors(ours_f, ref_f.numpy().transpose(0, 2, 3, 1))[1] < 1e-5
 
 
-def test_uint8_metric_is_registered_and_lower_is_better(reference):
-  model, variables = reference
+def test_uint8_metric_is_registered_and_lower_is_better(dists_reference):
+  model, variables = dists_reference
   rng = np.random.default_rng(7)
   hr = rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)
   noisy = np.clip(hr + rng.normal(0, 25, hr.shape), 0, 255).astype(np.uint8)

@@ -5,46 +5,28 @@ distance against scipy and closed forms, patches."""
 import numpy as np
 import pytest
 import scipy.linalg
-import torch
 
-from sr_jax import weights
 from sr_jax.metrics import frechet_inception as fid_lib
 from sr_jax.metrics import registry
 from tests.helpers.torch_inception import errors
-from tests.helpers.torch_inception import randomise
 from tests.helpers.torch_inception import torch_features
-from tests.helpers.torch_inception import TorchFIDInception
 
 # ------------------------------------------------- PyTorch reference model --
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-  """On a loaded 2-core machine torch's two OpenMP threads wait on each
-  other: a 299x299 Inception takes 4 s instead of 0.15 s."""
-  threads = torch.get_num_threads()
-  torch.set_num_threads(1)
-  yield
-  torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope='module')
-def reference():
-  """(torch model, converted variables), shared by the tests (~22M
-  parameters: building it takes seconds)."""
-  model = randomise(TorchFIDInception(), seed=0)
-  variables = weights.convert_state_dict('inception_fid', model.state_dict())
-  return model, variables
+# The PyTorch Inception and its conversion: tests.helpers.torch_inception's
+# fixtures (tests/conftest.py loads them).
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 # --------------------------------------------------------------- parity --
 
 
 @pytest.mark.slow
-def test_features_of_uint8_images_of_any_size_match_torch(reference):
+def test_features_of_uint8_images_of_any_size_match_torch(inception_reference):
   """fid_features (each image resized to 299 by itself, then batched,
   the last batch padded) against the whole PyTorch model, image by image."""
-  model, variables = reference
+  model, variables = inception_reference
   rng = np.random.default_rng(3)
   images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
             for h, w in ((40, 56), (299, 299), (350, 310))]
@@ -183,8 +165,8 @@ def test_patches_are_non_overlapping_and_drop_remainders():
 
 
 @pytest.mark.slow
-def test_fid_whole_images_and_patches(reference):
-  model, variables = reference
+def test_fid_whole_images_and_patches(inception_reference):
+  model, variables = inception_reference
   rng = np.random.default_rng(4)
   hr = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(3)]
   sr = [np.clip(im.astype(int) + rng.integers(-40, 40, im.shape), 0,

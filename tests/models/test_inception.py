@@ -5,39 +5,22 @@ import numpy as np
 import pytest
 import torch
 
-from sr_jax import weights
 from sr_jax.models import inception
 from tests.helpers.torch_inception import errors
 from tests.helpers.torch_inception import rand_images
-from tests.helpers.torch_inception import randomise
 from tests.helpers.torch_inception import torch_features
-from tests.helpers.torch_inception import TorchFIDInception
 
 F = torch.nn.functional
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-  """On a loaded 2-core machine torch's two OpenMP threads wait on each
-  other: a 299x299 Inception takes 4 s instead of 0.15 s."""
-  threads = torch.get_num_threads()
-  torch.set_num_threads(1)
-  yield
-  torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope='module')
-def reference():
-  """(torch model, converted variables), shared by the tests (~22M
-  parameters: building it takes seconds)."""
-  model = randomise(TorchFIDInception(), seed=0)
-  variables = weights.convert_state_dict('inception_fid', model.state_dict())
-  return model, variables
+# The PyTorch Inception and its conversion: tests.helpers.torch_inception's
+# fixtures (tests/conftest.py loads them).
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.mark.slow
-def test_trunk_matches_torch_on_small_inputs(reference):
-  model, variables = reference
+def test_trunk_matches_torch_on_small_inputs(inception_reference):
+  model, variables = inception_reference
   # The smallest input the trunk takes (75) and a non-square one, without
   # the resize to 299.
   model.resize_input = False

@@ -11,12 +11,8 @@ from sr_jax import optimizers
 from sr_jax.optimizers.adam import bias_correction
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-  threads = torch.get_num_threads()
-  torch.set_num_threads(1)
-  yield
-  torch.set_num_threads(threads)
+# One torch thread: tests/conftest.py's one_torch_thread.
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_adam_bias_correction_is_float32_accurate():

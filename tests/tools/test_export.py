@@ -65,20 +65,6 @@ def assert_round_trip(path, module, variables, multiple=1):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
 
 
-@pytest.fixture(scope='module')
-def rrdb_x2(tmp_path_factory):
-  """A tiny RRDBNet x2 (pixel-unshuffle by 2) as .npz and exported .onnx,
-  through the CLI with its onnxruntime check."""
-  tmp = tmp_path_factory.mktemp('rrdb_x2')
-  module, variables, weights = write_weights(
-      tmp, 'rrdbnet', scale=2, num_feat=8, num_block=1, num_grow_ch=4)
-  out = tmp / 'rrdb_x2.onnx'
-  code = export.main(['--weights', weights, '--arch', 'rrdbnet',
-                      '--onnx', str(out)])
-  assert code == 0
-  return module, variables, weights, out
-
-
 @pytest.mark.slow
 def test_rrdbnet_x2_any_size(rrdb_x2):
   module, variables, _, out = rrdb_x2

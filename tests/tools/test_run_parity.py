@@ -16,18 +16,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from sr_jax.tools import run_parity as rp  # noqa: E402  (needs torch)
 from tests.helpers.repo import run_python
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-  threads = torch.get_num_threads()
-  torch.set_num_threads(1)
-  yield
-  torch.set_num_threads(threads)
+# One torch thread: tests/conftest.py's one_torch_thread.
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.mark.slow

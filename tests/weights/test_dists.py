@@ -11,28 +11,9 @@ import pytest
 import torch
 
 from sr_jax import weights
-from sr_jax.metrics import dists_metric as dists_lib
 from sr_jax.weights import dists as dists_weights
-from tests.helpers.torch_dists import TorchDISTS
 
 tnn = torch.nn
-
-
-@pytest.fixture(scope='module')
-def reference():
-  """The PyTorch DISTS with random (Kaiming-normal, so that deep features
-  keep their scale) VGG16 weights and the released alpha / beta, and the
-  converted variables."""
-  released = dists_lib.released_alpha_beta()
-  model = TorchDISTS(released['alpha'], released['beta'])
-  gen = torch.Generator().manual_seed(0)
-  with torch.no_grad():
-    for m in model.modules():
-      if isinstance(m, tnn.Conv2d):
-        m.weight.normal_(0, (2 / m.weight[0].numel()) ** 0.5, generator=gen)
-        m.bias.normal_(0, 0.1, generator=gen)
-  model.eval()
-  return model, weights.convert_state_dict('dists', model.state_dict())
 
 
 def _torchvision_vgg16(model):
@@ -46,8 +27,8 @@ def _torchvision_vgg16(model):
   return sd
 
 
-def test_convert_torchvision_vgg16_and_bad_keys(reference):
-  model, variables = reference
+def test_convert_torchvision_vgg16_and_bad_keys(dists_reference):
+  model, variables = dists_reference
   # torchvision's vgg16 gets the released alpha / beta: the same variables.
   from_vgg = weights.convert_state_dict('dists', _torchvision_vgg16(model))
   jax.tree.map(np.testing.assert_array_equal, from_vgg, variables)
@@ -82,9 +63,9 @@ def isolated_cache(tmp_path, monkeypatch):
   return cache
 
 
-def test_fetch_load_and_explain(reference, tmp_path, isolated_cache,
+def test_fetch_load_and_explain(dists_reference, tmp_path, isolated_cache,
                                 monkeypatch):
-  model, variables = reference
+  model, variables = dists_reference
   with pytest.raises(weights.WeightsNotFoundError) as info:
     weights.load_frozen('dists')
   for needle in ('python -m sr_jax.weights fetch dists',

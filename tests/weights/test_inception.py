@@ -12,31 +12,15 @@ from sr_jax import weights
 from sr_jax.models import inception
 from sr_jax.weights import __main__ as cli
 from sr_jax.weights import inception as inception_weights
-from tests.helpers.torch_inception import randomise
-from tests.helpers.torch_inception import TorchFIDInception
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-  """On a loaded 2-core machine torch's two OpenMP threads wait on each
-  other: a 299x299 Inception takes 4 s instead of 0.15 s."""
-  threads = torch.get_num_threads()
-  torch.set_num_threads(1)
-  yield
-  torch.set_num_threads(threads)
+# The PyTorch Inception and its conversion: tests.helpers.torch_inception's
+# fixtures (tests/conftest.py loads them).
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
-@pytest.fixture(scope='module')
-def reference():
-  """(torch model, converted variables), shared by the tests (~22M
-  parameters: building it takes seconds)."""
-  model = randomise(TorchFIDInception(), seed=0)
-  variables = weights.convert_state_dict('inception_fid', model.state_dict())
-  return model, variables
-
-
-def test_convert_names_bad_keys(reference):
-  model, _ = reference
+def test_convert_names_bad_keys(inception_reference):
+  model, _ = inception_reference
   sd = model.state_dict()
   with pytest.raises(ValueError, match=r"missing keys: \['Mixed_6e\."
                      r"branch7x7dbl_3\.bn\.running_var'\]"):
@@ -62,10 +46,10 @@ def isolated_cache(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_load_frozen_explains_converts_and_caches(reference, tmp_path,
+def test_load_frozen_explains_converts_and_caches(inception_reference, tmp_path,
                                                   isolated_cache,
                                                   monkeypatch):
-  model, variables = reference
+  model, variables = inception_reference
   with pytest.raises(weights.WeightsNotFoundError) as info:
     weights.load_frozen('inception_fid')
   for needle in ('python -m sr_jax.weights fetch inception_fid',
@@ -98,10 +82,10 @@ def test_load_frozen_explains_converts_and_caches(reference, tmp_path,
 
 
 @pytest.mark.slow
-def test_fetch_checks_the_hash_then_converts(reference, tmp_path,
+def test_fetch_checks_the_hash_then_converts(inception_reference, tmp_path,
                                              isolated_cache, capsys,
                                              monkeypatch):
-  model, variables = reference
+  model, variables = inception_reference
   served = tmp_path / 'served.pth'
   torch.save(model.state_dict(), served)
   payload = served.read_bytes()
