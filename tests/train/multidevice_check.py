@@ -23,9 +23,8 @@ import numpy as np
 from sr_jax.train import recipe as recipe_lib
 from sr_jax.train import state as ts
 from sr_jax.train import warm_start
+from sr_jax.train.setup import setup
 from sr_jax.train.step import data_parallel_mesh
-from sr_jax.train.step import jit_for_mesh
-from sr_jax.train.step import make_phase_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -45,14 +44,12 @@ def run_steps(vgg_path):
   recipe = recipe_lib.Recipe.from_config(config)
   aux, _ = warm_start.load_aux(recipe)
   psnr, gan = recipe.phases
-  settings = recipe.settings.step
-  psnr_step = make_phase_step(recipe, psnr, settings)
-  gan_step = make_phase_step(recipe, gan, settings)
   gt = config.data.gt_size
   hr = np.random.default_rng(0).integers(0, 256, (8, gt, gt, 3), np.uint8)
-  jitted = {n: (jit_for_mesh(psnr_step, data_parallel_mesh(jax.devices()[:n])),
-                jit_for_mesh(gan_step, data_parallel_mesh(jax.devices()[:n])))
+  # The trainer's setup on a 1-device and a 4-device mesh.
+  pieces = {n: setup(recipe, data_parallel_mesh(jax.devices()[:n]), aux=aux)
             for n in (1, 4)}
+  jitted = {n: (p.step(psnr), p.step(gan)) for n, p in pieces.items()}
 
   def gan_step_hlo():
     mesh = data_parallel_mesh(jax.devices())
@@ -60,7 +57,8 @@ def run_steps(vgg_path):
         mesh, jax.sharding.PartitionSpec('data')))}
     state = ts.start_phase(ts.init_train_state(recipe, jax.random.key(0)),
                            gan)
-    return jitted[4][1].lower(state, batch, aux).compile().as_text()
+    return jitted[4][1].lower(state, batch,
+                              pieces[4].aux).compile().as_text()
 
   def compare(broken):
     """broken=True simulates a sharding error on the 4-device mesh: every
@@ -75,10 +73,10 @@ def run_steps(vgg_path):
       assert len(batch['hr'].addressable_shards) == n
       # A fresh (identical) initial state for each mesh: steps donate it.
       state0 = ts.init_train_state(recipe, jax.random.key(0))
-      state, psnr_metrics = jitted[n][0](state0, batch, aux)
+      state, psnr_metrics = jitted[n][0](state0, batch, pieces[n].aux)
       state = ts.start_phase(state, gan)
       state = state.replace(step=state.step * 0 + gan.start)
-      state, gan_metrics = jitted[n][1](state, batch, aux)
+      state, gan_metrics = jitted[n][1](state, batch, pieces[n].aux)
       results[n] = jax.device_get((psnr_metrics, gan_metrics, state))
     _compare(results)
 
