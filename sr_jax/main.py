@@ -5,7 +5,6 @@ r"""Entry point:
 Settings are overridable as --config.a.b=value; the workdir holds
 checkpoints (auto-resume), TensorBoard logs and validation image strips.
 """
-import importlib.util
 import os
 import signal
 import sys
@@ -145,24 +144,19 @@ def _config_arg(argv) -> str:
 
 
 def _bad_override(argv) -> str | None:
-  """The first --config.a.b=v override whose field does not exist in the
-  config file's config: its full path and the closest field. (absl keeps
-  no config after a failed override, so the file is loaded again here.)"""
-  path, _, variant = _config_arg(argv).partition(':')
+  """What is wrong with the first --config.a.b=v override that cannot be
+  set on the config file's config: the field's full path and the closest
+  existing one, or the type it must have. (absl keeps no config after a
+  failed override, so the file is loaded again here.)"""
   try:
-    spec = importlib.util.spec_from_file_location('sr_jax_config_hint', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    loaded = module.get_config(*([variant] if variant else []))
+    _, overrides = config_lib.split_config_overrides(argv)
+    loaded = config_lib.load_config_file(_config_arg(argv))
   except Exception:  # pylint: disable=broad-except
     return None  # The generic message below then.
-  for arg in argv:
-    if arg.startswith('--config.'):
-      dotted = arg[len('--config.'):].split('=', 1)[0]
-      try:
-        config_lib.find_field(loaded, dotted)
-      except errors.UsageError as e:
-        return str(e)
+  try:
+    config_lib.apply_overrides(loaded, overrides)
+  except errors.UsageError as e:
+    return str(e)
   return None
 
 

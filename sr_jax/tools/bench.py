@@ -98,7 +98,8 @@ from sr_jax.tools.bench_jax import bench_upscale
 from sr_jax.tools.bench_jax import build_train_step  # noqa: F401
 from sr_jax.tools.bench_jax import peak_flops  # noqa: F401
 from sr_jax.tools.bench_jax import PEAK_FLOPS  # noqa: F401
-from sr_jax.tools.bench_jax import repo_config
+from sr_jax.tools.bench_jax import repo_config  # noqa: F401
+from sr_jax.tools.bench_jax import repo_config_file
 from sr_jax.tools.bench_jax import TrainStep  # noqa: F401
 from sr_jax.tools.bench_suite import bench_suite
 from sr_jax.tools.bench_suite import FULL
@@ -226,13 +227,6 @@ def _add_comparison_flags(p: argparse.ArgumentParser) -> None:
 
 
 
-def _with_remat(config, args):
-  if args.remat:
-    with config.unlocked():
-      config.remat = True
-  return config
-
-
 def _compare(args: argparse.Namespace) -> None:
   # A CPU comparison wherever it runs (before any backend starts).
   jax.config.update('jax_platforms', 'cpu')
@@ -243,7 +237,7 @@ def _compare(args: argparse.Namespace) -> None:
   for row in bench_compare(args.repeats, args.infer_size,
                            args.infer_blocks, args.gan_batch,
                            args.gan_gt_size, args.gan_blocks,
-                           args.num_feat, args.config):
+                           args.num_feat, args.config, args.overrides):
     print_row(row)
 
 
@@ -285,14 +279,12 @@ def _torch(args: argparse.Namespace) -> None:
 
 def _suite(args: argparse.Namespace) -> None:
   sizes = REDUCED if args.reduced else FULL
-  config = args.config or repo_config('esrgan_fft',
-                                        sizes.config_variant or None)
-  config = _with_remat(config, args)
-  name = ('--config' if args.config else 'configs/esrgan_fft.py' +
-          (f':{sizes.config_variant}' if sizes.config_variant else ''))
-  result = bench_suite(config, sizes, remat=bool(config.get('remat')),
+  config_file = args.config or repo_config_file(
+      'esrgan_fft', sizes.config_variant or None)
+  result = bench_suite(config_file, sizes, args.overrides,
                        torch_device='auto' if args.reduced else 'cuda')
-  print('\n' + suite_table(result, name), flush=True)
+  print('\n' + suite_table(result, args.config or os.path.relpath(
+      config_file)), flush=True)
 
 
 def _metrics(args: argparse.Namespace) -> None:
@@ -311,24 +303,33 @@ def _upscale(args: argparse.Namespace) -> None:
                               args.runs, args.batch_tiles))
 
 
+def _recipe(args: argparse.Namespace) -> recipe_lib.Recipe:
+  """--config with its overrides, parsed (ConfigError names the field)."""
+  return recipe_lib.Recipe.from_config(config_lib.load_config_file(
+      args.config, overrides=args.overrides))
+
+
 def _train(args: argparse.Namespace) -> None:
-  config = _with_remat(args.config, args)
-  phase = args.phase or recipe_lib.Recipe.from_config(config).phases[-1].name
-  print_row(bench_train(config, phase, args.steps))
+  recipe = _recipe(args)
+  print_row(bench_train(recipe, args.phase or recipe.phases[-1].name,
+                        args.steps))
 
 
 def _data(args: argparse.Namespace) -> None:
-  config = _with_remat(args.config, args)
+  recipe = _recipe(args)
+  options = config_lib.load_config_file(
+      args.config, overrides=args.overrides).get('degradation', {})
   print(f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}',
         flush=True)
-  rows = [bench_input(config, args.steps)]
+  rows = [bench_input(recipe, args.steps)]
   print_row(rows[-1])
   for name in args.pipelines:
-    rows.append(bench_degradation(config, name, args.steps))
+    rows.append(bench_degradation(recipe, name, args.steps,
+                                  options.get(name)))
     print_row(rows[-1])
   if args.with_train:
-    phase = recipe_lib.Recipe.from_config(config).phases[-1].name
-    train = bench_train(config, phase, max(2, args.steps // 4))
+    phase = recipe.phases[-1].name
+    train = bench_train(recipe, phase, max(2, args.steps // 4))
     print_row(train)
     for row in rows:
       ratio = row['batches_per_s'] / train['steps_per_s']
@@ -352,10 +353,9 @@ def main(argv=None) -> int:
                             '--config=configs/esrgan_fft.py:runlocal.')
   if overrides and args.config is None:
     raise errors.UsageError('--config.FIELD=VALUE overrides need --config.')
-  if args.config is not None:
-    args.config = config_lib.load_config_file(args.config)
-    config_lib.apply_overrides(args.config, overrides)
-    args.config.lock()
+  args.overrides = overrides + [('remat', True)] * args.remat
+  if args.config is not None:  # A missing file or field: one line, now.
+    config_lib.load_config_file(args.config, overrides=args.overrides)
   logging.set_verbosity(logging.WARNING)
   {**_RUN, **_RUN_WITH_CONFIG}[args.command](args)
   return 0

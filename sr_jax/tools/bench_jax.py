@@ -6,9 +6,9 @@ this checkout.
 """
 import dataclasses
 import functools
-import importlib.util
 import os
 import time
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -25,22 +25,25 @@ from sr_jax import weights
 from sr_jax.data import sample_images
 from sr_jax.inference import generator_loading
 from sr_jax.inference import tiling
+from sr_jax.train import config_lib
 from sr_jax.train import recipe as recipe_lib
 from sr_jax.train.setup import setup
 from sr_jax.train.step import data_parallel_mesh
 
 
-def repo_config(name: str, arg=None):
-  """configs/<name>.py of this checkout: get_config(arg)."""
+def repo_config_file(name: str, variant: str | None = None) -> str:
+  """configs/<name>.py[:variant] of this checkout, as --config takes it."""
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
       os.path.abspath(__file__)))), 'configs', f'{name}.py')
   if not os.path.exists(path):
     raise errors.UsageError(f'{path} does not exist (sr_jax installed without '
-                         'its configs?): pass --config=PATH.')
-  spec = importlib.util.spec_from_file_location(f'configs_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+                            'its configs?): pass --config=PATH.')
+  return path + (f':{variant}' if variant else '')
+
+
+def repo_config(name: str, variant: str | None = None):
+  """configs/<name>.py of this checkout: get_config(variant)."""
+  return config_lib.load_config_file(repo_config_file(name, variant))
 
 
 # Peak dense FLOP/s per device (datasheets, without sparsity), for model
@@ -99,7 +102,7 @@ class TrainStep:
   """A compiled train step with its inputs, ready to call:
   `state, metrics = step.compiled(step.state, step.batches[i % 2], step.aux)`.
   """
-  config: object
+  recipe: recipe_lib.Recipe
   phase: str
   compiled: object
   state: object
@@ -110,10 +113,10 @@ class TrainStep:
   temp_bytes: int | None  # Per device (XLA's memory analysis).
 
 
-def build_train_step(config, phase: str, cache: dict | None = None
-                     ) -> TrainStep:
-  """The jitted step of phase `phase` (a name in config.phases), compiled
-  for synthetic uint8 batches sharded over all local devices.
+def build_train_step(recipe: recipe_lib.Recipe, phase: str,
+                     cache: dict | None = None) -> TrainStep:
+  """The jitted step of phase `phase` (a phase of `recipe` with steps),
+  compiled for synthetic uint8 batches sharded over all local devices.
 
   Frozen networks (VGG19, LPIPS, ...) get random weights: speed does not
   depend on their values, and the benchmark never trains anything. `cache`
@@ -121,7 +124,6 @@ def build_train_step(config, phase: str, cache: dict | None = None
   across calls with the same parameter shapes: initialisation compiles
   slowly, and a state does not depend on the dtype or the batch.
   """
-  recipe = recipe_lib.Recipe.from_config(config)
   names = [p.name for p in recipe.phases]
   if phase not in names:
     raise errors.UsageError(f'This config has no phase {phase!r} with steps; '
@@ -156,19 +158,20 @@ def build_train_step(config, phase: str, cache: dict | None = None
   compile_s = time.perf_counter() - t0
   state, metrics = compiled(state, batches[0], aux)  # Warm-up.
   jax.block_until_ready((state, metrics))
-  return TrainStep(config=config, phase=phase, compiled=compiled,
+  return TrainStep(recipe=recipe, phase=phase, compiled=compiled,
                    state=state, batches=batches, aux=aux,
                    compile_s=compile_s, flops=_flops(compiled),
                    temp_bytes=_temp_bytes(compiled))
 
 
-def bench_train(config, phase: str, num_steps: int,
+def bench_train(recipe: recipe_lib.Recipe, phase: str, num_steps: int,
                 cache: dict | None = None) -> dict:
-  """Steps/s of the jitted step of phase `phase` (a name in config.phases),
+  """Steps/s of the jitted step of phase `phase` (a phase of `recipe`),
   its compile time, FLOPs and model FLOP utilisation (`mfu`, None on chips
   without a known peak; with config.remat the FLOPs include the
   recomputation). `cache`: see build_train_step."""
-  step = build_train_step(config, phase, cache)
+  step = build_train_step(recipe, phase, cache)
+  settings = recipe.settings
   state = step.state
   t0 = time.perf_counter()
   for i in range(num_steps):
@@ -176,26 +179,27 @@ def bench_train(config, phase: str, num_steps: int,
   jax.block_until_ready((state, metrics))
   seconds = time.perf_counter() - t0
   steps_per_s = num_steps / seconds
-  gt = config.data.gt_size
+  gt = recipe.data.gt_size
   kind = jax.devices()[0].device_kind
-  peak = peak_flops(kind, config.dtype)
+  peak = peak_flops(kind, settings.dtype)
   mfu = (step.flops * steps_per_s / peak if step.flops and peak else None)
   return dict(
       devices=f'{jax.device_count()} x {kind}',
-      phase=phase, dtype=config.dtype, batch=config.batch_size, gt_size=gt,
-      generator=config.generator.name, remat=bool(config.get('remat')),
+      phase=phase, dtype=settings.dtype, batch=settings.batch_size,
+      gt_size=gt, generator=recipe.warm.generator, remat=settings.remat,
       compile_s=step.compile_s, steps_per_s=steps_per_s,
-      gt_megapixels_per_s=steps_per_s * config.batch_size * gt * gt / 1e6,
+      gt_megapixels_per_s=steps_per_s * settings.batch_size * gt * gt / 1e6,
       tflop_per_step=step.flops / 1e12 if step.flops else None, mfu=mfu,
       temp_gib=step.temp_bytes / 2**30 if step.temp_bytes else None)
 
 
-def bench_input(config, num_batches: int) -> dict:
-  """HR patches/s delivered by the config's grain pipeline on this host."""
+def bench_input(recipe: recipe_lib.Recipe, num_batches: int) -> dict:
+  """HR patches/s delivered by the recipe's grain pipeline on this host."""
+  settings = recipe.settings
   ds = data.make_train_dataset(
-      config.data, global_batch_size=config.batch_size, seed=config.seed,
+      recipe.data, global_batch_size=settings.batch_size, seed=settings.seed,
       process_index=jax.process_index(), process_count=jax.process_count(),
-      scale=config.scale)
+      scale=settings.scale)
   it = iter(ds)
   t0 = time.perf_counter()
   batch = next(it)  # Includes building the index, decoding a cache, workers.
@@ -207,22 +211,26 @@ def bench_input(config, num_batches: int) -> dict:
   patches = num_batches * batch['hr'].shape[0]
   return dict(stage='input', batch=batch['hr'].shape[0],
               gt_size=batch['hr'].shape[1],
-              workers=int(config.data.get('num_workers', 0)),
+              workers=int(recipe.data.get('num_workers', 0)),
               first_batch_s=first_s, batches_per_s=num_batches / seconds,
               hr_patches_per_s=patches / seconds)
 
 
-def bench_degradation(config, name: str, num_batches: int) -> dict:
-  """LR batches/s of one degradation pipeline, jitted over all devices."""
-  options = dict(config.degradation.get(name, {}))
-  fn = degradations.get_pipeline(name, scale=config.scale if name != 'denoise'
-                                 else 1, **options)
+def bench_degradation(recipe: recipe_lib.Recipe, name: str, num_batches: int,
+                      options: Mapping[str, Any] | None = None) -> dict:
+  """LR batches/s of degradation pipeline `name` (with `options`, its
+  config.degradation.<name> entry) at the recipe's batch, patch size and
+  scale, jitted over all devices."""
+  batch = recipe.settings.batch_size
+  fn = degradations.get_pipeline(
+      name, scale=recipe.settings.scale if name != 'denoise' else 1,
+      **dict(options or {}))
   mesh = data_parallel_mesh()
   batch_sharding = NamedSharding(mesh, P('data'))
-  gt = config.data.gt_size
+  gt = recipe.data.gt_size
   rng = np.random.default_rng(0)
   hr = jax.device_put(
-      rng.integers(0, 256, (config.batch_size, gt, gt, 3), np.uint8),
+      rng.integers(0, 256, (batch, gt, gt, 3), np.uint8),
       batch_sharding)
 
   @jax.jit
@@ -238,10 +246,10 @@ def bench_degradation(config, name: str, num_batches: int) -> dict:
     lr = compiled(jax.random.key(i), hr)
   jax.block_until_ready(lr)
   seconds = time.perf_counter() - t0
-  return dict(stage=f'degradation {name}', batch=config.batch_size,
+  return dict(stage=f'degradation {name}', batch=batch,
               gt_size=gt, compile_s=compile_s,
               batches_per_s=num_batches / seconds,
-              hr_patches_per_s=num_batches * config.batch_size / seconds)
+              hr_patches_per_s=num_batches * batch / seconds)
 
 
 def bench_upscale(lr_size: int, tile: int, dtype: str, num_runs: int,

@@ -1,7 +1,6 @@
 """`python -m sr_jax.bench suite` (sr_jax/tools/bench.py): one markdown
 table for an accelerator, and the one-line rows every benchmark prints.
 """
-import copy
 import dataclasses
 import json
 import os
@@ -9,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any, Sequence
 
 import jax
 
@@ -16,6 +16,8 @@ from sr_jax.tools.bench_jax import bench_input
 from sr_jax.tools.bench_jax import bench_train
 from sr_jax.tools.bench_jax import bench_upscale
 from sr_jax.tools.bench_torch import torch_available
+from sr_jax.train import config_lib
+from sr_jax.train import recipe as recipe_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,23 +48,24 @@ REDUCED = SuiteSizes(batches=(2,), gan_steps=1, psnr_steps=2,
                      config_variant='runlocal', drop_terms=('perceptual',))
 
 
-def _torch_rows_in_subprocess(config, sizes: SuiteSizes,
+def _torch_rows_in_subprocess(recipe: recipe_lib.Recipe, sizes: SuiteSizes,
                               device: str) -> list[dict]:
-  """bench_torch_step at the suite's first batch, in a fresh process (run
-  before JAX takes the GPU: each framework gets it whole, and their CUDA
-  libraries never meet in one process)."""
+  """bench_torch_step at the suite's first batch and the recipe's network
+  sizes, in a fresh process (run before JAX takes the GPU: each framework
+  gets it whole, and their CUDA libraries never meet in one process)."""
   if not torch_available():
     return [dict(stage='torch ESRGAN step', skipped='torch not installed')]
-  g, d = config.generator.kwargs, config.discriminator.kwargs
+  g = recipe.generator
+  d = recipe.networks['discriminator'].module
   with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, 'rows.json')
     args = [sys.executable, '-m', 'sr_jax.tools.bench', 'torch',
             f'--gan_batch={sizes.batches[0]}',
-            f'--gan_gt_size={config.data.gt_size}',
-            f'--gan_blocks={g.get("num_block", 23)}',
-            f'--num_feat={g.get("num_feat", 64)}',
-            f'--num_grow_ch={g.get("num_grow_ch", 32)}',
-            f'--d_num_feat={d.get("num_feat", 64)}',
+            f'--gan_gt_size={recipe.data.gt_size}',
+            f'--gan_blocks={getattr(g, "num_block", 23)}',
+            f'--num_feat={getattr(g, "num_feat", 64)}',
+            f'--num_grow_ch={getattr(g, "num_grow_ch", 32)}',
+            f'--d_num_feat={getattr(d, "num_feat", 64)}',
             f'--steps={sizes.torch_steps}', f'--torch_device={device}',
             f'--json_out={out}']
     done = subprocess.run(args, capture_output=True, text=True, check=False)
@@ -75,12 +78,29 @@ def _torch_rows_in_subprocess(config, sizes: SuiteSizes,
       return json.load(f)
 
 
-def bench_suite(config, sizes: SuiteSizes, remat: bool = False,
+def _suite_recipe(config_file: str, overrides, batch: int,
+                  dtype: str = 'float32', phase: str = '',
+                  drop_terms: Sequence[str] = ()) -> recipe_lib.Recipe:
+  """The recipe of `config_file` with `overrides`, at `batch` and `dtype`,
+  without `phase`'s loss terms `drop_terms` (weight 0)."""
+  config = config_lib.load_config_file(config_file, overrides=[
+      *overrides, ('batch_size', batch), ('dtype', dtype)])
+  for term in drop_terms:
+    if phase and term in config[phase].losses:
+      config[phase].losses[term].weight = 0.0
+  return recipe_lib.Recipe.from_config(config)
+
+
+def bench_suite(config_file: str, sizes: SuiteSizes,
+                overrides: Sequence[tuple[str, Any]] = (),
                 torch_device: str = 'cuda') -> dict:
-  """Every row of the `suite` table, as dicts by section. `config` is the
-  GAN config (configs/esrgan_fft.py); the torch rows run first."""
+  """Every row of the `suite` table, as dicts by section. `config_file` is
+  the GAN config (configs/esrgan_fft.py[:VARIANT]) and `overrides` its
+  (field, value) changes (config_lib.apply_overrides); the torch rows run
+  first."""
   t_start = time.perf_counter()
-  torch_rows = _torch_rows_in_subprocess(config, sizes, torch_device)
+  first = _suite_recipe(config_file, overrides, sizes.batches[0])
+  torch_rows = _torch_rows_in_subprocess(first, sizes, torch_device)
   for row in torch_rows:
     print_row(row)
   cache = {}
@@ -89,14 +109,10 @@ def bench_suite(config, sizes: SuiteSizes, remat: bool = False,
       [('gan', b, d) for b in sizes.batches
        for d in ('float32', 'bfloat16')] +
       [('psnr', sizes.batches[0], 'float32')]):
-    c = copy.deepcopy(config)
-    with c.unlocked():
-      c.batch_size, c.dtype, c.remat = batch, dtype, remat
-      for term in sizes.drop_terms:
-        if term in c[phase].losses:
-          c[phase].losses[term].weight = 0.0
-    steps.append(bench_train(c, phase, sizes.gan_steps if phase == 'gan'
-                             else sizes.psnr_steps, cache))
+    recipe = _suite_recipe(config_file, overrides, batch, dtype, phase,
+                           sizes.drop_terms)
+    steps.append(bench_train(recipe, phase, sizes.gan_steps
+                             if phase == 'gan' else sizes.psnr_steps, cache))
     print_row(steps[-1])
   upscale = []
   for dtype in ('float32', 'bfloat16'):
@@ -104,10 +120,7 @@ def bench_suite(config, sizes: SuiteSizes, remat: bool = False,
         sizes.upscale_lr_size, sizes.upscale_tile, dtype, sizes.upscale_runs,
         sizes.upscale_batch_tiles, sizes.upscale_blocks))
     print_row(upscale[-1])
-  c = copy.deepcopy(config)
-  with c.unlocked():
-    c.batch_size = sizes.batches[0]
-  data_row = bench_input(c, sizes.input_batches)
+  data_row = bench_input(first, sizes.input_batches)
   gan = [r for r in steps if r['phase'] == 'gan']
   hungriest = max(gan, key=lambda r: r['steps_per_s'] * r['batch'])
   data_row['gan_step_patches_per_s'] = (hungriest['steps_per_s'] *
@@ -115,7 +128,7 @@ def bench_suite(config, sizes: SuiteSizes, remat: bool = False,
   data_row['gan_step'] = f"batch {hungriest['batch']} {hungriest['dtype']}"
   print_row(data_row)
   return dict(steps=steps, upscale=upscale, data=data_row,
-              torch=torch_rows, remat=remat,
+              torch=torch_rows, remat=first.settings.remat,
               devices=f'{jax.device_count()} x {jax.devices()[0].device_kind}',
               seconds=time.perf_counter() - t_start)
 

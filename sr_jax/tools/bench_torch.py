@@ -4,7 +4,6 @@ run the PyTorch reference (sr_jax.tools.torch_reference, BasicSR's code):
 step alone) and `learn` (both trainers on the same start,
 sr_jax.tools.run_parity). torch is imported only when one of them runs.
 """
-import copy
 import functools
 import importlib.util
 import json
@@ -12,6 +11,7 @@ import os
 import statistics
 import sys
 import time
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +22,9 @@ from sr_jax import models
 from sr_jax import weights
 from sr_jax.tools.bench_jax import build_train_step
 from sr_jax.tools.bench_jax import repo_config
+from sr_jax.tools.bench_jax import repo_config_file
+from sr_jax.train import config_lib
+from sr_jax.train import recipe as recipe_lib
 
 
 def torch_available() -> bool:
@@ -64,10 +67,12 @@ def _alternate(fns: dict, repeats: int) -> dict:
 
 
 def compare_config(gan_batch: int, gan_gt_size: int, gan_blocks: int,
-                   num_feat: int, config=None):
+                   num_feat: int, config_file: str | None = None,
+                   overrides: Sequence[tuple[str, Any]] = ()):
   """configs/esrgan.py (BasicSR's ESRGAN recipe, what the torch reference
-  step is) at the `compare` sizes."""
-  config = copy.deepcopy(config or repo_config('esrgan'))
+  step is; or `config_file` with `overrides`) at the `compare` sizes."""
+  config = config_lib.load_config_file(
+      config_file or repo_config_file('esrgan'), overrides=overrides)
   config.batch_size = gan_batch
   config.data.gt_size = gan_gt_size
   config.generator.kwargs = dict(config.generator.kwargs,
@@ -78,11 +83,12 @@ def compare_config(gan_batch: int, gan_gt_size: int, gan_blocks: int,
 
 def bench_compare(repeats: int, infer_size: int, infer_blocks: int,
                   gan_batch: int, gan_gt_size: int, gan_blocks: int,
-                  num_feat: int = 64, config=None) -> list[dict]:
+                  num_feat: int = 64, config_file: str | None = None,
+                  overrides: Sequence[tuple[str, Any]] = ()) -> list[dict]:
   """Seconds per call of sr_jax and the PyTorch reference, float32, on the
   CPU threads JAX uses. JAX must be on the CPU (`compare` sees to it).
 
-  The GAN step is configs/esrgan.py's (or `config`'s: like for like only
+  The GAN step is configs/esrgan.py's (or `config_file`'s: like for like only
   with RaGAN and a BN discriminator, as BasicSR's) as `bench train` builds
   it, so it also makes its LR on the device (MATLAB bicubic, cheap next to
   the networks) and checks finiteness; the torch step is given its LR.
@@ -123,15 +129,15 @@ def bench_compare(repeats: int, infer_size: int, infer_blocks: int,
       ratio=seconds['torch'] / seconds['jax'], max_abs_diff=diff))
 
   # The ESRGAN GAN step.
-  config = compare_config(gan_batch, gan_gt_size, gan_blocks, num_feat,
-                          config)
-  step = build_train_step(config, 'gan')
-  d_kwargs = config.discriminator.kwargs
+  recipe = recipe_lib.Recipe.from_config(compare_config(
+      gan_batch, gan_gt_size, gan_blocks, num_feat, config_file, overrides))
+  step = build_train_step(recipe, 'gan')
+  d = recipe.networks['discriminator'].module
   net_g, net_d, vgg = tr.esrgan_networks(
       num_block=gan_blocks, num_feat=num_feat,
-      num_grow_ch=config.generator.kwargs.get('num_grow_ch', 32),
-      d_num_feat=d_kwargs.get('num_feat', 64), gt_size=gan_gt_size,
-      use_bn=d_kwargs.get('use_bn', True))
+      num_grow_ch=getattr(recipe.generator, 'num_grow_ch', 32),
+      d_num_feat=getattr(d, 'num_feat', 64), gt_size=gan_gt_size,
+      use_bn=getattr(d, 'use_bn', True))
   torch_step = tr.make_esrgan_gan_step(net_g, net_d, vgg, 'fp32')
   gt = torch.rand(gan_batch, 3, gan_gt_size, gan_gt_size)
   lq = torch.rand(gan_batch, 3, gan_gt_size // 4, gan_gt_size // 4)

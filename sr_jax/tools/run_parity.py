@@ -90,6 +90,8 @@ from sr_jax.tools.run_parity_report import STEP_FACTOR
 from sr_jax.tools.run_parity_report import summary
 from sr_jax.tools.run_parity_report import table
 from sr_jax.tools.run_parity_report import ULPS  # noqa: F401
+from sr_jax.tools.run_parity_torch import basicsr_options
+from sr_jax.tools.run_parity_torch import BasicSROptions
 from sr_jax.tools.run_parity_torch import nchw
 from sr_jax.tools.run_parity_torch import nhwc
 from sr_jax.tools.run_parity_torch import perceptual_extractor
@@ -194,7 +196,7 @@ def parity_config(esrgan: ml_collections.ConfigDict, sizes: Sizes,
 @dataclasses.dataclass
 class Start:
   """What both sides start from."""
-  config: ml_collections.ConfigDict
+  options: BasicSROptions  # The config as the PyTorch reference runs it.
   recipe: Any
   state: Any  # The trainer's initial TrainState.
   torch_g: dict  # State dicts of the initial G and D.
@@ -232,19 +234,18 @@ def training_batches(recipe, state) -> list:
   return batches
 
 
-def prepare(config: ml_collections.ConfigDict, vgg: tr.VGGFeatureExtractor
-            ) -> Start:
+def prepare(recipe: recipe_lib.Recipe, options: BasicSROptions,
+            vgg: tr.VGGFeatureExtractor) -> Start:
   """Initial state, its PyTorch copy and the batches of every step."""
-  recipe = recipe_lib.Recipe.from_config(config)
   state = initial_state(recipe)
-  net_g, net_d = torch_networks(config)
+  net_g, net_d = torch_networks(options)
   g = jax.device_get(ts.generator_variables(state, use_ema=False))
   d = jax.device_get({'params': state.params['discriminator'],
                       **state.model_state['discriminator']})
-  return Start(config=config, recipe=recipe, state=state,
+  return Start(options=options, recipe=recipe, state=state,
                torch_g=tr.torch_state_dict('rrdbnet', g, net_g),
                torch_d=tr.torch_state_dict('vgg_style', d, net_d),
-               vgg=perceptual_extractor(config, vgg),
+               vgg=perceptual_extractor(options, vgg),
                batches=training_batches(recipe, state))
 
 
@@ -252,15 +253,15 @@ def run_torch(start: Start, dtype: torch.dtype = torch.float32,
               on_iter: Callable | None = None) -> tr.RunResult:
   """The BasicSR run on `start`, in `dtype` (float64: the envelope run;
   the batches and weights are float32 values either way)."""
-  net_g, net_d = torch_networks(start.config)
+  net_g, net_d = torch_networks(start.options)
   net_g.load_state_dict(start.torch_g)
   net_d.load_state_dict(start.torch_d)
   vgg = copy.deepcopy(start.vgg)
   net_g, net_d, vgg = net_g.to(dtype), net_d.to(dtype), vgg.to(dtype)
   batches = ((nchw(lr).to(dtype), nchw(target).to(dtype))
              for lr, target in start.batches)
-  return tr.train_run(net_g, net_d, vgg, torch_phases(start.config),
-                      batches, start.config.ema_decay, on_iter)
+  return tr.train_run(net_g, net_d, vgg, list(start.options.phases),
+                      batches, start.options.ema_decay, on_iter)
 
 
 def jax_curves(workdir: str, total: int) -> tuple[dict, dict]:
@@ -365,7 +366,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     config.frozen.vgg19 = write_vgg19(vgg, os.path.join(workdir,
                                                         'vgg19_random.npz'))
   t0 = time.perf_counter()
-  start = prepare(config, vgg)
+  start = prepare(recipe_lib.Recipe.from_config(config),
+                  basicsr_options(config), vgg)
   seconds['prepare'] = time.perf_counter() - t0
   log(f'prepared {len(start.batches)} batches in {seconds["prepare"]:.1f} s')
 
@@ -426,4 +428,4 @@ def run(config: ml_collections.ConfigDict, workdir: str,
 __all__ = ['LOSSES', 'PARAM_FACTOR', 'PHASE_FACTOR', 'PSNR_DB', 'Result',
            'STEP_FACTOR', 'Sizes', 'check', 'format_report', 'parity_config',
            'phase_ratios', 'plot', 'run', 'step_ratios', 'summary', 'table',
-           'torch_phases']
+           'torch_phases', 'basicsr_options']

@@ -1,10 +1,12 @@
 """The PyTorch side of sr_jax.tools.run_parity: an sr_jax config as BasicSR
-runs it (`torch_phases`, `torch_networks`, the perceptual term's VGG19),
-the layout conversions, and what a finished BasicSR run gives the
+runs it (`basicsr_options`, the config read once as BasicSR's option file
+would say it; `torch_networks`, the perceptual term's VGG19), the layout
+conversions, and what a finished BasicSR run gives the
 comparison (`torch_curves`, `torch_params`). Imports torch; re-exported
 from run_parity.
 """
-from typing import Any
+import dataclasses
+from typing import Any, Mapping
 
 import ml_collections
 import numpy as np
@@ -39,13 +41,52 @@ def _adam_options(entry, where: str) -> dict[str, Any]:
               gamma=float(entry.get('gamma', 0.5)))
 
 
-def torch_phases(config: ml_collections.ConfigDict) -> list[tr.RunPhase]:
-  """The config's phases as BasicSR runs (torch_reference.RunPhase);
-  ValueError naming a setting BasicSR's SRModel / ESRGANModel do not
-  have."""
+@dataclasses.dataclass(frozen=True)
+class BasicSROptions:
+  """An sr_jax config as BasicSR's option file says it: what the PyTorch
+  reference run needs, read from the config once (basicsr_options)."""
+  phases: tuple[tr.RunPhase, ...]
+  scale: int
+  gt_size: int
+  generator: Mapping[str, int]  # RRDBNet: num_feat, num_block, num_grow_ch.
+  discriminator: Mapping[str, Any]  # VGGStyleDiscriminator: num_feat, use_bn.
+  perceptual_layers: tuple[str, ...]  # VGG19 layers the terms read.
+  ema_decay: float
+
+
+def basicsr_options(config: ml_collections.ConfigDict) -> BasicSROptions:
+  """`config` as BasicSR's option file; ValueError naming a setting
+  BasicSR's SRModel / ESRGANModel (RRDBNet, VGG-style D) do not have."""
+  g, d = config.generator, config.discriminator
+  if g.name != 'rrdbnet' or d.name != 'vgg_style':
+    raise ValueError('The reference has rrdbnet / vgg_style only; got '
+                     f'{g.name} / {d.name}.')
+  gk, dk = dict(g.kwargs), dict(d.kwargs)
+  entries = {name: config[name] for name in config.phases}
+  layers = set()
+  for entry in entries.values():
+    term = entry.losses.get('perceptual', {})
+    if term.get('weight'):
+      layers.update(term.get('layer_weights', {'conv5_4': 1.0}))
+  return BasicSROptions(
+      phases=tuple(torch_phases(entries)), scale=int(config.scale),
+      gt_size=int(config.data.gt_size),
+      generator=dict(num_feat=gk.get('num_feat', 64),
+                     num_block=gk.get('num_block', 23),
+                     num_grow_ch=gk.get('num_grow_ch', 32)),
+      discriminator=dict(num_feat=dk.get('num_feat', 64),
+                         use_bn=dk.get('use_bn', True)),
+      perceptual_layers=tuple(sorted(layers)) or ('conv5_4',),
+      ema_decay=float(config.ema_decay))
+
+
+def torch_phases(entries: Mapping[str, ml_collections.ConfigDict]
+                 ) -> list[tr.RunPhase]:
+  """The phases (config.<name> by name, in config.phases order) as
+  BasicSR runs (torch_reference.RunPhase); ValueError naming a setting
+  BasicSR's SRModel / ESRGANModel do not have."""
   phases = []
-  for name in config.phases:
-    cfg = config[name]
+  for name, cfg in entries.items():
     if not cfg.steps:
       continue
     where = f'config.{name}'
@@ -97,19 +138,14 @@ def torch_phases(config: ml_collections.ConfigDict) -> list[tr.RunPhase]:
   return phases
 
 
-def torch_networks(config: ml_collections.ConfigDict):
-  """The config's generator and discriminator as the PyTorch reference
-  modules (weights to be loaded)."""
-  g, d = config.generator, config.discriminator
-  if g.name != 'rrdbnet' or d.name != 'vgg_style':
-    raise ValueError('The reference has rrdbnet / vgg_style only; got '
-                     f'{g.name} / {d.name}.')
-  gk, dk = dict(g.kwargs), dict(d.kwargs)
-  net_g = tr.RRDBNet(3, 3, config.scale, gk.get('num_feat', 64),
-                     gk.get('num_block', 23), gk.get('num_grow_ch', 32))
-  net_d = tr.VGGStyleDiscriminator(3, dk.get('num_feat', 64),
-                                   config.data.gt_size,
-                                   dk.get('use_bn', True))
+def torch_networks(options: BasicSROptions):
+  """The generator and discriminator as the PyTorch reference modules
+  (weights to be loaded)."""
+  g, d = options.generator, options.discriminator
+  net_g = tr.RRDBNet(3, 3, options.scale, g['num_feat'], g['num_block'],
+                     g['num_grow_ch'])
+  net_d = tr.VGGStyleDiscriminator(3, d['num_feat'], options.gt_size,
+                                   d['use_bn'])
   return net_g, net_d
 
 
@@ -132,16 +168,12 @@ def write_vgg19(vgg: tr.VGGFeatureExtractor, path: str) -> str:
   return path
 
 
-def perceptual_extractor(config, vgg: tr.VGGFeatureExtractor
+def perceptual_extractor(options: BasicSROptions,
+                         vgg: tr.VGGFeatureExtractor
                          ) -> tr.VGGFeatureExtractor:
-  """BasicSR's VGGFeatureExtractor for the layers the config's perceptual
-  terms read, with `vgg`'s weights."""
-  layers = set()
-  for name in config.phases:
-    term = config[name].losses.get('perceptual', {})
-    if term.get('weight'):
-      layers.update(term.get('layer_weights', {'conv5_4': 1.0}))
-  extractor = tr.VGGFeatureExtractor(sorted(layers) or ('conv5_4',)).eval()
+  """BasicSR's VGGFeatureExtractor for the layers the perceptual terms
+  read, with `vgg`'s weights."""
+  extractor = tr.VGGFeatureExtractor(options.perceptual_layers).eval()
   wanted = extractor.state_dict()
   extractor.load_state_dict({k: v for k, v in vgg.state_dict().items()
                              if k in wanted})

@@ -36,13 +36,14 @@ takes the arg 'VARIANT[,SIZE]' (sr_jax.train.config_lib.split_ablation_arg).
 Exit status: 0 when every variant trained and was evaluated, 1 otherwise.
 """
 import argparse
+import copy
 import csv
-import importlib.util
+import functools
 import json
 import os
 import sys
 import traceback
-from typing import Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from absl import flags
 import ml_collections
@@ -62,11 +63,7 @@ MANIFEST = 'sweep.json'  # What sr_jax.tools.sweep_report reads.
 
 def load_ablation(path: str):
   """The config module at `path` (with VARIANTS and get_config)."""
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'--config {path} does not exist.')
-  spec = importlib.util.spec_from_file_location('ablation_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = config_lib.load_config_module(path)
   if not hasattr(module, 'VARIANTS'):
     raise ValueError(f'--config {path} has no VARIANTS: not an ablation '
                      'config (see configs/ablations/).')
@@ -83,11 +80,6 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[str, object]]:
                        'data.train_dir=/data/DIV2K_train_HR.')
     out.append((key, config_lib.parse_value(text)))
   return out
-
-
-def apply_overrides(config, overrides) -> None:
-  """Sets each dotted field, which must exist (with a did-you-mean)."""
-  config_lib.apply_overrides(config, overrides, '--set ')
 
 
 def shared_warmup(configs: Mapping[str, ml_collections.ConfigDict]
@@ -123,22 +115,18 @@ def shared_warmup(configs: Mapping[str, ml_collections.ConfigDict]
   return shared
 
 
-def warmup_config(config: ml_collections.ConfigDict,
-                  phases: Sequence[str]) -> ml_collections.ConfigDict:
-  """The shared warm-up's run: `config` cut to its first `phases`."""
-  config = ml_collections.ConfigDict(config.to_dict())
-  config.phases = tuple(phases)
-  return config
+def warmup_overrides(phases: Sequence[str]) -> list[tuple[str, Any]]:
+  """The shared warm-up's run: a variant's config cut to its first
+  `phases` (config_lib.apply_overrides' fields and values)."""
+  return [('phases', tuple(phases))]
 
 
-def after_warmup(config: ml_collections.ConfigDict, phases: Sequence[str],
-                 warmup_dir: str) -> ml_collections.ConfigDict:
+def after_warmup_overrides(phases: Sequence[str], warmup_dir: str
+                           ) -> list[tuple[str, Any]]:
   """A variant that starts from the shared warm-up's best EMA generator
   (BasicSR's pretrain_network_g) instead of training `phases` itself."""
-  for name in phases:
-    config[name].steps = 0
-  config.generator.init_from = warmup_dir
-  return config
+  return ([(f'{name}.steps', 0) for name in phases]
+          + [('generator.init_from', warmup_dir)])
 
 
 def _failure(run_dir: str, failed: dict, error: Exception) -> None:
@@ -152,14 +140,16 @@ def _failure(run_dir: str, failed: dict, error: Exception) -> None:
         'others.', file=sys.stderr, flush=True)
 
 
-def _train_one(label: str, run_dir: str, config, failed: dict) -> bool:
-  """Trains one run unless it finished earlier; False when it failed."""
+def _train_one(label: str, run_dir: str, train_fn: Callable[[str], Any],
+               failed: dict) -> bool:
+  """Runs train_fn(run_dir) unless it finished earlier; False when it
+  failed (recorded in `failed` and run_dir/sweep_error.txt)."""
   if os.path.exists(os.path.join(run_dir, DONE)):
     print(f'{label}: finished earlier, skipped.', flush=True)
     return True
   print(f'{label}: training in {run_dir}', flush=True)
   try:
-    train.train_and_evaluate(config, run_dir)
+    train_fn(run_dir)
   except Exception as e:  # pylint: disable=broad-except
     _failure(run_dir, failed, e)
     return False
@@ -181,7 +171,7 @@ def train_variants(module, names: Sequence[str], size: str,
   for name in dict.fromkeys(list(module.VARIANTS) + list(names)):
     try:
       configs[name] = module.get_config(f'{name},{size}' if size else name)
-      apply_overrides(configs[name], overrides)
+      config_lib.apply_overrides(configs[name], overrides, '--set ')
     except Exception as e:  # pylint: disable=broad-except
       configs.pop(name, None)
       if name in names:
@@ -190,19 +180,22 @@ def train_variants(module, names: Sequence[str], size: str,
   configs = {name: c for name, c in configs.items() if name in names}
   if shared and configs:
     warmup_dir = os.path.join(workdir, WARMUP)
-    first = next(iter(configs.values()))
+    warmup = copy.deepcopy(next(iter(configs.values())))
+    config_lib.apply_overrides(warmup, warmup_overrides(shared))
     label = f'[warm-up] {"+".join(shared)}, shared by every variant'
-    if not _train_one(label, warmup_dir, warmup_config(first, shared),
-                      failed):
+    if not _train_one(label, warmup_dir, functools.partial(
+        train.train_and_evaluate, warmup), failed):
       return {name: failed.get(name) or
               f'the shared warm-up failed: {failed[WARMUP]}'
               for name in names}
-    configs = {name: after_warmup(c, shared, warmup_dir)
-               for name, c in configs.items()}
+    for c in configs.values():
+      config_lib.apply_overrides(c, after_warmup_overrides(shared,
+                                                           warmup_dir))
   for i, name in enumerate(names, 1):
     if name in configs:
       _train_one(f'[{i}/{len(names)}] {name}', os.path.join(workdir, name),
-                 configs[name], failed)
+                 functools.partial(train.train_and_evaluate, configs[name]),
+                 failed)
   return failed
 
 
@@ -320,7 +313,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     overrides = parse_overrides(args.set)
     size = '' if args.size == 'full' else args.size
     first = module.get_config(f'{names[0]},{size}' if size else names[0])
-    apply_overrides(first, overrides)
+    config_lib.apply_overrides(first, overrides, '--set ')
     scale = int(first.scale)
   except (OSError, ValueError, KeyError) as e:
     print(f'error: {e}', file=sys.stderr)

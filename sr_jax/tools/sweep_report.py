@@ -57,20 +57,21 @@ class Sweep:
         r['model'] for r in self.rows)))
 
 
-def open_sweep(config: str, workdir: str, size: str = 'tiny',
+def open_sweep(config_file: str, workdir: str, size: str = 'tiny',
                variants: Sequence[str] = (), run: bool = True,
                extra_args: Sequence[str] = ()) -> Sweep:
-  """The sweep of `config` in `workdir`. With run=True, runs (or resumes)
-  `python -m sr_jax.sweep --size=SIZE` there first unless it has already
-  finished; with run=False, a workdir without results is an error."""
+  """The sweep of ablation config file `config_file` in `workdir`. With
+  run=True, runs (or resumes) `python -m sr_jax.sweep --size=SIZE` there
+  first unless it has already finished; with run=False, a workdir without
+  results is an error."""
   manifest = os.path.join(workdir, sweep_lib.MANIFEST)
   if not os.path.exists(manifest):
     if not run:
       raise FileNotFoundError(
           f'{workdir} has no finished sweep ({sweep_lib.MANIFEST}): run '
-          f'python -m sr_jax.sweep --config={config} --workdir={workdir} '
+          f'python -m sr_jax.sweep --config={config_file} --workdir={workdir} '
           'first.')
-    args = [f'--config={config}', f'--workdir={workdir}', f'--size={size}']
+    args = [f'--config={config_file}', f'--workdir={workdir}', f'--size={size}']
     if variants:
       args.append('--variants=' + ','.join(variants))
     code = sweep_lib.main(args + list(extra_args))

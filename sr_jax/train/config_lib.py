@@ -314,14 +314,15 @@ def apply_variant(c: ml_collections.ConfigDict,
                    '--config=configs/esrgan_fft.py:runlocal.')
 
 
-def find_field(config: ml_collections.ConfigDict, dotted: str,
-               flag: str = '--config.') -> tuple[Any, str]:
+def _find_field(root: ml_collections.ConfigDict, dotted: str,
+                flag: str = '--config.', shown: str = '') -> tuple[Any, str]:
   """(the ConfigDict holding field `dotted` ('gan.losses.fft.weight'), its
   last part); errors.UsageError naming `flag` + `dotted` (the setting as
   the user wrote it: '--config.' or '--set '), the full path and the
-  closest existing field when a part of it does not exist."""
+  closest existing field when a part of it does not exist. `shown`: the
+  setting to name instead of `dotted` (a field below it)."""
   *parents, leaf = dotted.split('.')
-  node = config
+  node = root
   for i, part in enumerate(parents + [leaf]):
     keys = list(node.keys()) if hasattr(node, 'keys') else []
     if part not in keys:
@@ -331,7 +332,7 @@ def find_field(config: ml_collections.ConfigDict, dotted: str,
               else f' {where or "The config"} has: '
               f'{", ".join(sorted(map(str, keys)))}.' if keys else '')
       raise errors.UsageError(
-          f'{flag}{dotted}: the config has no field {part!r}'
+          f'{flag}{shown or dotted}: the config has no field {part!r}'
           f'{f" in {where}" if where else ""}.{hint}')
     if i < len(parents):
       node = node[part]
@@ -340,23 +341,36 @@ def find_field(config: ml_collections.ConfigDict, dotted: str,
 
 # ------------------------------------------------------ the command line
 
-def load_config_file(arg: str, flag: str = '--config'
+def load_config_file(arg: str, flag: str = '--config',
+                     overrides: Sequence[tuple[str, Any]] = ()
                      ) -> ml_collections.ConfigDict:
   """The config of `arg` as a command line gives it ('configs/x.py' or
-  'configs/x.py:variant'): the file's get_config(variant). UsageError
-  naming `flag`, the file (and the closest one beside it) or the variant.
-  (`python -m sr_jax.main` reads its --config with absl's config_flags; the
-  tools with this.)"""
+  'configs/x.py:variant'): the file's get_config(variant), with
+  `overrides` ((dotted field, value): apply_overrides) set. UsageError
+  naming `flag`, the file (and the closest one beside it), the variant or
+  the field. (`python -m sr_jax.main` reads its --config with absl's
+  config_flags; the tools with this.)"""
   path, _, variant = arg.partition(':')
-  if not os.path.isfile(path):
-    raise errors.UsageError(missing_config_file(arg, flag))
-  spec = importlib.util.spec_from_file_location('sr_jax_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = load_config_module(path, flag)
   try:
-    return module.get_config(*([variant] if variant else []))
+    config = module.get_config(*([variant] if variant else []))
   except ValueError as e:  # get_config's own message (an unknown variant).
     raise errors.UsageError(f'{flag}={arg}: {errors.one_line(e)}') from None
+  apply_overrides(config, overrides, flag + '.')
+  return config
+
+
+def load_config_module(path: str, flag: str = '--config'):
+  """The config file at `path` as a module (its get_config, and VARIANTS
+  in an ablation config); UsageError naming `flag` and the closest file
+  when there is none."""
+  if not os.path.isfile(path):
+    raise errors.UsageError(missing_config_file(path, flag))
+  name = 'sr_jax_config_' + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def missing_config_file(arg: str, flag: str = '--config') -> str:
@@ -392,11 +406,12 @@ def apply_overrides(config: ml_collections.ConfigDict,
   for key, value in overrides:
     *parents, leaf = key.split('.')
     if len(parents) >= 2 and parents[-2] in ('losses', 'regularisers'):
-      node = find_field(config, '.'.join(parents), flag)[0][parents[-1]]
+      node = _find_field(config, '.'.join(parents), flag,
+                         shown=key)[0][parents[-1]]
       if leaf not in node:
         node[leaf] = value
         continue
-    node, leaf = find_field(config, key, flag)
+    node, leaf = _find_field(config, key, flag)
     if isinstance(node[leaf], str) and not isinstance(value, str):
       value = str(value)  # A name or path that reads as a number.
     try:

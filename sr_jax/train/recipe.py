@@ -110,6 +110,8 @@ class RunSettings:
   max_nonfinite_skips: int
   best_weights: str  # 'ema', 'raw' or 'better' (evaluate.BEST_WEIGHTS).
   step: StepSettings
+  dtype: str = 'float32'  # config.dtype: the networks' compute dtype.
+  remat: bool = False  # config.remat: per-block rematerialisation.
 
   @property
   def validate_raw(self) -> bool:
@@ -200,7 +202,8 @@ class Recipe:
             ema_update_after_step=int(config.get('ema_update_after_step',
                                                  0)),
             ema_power=float(config.get('ema_power', 0.0)),
-            on_nonfinite=config.get('on_nonfinite', 'stop')))
+            on_nonfinite=config.get('on_nonfinite', 'stop')),
+        dtype=config.dtype, remat=bool(config.get('remat', False)))
     settings.check(jax.device_count(), config.data.gt_size)
     frozen_paths = {k: v for k, v in config.get('frozen', {}).items()}
     degradation = config.get('degradation')
@@ -213,7 +216,7 @@ class Recipe:
     phase_configs = _phase_configs({n: config.get(n) for n in config.phases})
     entries = {k: v for k, v in config.items() if _is_network_entry(v)}
     shapes = _Shapes(config.scale, config.data.gt_size,
-                     compute_dtype(config.dtype), config.get('remat', False))
+                    compute_dtype(settings.dtype), settings.remat)
     networks = _networks(entries, phase_configs, shapes)
     phases, start = [], 0
     for name, cfg in phase_configs.items():
@@ -323,12 +326,12 @@ def _networks(entries, phase_configs, shapes: _Shapes) -> dict[str, Network]:
       raise errors.ConfigError(
           f'config.{name} is not a network entry (with '
           'kind, name and kwargs).')
-    networks[name] = build_network(entries[name], name, shapes)
+    networks[name] = _build_network(entries[name], name, shapes)
   return networks
 
 
-def build_network(entry: ml_collections.ConfigDict, name: str,
-                  shapes: _Shapes) -> Network:
+def _build_network(entry: ml_collections.ConfigDict, name: str,
+                   shapes: _Shapes) -> Network:
   """The Flax module of network entry `entry` (config.<name>: kind, name,
   kwargs), checked by an abstract init at the run's input shape."""
   kwargs = dict(entry.kwargs)

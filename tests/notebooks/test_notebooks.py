@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 from sr_jax.tools import sweep
+from sr_jax.train import config_lib
 from sr_jax.train import loop as train
 from tests.helpers.repo import execute_notebook
 from tests.helpers.repo import notebook_outputs
@@ -62,7 +63,7 @@ def tiny_warmup(tmp_path_factory):
     module = _ablation(ablation)
     variant_configs = {v: module.get_config(f'{v},tiny') for v in variants}
     for c in variant_configs.values():
-      sweep.apply_overrides(c, sweep.parse_overrides(SETS))
+      config_lib.apply_overrides(c, sweep.parse_overrides(SETS), '--set ')
     shared = sweep.shared_warmup(variant_configs)
     assert shared == ('psnr',)
     configs[ablation] = {  # Without the (untrained) GAN phase.
@@ -72,8 +73,8 @@ def tiny_warmup(tmp_path_factory):
   assert all(c == first for c in configs.values())  # One warm-up for all.
   workdir = str(tmp_path_factory.mktemp('tiny') / sweep.WARMUP)
   config = _ablation('adversarial').get_config('ragan,tiny')
-  sweep.apply_overrides(config, sweep.parse_overrides(SETS))
-  config = sweep.warmup_config(config, ('psnr',))
+  config_lib.apply_overrides(config, sweep.parse_overrides(SETS), '--set ')
+  config_lib.apply_overrides(config, sweep.warmup_overrides(('psnr',)))
   assert config.psnr.steps == 60
   train.train_and_evaluate(config, workdir)
   with open(os.path.join(workdir, sweep.DONE), 'w') as f:

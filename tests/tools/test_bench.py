@@ -2,6 +2,7 @@
 import pytest
 
 from sr_jax.tools import bench
+from sr_jax.train.recipe import Recipe
 from tests.helpers.repo import FAST_COMPILE_XLA_FLAGS
 from tests.helpers.repo import load_config
 from tests.helpers.repo import run_python
@@ -12,7 +13,8 @@ pytestmark = pytest.mark.slow  # End-to-end runs.
 def test_bench_train_reports_compile_time_and_speed():
   config = load_config('esrgan_fft')
   config.gan.losses.perceptual.weight = 0.0  # VGG19's compile: 20 s here.
-  result = bench.bench_train(config, 'gan', num_steps=2)
+  result = bench.bench_train(Recipe.from_config(config), 'gan',
+                             num_steps=2)
   assert result['phase'] == 'gan' and result['batch'] == config.batch_size
   assert result['compile_s'] > 0 and result['steps_per_s'] > 0
   assert abs(result['gt_megapixels_per_s'] - result['steps_per_s'] *
@@ -21,12 +23,13 @@ def test_bench_train_reports_compile_time_and_speed():
 
 def test_bench_data_times_the_input_and_each_pipeline():
   config = load_config('esrgan')
-  result = bench.bench_input(config, num_batches=3)
+  recipe = Recipe.from_config(config)
+  result = bench.bench_input(recipe, num_batches=3)
   assert result['batch'] == config.batch_size
   assert result['gt_size'] == config.data.gt_size
   assert result['hr_patches_per_s'] == pytest.approx(
       result['batches_per_s'] * config.batch_size)
-  row = bench.bench_degradation(config, 'srrescgan', num_batches=2)
+  row = bench.bench_degradation(recipe, 'srrescgan', num_batches=2)
   assert row['stage'] == 'degradation srrescgan' and row['compile_s'] > 0
   assert row['hr_patches_per_s'] == pytest.approx(
       row['batches_per_s'] * config.batch_size)

@@ -1,5 +1,6 @@
 """python -m sr_jax.sweep: every variant trained (a crash does not stop the
 others, finished ones are skipped), evaluated and tabulated."""
+import copy
 import os
 
 import numpy as np
@@ -122,9 +123,12 @@ def test_thesis_ablations_share_their_psnr_warmup(ablation):
   configs = {v: module.get_config(f'{v},tiny') for v in module.VARIANTS}
   assert sweep.shared_warmup(configs) == ('psnr',)
   first = next(iter(configs.values()))
-  warmup = sweep.warmup_config(first, ('psnr',))
+  warmup = copy.deepcopy(first)
+  config_lib.apply_overrides(warmup, sweep.warmup_overrides(('psnr',)))
   assert warmup.phases == ('psnr',) and first.phases == ('psnr', 'gan')
-  variant = sweep.after_warmup(first, ('psnr',), '/w/_warmup')
+  variant = first
+  config_lib.apply_overrides(
+      variant, sweep.after_warmup_overrides(('psnr',), '/w/_warmup'))
   assert variant.psnr.steps == 0 and variant.gan.steps == 100
   assert variant.generator.init_from == '/w/_warmup'
 
@@ -156,9 +160,9 @@ def test_set_reaches_loss_term_options_and_refuses_unknown_fields():
       os.path.join(REPO, 'configs', 'ablations', 'frequency.py'))
   config = module.get_config('none,tiny')
   assert 'norm' not in config.gan.losses.fft
-  sweep.apply_overrides(config, sweep.parse_overrides(
-      ['gan.losses.fft.norm=amplitude_phase', 'gan.steps=300']))
+  config_lib.apply_overrides(config, sweep.parse_overrides(
+      ['gan.losses.fft.norm=amplitude_phase', 'gan.steps=300']), '--set ')
   assert config.gan.losses.fft.norm == 'amplitude_phase'
   assert config.gan.steps == 300
   with pytest.raises(ValueError, match='Did you mean gan.steps'):
-    sweep.apply_overrides(config, [('gan.stepz', 3)])
+    config_lib.apply_overrides(config, [('gan.stepz', 3)], '--set ')

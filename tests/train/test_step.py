@@ -80,7 +80,7 @@ def test_gan_step_runs_the_discriminator_over_each_batch_once():
   config.discriminator.kwargs = dict(config.discriminator.kwargs,
                                      num_feat=8)
   assert config.discriminator.kwargs.get('use_bn', True)
-  step = bench.build_train_step(config, 'gan')
+  step = bench.build_train_step(recipe_lib.Recipe.from_config(config), 'gan')
   hlo = step.compiled.as_text()
   counts = collections.Counter()
   # Convolution instructions (in the entry computation or a fusion's body;

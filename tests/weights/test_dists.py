@@ -56,13 +56,6 @@ def test_convert_torchvision_vgg16_and_bad_keys(dists_reference):
         'stage1.1.weight': torch.zeros(3)}))
 
 
-@pytest.fixture()
-def isolated_cache(tmp_path, monkeypatch):
-  cache = tmp_path / 'cache'
-  monkeypatch.setenv('SR_JAX_CACHE_DIR', str(cache))
-  return cache
-
-
 def test_fetch_load_and_explain(dists_reference, tmp_path, isolated_cache,
                                 monkeypatch):
   model, variables = dists_reference

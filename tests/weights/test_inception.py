@@ -38,13 +38,6 @@ def test_convert_names_bad_keys(inception_reference):
     weights.convert_state_dict('inception_fid', aux)
 
 
-@pytest.fixture()
-def isolated_cache(tmp_path, monkeypatch):
-  cache = tmp_path / 'cache'
-  monkeypatch.setenv('SR_JAX_CACHE_DIR', str(cache))
-  return cache
-
-
 @pytest.mark.slow
 def test_load_frozen_explains_converts_and_caches(inception_reference, tmp_path,
                                                   isolated_cache,

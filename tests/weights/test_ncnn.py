@@ -27,14 +27,7 @@ from tests.helpers.ncnn import MODELS
 from tests.helpers.ncnn import needs_models
 from tests.helpers.ncnn import X4PLUS
 
-pytestmark = needs_models
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-  cache = tmp_path / 'cache'
-  monkeypatch.setenv(params_io.CACHE_ENV_VAR, str(cache))
-  return cache
+pytestmark = [needs_models, pytest.mark.usefixtures('isolated_cache')]
 
 
 def crop(size: int, which: str = 'astronaut') -> np.ndarray:

@@ -113,14 +113,6 @@ def test_a_truncated_npz_is_named(tiny_npz, tmp_path, capsys):
 # -------------------------------------------- .npz round trip and metadata --
 
 
-@pytest.fixture
-def isolated_cache(tmp_path, monkeypatch):
-  cache = tmp_path / 'cache'
-  monkeypatch.setenv('SR_JAX_CACHE_DIR', str(cache))
-  monkeypatch.delenv('SR_JAX_VGG19_WEIGHTS', raising=False)
-  return cache
-
-
 @pytest.mark.usefixtures('isolated_cache')  # As in tests/weights/test_vgg19.py.
 def test_save_load_round_trip(tmp_path):
   variables = {

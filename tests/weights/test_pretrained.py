@@ -26,13 +26,8 @@ from tests.helpers.ncnn import AV3
 from tests.helpers.ncnn import MODELS
 from tests.helpers.ncnn import needs_models
 
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-  cache = tmp_path / 'cache'
-  monkeypatch.setenv('SR_JAX_CACHE_DIR', str(cache))
-  monkeypatch.delenv('SR_JAX_VGG19_WEIGHTS', raising=False)
-  return cache
+# Every test with a weights cache of its own (tests/weights/conftest.py).
+pytestmark = pytest.mark.usefixtures('isolated_cache')
 
 
 @pytest.fixture

@@ -14,16 +14,11 @@ from sr_jax.models import vgg19 as vgg19_lib
 from sr_jax.weights import __main__ as cli
 from tests.helpers.files import files_under
 
+# Every test with a weights cache of its own (tests/weights/conftest.py).
+pytestmark = pytest.mark.usefixtures('isolated_cache')
+
 FETCH_CMD = 'python -m sr_jax.weights fetch vgg19'
 CONVERT_CMD = 'python -m sr_jax.weights convert vgg19'
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-  cache = tmp_path / 'cache'
-  monkeypatch.setenv('SR_JAX_CACHE_DIR', str(cache))
-  monkeypatch.delenv('SR_JAX_VGG19_WEIGHTS', raising=False)
-  return cache
 
 
 @pytest.fixture(scope='module')
