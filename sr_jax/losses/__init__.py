@@ -39,4 +39,5 @@ from sr_jax.losses.pixel import l1_loss
 from sr_jax.losses.pixel import mse_loss
 from sr_jax.losses.r1 import r1_penalty
 from sr_jax.losses.spectral import spectral_loss
+from sr_jax.losses.ssim_loss import ssim_loss
 from sr_jax.losses.tv import tv_loss
