@@ -171,3 +171,70 @@ def test_tpu_pod_command_keeps_arguments_intact(tmp_path):
   assert json.loads(got.stdout) == [
       '-m', 'sr_jax.main', '--jax_distributed',
       '--config=configs/esrgan_fft.py', '--workdir=gs://bucket/run'] + args
+
+
+GPU_SINGLE_HOST = os.path.join(REPO, 'launch', 'gpu_single_host.sh')
+
+
+def _pins(name: str) -> dict[str, str]:
+  """{package (extras dropped): version} of a requirements file's == pins."""
+  pins = {}
+  with open(os.path.join(REPO, name)) as f:
+    for line in f:
+      match = re.match(r'([A-Za-z0-9_.-]+)(\[[^\]]*\])?==(\S+)', line.strip())
+      if match:
+        pins[match.group(1)] = match.group(3)
+  return pins
+
+
+def test_gpu_and_tpu_requirements_pin_the_tested_jax():
+  cpu, gpu, tpu = (_pins(f) for f in ('requirements.txt',
+                                      'requirements-gpu.txt',
+                                      'requirements-tpu.txt'))
+  version = cpu['jax']
+  assert cpu['jaxlib'] == version
+  assert gpu['jax'] == gpu['jax-cuda12-plugin'] == version
+  assert gpu['jax-cuda12-pjrt'] == version
+  assert tpu['jax'] == version and tpu['libtpu'].startswith('0.0.')
+  for name in ('requirements-gpu.txt', 'requirements-tpu.txt'):
+    with open(os.path.join(REPO, name)) as f:
+      assert '-r requirements.txt' in f.read().splitlines(), name
+
+
+def test_gpu_launch_stops_without_a_gpu_and_runs_with_one(tmp_path):
+  bin_dir, _ = _tools(tmp_path, python=(
+      # This interpreter: JAX on the CPU, so the check fails.
+      f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n'))
+  env = dict(os.environ, PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
+             PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
+  args = ['bash', GPU_SINGLE_HOST, 'configs/esrgan_fft.py', str(tmp_path / 'w'),
+          '--config.seed=3']
+  result = subprocess.run(args, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+  assert result.returncode == 2
+  assert result.stderr.strip() == (
+      'error: JAX sees no GPU here; install its CUDA plugin at the pinned JAX '
+      'version: pip install -r requirements-gpu.txt')
+  assert not (tmp_path / 'w').exists()
+  # A JAX that sees a GPU (a stand-in): the trainer gets every argument.
+  (bin_dir / 'python').write_text(
+      '#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
+      'printf "%s\\n" "$@"\n')
+  result = subprocess.run(args, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.splitlines() == [
+      '-m', 'sr_jax.main', '--config=configs/esrgan_fft.py',
+      f'--workdir={tmp_path / "w"}', '--config.seed=3']
+
+
+def test_tpu_pod_install_runs_the_pinned_tpu_requirements_first():
+  result = subprocess.run(
+      ['bash', TPU_POD, '--dry-run', '--install', 'tpu-1', 'us-central2-b',
+       'configs/esrgan_fft.py', 'gs://bucket/run'],
+      capture_output=True, text=True, timeout=60, check=False)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == (
+      'cd ~/sr_jax && pip install -q -r requirements-tpu.txt && python -m '
+      'sr_jax.main --jax_distributed --config=configs/esrgan_fft.py '
+      '--workdir=gs://bucket/run')
