@@ -5,14 +5,16 @@ weight 0.3 and 0.5.
   python -m sr_jax.sweep --config=configs/ablations/frequency.py --workdir=W
   python -m sr_jax.main --config=configs/ablations/frequency.py:ffl_0.3 ...
 
-Arg: 'VARIANT[,SIZE]', VARIANT one of none, fft_0.3, fft_0.5, spectral_0.3,
-spectral_0.5, ffl_0.3, ffl_0.5 (default none); SIZE '', 'tiny' or
-'runlocal' (sr_jax.train.config_lib.ablation_size).
-- fft: the `fft` term with norm 'l1' (L1 over the orthonormal spectrum's
-  real and imaginary parts). The 'l2' form equals a normalised pixel-space
-  L2 by Parseval, so it cannot act on frequencies; which form the thesis's
-  effect needs is what this ablation measures (`--set
-  gan.losses.fft.norm=amplitude_phase` for Fuoli et al.'s form).
+Arg: 'VARIANT[,SIZE]', VARIANT one of none, fft_0.3, fft_0.5, fft_l1_0.3,
+fft_l1_0.5, spectral_0.3, spectral_0.5, ffl_0.3, ffl_0.5 (default none);
+SIZE '', 'tiny' or 'runlocal' (sr_jax.train.config_lib.ablation_size).
+- fft: the thesis's FFT loss, ||F(G) - F(HR)|| / max(||F(G)||, ||F(HR)||)
+  (norm 'l2'; configs/esrgan_fft.py is fft_0.3). By Parseval it equals the
+  same ratio of pixel-space norms.
+- fft_l1: the `fft` term with norm 'l1' (L1 over the orthonormal spectrum's
+  real and imaginary parts), not equivalent to any pixel loss: sr_jax's
+  alternative, compared here (`--set gan.losses.fft.norm=amplitude_phase`
+  for Fuoli et al.'s form).
 - spectral: BCE of the 1D azimuthal spectra (Durall et al.).
 - ffl: the focal frequency loss (Jiang et al.), alpha 1, whole images.
 The base is configs/esrgan_fft.py's GAN phase without its FFT term: L1 +
@@ -23,10 +25,12 @@ from sr_jax.train import config_lib
 VARIANTS = {
     'none': None,
     'fft_0.3': ('fft', 0.3), 'fft_0.5': ('fft', 0.5),
+    'fft_l1_0.3': ('fft', 0.3, 'l1'), 'fft_l1_0.5': ('fft', 0.5, 'l1'),
     'spectral_0.3': ('spectral', 0.3), 'spectral_0.5': ('spectral', 0.5),
     'ffl_0.3': ('focal_frequency', 0.3), 'ffl_0.5': ('focal_frequency', 0.5),
 }
-_OPTIONS = {'fft': dict(norm='l1'), 'spectral': {},
+# (term, weight[, the fft term's norm: 'l2', the thesis's, by default]).
+_OPTIONS = {'fft': dict(norm='l2'), 'spectral': {},
             'focal_frequency': dict(alpha=1.0)}
 
 
@@ -37,6 +41,8 @@ def get_config(arg=None):
   config.discriminator.kwargs.use_bn = False
   config.gan.losses.fft.weight = 0.0
   if VARIANTS[name] is not None:
-    term, weight = VARIANTS[name]
-    config.gan.losses[term] = dict(weight=weight, **_OPTIONS[term])
+    term, weight, *norm = VARIANTS[name]
+    config.gan.losses[term] = dict(_OPTIONS[term], weight=weight)
+    if norm:
+      config.gan.losses[term].norm = norm[0]
   return config_lib.ablation_size(config, size)

@@ -52,6 +52,13 @@ with x_hat uniform random interpolates between real and generated images
 objective with that penalty: the trainer adds the registered regulariser
 `gradient_penalty` (sr_jax.losses.gradient_penalty) to the discriminator
 loss for them, which needs a per-sample critic (no BatchNorm in train mode).
+The phase's `gp_weight` is that lambda as the papers write it, relative to
+the SUMMED D loss (AlexiaJM's RelativisticGAN code adds `--penalty 10` to
+the sum of RaGAN's two terms; WGAN-GP's 10 to real + fake): since sr_jax
+averages RaGAN's terms, it adds gp_weight * d_loss_scale (0.5 for 'ragp',
+1 for 'wgan_gp') times the penalty, the same ratio of penalty to GAN loss.
+A `gradient_penalty` entry listed in a phase's `regularisers` has its own
+weight, relative to the D loss as sr_jax computes it (averaged).
 
 As a generator loss term ('adversarial'): weight * g_loss(C(real), C(sr))
 with the phase's `adversarial_loss` and the discriminator held fixed
@@ -196,6 +203,10 @@ class AdversarialLoss(NamedTuple):
   # Whether the objective includes the gradient penalty (the trainer adds
   # the `gradient_penalty` regulariser with the phase's gp_weight).
   gradient_penalty: bool = False
+  # d_loss / the published (summed) D loss: 0.5 for the averaged two-term
+  # losses. The trainer's penalty weight is gp_weight * d_loss_scale, so
+  # gp_weight is the papers' lambda.
+  d_loss_scale: float = 1.0
 
 
 ADVERSARIAL_LOSSES = {
@@ -204,15 +215,20 @@ ADVERSARIAL_LOSSES = {
     'hinge': AdversarialLoss(hinge_d_loss, critic_g_loss),
     'wgan': AdversarialLoss(wgan_d_loss, critic_g_loss),
     'wgan_gp': AdversarialLoss(wgan_d_loss, critic_g_loss, True),
-    'ragan': AdversarialLoss(ragan_d_loss, ragan_g_loss),
-    'ragp': AdversarialLoss(ragan_d_loss, ragan_g_loss, True),
+    'ragan': AdversarialLoss(ragan_d_loss, ragan_g_loss, d_loss_scale=0.5),
+    'ragp': AdversarialLoss(ragan_d_loss, ragan_g_loss, True, 0.5),
     'rsgan': AdversarialLoss(rsgan_d_loss, rsgan_g_loss),
-    'ralsgan': AdversarialLoss(ralsgan_d_loss, ralsgan_g_loss),
-    'rahinge': AdversarialLoss(rahinge_d_loss, rahinge_g_loss),
-    'ragan_basicsr': AdversarialLoss(ragan_basicsr_d_loss, ragan_g_loss),
-    'rcgan': AdversarialLoss(rcgan_d_loss, rcgan_g_loss),
-    'rclsgan': AdversarialLoss(rclsgan_d_loss, rclsgan_g_loss),
-    'rchinge': AdversarialLoss(rchinge_d_loss, rchinge_g_loss),
+    'ralsgan': AdversarialLoss(ralsgan_d_loss, ralsgan_g_loss,
+                               d_loss_scale=0.5),
+    'rahinge': AdversarialLoss(rahinge_d_loss, rahinge_g_loss,
+                               d_loss_scale=0.5),
+    'ragan_basicsr': AdversarialLoss(ragan_basicsr_d_loss, ragan_g_loss,
+                                     d_loss_scale=0.5),
+    'rcgan': AdversarialLoss(rcgan_d_loss, rcgan_g_loss, d_loss_scale=0.5),
+    'rclsgan': AdversarialLoss(rclsgan_d_loss, rclsgan_g_loss,
+                               d_loss_scale=0.5),
+    'rchinge': AdversarialLoss(rchinge_d_loss, rchinge_g_loss,
+                               d_loss_scale=0.5),
 }
 
 

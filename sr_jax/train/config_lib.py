@@ -62,7 +62,11 @@ def phase(steps: int, train: Sequence[str] = ('generator',),
     discriminators' loss (sr_jax.losses.get_adversarial_loss).
   regularisers: discriminator regularisers {name: {'weight': w}}
     (sr_jax.losses.regularisers). 'ragp' and 'wgan_gp' add
-    'gradient_penalty' with gp_weight unless listed here.
+    'gradient_penalty' unless listed here.
+  gp_weight: their penalty's lambda as the papers write it, relative to
+    the summed D loss (RaGP: AlexiaJM's --penalty 10; WGAN-GP: 10); sr_jax
+    averages RaGAN's two terms, so 'ragp' adds gp_weight / 2 x the penalty
+    to its averaged D loss (sr_jax.losses.adversarial).
   net_d_iters / net_d_init_iters: BasicSR's: update the generators every
     k-th step, and only the discriminators for the first n steps.
   """

@@ -424,7 +424,10 @@ def _build_phase(cfg: ml_collections.ConfigDict, name: str, start: int,
   if discriminators:
     adversarial = losses.get_adversarial_loss(cfg.adversarial_loss)
     if adversarial.gradient_penalty and 'gradient_penalty' not in regularisers:
-      regularisers['gradient_penalty'] = {'weight': cfg.gp_weight}
+      # gp_weight is the papers' lambda, relative to their summed D loss
+      # (sr_jax.losses.adversarial: 'ragp' averages its two terms).
+      regularisers['gradient_penalty'] = {
+          'weight': cfg.gp_weight * adversarial.d_loss_scale}
   built_regs = tuple(losses.regularisers.build_regularisers(
       regularisers, f'{where}.regularisers'))
   gens = [n for n in cfg.train if networks[n].kind == 'generator']

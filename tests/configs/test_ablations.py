@@ -41,8 +41,10 @@ def test_every_variant_builds_at_every_size(ablation, sizes):
         assert {t.term.log_name for t in recipe.phases[-1].terms
                 if t.weight} >= {'pix', 'gan'}
       elif module.VARIANTS[variant] is not None:
-        term, weight = module.VARIANTS[variant]
+        term, weight, *norm = module.VARIANTS[variant]
         assert gan.losses[term].weight == weight
+        if term == 'fft':  # The thesis's form unless the variant says.
+          assert gan.losses.fft.norm == (norm or ['l2'])[0]
       else:
         assert all(gan.losses[t].weight == 0 for t in ('fft',)
                    if t in gan.losses)

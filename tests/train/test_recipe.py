@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from sr_jax import models
+from sr_jax.train import config_lib
 from sr_jax.train import recipe as recipe_lib
 from sr_jax.train import state as ts
 from sr_jax.train.step import make_phase_step
@@ -98,7 +99,7 @@ def test_recipe_with_frequency_terms():
   recipe = recipe_lib.Recipe.from_config(config)
   gan = recipe.phases[-1]
   assert {t.term.log_name: t.weight for t in gan.terms} == {
-      'pix': 1e-2, 'percep': 1.0, 'fft': 0.1, 'gan': 5e-3,
+      'pix': 1e-2, 'percep': 1.0, 'fft': 0.3, 'gan': 5e-3,
       'spectral': 0.01, 'focal_frequency': 1.0}
 
 
@@ -129,10 +130,42 @@ def test_terms_are_data_and_keep_their_log_names():
   recipe = recipe_lib.Recipe.from_config(config)
   gan = recipe.phases[-1]
   assert {t.term.log_name: t.weight for t in gan.terms} == {
-      'pix': 1e-2, 'percep': 1.0, 'fft': 0.1, 'gan': 5e-3}
+      'pix': 1e-2, 'percep': 1.0, 'fft': 0.3, 'gan': 5e-3}
   assert [r.key for r in gan.regularisers] == ['gradient_penalty']
-  assert gan.regularisers[0].weight == 10.0
+  # lambda 10 on the summed RaGAN loss: 5 on sr_jax's averaged one.
+  assert config.gan.gp_weight == 10.0 and gan.regularisers[0].weight == 5.0
   assert set(recipe.frozen) == {'vgg19'}
   config.gan.losses.pixel.criterion = 'nope'
   with pytest.raises(ValueError, match=r'config.gan.losses.pixel.*nope'):
     recipe_lib.Recipe.from_config(config)
+
+
+@pytest.mark.parametrize('objective', ['ragp', 'wgan_gp'])
+def test_gp_weight_is_the_papers_lambda_on_their_summed_d_loss(objective):
+  """RaGP as AlexiaJM's code writes it: the SUM of RaGAN's two terms +
+  lambda * penalty; WGAN-GP: E[C(fake)] - E[C(real)] + lambda * penalty.
+  sr_jax averages RaGAN's terms, so its D objective must be the papers'
+  times a constant (1/2), the same ratio of penalty to GAN loss."""
+  config = config_lib.apply_variant(config_lib.base_config(), 'runlocal')
+  config.gan.adversarial_loss = objective
+  config.discriminator.kwargs.use_bn = False
+  config.gan.gp_weight = 10.0
+  gan = recipe_lib.Recipe.from_config(config).phases[-1]
+  (penalty,) = gan.regularisers
+  assert penalty.key == 'gradient_penalty'
+  rng = np.random.default_rng(0)
+  real, fake = rng.normal(size=6), rng.normal(size=6) - 1
+  log_sigmoid = lambda x: -np.log1p(np.exp(-x))
+  if objective == 'ragp':
+    papers_gan = (-np.mean(log_sigmoid(real - fake.mean()))
+                  - np.mean(log_sigmoid(-(fake - real.mean()))))
+  else:
+    papers_gan = fake.mean() - real.mean()
+  ratios = []
+  for p in (0.0, 0.37, 2.5):  # Any value of the penalty term.
+    ours = float(gan.adversarial.d_loss(jnp.asarray(real), jnp.asarray(fake))
+                 ) + penalty.weight * p
+    ratios.append(ours / (papers_gan + 10.0 * p))
+  np.testing.assert_allclose(ratios, ratios[0], rtol=1e-6)
+  assert ratios[0] == pytest.approx(0.5 if objective == 'ragp' else 1.0,
+                                    rel=1e-6)
