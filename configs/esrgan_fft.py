@@ -16,7 +16,7 @@ as the GAN phase's start.
   python -m sr_jax.main --config=configs/esrgan_fft.py --workdir=W \
       --config.data.train_dir=/data/DIV2K/DIV2K_train_HR \
       --config.data.val_dir=/data/DIV2K/DIV2K_valid_HR
-Variants: `:runlocal` (tiny, 2 steps, tests) and `:demo` (offline, ~5 min
+Variants: `:runlocal` (tiny, 2 steps, tests) and `:demo` (offline, ~7 min
 CPU; its generator adds a bicubic skip, see get_config).
 
 Deviations:

@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from absl import logging
-from clu import metric_writers
 import jax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -71,6 +70,10 @@ def _print0(message: str) -> None:
 def _make_writer(workdir):
   """TensorBoard events in W/tensorboard and scalars in W/scalars.csv,
   written by process 0."""
+  # Imported here, by a run that writes: clu.metric_writers imports
+  # TensorFlow (about 5 s), which a command that stops at a config error,
+  # or a notebook that reads a finished run, never needs.
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
   if jax.process_index() > 0:
     return metric_writers.MultiWriter([])
   return metric_writers.MultiWriter([

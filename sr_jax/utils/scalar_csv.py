@@ -13,17 +13,19 @@ import io
 import os
 from typing import Any, Mapping
 
-from clu.metric_writers import interface
 from etils import epath
 import numpy as np
 
 FILENAME = 'scalars.csv'
 
 
-class CsvScalarWriter(interface.MetricWriter):
-  """A clu MetricWriter that keeps only scalars, in W/scalars.csv (a local
+class CsvScalarWriter:
+  """A writer with clu's MetricWriter methods (clu.metric_writers.
+  MultiWriter takes it) that keeps only scalars, in W/scalars.csv (a local
   or remote workdir: an object store has no append, so there the file is
-  rewritten whole at each write)."""
+  rewritten whole at each write). Not a subclass: clu.metric_writers
+  imports TensorFlow (seconds), which reading or writing a CSV does not
+  need."""
 
   def __init__(self, workdir: str):
     self.path = os.path.join(workdir, FILENAME)
