@@ -26,9 +26,9 @@ if ('JAX_COMPILATION_CACHE_DIR' not in os.environ
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 # XLA's CPU backend without LLVM's optimisation passes, in-process and in
 # every subprocess: the tests' programs are tiny, so compiling dominates
-# and takes about half the time (the floating-point semantics are the same:
-# no fast-math reassociation at either level). The benchmarks, not the
-# tests, measure speed.
+# (about half the time at level 0; LLVM reassociates no floating-point
+# arithmetic at either level, XLA's fast math being off). The benchmarks,
+# not the tests, measure speed.
 if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                              ' --xla_backend_optimization_level=0').strip()
