@@ -98,7 +98,6 @@ from sr_jax.tools.bench_jax import bench_upscale
 from sr_jax.tools.bench_jax import build_train_step  # noqa: F401
 from sr_jax.tools.bench_jax import peak_flops  # noqa: F401
 from sr_jax.tools.bench_jax import PEAK_FLOPS  # noqa: F401
-from sr_jax.tools.bench_jax import repo_config  # noqa: F401
 from sr_jax.tools.bench_jax import repo_config_file
 from sr_jax.tools.bench_jax import TrainStep  # noqa: F401
 from sr_jax.tools.bench_suite import bench_suite
@@ -316,9 +315,9 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _data(args: argparse.Namespace) -> None:
-  recipe = _recipe(args)
-  options = config_lib.load_config_file(
-      args.config, overrides=args.overrides).get('degradation', {})
+  config = config_lib.load_config_file(args.config, overrides=args.overrides)
+  recipe = recipe_lib.Recipe.from_config(config)
+  options = config.get('degradation', {})
   print(f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}',
         flush=True)
   rows = [bench_input(recipe, args.steps)]
