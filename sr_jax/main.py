@@ -46,13 +46,6 @@ _LOCAL_DEVICE_IDS = flags.DEFINE_list(
     'process under SLURM, else all it sees).')
 
 
-def _hide_gpus_from_tensorflow():
-  """clu's TensorBoard writer imports TF; it must not grab accelerator
-  memory."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], 'GPU')
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -64,7 +57,6 @@ def main(argv):
     # orbax and grain log every checkpoint step at INFO; the console progress
     # lines carry what a user needs. --verbosity=0 brings INFO back.
     logging.set_verbosity(logging.WARNING)
-  _hide_gpus_from_tensorflow()
   from sr_jax.utils import distributed  # pylint: disable=g-import-not-at-top
   if _DISTRIBUTED.value or _COORDINATOR.value is not None:
     try:

@@ -180,6 +180,23 @@ def test_config_mistakes_are_one_line_before_any_write(tmp_path):
     assert not os.path.exists(tmp_path / 'run')
 
 
+def test_a_run_stopped_by_its_config_never_imports_tensorflow(tmp_path):
+  # TensorFlow (clu's TensorBoard writer) costs about 5 s to import; only a
+  # run that writes needs it (sr_jax.utils.tensorflow_cpu).
+  argv = ['sr_jax.main', '--config=configs/esrgan.py:runlocal',
+          f'--workdir={tmp_path / "run"}', '--config.gan.adversarial_loss=foo']
+  result = run_python(['-c', (
+      'import runpy, sys\n'
+      f'sys.argv = {argv!r}\n'
+      'try:\n'
+      '  runpy.run_module("sr_jax.main", run_name="__main__")\n'
+      'finally:\n'
+      '  print("tensorflow imported:", "tensorflow" in sys.modules)\n')])
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert "'foo'" in result.stderr
+  assert 'tensorflow imported: False' in result.stdout, result.stdout
+
+
 @pytest.mark.slow
 def test_a_nan_mid_gan_stops_with_code_3_and_saves_nothing_broken(
     tmp_path, random_vgg19_weights):

@@ -20,6 +20,7 @@ import numpy as np
 from sr_jax import errors
 from sr_jax.data import bad_inputs
 from sr_jax.data import folder as folder_lib
+from sr_jax.utils import tensorflow_cpu
 
 HR_KEY, LR_KEY = 'hr', 'lr'
 
@@ -42,6 +43,7 @@ def open_data_source(name: str, data_dir: str, split: str) -> Sequence[Any]:
     FileNotFoundError: the dataset is not prepared in `data_dir`.
     ValueError: unknown name, or prepared without a random-access format.
   """
+  tensorflow_cpu.tensorflow()  # TFDS imports it: GPUs hidden first.
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   try:

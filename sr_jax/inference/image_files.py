@@ -32,7 +32,6 @@ Files are written to a temporary file next to the target and renamed into
 place, so a failure never leaves a partial output.
 """
 import dataclasses
-import functools
 import os
 
 import numpy as np
@@ -40,6 +39,7 @@ from PIL import Image
 from PIL import ImageOps
 
 from sr_jax.utils import io_utils
+from sr_jax.utils import tensorflow_cpu
 from sr_jax.data import image_io
 from sr_jax.data.image_io import IMAGE_EXTENSIONS
 from sr_jax.inference import png_writer
@@ -143,21 +143,12 @@ def _open_checked(path: str, max_pixels: int | None, use):
   return image_io.with_open_image(path, 0, checked)
 
 
-@functools.cache
 def _tensorflow():
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')  # Its banner is noise.
   try:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tensorflow_cpu.tensorflow()
   except ImportError as e:
     raise ValueError('Reading 16-bit colour PNGs needs TensorFlow (an sr_jax '
                      'dependency: pip install tensorflow-cpu).') from e
-  try:
-    # JAX owns the accelerators; TF must not reserve their memory.
-    tf.config.set_visible_devices([], 'GPU')
-  except RuntimeError:  # TF was initialised elsewhere already.
-    pass
-  return tf
 
 
 def _read_png16_colour(path: str) -> ImageData:

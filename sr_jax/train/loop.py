@@ -42,6 +42,7 @@ from sr_jax.train.step import data_parallel_mesh
 from sr_jax.utils import io_utils
 from sr_jax.utils import run_lock
 from sr_jax.utils import scalar_csv
+from sr_jax.utils import tensorflow_cpu
 
 
 # Every check of a config, returning the recipe (the parse).
@@ -72,7 +73,9 @@ def _make_writer(workdir):
   written by process 0."""
   # Imported here, by a run that writes: clu.metric_writers imports
   # TensorFlow (about 5 s), which a command that stops at a config error,
-  # or a notebook that reads a finished run, never needs.
+  # or a notebook that reads a finished run, never needs; GPUs hidden from
+  # it first.
+  tensorflow_cpu.tensorflow()
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
   if jax.process_index() > 0:
     return metric_writers.MultiWriter([])
