@@ -11,6 +11,8 @@ import os
 import shutil
 import tempfile
 
+from tests.helpers.repo import with_fast_compile  # No jax import.
+
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # One persistent XLA cache for the whole session, in-process and in every
 # subprocess (python -m sr_jax.main, notebook kernels): tests that build
@@ -24,14 +26,9 @@ if ('JAX_COMPILATION_CACHE_DIR' not in os.environ
   atexit.register(shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'],
                   True)
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
-# XLA's CPU backend without LLVM's optimisation passes, in-process and in
-# every subprocess: the tests' programs are tiny, so compiling dominates
-# (about half the time at level 0; LLVM reassociates no floating-point
-# arithmetic at either level, XLA's fast math being off). The benchmarks,
-# not the tests, measure speed.
-if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
-  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                             ' --xla_backend_optimization_level=0').strip()
+# XLA's CPU backend tuned to compile fast (tests/helpers/repo.py), in-process
+# and in every subprocess.
+os.environ['XLA_FLAGS'] = with_fast_compile(os.environ.get('XLA_FLAGS', ''))
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 import jax

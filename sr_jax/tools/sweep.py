@@ -4,7 +4,8 @@ tabulate them as the thesis does.
   python -m sr_jax.sweep --config=configs/ablations/adversarial.py \
       --workdir=W [--variants=ragan,ragp] [--size=tiny|full] \
       [--set data.train_dir=DIR --set data.val_dir=DIR ...] \
-      [--datasets=set5=DIR,...] [--metrics=niqe,fid,lpips,...]
+      [--datasets=set5=DIR,...] [--metrics=niqe,fid,lpips,...] \
+      [--max-images=N]
 
 An ablation config has `VARIANTS` (its variant names, in table order) and
 takes the arg 'VARIANT[,SIZE]' (sr_jax.train.config_lib.split_ablation_arg).
@@ -24,7 +25,8 @@ takes the arg 'VARIANT[,SIZE]' (sr_jax.train.config_lib.split_ablation_arg).
 3. Evaluation: `python -m sr_jax.evaluate --save-images` of every trained
    variant and the warm-up on --datasets (default: the ten scikit-image
    photos of `python -m sr_jax.data.benchmarks fetch photos10`, written to
-   W/data), into W/evaluation/ (SR images in W/evaluation/images/).
+   W/data), into W/evaluation/ (SR images in W/evaluation/images/);
+   --max-images=N: on the first N images of each only, for a quick look.
 4. W/results.md and W/results.csv: rows are the variants finished in W
    (those of earlier runs with other --variants too), columns the thesis's
    metrics (NIQE, FID, LPIPS, PSNR, SSIM, BRISQUE, spectrum discrepancy),
@@ -280,6 +282,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('--datasets', default='', metavar='NAME=DIR,...',
                  help='test sets (default: photos10 written to W/data)')
   p.add_argument('--metrics', default=THESIS_METRICS)
+  p.add_argument('--max-images', type=int, default=0, metavar='N',
+                 help='evaluate on the first N images of each dataset '
+                      '(default 0: all), for a quicker look')
   p.add_argument('--shared-warmup', action=argparse.BooleanOptionalAction,
                  default=True,
                  help='train the phases every variant runs identically '
@@ -334,7 +339,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   code = evaluate_cli.main(
       sum((['--checkpoint', os.path.join(args.workdir, v)] for v in runs),
           []) + ['--datasets', datasets, '--metrics', ','.join(metrics),
-                 '--save-images', '--out', out])
+                 '--max-images', str(args.max_images), '--save-images',
+                 '--out', out])
   if code == 2 or not os.path.exists(os.path.join(out, 'results.csv')):
     print('error: the evaluation failed; see above.', file=sys.stderr)
     return 1
@@ -343,6 +349,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   markdown, table = thesis_table(rows, trained, metrics)
   with open(os.path.join(out, 'results.md')) as f:
     notes = [line for line in f.read().splitlines() if line.startswith('- ')]
+  if args.max_images:
+    notes.append(f'- Evaluated on the first {args.max_images} images of '
+                 'each dataset (--max-images).')
   notes += [f'- {v}: training failed ({why[:300]})' for v, why in
             failed.items()]
   evaluated = {r['model'] for r in rows}

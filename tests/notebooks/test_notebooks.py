@@ -7,8 +7,9 @@ To keep the suite's time, each runs two of its variants
 (SR_JAX_SWEEP_VARIANTS) and the three share one tiny warm-up, trained once
 here: the three ablations' warm-ups are the same run (asserted), so a
 sweep finds it finished and skips it, as on a rerun. The tiny size runs
-shortened (SR_JAX_SWEEP_SET, the notebooks' --set overrides): 60 warm-up
-and 20 GAN steps instead of 300 and 100.
+shortened (SR_JAX_SWEEP_SET, the notebooks' --set overrides): 40 warm-up
+and 10 GAN steps instead of 300 and 100, evaluated on the first 3 of the
+ten photos (SR_JAX_SWEEP_MAX_IMAGES).
 """
 import glob
 import os
@@ -34,7 +35,7 @@ NOTEBOOKS = {
                                 'train/l_g_gan'),
 }
 # The notebooks' overrides for every variant (and the shared warm-up).
-SETS = ('psnr.steps=60', 'gan.steps=20')
+SETS = ('psnr.steps=40', 'gan.steps=10')
 FREQUENCY_TAGS = {'spectral_0.3': 'train/l_g_spectral',
                   'ffl_0.5': 'train/l_g_focal_frequency'}
 
@@ -75,7 +76,7 @@ def tiny_warmup(tmp_path_factory):
   config = _ablation('adversarial').get_config('ragan,tiny')
   config_lib.apply_overrides(config, sweep.parse_overrides(SETS), '--set ')
   config_lib.apply_overrides(config, sweep.warmup_overrides(('psnr',)))
-  assert config.psnr.steps == 60
+  assert config.psnr.steps == 40
   train.train_and_evaluate(config, workdir)
   with open(os.path.join(workdir, sweep.DONE), 'w') as f:
     f.write('trained\n')
@@ -92,7 +93,8 @@ def test_ablation_notebook_runs_its_tiny_sweep(notebook, tiny_warmup,
   executed = execute_notebook(notebook, {
       'SR_JAX_WORKDIRS': str(tmp_path),
       'SR_JAX_SWEEP_VARIANTS': ','.join(variants),
-      'SR_JAX_SWEEP_SET': ' '.join(SETS)})
+      'SR_JAX_SWEEP_SET': ' '.join(SETS),
+      'SR_JAX_SWEEP_MAX_IMAGES': '3'})
   text = ''.join(o.get('text', '') for o in notebook_outputs(executed,
                                                               'stream'))
   assert 'shared by every variant: finished earlier, skipped.' in text
@@ -101,6 +103,7 @@ def test_ablation_notebook_runs_its_tiny_sweep(notebook, tiny_warmup,
   table = [o['data']['text/markdown'] for o in notebook_outputs(executed)
            if 'text/markdown' in o.get('data', {})]
   assert len(table) == 1
+  assert '- Evaluated on the first 3 images of each dataset' in table[0]
   rows = [line.split(' | ')[0] for line in table[0].splitlines()
           if line.startswith('| ') and not line.startswith(('| variant',
                                                             '| ---'))]
@@ -115,5 +118,5 @@ def test_ablation_notebook_runs_its_tiny_sweep(notebook, tiny_warmup,
     scalars = (sweep_dir / variant / 'scalars.csv').read_text()
     assert (tag or FREQUENCY_TAGS[variant]) in scalars
     assert 'train/l_d' in scalars
-    assert os.listdir(sweep_dir / variant / 'best' / 'gan') == ['20']
+    assert os.listdir(sweep_dir / variant / 'best' / 'gan') == ['10']
   assert os.path.exists(sweep_dir / sweep.MANIFEST)
