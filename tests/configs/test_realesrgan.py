@@ -14,6 +14,7 @@ from sr_jax.weights import files
 from sr_jax.weights import pretrained
 from tests.helpers.repo import load_config
 from tests.helpers.repo import run_python
+from tests.helpers.repo import with_fast_compile
 
 RELEASE = 'RealESRGAN_x4plus'
 
@@ -82,11 +83,11 @@ def test_finetune_trains_from_the_converted_release(
        f'--config.generator.init_from={released_x4plus}',
        f'--config.frozen.vgg19={random_vgg19_weights}',
        '--config.gan.steps=1'],  # The 23-block generator: one step is enough.
-      # Without the loop emitters of FAST_COMPILE_XLA_FLAGS, which compile
-      # the tiny networks' steps faster but this one's slower (73 s against
-      # 45 s, measured with JAX_LOG_COMPILES=1).
-      env_extra={'XLA_FLAGS': '--xla_backend_optimization_level=0 '
-                              '--xla_cpu_opt_preset=CPU_OPT_PRESET_FAST_COMPILE'})
+      # FAST_COMPILE_XLA_FLAGS with the fusion emitters back: the loop
+      # emitters compile the tiny networks' steps faster but this one's
+      # slower (73 s against 45 s, measured with JAX_LOG_COMPILES=1).
+      env_extra={'XLA_FLAGS': with_fast_compile(
+          '--xla_cpu_use_fusion_emitters=true')})
   output = result.stdout + result.stderr
   assert result.returncode == 0, output
   assert 'Done at step 1' in result.stdout, output
